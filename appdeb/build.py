@@ -1,0 +1,139 @@
+"""build: the pipeline parse → validate → plan → vendor → render → stage → assemble, with a no-change fast path."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__
+from .assemble import assemble, deb_filename, sha256_of
+from .plan import BuildPlan, make_plan, with_vendor
+from .progress import Reporter, quiet
+from .render import render, runtime_source
+from .stage import app_files, refuse_build_paths, stage
+from .templates import template_dir
+from .validate import load_spec
+from .vendor import cache_root, vendor
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """How to build, as given on the command line."""
+
+    instance: str | None = None
+    build_number: int = 1
+    out_dir: Path = Path("dist")
+    vcs: str | None = None
+    python_version: str = "%d.%d" % sys.version_info[:2]
+    compression: str = "zstd"
+    source_date_epoch: int | None = None
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What happened: the .deb written (or found unchanged) and its identity."""
+
+    deb: Path
+    package: str
+    version: str
+    architecture: str
+    sha256: str
+    size: int
+    reused: bool
+
+    def as_json(self) -> dict[str, object]:
+        return {"deb": str(self.deb), "package": self.package, "version": self.version,
+                "architecture": self.architecture, "sha256": self.sha256, "size": self.size, "reused": self.reused}
+
+
+def default_epoch(app_dir: Path, exclude: tuple[str, ...]) -> int:
+    """SOURCE_DATE_EPOCH if set, else the newest mtime among the app's files: stable for one checkout."""
+    env = os.environ.get("SOURCE_DATE_EPOCH")
+    if env:
+        return int(env)
+    mtimes = [int((app_dir / rel).lstat().st_mtime) for rel in app_files(app_dir, exclude)]
+    return max(mtimes, default=0)
+
+
+def build(app_dir: Path, options: BuildOptions, report: Reporter = quiet) -> BuildResult:
+    """Build one package; returns quickly with the existing .deb when nothing changed."""
+    app_dir = app_dir.resolve()
+    spec = load_spec(app_dir)
+    epoch = options.source_date_epoch if options.source_date_epoch is not None else default_epoch(
+        app_dir, spec.exclude)
+    plan = make_plan(spec, instance=options.instance, build_number=options.build_number, vcs=options.vcs,
+                     python_version=options.python_version, compression=options.compression,
+                     source_date_epoch=epoch)
+    out_dir = options.out_dir.resolve()
+    fingerprint = _fingerprint(plan, options)
+    reused = _reuse(out_dir, plan.package, fingerprint)
+    if reused:
+        return reused
+    report(f"vendoring {len(plan.requirements)} requirements for python {plan.python_version}")
+    vendored = vendor(plan.requirements, plan.python_version, app_dir)
+    plan = with_vendor(plan, binary_dists=vendored.binary_dists, vendored=vendored.dists)
+    files = render(plan)
+    report("staging")
+    with tempfile.TemporaryDirectory(prefix="appdeb-stage-") as tmp:
+        tree = Path(tmp) / "pkg"
+        stage(plan, vendored.lib, files, tree)
+        refuse_build_paths(tree, [str(tree), str(app_dir), str(cache_root()), str(out_dir)])
+        report(f"compressing ({plan.compression})")
+        deb = assemble(plan, tree, out_dir)
+    result = BuildResult(deb, plan.package, plan.version, plan.architecture, sha256_of(deb), deb.stat().st_size,
+                         reused=False)
+    _remember(out_dir, plan.package, fingerprint, result)
+    return result
+
+
+def _fingerprint(plan: BuildPlan, options: BuildOptions) -> str:
+    """Everything the .deb depends on: appdeb itself, templates, options and every app file's bytes."""
+    h = hashlib.sha256()
+    h.update(f"{__version__}\0{plan.package}\0{plan.version}\0{plan.python_version}\0{plan.compression}\0"
+             f"{plan.source_date_epoch}\0{options.instance}".encode())
+    h.update(runtime_source())
+    for path in sorted(template_dir().iterdir()):
+        h.update(path.name.encode() + path.read_bytes())
+    for rel in app_files(plan.spec.app_dir, plan.spec.exclude):
+        full = plan.spec.app_dir / rel
+        h.update(str(rel).encode() + b"\0" + (os.readlink(full).encode() if full.is_symlink() else full.read_bytes()))
+    return h.hexdigest()
+
+
+def _state_file(out_dir: Path, package: str) -> Path:
+    return out_dir / ".appdeb-state" / f"{package}.json"
+
+
+def _reuse(out_dir: Path, package: str, fingerprint: str) -> BuildResult | None:
+    try:
+        state = json.loads(_state_file(out_dir, package).read_text())
+    except (OSError, ValueError):
+        return None
+    deb = out_dir / state["deb"]
+    try:
+        st = deb.stat()
+    except OSError:
+        return None
+    if state["fingerprint"] != fingerprint or st.st_size != state["size"] or st.st_mtime_ns != state["mtime_ns"]:
+        return None
+    return BuildResult(deb, state["package"], state["version"], state["architecture"], state["sha256"],
+                       st.st_size, reused=True)
+
+
+def _remember(out_dir: Path, package: str, fingerprint: str, result: BuildResult) -> None:
+    path = _state_file(out_dir, package)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"fingerprint": fingerprint, "deb": result.deb.name, "package": result.package,
+            "version": result.version, "architecture": result.architecture, "sha256": result.sha256,
+            "size": result.size, "mtime_ns": result.deb.stat().st_mtime_ns}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+__all__ = ["BuildOptions", "BuildResult", "build", "deb_filename"]

@@ -1,0 +1,57 @@
+"""The development environment: the packaged runtime, run from a checkout (`appdeb serve`, `appdeb run`).
+
+The same runtime file and the same generated description drive it, so an app sees the same
+variables, paths and commands locally as on a node; only the directories point into .appdeb/dev.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from .errors import AppdebError
+from .plan import make_plan
+from .progress import Reporter, quiet
+from .render import runtime_config, runtime_source
+from .validate import load_spec
+from .vendor import vendor
+
+LOCAL_SETTINGS = "settings.local.env"
+
+
+def prepare(app_dir: Path, *, port: int | None = None, settings: Path | None = None,
+            report: Reporter = quiet) -> Path:
+    """Write .appdeb/dev (runtime + description) for app_dir and return that root."""
+    app_dir = app_dir.resolve()
+    spec = load_spec(app_dir)
+    version = "%d.%d" % sys.version_info[:2]
+    plan = make_plan(spec, python_version=version, source_date_epoch=0)
+    report(f"vendoring {len(plan.requirements)} requirements")
+    lib = vendor(plan.requirements, version, app_dir).lib
+    root = app_dir / ".appdeb" / "dev"
+    var = root / "var"
+    paths = {"etc": str(app_dir), "settings": str(settings or app_dir / LOCAL_SETTINGS),
+             "state": str(var / "lib"), "tmp": str(var / "tmp"), "logs": str(var / "log"),
+             "backups": str(var / "backups"), "launcher": "appdeb run"}
+    for key in ("state", "tmp", "logs", "backups"):
+        Path(paths[key]).mkdir(parents=True, exist_ok=True)
+    meta = runtime_config(plan)
+    meta.update({"dev": True, "layout": {"app": str(app_dir), "lib": str(lib)}, "paths": paths,
+                 "instance": "dev"})
+    if port is not None and meta["web"]:
+        meta["web"]["port"] = port
+    (root / "appdeb").mkdir(parents=True, exist_ok=True)
+    (root / "appdeb" / "app.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+    (root / "appdeb" / "appdeb_runtime.py").write_bytes(runtime_source())
+    return root
+
+
+def exec_runtime(root: Path, verb: str, args: list[str]) -> None:
+    """Replace this process with the runtime (signals and exit codes pass straight through)."""
+    runtime = root / "appdeb" / "appdeb_runtime.py"
+    if not runtime.is_file():
+        raise AppdebError(f"{root} is not a prepared development environment")
+    argv = [sys.executable, "-I", str(runtime), str(root), verb, *args]
+    os.execv(sys.executable, argv)

@@ -1,0 +1,208 @@
+"""plan: decide every name, path, port, unit and version of a build — in one place, from the spec alone."""
+
+from __future__ import annotations
+
+import re
+import zlib
+from dataclasses import dataclass, field, replace
+
+from debian.debian_support import Version
+
+from .errors import AppdebError
+from .platforms import PLATFORMS, extra_requirements
+from .spec import AppSpec
+
+COMPRESSIONS = ("zstd", "xz", "gzip", "none")
+PORT_BASE, PORT_SPAN = 20000, 10000
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where an instance lives on the node; nothing of one instance overlaps another's."""
+
+    root: str  # /opt/PKG: the app, its libraries and the runtime
+    app: str
+    lib: str
+    runtime: str
+    etc: str
+    settings: str
+    state: str
+    tmp: str
+    logs: str
+    backups: str
+    launcher: str
+    unit_dir: str = "/lib/systemd/system"
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One systemd unit file the package ships."""
+
+    name: str  # file name, e.g. blog-prod.service
+    kind: str  # web | process | timer | timer-service
+    description: str
+    verb: tuple[str, ...]  # launcher arguments that run it
+    schedule: str = ""
+
+    @property
+    def enabled(self) -> bool:
+        """Services and timers are enabled; a timer's service is started by its timer."""
+        return self.kind != "timer-service"
+
+
+@dataclass(frozen=True)
+class Names:
+    """The instance naming decision: package, user and every path derive from this."""
+
+    package: str
+    user: str
+    port: int
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """What we decided to build; templates see only this."""
+
+    spec: AppSpec
+    instance: str
+    package: str
+    version: str
+    upstream_version: str
+    build_number: int
+    user: str
+    port: int
+    server_name: str
+    paths: Paths
+    units: tuple[Unit, ...]
+    depends: tuple[str, ...]
+    pre_depends: tuple[str, ...]
+    requirements: tuple[str, ...]
+    python_version: str  # "3.11": the node's python3 must be this
+    compression: str
+    source_date_epoch: int
+    architecture: str = "all"
+    python_abi: str = ""  # set when binary wheels are vendored (e.g. cp311)
+    binary_dists: tuple[str, ...] = ()
+    vendored: tuple[str, ...] = ()
+    extra: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def web_unit(self) -> Unit | None:
+        return next((u for u in self.units if u.kind == "web"), None)
+
+
+def instance_names(spec: AppSpec, instance: str | None) -> Names:
+    """THE naming rule: `NAME` or `NAME-INSTANCE`, a same-named system user, a stable port."""
+    package = f"{spec.name}-{instance}" if instance else spec.name
+    if len(package) > 32:
+        raise AppdebError(f"package name '{package}' is longer than 32 characters (system user names are limited)")
+    settings = spec.instance_settings(instance)
+    port = settings.port or (spec.web.port if spec.web and spec.web.port and not instance else None)
+    return Names(package=package, user=package, port=port or default_port(package))
+
+
+def default_port(package: str) -> int:
+    """A port derived from the package name, so instances differ without configuration."""
+    return PORT_BASE + zlib.crc32(package.encode()) % PORT_SPAN
+
+
+def paths_for(package: str) -> Paths:
+    root = f"/opt/{package}"
+    return Paths(
+        root=root, app=f"{root}/app", lib=f"{root}/lib", runtime=f"{root}/appdeb",
+        etc=f"/etc/{package}", settings=f"/etc/{package}/settings.env",
+        state=f"/var/lib/{package}", tmp=f"/var/lib/{package}/tmp", logs=f"/var/log/{package}",
+        backups=f"/var/backups/{package}", launcher=f"/usr/bin/{package}", doc=f"/usr/share/doc/{package}",
+    )
+
+
+def debian_version(app_version: str, build_number: int, vcs: str | None = None) -> tuple[str, str]:
+    """(upstream, full) Debian version; pre-releases sort before releases, higher builds sort higher."""
+    upstream = app_version
+    upstream = re.sub(r"[.-]?(dev|a|alpha|b|beta|rc|c|pre|preview)(?=\d|$)", r"~\1", upstream)
+    upstream = re.sub(r"[.-]?post(?=\d|$)", "+post", upstream)
+    upstream = upstream.replace("_", ".")
+    if ":" in upstream:
+        raise AppdebError(f"version '{app_version}': ':' (an epoch) is not allowed in app versions")
+    full = f"{upstream}-{build_number}"
+    if vcs:
+        full += f"+{re.sub(r'[^A-Za-z0-9.]', '', vcs)}"
+    try:
+        Version(full)
+    except ValueError as exc:
+        raise AppdebError(f"version '{app_version}' does not make a valid Debian version: {exc}") from None
+    return upstream, full
+
+
+def _units(spec: AppSpec, package: str) -> tuple[Unit, ...]:
+    units: list[Unit] = []
+    if any(PLATFORMS[p].serves_web for p in spec.platform):
+        units.append(Unit(f"{package}.service", "web", f"{package} web process (gunicorn)", ("web",)))
+    for proc in spec.processes:
+        units.append(Unit(f"{package}-{proc.name}.service", "process", f"{package} process {proc.name}",
+                          ("process", proc.name)))
+    for timer in spec.timers:
+        units.append(Unit(f"{package}-{timer.name}.service", "timer-service", f"{package} timer job {timer.name}",
+                          ("timer", timer.name)))
+        units.append(Unit(f"{package}-{timer.name}.timer", "timer", f"{package} timer {timer.name}",
+                          ("timer", timer.name), schedule=timer.schedule))
+    return tuple(units)
+
+
+def make_plan(
+    spec: AppSpec,
+    *,
+    instance: str | None = None,
+    build_number: int = 1,
+    vcs: str | None = None,
+    python_version: str,
+    compression: str = "zstd",
+    source_date_epoch: int,
+) -> BuildPlan:
+    """Pure: the spec and the build options in, every decision out."""
+    if compression not in COMPRESSIONS:
+        raise AppdebError(f"unknown compression '{compression}' (allowed: {', '.join(COMPRESSIONS)})")
+    if build_number < 0:
+        raise AppdebError("the build number must be 0 or more")
+    check_python(spec.require.python, python_version)
+    names = instance_names(spec, instance)
+    upstream, version = debian_version(spec.version, build_number, vcs)
+    settings = spec.instance_settings(instance)
+    from .services import plan_depends  # services add Debian dependencies
+
+    depends = ("python3", "adduser", "init-system-helpers", *spec.require.deb, *plan_depends(spec))
+    return BuildPlan(
+        spec=spec, instance=instance or "", package=names.package, version=version, upstream_version=upstream,
+        build_number=build_number, user=names.user, port=names.port,
+        server_name=settings.server_name or "_",
+        paths=paths_for(names.package), units=_units(spec, names.package),
+        depends=tuple(dict.fromkeys(depends)), pre_depends=("python3",),
+        requirements=(*spec.require.pip, *extra_requirements(spec.platform)),
+        python_version=python_version, compression=compression, source_date_epoch=source_date_epoch,
+    )
+
+
+def with_vendor(plan: BuildPlan, *, binary_dists: tuple[str, ...], vendored: tuple[str, ...]) -> BuildPlan:
+    """Record what vendoring found: binary wheels make the package architecture-specific."""
+    import platform as _platform
+
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(_platform.machine(), _platform.machine())
+    abi = "cp" + plan.python_version.replace(".", "") if binary_dists else ""
+    return replace(plan, architecture=arch if binary_dists else "all", python_abi=abi,
+                   binary_dists=binary_dists, vendored=vendored)
+
+
+def check_python(specifier: str, version: str) -> None:
+    """Refuse to build for a Python the app says it does not support."""
+    target = tuple(int(x) for x in version.split("."))
+    for part in filter(None, (p.strip() for p in specifier.split(","))):
+        m = re.match(r"^(==|!=|>=|<=|~=|>|<)\s*([\d.]+)$", part)
+        if not m:
+            continue
+        op, ver = m.group(1), tuple(int(x) for x in m.group(2).split("."))
+        t = target[: len(ver)] if op in ("==", "!=") else target
+        ok = {"==": t == ver, "!=": t != ver, ">=": t >= ver, "<=": t <= ver, ">": t > ver, "<": t < ver,
+              "~=": t >= ver and t[: len(ver) - 1] == ver[:-1]}[op]
+        if not ok:
+            raise AppdebError(f"the app requires python {specifier}, but the build targets python {version}")

@@ -1,0 +1,227 @@
+"""Where an appdeb repository lives and how it is set up: settings, aptly.conf, key.
+
+Layout of ROOT: aptly.conf (rendered from repo/aptly.conf.j2), settings.json,
+gnupg/ (the signing key), key.gpg/key.asc (public key), history.jsonl,
+ledger.json, plus aptly's own db/, pool/ and public/ (the tree nodes fetch).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from . import signing
+from .errors import AppdebError
+from .runner import run
+
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+@dataclass(frozen=True)
+class RepoConfig:
+    """A repository root plus its settings (persisted in ROOT/settings.json)."""
+
+    root: Path
+    key: str
+    distribution: str = "bookworm"
+    component: str = "main"
+    origin: str = "appdeb"
+    label: str = "appdeb"
+    keep: int = 5
+    keep_snapshots: int = 20
+    architectures: tuple[str, ...] = ("amd64",)
+
+    @property
+    def conf(self) -> Path:
+        return self.root / "aptly.conf"
+
+    @property
+    def gnupg_home(self) -> Path:
+        return self.root / "gnupg"
+
+    @property
+    def public_dir(self) -> Path:
+        return self.root / "public"
+
+    @property
+    def key_asc(self) -> Path:
+        return self.root / "key.asc"
+
+    @property
+    def key_gpg(self) -> Path:
+        return self.root / "key.gpg"
+
+
+def default_root() -> Path:
+    """APPDEB_REPO, else the XDG data dir: a per-user location needing no root."""
+    if env := os.environ.get("APPDEB_REPO"):
+        return Path(env)
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "appdeb" / "repo"
+
+
+def _template_text() -> str:
+    """The aptly.conf template: source tree's repo/ first, then package data appdeb/_repo/."""
+    src = Path(__file__).resolve().parent.parent / "repo" / "aptly.conf.j2"
+    if src.is_file():
+        return src.read_text()
+    try:
+        from importlib.resources import files
+
+        return (files("appdeb._repo") / "aptly.conf.j2").read_text()
+    except (ModuleNotFoundError, FileNotFoundError):
+        raise AppdebError("aptly.conf.j2 template not found (neither repo/ nor appdeb/_repo/)") from None
+
+
+def _write_conf(cfg: RepoConfig) -> None:
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    text = env.from_string(_template_text()).render(
+        root_dir=str(cfg.root), architectures=list(cfg.architectures), gpg_provider="gpg"
+    )
+    try:
+        json.loads(text)  # a broken template must fail here, not inside aptly
+    except json.JSONDecodeError as exc:
+        raise AppdebError(f"aptly.conf.j2 does not render to valid JSON: {exc}") from None
+    cfg.conf.write_text(text)
+
+
+def _save_settings(cfg: RepoConfig) -> None:
+    data = {k: v for k, v in asdict(cfg).items() if k != "root"}
+    data["architectures"] = list(cfg.architectures)
+    write_atomic(cfg.root / "settings.json", json.dumps(data, indent=2) + "\n")
+
+
+def open_repo(root: Path | None = None) -> RepoConfig:
+    """Load an initialised repository; the CLI's entry point for every command but init."""
+    root = (root or default_root()).expanduser().resolve()
+    try:
+        data: dict[str, Any] = json.loads((root / "settings.json").read_text())
+    except FileNotFoundError:
+        raise AppdebError(f"{root}: not an appdeb repository; run `appdeb repo init` first") from None
+    data["architectures"] = tuple(data.get("architectures", ("amd64",)))
+    try:
+        return RepoConfig(root=root, **data)
+    except TypeError as exc:
+        raise AppdebError(f"{root / 'settings.json'}: {exc}") from None
+
+
+def init_repo(
+    root: Path | None = None,
+    key: str | None = None,
+    *,
+    name: str = "appdeb repository signing key",
+    email: str = "appdeb@localhost",
+    distribution: str | None = None,
+    component: str | None = None,
+    origin: str | None = None,
+    label: str | None = None,
+    keep: int | None = None,
+    keep_snapshots: int | None = None,
+    architectures: Sequence[str] | None = None,
+) -> RepoConfig:
+    """Create (or refresh) a repository; idempotent, and never replaces an existing key.
+
+    Options left as None keep the existing setting (or take the default on a new repo).
+    """
+    root = (root or default_root()).expanduser().resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    with locked(root):
+        old = open_repo(root) if (root / "settings.json").exists() else None
+        home = root / "gnupg"
+        fpr = signing.ensure_key(home, old.key if old else None, key, name, email)
+        base = old or RepoConfig(root=root, key=fpr, architectures=(_host_arch(),))
+        given: dict[str, Any] = {
+            "distribution": distribution, "component": component, "origin": origin, "label": label,
+            "keep": keep, "keep_snapshots": keep_snapshots,
+            "architectures": tuple(architectures) if architectures else None,
+        }
+        cfg = replace(base, root=root, key=fpr, **{k: v for k, v in given.items() if v is not None})
+        for value in (cfg.distribution, cfg.component, *cfg.architectures):
+            check_name(value)
+        _write_conf(cfg)
+        _save_settings(cfg)
+        signing.export_public(home, fpr, cfg.key_gpg, cfg.key_asc)
+    return cfg
+
+
+def _host_arch() -> str:
+    return run(["dpkg", "--print-architecture"]).stdout.strip()
+
+
+def check_name(value: str) -> None:
+    """Distribution/component/arch names end up in paths and URLs: keep them plain."""
+    if not _NAME_RE.fullmatch(value):
+        raise AppdebError(f"invalid name {value!r}: use letters, digits, '.', '_' and '-'")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace a state file whole, so a crash never leaves it half-written."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+@contextmanager
+def locked(root: Path) -> Iterator[None]:
+    """Serialise writers: two publishes must not interleave snapshot and switch."""
+    with (root / ".lock").open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One line of ROOT/history.jsonl: a publish or a rollback of one distribution."""
+
+    time: str
+    action: str
+    distribution: str
+    snapshot: str
+    previous: str | None
+    added: list[str]
+    removed: list[str]
+
+
+def record(cfg: RepoConfig, action: str, dist: str, snap: str, prev: str | None,
+           added: list[str], removed: list[str]) -> HistoryEntry:
+    """Append to ROOT/history.jsonl (append-only JSON lines: cheap and crash-tolerant)."""
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    entry = HistoryEntry(now, action, dist, snap, prev, added, removed)
+    with (cfg.root / "history.jsonl").open("a") as fh:
+        fh.write(json.dumps(asdict(entry)) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    return entry
+
+
+def load_ledger(cfg: RepoConfig) -> dict[str, str]:
+    """Every name_version_arch ever published -> sha256; survives retention and db cleanup."""
+    path = cfg.root / "ledger.json"
+    return dict(json.loads(path.read_text())) if path.exists() else {}
+
+
+def save_ledger(cfg: RepoConfig, added: dict[str, str]) -> None:
+    """Remember published versions' bytes, so versions stay immutable forever."""
+    if added:
+        write_atomic(cfg.root / "ledger.json", json.dumps({**load_ledger(cfg), **added}, indent=0))
+
+
+def history(cfg: RepoConfig, distribution: str | None = None) -> list[HistoryEntry]:
+    """Publishes and rollbacks, oldest first; all distributions unless one is named."""
+    path = cfg.root / "history.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    entries = [HistoryEntry(**json.loads(line)) for line in lines if line.strip()]
+    return [e for e in entries if distribution in (None, e.distribution)]

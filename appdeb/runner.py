@@ -1,0 +1,80 @@
+"""The single door to subprocesses: every external tool appdeb drives goes through run()."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from .errors import AppdebError, CommandError
+
+_DEBUG = os.environ.get("APPDEB_DEBUG") == "1"
+
+
+def run(
+    argv: Sequence[str | os.PathLike[str]],
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    input: str | bytes | None = None,
+    check: bool = True,
+    capture: bool = True,
+    timeout: float | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command; on failure raise CommandError with its combined output.
+
+    Output is captured as text (stderr merged into stdout) unless capture is False,
+    in which case it goes to the caller's terminal.
+    """
+    args = [os.fspath(a) for a in argv]
+    if _DEBUG:
+        print("+", shlex.join(args), flush=True)
+    full_env = None if env is None else {**os.environ, **env}
+    data = input.encode() if isinstance(input, str) else input
+    try:
+        proc = subprocess.run(
+            args,
+            cwd=cwd,
+            env=full_env,
+            input=data,
+            stdout=subprocess.PIPE if capture else None,
+            stderr=subprocess.STDOUT if capture else None,
+            timeout=timeout,
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        raise AppdebError(f"{args[0]}: not found; is it installed? ({exc.strerror})") from None
+    except subprocess.TimeoutExpired:
+        raise AppdebError(f"command timed out after {timeout}s: {shlex.join(args)}") from None
+    out = proc.stdout.decode(errors="replace") if proc.stdout is not None else ""
+    result = subprocess.CompletedProcess(args, proc.returncode, out, "")
+    if check and proc.returncode != 0:
+        raise CommandError(args, proc.returncode, out)
+    return result
+
+
+def which(name: str) -> str | None:
+    """Locate a program on PATH (kept here so tool discovery has one home)."""
+    from shutil import which as _which
+
+    return _which(name)
+
+
+def spawn(
+    argv: Sequence[str | os.PathLike[str]],
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    **popen_kwargs: object,
+) -> subprocess.Popen[bytes]:
+    """Start a long-running process (a server, a node) and hand back its handle."""
+    args = [os.fspath(a) for a in argv]
+    if _DEBUG:
+        print("+ (bg)", shlex.join(args), flush=True)
+    full_env = None if env is None else {**os.environ, **env}
+    try:
+        return subprocess.Popen(args, cwd=cwd, env=full_env, **popen_kwargs)  # type: ignore[call-overload]
+    except FileNotFoundError as exc:
+        raise AppdebError(f"{args[0]}: not found; is it installed? ({exc.strerror})") from None

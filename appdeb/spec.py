@@ -1,0 +1,117 @@
+"""AppSpec: what the user said in app.yaml, as frozen values (validated by validate.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+LIFECYCLE_COMMANDS = ("install", "update", "verify", "backup", "restore", "uninstall")
+
+
+@dataclass(frozen=True)
+class Requirements:
+    """The `require:` section: what the app needs from the node and from PyPI."""
+
+    os: str = "debian"
+    python: str = ""  # a version specifier such as ">=3.11"; empty means any
+    deb: tuple[str, ...] = ()
+    pip: tuple[str, ...] = ()  # requirement lines (a requirements file is read into these)
+    pip_file: str | None = None  # the file they came from, relative to the app dir
+
+
+@dataclass(frozen=True)
+class Web:
+    """How the WSGI app is served: gunicorn sync workers with fail-safe recycling."""
+
+    app: str  # module:object
+    workers: int = 2
+    timeout: int = 30
+    graceful_timeout: int = 20
+    max_requests: int = 1000
+    max_requests_jitter: int = 100
+    port: int | None = None  # default instance's port; instances: may override
+
+
+@dataclass(frozen=True)
+class Process:
+    """A long-running extra process (a worker), one systemd unit each."""
+
+    name: str
+    command: str
+
+
+@dataclass(frozen=True)
+class Timer:
+    """A command run on a systemd calendar schedule."""
+
+    name: str
+    command: str
+    schedule: str
+
+
+@dataclass(frozen=True)
+class Static:
+    """A directory of static files and the URL prefix it is served under."""
+
+    dir: str
+    url: str = "/static/"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment setting the app expects."""
+
+    name: str
+    default: str | None = None
+    required: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Service:
+    """A service the app requests (postgres, files, …) with its options."""
+
+    kind: str
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def option(self, key: str, default: Any = None) -> Any:
+        return dict(self.options).get(key, default)
+
+
+@dataclass(frozen=True)
+class InstanceSettings:
+    """Per-instance overrides declared in app.yaml's `instances:`."""
+
+    port: int | None = None
+    server_name: str | None = None
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    """Everything app.yaml says, validated; the input of planning."""
+
+    app_dir: Path
+    name: str
+    version: str
+    description: str
+    maintainer: str
+    platform: tuple[str, ...]
+    require: Requirements
+    python_paths: tuple[str, ...] = ()
+    web: Web | None = None
+    commands: tuple[tuple[str, str], ...] = ()
+    processes: tuple[Process, ...] = ()
+    timers: tuple[Timer, ...] = ()
+    static: Static | None = None
+    env: tuple[Setting, ...] = ()
+    services: tuple[Service, ...] = ()
+    instances: tuple[tuple[str, InstanceSettings], ...] = ()
+    exclude: tuple[str, ...] = ()
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def command(self, name: str) -> str | None:
+        return dict(self.commands).get(name)
+
+    def instance_settings(self, instance: str | None) -> InstanceSettings:
+        return dict(self.instances).get(instance or "", InstanceSettings())
