@@ -29,7 +29,7 @@ class BuildOptions:
     build_number: int = 1
     out_dir: Path = Path("dist")
     vcs: str | None = None
-    python_version: str = "%d.%d" % sys.version_info[:2]
+    python_version: str = "{}.{}".format(*sys.version_info[:2])
     compression: str = "zstd"
     source_date_epoch: int | None = None
 

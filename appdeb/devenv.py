@@ -26,7 +26,7 @@ def prepare(app_dir: Path, *, port: int | None = None, settings: Path | None = N
     """Write .appdeb/dev (runtime + description) for app_dir and return that root."""
     app_dir = app_dir.resolve()
     spec = load_spec(app_dir)
-    version = "%d.%d" % sys.version_info[:2]
+    version = "{}.{}".format(*sys.version_info[:2])
     plan = make_plan(spec, python_version=version, source_date_epoch=0)
     report(f"vendoring {len(plan.requirements)} requirements")
     lib = vendor(plan.requirements, version, app_dir).lib

@@ -63,7 +63,7 @@ class NodeInfo:
 
 
 def nodes_dir() -> Path:
-    """Where node state lives; /var/tmp survives reboots of the host's /tmp cleanup but not forever."""
+    """Where node state lives: on disk (not the repo), so a leftover node is findable after a crash."""
     return Path(os.environ.get("APPDEB_NODE_DIR", "/var/tmp/appdeb-nodes"))
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import gzip
 import io
 import json
-from dataclasses import dataclass
 import time
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -18,6 +18,7 @@ from .templates import environment
 UNIT_TEMPLATES = {"web": "web.service.j2", "process": "process.service.j2",
                   "timer-service": "timer-service.service.j2", "timer": "timer.timer.j2"}
 SCRIPTS = ("preinst", "postinst", "prerm", "postrm")
+CHANGELOG_DATE = "%a, %d %b %Y %H:%M:%S +0000"
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def changelog_gz(plan: BuildPlan) -> bytes:
     """A one-entry Debian changelog, gzipped without timestamps so builds stay reproducible."""
     log = Changelog()
     log.new_block(package=plan.package, version=plan.version, distributions="unstable", urgency="medium",
-                  author=plan.spec.maintainer, date=time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(plan.source_date_epoch)))
+                  author=plan.spec.maintainer, date=time.strftime(CHANGELOG_DATE, time.gmtime(plan.source_date_epoch)))
     log.add_change("")
     log.add_change(f"  * Built by appdeb from {plan.spec.name} {plan.spec.version}.")
     log.add_change("")

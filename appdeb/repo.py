@@ -185,16 +185,21 @@ def _add(cfg: RepoConfig, repo: str, debs: list[_Deb]) -> None:
         _aptly(cfg, "repo", "add", repo, tmp)
 
 
-def _retain(cfg: RepoConfig, repo: str, keep: int) -> None:
-    """Drop all but the `keep` highest Debian versions of each package/arch (0 keeps all)."""
+def _retain(cfg: RepoConfig, repo: str, keep: int) -> set[PackageRef]:
+    """Drop all but the `keep` highest Debian versions of each package/arch (0 keeps all).
+
+    Returns what the local repo holds afterwards.
+    """
+    held = set(_search(cfg, "repo", repo))
     if keep <= 0:
-        return
+        return held
     groups: dict[tuple[str, str], list[PackageRef]] = {}
-    for ref in _search(cfg, "repo", repo):
+    for ref in held:
         groups.setdefault((ref.name, ref.arch), []).append(ref)
-    old = [r.key for refs in groups.values() for r in sorted(refs, key=lambda r: Version(r.version))[:-keep]]
+    old = [r for refs in groups.values() for r in sorted(refs, key=lambda r: Version(r.version))[:-keep]]
     if old:
-        _aptly(cfg, "repo", "remove", repo, *old)
+        _aptly(cfg, "repo", "remove", repo, *(r.key for r in old))
+    return held - set(old)
 
 
 def _wait_for_new_second(index: Path) -> None:
@@ -236,6 +241,9 @@ def publish(
     check_name(dist)
     check_name(comp)
     incoming = [_read_deb(Path(p)) for p in debs]
+    if foreign := sorted({d.ref.arch for d in incoming} - {"all", *cfg.architectures}):
+        raise AppdebError(f"architecture {', '.join(foreign)} is not published by this repository "
+                          f"({', '.join(cfg.architectures)}); see architectures in settings.json")
     with locked(cfg.root):
         current = _published(cfg).get(dist)
         if current and current[1] != comp:
@@ -243,8 +251,7 @@ def publish(
         repo = _local_repo(cfg, dist, comp)
         new, present = _immutable_split(cfg, repo, incoming)
         _add(cfg, repo, new)
-        _retain(cfg, repo, cfg.keep if keep is None else keep)
-        after = set(_search(cfg, "repo", repo))
+        after = _retain(cfg, repo, cfg.keep if keep is None else keep)
         before = set(_search(cfg, "snapshot", current[0])) if current else set()
         if after == before and (current or not after):
             return PublishResult(dist, None, unchanged=present)
@@ -307,8 +314,7 @@ def rollback(cfg: RepoConfig, to: str | None = None, distribution: str | None = 
         if current is None:
             raise AppdebError(f"nothing is published for {dist}")
         names = snapshots(cfg, dist)
-        older = [n for n in names if n < current[0]]
-        target = to or (older[-1] if older else None)
+        target = to or _previous(cfg, dist, current[0], names)
         if target is None or target not in names:
             wanted = to or f"before {current[0]}"
             raise AppdebError(f"no snapshot {wanted} for {dist}; have: {', '.join(names) or 'none'}")
@@ -318,6 +324,19 @@ def rollback(cfg: RepoConfig, to: str | None = None, distribution: str | None = 
         _reset_repo(cfg, dist, current[1], target)
         before, after = set(_search(cfg, "snapshot", current[0])), set(_search(cfg, "snapshot", target))
         return record(cfg, "rollback", dist, target, current[0], *_diff(before, after))
+
+
+def _previous(cfg: RepoConfig, dist: str, current: str, names: list[str]) -> str | None:
+    """What was published before `current` was published: undo the last publish.
+
+    Taken from history (so after rollback-then-publish it skips the rolled-back
+    snapshot); by name order only if history does not know `current`.
+    """
+    for entry in reversed(history(cfg, dist)):
+        if entry.action == "publish" and entry.snapshot == current:
+            return entry.previous
+    older = [n for n in names if n < current]
+    return older[-1] if older else None
 
 
 def _reset_repo(cfg: RepoConfig, dist: str, comp: str, snap: str) -> None:

@@ -71,16 +71,12 @@ def default_root() -> Path:
 
 
 def _template_text() -> str:
-    """The aptly.conf template: source tree's repo/ first, then package data appdeb/_repo/."""
-    src = Path(__file__).resolve().parent.parent / "repo" / "aptly.conf.j2"
-    if src.is_file():
-        return src.read_text()
-    try:
-        from importlib.resources import files
-
-        return (files("appdeb._repo") / "aptly.conf.j2").read_text()
-    except (ModuleNotFoundError, FileNotFoundError):
-        raise AppdebError("aptly.conf.j2 template not found (neither repo/ nor appdeb/_repo/)") from None
+    """The aptly.conf template: a checkout's repo/, else the wheel's appdeb/_repo/ copy."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "repo" / "aptly.conf.j2", here / "_repo" / "aptly.conf.j2"):
+        if candidate.is_file():
+            return candidate.read_text()
+    raise AppdebError("aptly.conf.j2 is missing from this installation (neither repo/ nor appdeb/_repo/)")
 
 
 def _write_conf(cfg: RepoConfig) -> None:

@@ -75,6 +75,6 @@ def spawn(
         print("+ (bg)", shlex.join(args), flush=True)
     full_env = None if env is None else {**os.environ, **env}
     try:
-        return subprocess.Popen(args, cwd=cwd, env=full_env, **popen_kwargs)  # type: ignore[call-overload]
+        return subprocess.Popen(args, cwd=cwd, env=full_env, **popen_kwargs)  # type: ignore[call-overload,no-any-return]
     except FileNotFoundError as exc:
         raise AppdebError(f"{args[0]}: not found; is it installed? ({exc.strerror})") from None

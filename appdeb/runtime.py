@@ -95,8 +95,9 @@ class AppPackage:
         for entry in reversed(self.sys_path()):
             if entry not in sys.path:
                 sys.path.insert(0, entry)
+        env = self.environ(dict(os.environ))
         os.environ.clear()
-        os.environ.update(self.environ(dict(os.environ)))
+        os.environ.update(env)
         os.makedirs(self.paths["tmp"], exist_ok=True) if self.dev else None
 
     def load_object(self, spec: str) -> Any:
@@ -157,14 +158,14 @@ def verb_web(app: AppPackage, args: list[str]) -> int:
     if not web:
         raise RuntimeError_("this app has no wsgi: section")
     app.activate()
-    from gunicorn.app.wsgiapp import WSGIApplication  # vendored into the package
+    from gunicorn.app.wsgiapp import WSGIApplication  # type: ignore[import-untyped]  # vendored
 
     sys.argv = [
         "gunicorn", "--bind", f"127.0.0.1:{os.environ.get('APPDEB_PORT', web['port'])}",
         "--worker-class", "sync", "--workers", str(web["workers"]), "--timeout", str(web["timeout"]),
         "--graceful-timeout", str(web["graceful_timeout"]), "--max-requests", str(web["max_requests"]),
         "--max-requests-jitter", str(web["max_requests_jitter"]), "--chdir", app.app_dir,
-        "--access-logfile", "-", "--proc-name", app.meta["package"], *args, app.meta["wsgi"],
+        "--access-logfile", "-", "--name", app.meta["package"], *args, app.meta["wsgi"],
     ]
     WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]").run()
     return 0
@@ -232,7 +233,7 @@ def check_web(port: int, deadline: float) -> str | None:
 def verify_problems(app: AppPackage) -> list[str]:
     """appdeb's own checks: python, required settings, running units, the web answering."""
     problems = []
-    found = "%d.%d" % sys.version_info[:2]
+    found = "{}.{}".format(*sys.version_info[:2])
     if found != app.meta["python_version"]:
         problems.append(f"python3 is {found}, the package was built for {app.meta['python_version']}")
     settings = app.settings()
@@ -241,10 +242,10 @@ def verify_problems(app: AppPackage) -> list[str]:
         problems.append(f"required settings missing in {app.paths['settings']}: {', '.join(missing)}")
     if os.path.isdir(SYSTEMD) and not app.dev:
         for unit in app.meta["units"]:
-            if unit["enabled"] and unit["name"].endswith(".service") and _systemctl("is-active", "--quiet",
-                                                                                       unit["name"]) != 0:
-                if not _policy_denies(unit["name"]):
-                    problems.append(f"{unit['name']} is not running (journalctl -u {unit['name']})")
+            name = unit["name"]
+            down = unit["enabled"] and name.endswith(".service") and _systemctl("is-active", "--quiet", name) != 0
+            if down and not _policy_denies(name):
+                problems.append(f"{name} is not running (journalctl -u {name})")
     web = app.meta.get("web")
     web_unit = next((u["name"] for u in app.meta["units"] if u["kind"] == "web"), None)
     if web and web_unit and not problems and (app.dev or _systemctl("is-active", "--quiet", web_unit) == 0):
@@ -275,7 +276,7 @@ def verb_backup(app: AppPackage, args: list[str]) -> int:
     """Back up settings, services and the app's own data into backups/STAMP-VERSION-REASON/."""
     reason = _option(args, "--reason", "manual")
     version = _option(args, "--from-version", app.meta["version"])
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     safe_version = version.replace(":", "_").replace("/", "_")
     final = os.path.join(app.paths["backups"], f"{stamp}-{safe_version}-{reason}")
     work = final + ".partial"

@@ -86,10 +86,7 @@ def find_build_paths(root: Path, needles: list[str]) -> list[str]:
     for dirpath, _, filenames in os.walk(root):
         for name in filenames:
             path = Path(dirpath) / name
-            if path.is_symlink():
-                data = os.readlink(path).encode()
-            else:
-                data = path.read_bytes()
+            data = os.readlink(path).encode() if path.is_symlink() else path.read_bytes()
             if any(n in data for n in raw):
                 hits.append(str(path.relative_to(root)))
     return sorted(hits)

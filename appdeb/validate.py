@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from .checker import Checker, plain
 from .errors import Problem, SpecError
@@ -191,7 +192,7 @@ def _web(wsgi: YNode | None, web: YNode | None, c: Checker) -> Web | None:
         "max_requests": (0, 10**7), "max_requests_jitter": (0, 10**6), "port": (1024, 65535),
     }
     values = {k: c.integer(opts.get(k), f"web.{k}", *rng) for k, rng in ints.items() if k in opts}
-    return Web(app=app or "", **{k: v for k, v in values.items() if v is not None})  # type: ignore[arg-type]
+    return Web(app=app or "", **{k: v for k, v in values.items() if v is not None})
 
 
 def _named_commands(node: YNode | None, section: str, c: Checker) -> list[tuple[str, str]]:
@@ -294,7 +295,7 @@ def _env_name(name: str, node: YNode, c: Checker) -> bool:
 def _services(node: YNode | None, c: Checker) -> tuple[Service, ...]:
     if node is not None and node.kind == "seq":
         kinds = c.string_list(node, "services")
-        items = [(k, {}) for k in kinds]
+        items: list[tuple[str, dict[str, Any]]] = [(k, {}) for k in kinds]
     else:
         m = c.mapping(node, "services") or {}
         items = []

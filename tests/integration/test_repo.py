@@ -51,8 +51,8 @@ def make_deb(outdir: Path, name: str, version: str, *, payload: str = "", arch: 
 def published_versions(cfg: repo.RepoConfig, name: str = "hello") -> list[str]:
     """Versions of `name` in the published Packages index (what apt would download)."""
     text = (cfg.root / PACKAGES).read_text()
-    stanzas = [dict(line.split(": ", 1) for line in s.splitlines() if ": " in line) for s in text.split("\n\n")]
-    return sorted(s["Version"] for s in stanzas if s.get("Package") == name)
+    stanzas = [dict(ln.split(": ", 1) for ln in st.splitlines() if ": " in ln) for st in text.split("\n\n")]
+    return sorted(st["Version"] for st in stanzas if st.get("Package") == name)
 
 
 @pytest.fixture
@@ -81,7 +81,8 @@ def test_init_creates_key_and_config_and_reinit_keeps_key(tmp_path: Path) -> Non
         assert conf["rootDir"] == str(root.resolve())
         assert conf["gpgProvider"] == "gpg"
         settings = json.loads((root / "settings.json").read_text())
-        assert (settings["distribution"], settings["component"], settings["key"]) == ("bookworm", "main", cfg.key)
+        assert settings["key"] == cfg.key
+        assert (settings["distribution"], settings["component"]) == ("bookworm", "main")
         again = repo.init_repo(root, keep=3)
         assert again.key == cfg.key
         assert again.keep == 3
@@ -95,7 +96,8 @@ def test_init_creates_key_and_config_and_reinit_keeps_key(tmp_path: Path) -> Non
 
 def test_init_imports_existing_secret_key_file(tmp_path: Path, cfg: repo.RepoConfig) -> None:
     exported = tmp_path / "secret.asc"
-    out = run(["gpg", "--batch", "--armor", "--export-secret-keys", cfg.key], env=signing.gnupg_env(cfg.gnupg_home))
+    argv = ["gpg", "--batch", "--armor", "--export-secret-keys", cfg.key]
+    out = run(argv, env=signing.gnupg_env(cfg.gnupg_home))
     exported.write_text(out.stdout)
     other = repo.init_repo(tmp_path / "other", key=str(exported))
     try:
@@ -146,12 +148,19 @@ def test_same_version_with_different_bytes_is_refused(cfg: repo.RepoConfig, debs
     snaps = repo.snapshots(cfg)
     v2 = make_deb(debs, "hello", "1.0-2")
     changed = make_deb(debs, "hello", "1.0-1", payload="rebuilt\n")
-    with pytest.raises(AppdebError, match="already published with different contents.*bump the build number"):
+    expected = r"already published with different contents.*bump the build number"
+    with pytest.raises(AppdebError, match=expected):
         repo.publish(cfg, [v2, changed])
     assert repo.snapshots(cfg) == snaps
     assert repo.list_packages(cfg) == [("hello", "1.0-1", "all")]
     assert (cfg.public_dir / "dists/bookworm/InRelease").read_bytes() == inrelease
     assert repo.publish(cfg, [v2]).added == ["hello_1.0-2_all"]  # the valid one is still publishable
+
+
+def test_package_for_an_unpublished_architecture_is_refused(cfg: repo.RepoConfig, debs: Path) -> None:
+    with pytest.raises(AppdebError, match="architecture s390x is not published"):
+        repo.publish(cfg, [make_deb(debs, "hello", "1.0-1", arch="s390x")])
+    assert repo.snapshots(cfg) == []
 
 
 def test_new_version_is_listed_alongside_the_old(cfg: repo.RepoConfig, debs: Path) -> None:
@@ -189,6 +198,9 @@ def test_rollback_switches_back_and_later_publishes_build_on_it(cfg: repo.RepoCo
     result = repo.publish(cfg, [make_deb(debs, "hello", "1.0-3")])
     assert result.added == ["hello_1.0-3_all"]
     assert published_versions(cfg) == ["1.0-1", "1.0-3"]
+    # rolling back again undoes that publish (back to `first`), skipping the rolled-back `second`
+    assert repo.rollback(cfg).snapshot == first
+    assert published_versions(cfg) == ["1.0-1"]
     # and a named snapshot can be restored ("roll forward")
     repo.rollback(cfg, to=second)
     assert published_versions(cfg) == ["1.0-1", "1.0-2"]

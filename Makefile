@@ -1,0 +1,44 @@
+# appdeb developer entry points. `make demo` and `make test` are the two commands the README promises.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: setup test lint unit e2e demo deb bench golden clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg pyproject.toml scripts/install-host-deps.sh
+	./scripts/install-host-deps.sh
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+lint: setup
+	$(BIN)/ruff check appdeb tests bench
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+unit: setup
+	$(BIN)/pytest -m "not e2e" $(PYTEST_ARGS)
+
+e2e: setup
+	$(BIN)/pytest -m e2e $(PYTEST_ARGS)
+
+golden: setup
+	$(BIN)/pytest tests/test_golden.py --update-golden
+
+demo: setup
+	$(BIN)/python scripts/demo.py
+
+deb: setup
+	./scripts/build-self-deb.sh
+
+bench: setup
+	./bench/build.sh
+
+clean:
+	rm -rf dist build *.egg-info .pytest_cache .mypy_cache .ruff_cache

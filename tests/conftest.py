@@ -1,0 +1,53 @@
+"""Shared fixtures: the repository's examples built once per session with the real pipeline."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from appdeb.build import BuildOptions, BuildResult, build
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+EPOCH = 1767225600  # 2026-01-01: fixed so builds are comparable byte for byte
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-golden", action="store_true", help="rewrite tests/golden from the current output")
+
+
+@pytest.fixture(scope="session")
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--update-golden"))
+
+
+@pytest.fixture(scope="session")
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("dist")
+
+
+def build_example(name: str, out: Path, **kwargs: object) -> BuildResult:
+    opts = BuildOptions(out_dir=out, source_date_epoch=EPOCH, **kwargs)  # type: ignore[arg-type]
+    return build(EXAMPLES / name, opts)
+
+
+@pytest.fixture(scope="session")
+def hello_deb(dist: Path) -> BuildResult:
+    return build_example("hello", dist)
+
+
+@pytest.fixture(scope="session")
+def notes_staging(dist: Path) -> BuildResult:
+    return build_example("flaskapp", dist, instance="staging")
+
+
+@pytest.fixture(scope="session")
+def notes_prod(dist: Path) -> BuildResult:
+    return build_example("flaskapp", dist, instance="prod")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _plain_output() -> None:
+    os.environ.setdefault("CI", "1")

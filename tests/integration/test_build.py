@@ -1,0 +1,135 @@
+"""Build the examples with the real dpkg-deb and inspect the .debs with python-debian."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+from debian.debfile import DebFile
+
+from appdeb.build import BuildResult
+from appdeb.errors import AppdebError
+
+from ..conftest import EXAMPLES, ROOT, build_example
+
+pytestmark = pytest.mark.integration
+SCRIPTS = ("preinst", "postinst", "prerm", "postrm")
+
+
+def data_tar(result: BuildResult) -> tarfile.TarFile:
+    """The payload as dpkg itself unpacks it."""
+    raw = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(result.deb)], check=True, capture_output=True).stdout
+    return tarfile.open(fileobj=io.BytesIO(raw))
+
+
+def members(result: BuildResult) -> dict[str, tarfile.TarInfo]:
+    return {m.name: m for m in data_tar(result).getmembers()}
+
+
+def test_control_fields(notes_staging: BuildResult, hello_deb: BuildResult) -> None:
+    ctrl = DebFile(str(notes_staging.deb)).debcontrol()
+    assert ctrl["Package"] == "notes-staging" and ctrl["Version"] == "2.1.0-1"
+    assert ctrl["Architecture"] == notes_staging.architecture == "amd64"  # markupsafe's binary wheel
+    assert "sqlite3" in ctrl["Depends"] and ctrl["Pre-Depends"] == "python3"
+    assert int(ctrl["Installed-Size"]) > 500
+    assert DebFile(str(hello_deb.deb)).debcontrol()["Architecture"] == "all"
+    assert notes_staging.deb.name == "notes-staging_2.1.0-1_amd64.deb"
+
+
+def test_maintainer_scripts_are_valid_shell(notes_staging: BuildResult, tmp_path: Path) -> None:
+    control = DebFile(str(notes_staging.deb)).control
+    for name in SCRIPTS:
+        path = tmp_path / name
+        path.write_bytes(control.get_content(name))
+        subprocess.run(["sh", "-n", str(path)], check=True)
+        out = subprocess.run(["shellcheck", "-s", "sh", "-S", "warning", str(path)], capture_output=True, text=True)
+        assert out.returncode == 0, out.stdout
+        text = path.read_text()
+        assert "exit 1" in text and "unknown argument" in text, name
+
+
+def test_files_modes_and_owners(notes_staging: BuildResult) -> None:
+    files = members(notes_staging)
+    for name in ("./opt/notes-staging/app/src/notes/web.py", "./opt/notes-staging/lib/flask/__init__.py",
+                 "./opt/notes-staging/appdeb/appdeb_runtime.py", "./lib/systemd/system/notes-staging.service",
+                 "./lib/systemd/system/notes-staging-worker.service", "./lib/systemd/system/notes-staging-tidy.timer"):
+        assert files[name].mode == 0o644, name
+    assert files["./usr/bin/notes-staging"].mode == 0o755
+    assert all(m.uid == 0 and m.gid == 0 and m.uname == "root" for m in files.values())
+    assert not [n for n in files if "__pycache__" in n or n.endswith(".pyc") or "/lib/bin/" in n]
+    assert any(n.startswith("./opt/notes-staging/lib/markupsafe/_speedups") and n.endswith(".so") for n in files)
+
+
+def test_no_build_paths(notes_staging: BuildResult, dist: Path) -> None:
+    tar = data_tar(notes_staging)
+    needles = [str(EXAMPLES).encode(), str(dist).encode(), b"/root/.cache", b"appdeb-stage-"]
+    for m in tar.getmembers():
+        if m.isfile():
+            data = tar.extractfile(m).read()  # type: ignore[union-attr]
+            assert not any(n in data for n in needles), m.name
+
+
+def test_reproducible(tmp_path: Path, notes_staging: BuildResult) -> None:
+    again = build_example("flaskapp", tmp_path / "again", instance="staging")
+    assert not again.reused
+    assert again.deb.read_bytes() == notes_staging.deb.read_bytes()
+    assert again.sha256 == notes_staging.sha256
+
+
+def test_no_change_rebuild_reuses(dist: Path, notes_staging: BuildResult) -> None:
+    before = notes_staging.deb.stat().st_mtime_ns
+    again = build_example("flaskapp", dist, instance="staging")
+    assert again.reused and again.deb == notes_staging.deb and notes_staging.deb.stat().st_mtime_ns == before
+
+
+def test_two_instances_are_disjoint(notes_staging: BuildResult, notes_prod: BuildResult) -> None:
+    a = {n for n, m in members(notes_staging).items() if not m.isdir()}
+    b = {n for n, m in members(notes_prod).items() if not m.isdir()}
+    assert a and b and not a & b
+    unit = data_tar(notes_prod).extractfile("./lib/systemd/system/notes-prod.service")
+    assert unit is not None
+    prod_unit = unit.read().decode()
+    assert "User=notes-prod" in prod_unit and "ExecStart=/usr/bin/notes-prod web" in prod_unit
+
+
+def test_failed_build_leaves_no_deb(tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    shutil.copytree(EXAMPLES / "hello", app)
+    (app / "leak.txt").write_text(f"built in {app}\n")
+    out = tmp_path / "out"
+    with pytest.raises(AppdebError, match="build paths would end up in the package"):
+        build_example_at(app, out)
+    assert not list(out.glob("*.deb")) and not list(out.glob(".*.tmp"))
+
+
+def build_example_at(app: Path, out: Path) -> BuildResult:
+    from appdeb.build import BuildOptions, build
+
+    return build(app, BuildOptions(out_dir=out, source_date_epoch=1))
+
+
+def test_unresolvable_requirement_is_a_clear_error(tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    shutil.copytree(EXAMPLES / "hello", app)
+    bad = '  python: ">=3.11"\n  pip: [appdeb-no-such-dist-xyz==0.0.1]'
+    text = (app / "app.yaml").read_text().replace('  python: ">=3.11"', bad)
+    (app / "app.yaml").write_text(text)
+    with pytest.raises(AppdebError, match="could not install the Python requirements"):
+        build_example_at(app, tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.deb"))
+
+
+def test_wheel_ships_templates(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                    str(tmp_path), str(ROOT)], check=True, capture_output=True)
+    wheel = next(tmp_path.glob("appdeb-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    for t in ("postinst.j2", "control.j2", "web.service.j2", "_vars.sh.j2"):
+        assert f"appdeb/_templates/debian/{t}" in names
+    assert "appdeb/runtime.py" in names

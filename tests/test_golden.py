@@ -1,0 +1,37 @@
+"""Golden files for the rendered control area, units and launcher (refresh: pytest --update-golden)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from appdeb.plan import BuildPlan, make_plan, with_vendor
+from appdeb.render import render
+from appdeb.validate import load_spec
+
+from .conftest import EPOCH, EXAMPLES
+
+GOLDEN = Path(__file__).parent / "golden"
+SKIP = ("appdeb_runtime.py", "changelog.Debian.gz")  # the runtime has its own tests; gzip is binary
+
+
+def plan(example: str, instance: str | None) -> BuildPlan:
+    p = make_plan(load_spec(EXAMPLES / example), instance=instance, python_version="3.11", source_date_epoch=EPOCH)
+    binary = ("markupsafe==3.0.0",) if example == "flaskapp" else ()
+    return with_vendor(p, binary_dists=binary, vendored=binary)
+
+
+@pytest.mark.parametrize(("example", "instance"), [("hello", None), ("flaskapp", "staging")])
+def test_rendered_tree_matches_golden(example: str, instance: str | None, update_golden: bool) -> None:
+    files = render(plan(example, instance))
+    root = GOLDEN / f"{example}-{instance or 'default'}"
+    rendered = {path: f.content for path, f in files.items() if not path.endswith(SKIP)}
+    if update_golden:
+        for path, content in rendered.items():
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            (root / path).write_bytes(content)
+    on_disk = {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+    assert on_disk == set(rendered), "file set changed; run pytest --update-golden and review the diff"
+    for path, content in rendered.items():
+        assert (root / path).read_bytes() == content, f"{path} differs from golden; --update-golden to accept"

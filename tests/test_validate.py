@@ -1,0 +1,101 @@
+"""The app description: every problem at once, located as file:line:col, YAML traps named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from appdeb.errors import SpecError
+from appdeb.validate import load_spec
+
+from .conftest import EXAMPLES
+
+GOOD = """\
+name: blog
+version: "1.0"
+description: A blog
+maintainer: "Jane Doe <jane@example.org>"
+platform: [python, wsgi]
+wsgi:
+  app: blog:app
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "app.yaml").write_text(text)
+    return tmp_path
+
+
+def problems(tmp_path: Path, text: str) -> list[str]:
+    with pytest.raises(SpecError) as info:
+        load_spec(write(tmp_path, text))
+    return [str(p).split("app.yaml:", 1)[1] for p in info.value.problems]
+
+
+@pytest.mark.parametrize("example", ["hello", "flaskapp"])
+def test_examples_are_valid(example: str) -> None:
+    spec = load_spec(EXAMPLES / example)
+    assert spec.web is not None and spec.web.app
+
+
+def test_good_minimal(tmp_path: Path) -> None:
+    spec = load_spec(write(tmp_path, GOOD))
+    assert (spec.name, spec.version, spec.platform) == ("blog", "1.0", ("python", "wsgi"))
+    assert spec.web is not None and spec.web.app == "blog:app"
+
+
+def test_all_problems_reported_at_once_with_positions(tmp_path: Path) -> None:
+    text = GOOD.replace('version: "1.0"', "version: 1.10").replace("description: A blog", "descripton: A blog")
+    text += "commands:\n  install: no\nenv:\n  DEBUG: {default: on}\n"
+    found = problems(tmp_path, text)
+    assert "2:10: version: 1.10 is read by YAML as the number 1.1; quote it: \"1.10\"" in found
+    assert any(p.startswith("3:1: descripton: unknown key; did you mean 'description'?") for p in found)
+    assert any(p.startswith("1:1: description: required key is missing") for p in found)
+    assert any(p.startswith("9:12: commands.install: 'no' is read by YAML as the boolean false") for p in found)
+    assert any(p.startswith("11:20: env.DEBUG.default: 'on' is read by YAML as the boolean true") for p in found)
+    assert len(found) == 5
+
+
+def test_duplicate_keys_and_other_problems_together(tmp_path: Path) -> None:
+    found = problems(tmp_path, GOOD + "name: again\nstatic: nowhere\n")
+    assert "8:1: name: duplicate key (first defined on line 1)" in found
+    assert any(p.startswith("9:9: static: 'nowhere' is not a directory") for p in found)
+
+
+@pytest.mark.parametrize(("snippet", "expected"), [
+    ("platform: [python, php]", "platform: unknown platform 'php' (allowed: python, wsgi)"),
+    ("platform: [wsgi]", "platform: 'wsgi' needs 'python' in the platform list too"),
+    ("name: Blog_1", "name: 'Blog_1' is not a valid app name"),
+    ("maintainer: jane", "maintainer: 'jane' must look like 'Full Name <email@example.org>'"),
+])
+def test_field_rules(tmp_path: Path, snippet: str, expected: str) -> None:
+    key = snippet.split(":")[0]
+    lines = [snippet if line.startswith(key + ":") else line for line in GOOD.splitlines()]
+    found = problems(tmp_path, "\n".join(lines) + "\n")
+    assert any(expected in p for p in found), found
+
+
+def test_wsgi_object_and_python_spec(tmp_path: Path) -> None:
+    text = GOOD.replace("blog:app", "blog.app") + "require:\n  python: '3.11'\n  pip: [flask]\n  oss: x\n"
+    found = problems(tmp_path, text)
+    assert any("wsgi.app: 'blog.app' must be 'module:object'" in p for p in found)
+    assert any("require.python: '3.11' is not a version specifier" in p for p in found)
+    assert any("require.oss: unknown key; did you mean 'os'?" in p for p in found)
+
+
+def test_syntax_error_is_located(tmp_path: Path) -> None:
+    found = problems(tmp_path, "name: [blog\n")
+    assert len(found) == 1 and "YAML syntax error" in found[0] and found[0].startswith("2:1:")
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="no such file"):
+        load_spec(tmp_path)
+
+
+def test_sections_for_later_are_stored(tmp_path: Path) -> None:
+    text = GOOD + "services:\n  postgres: {}\n  files: {}\ntimers:\n  t:\n    command: x\n    schedule: daily\n"
+    spec = load_spec(write(tmp_path, text))
+    assert [s.kind for s in spec.services] == ["postgres", "files"]
+    assert spec.timers[0].schedule == "daily"
