@@ -94,6 +94,8 @@ class BuildPlan:
 
 def instance_names(spec: AppSpec, instance: str | None) -> Names:
     """THE naming rule: `NAME` or `NAME-INSTANCE`, a same-named system user, a stable port."""
+    if instance is not None and not re.match(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$", instance):
+        raise AppdebError(f"instance name '{instance}' must be lower-case letters, digits and single hyphens")
     package = f"{spec.name}-{instance}" if instance else spec.name
     if len(package) > 32:
         raise AppdebError(f"package name '{package}' is longer than 32 characters (system user names are limited)")
