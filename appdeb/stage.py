@@ -49,13 +49,17 @@ def stage(plan: BuildPlan, lib: Path, files: dict[str, RenderedFile], dest: Path
 
 
 def _link_tree(src: Path, dst: Path) -> None:
-    """Hard-link the cached library tree (copy across filesystems): cheap on a warm build."""
+    """Hard-link the cached library tree (copy across filesystems): cheap on a warm build.
+
+    Byte-code is skipped: `appdeb serve` runs from the same cache and Python writes it there.
+    """
     def link(s: str, d: str) -> None:
         try:
             os.link(s, d)
         except OSError:
             shutil.copy2(s, d)
-    shutil.copytree(src, dst, copy_function=link, symlinks=True)
+    shutil.copytree(src, dst, copy_function=link, symlinks=True,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
 
 
 def normalize(root: Path, epoch: int) -> None:
