@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sys
 from pathlib import Path
 
 from .errors import AppdebError
 from .plan import make_plan
 from .progress import Reporter, quiet
-from .render import runtime_config, runtime_source
+from .render import runtime_config, runtime_source, services_sources
 from .validate import load_spec
 from .vendor import vendor
 
@@ -34,9 +35,12 @@ def prepare(app_dir: Path, *, port: int | None = None, settings: Path | None = N
     var = root / "var"
     paths = {"etc": str(app_dir), "settings": str(settings or app_dir / LOCAL_SETTINGS),
              "state": str(var / "lib"), "tmp": str(var / "tmp"), "logs": str(var / "log"),
-             "backups": str(var / "backups"), "launcher": "appdeb run"}
+             "backups": str(var / "backups"), "launcher": "appdeb run", "secret": str(var / "secret")}
     for key in ("state", "tmp", "logs", "backups"):
         Path(paths[key]).mkdir(parents=True, exist_ok=True)
+    if not Path(paths["secret"]).exists():  # a development secret, generated once per checkout
+        Path(paths["secret"]).write_text(secrets.token_urlsafe(48) + "\n")
+        Path(paths["secret"]).chmod(0o600)
     meta = runtime_config(plan)
     meta.update({"dev": True, "layout": {"app": str(app_dir), "lib": str(lib)}, "paths": paths,
                  "instance": "dev"})
@@ -45,6 +49,9 @@ def prepare(app_dir: Path, *, port: int | None = None, settings: Path | None = N
     (root / "appdeb").mkdir(parents=True, exist_ok=True)
     (root / "appdeb" / "app.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
     (root / "appdeb" / "appdeb_runtime.py").write_bytes(runtime_source())
+    (root / "appdeb" / "appdeb_services").mkdir(exist_ok=True)
+    for name, source in services_sources().items():
+        (root / "appdeb" / "appdeb_services" / name).write_bytes(source)
     return root
 
 

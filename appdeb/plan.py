@@ -73,6 +73,8 @@ class BuildPlan:
     user: str
     port: int
     server_name: str
+    nginx: bool
+    public_port: int
     paths: Paths
     units: tuple[Unit, ...]
     depends: tuple[str, ...]
@@ -171,18 +173,32 @@ def make_plan(
     names = instance_names(spec, instance)
     upstream, version = debian_version(spec.version, build_number, vcs)
     settings = spec.instance_settings(instance)
-    from .services import plan_depends  # services add Debian dependencies
-
-    depends = ("python3", "adduser", "init-system-helpers", *spec.require.deb, *plan_depends(spec))
+    depends = ("python3", "adduser", "init-system-helpers", *spec.require.deb, *service_depends(spec),
+               *(("nginx",) if _wants_nginx(spec) else ()))
     return BuildPlan(
         spec=spec, instance=instance or "", package=names.package, version=version, upstream_version=upstream,
         build_number=build_number, user=names.user, port=names.port,
-        server_name=settings.server_name or "_",
+        server_name=settings.server_name or f"{names.package}.localhost",
+        nginx=_wants_nginx(spec), public_port=settings.public_port or (spec.web.public_port if spec.web else 80),
         paths=paths_for(names.package), units=_units(spec, names.package),
         depends=tuple(dict.fromkeys(depends)), pre_depends=("python3",),
         requirements=(*spec.require.pip, *extra_requirements(spec.platform)),
         python_version=python_version, compression=compression, source_date_epoch=source_date_epoch,
     )
+
+
+def _wants_nginx(spec: AppSpec) -> bool:
+    """A site in front of gunicorn when asked for, or by default when there are static files to serve."""
+    if spec.web is None:
+        return False
+    return spec.web.nginx if spec.web.nginx is not None else spec.static is not None
+
+
+def service_depends(spec: AppSpec) -> tuple[str, ...]:
+    """Debian packages the app's requested services pull onto the node."""
+    from .services import SERVICES
+
+    return tuple(dep for svc in spec.services for dep in SERVICES[svc.kind].depends)
 
 
 def with_vendor(plan: BuildPlan, *, binary_dists: tuple[str, ...], vendored: tuple[str, ...]) -> BuildPlan:

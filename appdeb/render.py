@@ -42,6 +42,10 @@ def render(plan: BuildPlan) -> dict[str, RenderedFile]:
     files[plan.paths.launcher[1:]] = _text(env.get_template("launcher.j2").render(ctx), 0o755)
     files[f"{plan.paths.runtime[1:]}/appdeb_runtime.py"] = RenderedFile(runtime_source())
     files[f"{plan.paths.runtime[1:]}/app.json"] = _text(json.dumps(runtime_config(plan), indent=1, sort_keys=True))
+    for name, source in services_sources().items():
+        files[f"{plan.paths.runtime[1:]}/appdeb_services/{name}"] = RenderedFile(source)
+    if plan.nginx:
+        files[f"{plan.paths.runtime[1:]}/nginx-site.conf"] = _text(env.get_template("nginx-site.conf.j2").render(ctx))
     files[f"{plan.paths.doc[1:]}/copyright"] = _text(env.get_template("copyright.j2").render(ctx))
     files[f"{plan.paths.doc[1:]}/changelog.Debian.gz"] = RenderedFile(changelog_gz(plan))
     return files
@@ -69,8 +73,15 @@ def _description(plan: BuildPlan) -> dict[str, Any]:
 
 def service_after(plan: BuildPlan) -> tuple[str, ...]:
     """Units the app's processes start after (its services' daemons)."""
-    order = {"postgres": "postgresql.service", "redis": "redis-server.service"}
-    return tuple(order[s.kind] for s in plan.spec.services if s.kind in order)
+    from .services import SERVICES
+
+    return tuple(unit.format(package=plan.package) for s in plan.spec.services for unit in SERVICES[s.kind].after)
+
+
+def services_sources() -> dict[str, bytes]:
+    """The service plug-ins, shipped beside the runtime as the package `appdeb_services`."""
+    pkg = resources.files("appdeb.services")
+    return {p.name: p.read_bytes() for p in sorted(pkg.iterdir(), key=lambda p: p.name) if p.name.endswith(".py")}
 
 
 def settings_template(plan: BuildPlan) -> str:
@@ -102,9 +113,9 @@ def runtime_config(plan: BuildPlan) -> dict[str, Any]:
         "services": [{"kind": s.kind, "options": dict(s.options)} for s in spec.services],
         "static": None if spec.static is None else {"dir": spec.static.dir, "url": spec.static.url},
         "units": [{"name": u.name, "kind": u.kind, "enabled": u.enabled} for u in plan.units],
-        "user": plan.user, "server_name": plan.server_name,
+        "user": plan.user, "server_name": plan.server_name, "nginx": plan.nginx, "public_port": plan.public_port,
         "paths": {"etc": p.etc, "settings": p.settings, "state": p.state, "tmp": p.tmp, "logs": p.logs,
-                  "backups": p.backups, "launcher": p.launcher},
+                  "backups": p.backups, "launcher": p.launcher, "secret": f"{p.etc}/secret"},
         "config": spec.raw,
     }
 

@@ -16,6 +16,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -74,10 +75,28 @@ class AppPackage:
         extra = [os.path.join(self.app_dir, p) for p in self.meta["python_paths"]]
         return [self.app_dir, *extra, self.lib_dir, os.path.join(self.root, "appdeb")]
 
+    def hookups(self) -> Any:
+        """The shipped service plug-ins and their glue (appdeb_services beside this file)."""
+        here = os.path.join(self.root, "appdeb")
+        if here not in sys.path:
+            sys.path.insert(0, here)
+        return importlib.import_module("appdeb_services.hookups")
+
     def environ(self, base: dict[str, str] | None = None) -> dict[str, str]:
-        """The environment every process of the app gets: settings, paths, instance, services."""
+        """The environment every process of the app gets: settings, paths, instance, services.
+
+        On a node the services' variables win over the settings file; in development the
+        local settings win, so a developer can point the app at a local database.
+        """
         env = dict(os.environ if base is None else base)
+        services = self.hookups().environ(self)
+        if self.dev:
+            env.update(services)
         env.update(self.settings())
+        if not self.dev:
+            env.update(services)
+        if "APPDEB_SECRET_FILE" not in env or not os.path.exists(env["APPDEB_SECRET_FILE"]):
+            env["APPDEB_SECRET_FILE"] = self.hookups().secret_path(self)
         p = self.paths
         env.update({
             "APPDEB_ROOT": self.root, "APPDEB_PACKAGE": self.meta["package"], "APPDEB_APP": self.meta["app"],
@@ -122,10 +141,19 @@ class AppPackage:
         argv = self.command_argv([name_or_argv] if isinstance(name_or_argv, str) else list(name_or_argv))
         env = {**self.environ(), **(extra_env or {})}
         demote = self._demote if as_app_user and os.geteuid() == 0 and not self.dev else None
+        copy = None
+        if demote is not None:  # the root-only secret, delivered to this one command as a private copy
+            user = pwd.getpwnam(self.meta["user"])
+            copy = self.hookups().deliver_secret(self, user.pw_uid, user.pw_gid)
+            if copy:
+                env["APPDEB_SECRET_FILE"] = copy
         try:
             return subprocess.call(argv, cwd=self.app_dir, env=env, preexec_fn=demote)
         except FileNotFoundError:
             raise RuntimeError_(f"command not found: {argv[0]}") from None
+        finally:
+            if copy:
+                os.unlink(copy)
 
     def _demote(self) -> None:
         user = pwd.getpwnam(self.meta["user"])
@@ -189,17 +217,43 @@ def verb_timer(app: AppPackage, args: list[str]) -> int:
 
 
 def verb_hook(app: AppPackage, args: list[str]) -> int:
-    """Lifecycle hooks the maintainer scripts call: install, update, uninstall."""
+    """Lifecycle hooks the maintainer scripts call: provision, install, update, uninstall.
+
+    install and update provision first (secret, services, nginx site): the app's command then
+    finds its database; uninstall runs the app's command, then purges the services.
+    """
     name = args[0] if args else ""
-    if name not in ("install", "update", "uninstall"):
-        raise RuntimeError_("usage: hook install|update|uninstall [--from-version V]")
+    if name not in ("provision", "install", "update", "uninstall"):
+        raise RuntimeError_("usage: hook provision|install|update|uninstall [--from-version V]")
     extra = {"APPDEB_FROM_VERSION": args[2]} if args[1:2] == ["--from-version"] and len(args) > 2 else {}
-    if not app.has_command(name):
-        return 0
-    code = app.run_command([name], extra_env=extra)
-    if code != 0:
-        raise RuntimeError_(f"the app's '{name}' command failed (exit {code}): {app.meta['commands'][name]}")
+    if name in ("provision", "install", "update"):
+        _services_step(app, "provision")
+    if name != "provision" and app.has_command(name):
+        code = app.run_command([name], extra_env=extra)
+        if code != 0:
+            raise RuntimeError_(f"the app's '{name}' command failed (exit {code}): {app.meta['commands'][name]}")
+    if name == "uninstall":
+        _services_step(app, "purge")
     return 0
+
+
+def _services_step(app: AppPackage, step: str, *args: str) -> Any:
+    """Call one hookups step, turning a service failure into a one-line runtime error."""
+    hookups = app.hookups()
+    try:
+        return getattr(hookups, step)(app, *args)
+    except hookups.ServiceError as exc:
+        raise RuntimeError_(str(exc)) from None
+
+
+def get_secret(root: str | None = None) -> str:
+    """The instance's generated secret, from the file the environment names (for the app's code)."""
+    path = os.environ.get("APPDEB_SECRET_FILE")
+    if not path:
+        app = AppPackage(root)
+        path = app.hookups().secret_path(app)
+    with open(path, encoding="utf-8") as f:
+        return f.read().strip()
 
 
 def _systemctl(*args: str) -> int:
@@ -212,12 +266,13 @@ def _policy_denies(unit: str) -> bool:
     return os.access(policy, os.X_OK) and subprocess.call([policy, unit, "start"]) == 101
 
 
-def check_web(port: int, deadline: float) -> str | None:
+def check_web(port: int, deadline: float, host: str | None = None) -> str | None:
     """None if the web process answers on 127.0.0.1:port (any status below 500), else why not."""
     last = "no answer"
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"Host": host} if host else {})
     while True:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
+            with urllib.request.urlopen(request, timeout=5) as resp:
                 return None if resp.status < 500 else f"HTTP {resp.status}"
         except urllib.error.HTTPError as exc:
             if exc.code < 500:
@@ -240,11 +295,13 @@ def verify_problems(app: AppPackage) -> list[str]:
     missing = [s["name"] for s in app.meta["env"] if s["required"] and not settings.get(s["name"])]
     if missing:
         problems.append(f"required settings missing in {app.paths['settings']}: {', '.join(missing)}")
+    problems.extend(app.hookups().check(app))
     if os.path.isdir(SYSTEMD) and not app.dev:
         for unit in app.meta["units"]:
             name = unit["name"]
             down = unit["enabled"] and name.endswith(".service") and _systemctl("is-active", "--quiet", name) != 0
-            if down and not _policy_denies(name):
+            # like deb-systemd-invoke: a unit the admin disabled, or policy-rc.d forbids, is not started
+            if down and _systemctl("is-enabled", "--quiet", name) == 0 and not _policy_denies(name):
                 problems.append(f"{name} is not running (journalctl -u {name})")
     web = app.meta.get("web")
     web_unit = next((u["name"] for u in app.meta["units"] if u["kind"] == "web"), None)
@@ -252,6 +309,11 @@ def verify_problems(app: AppPackage) -> list[str]:
         why = check_web(int(web["port"]), time.monotonic() + 20)
         if why:
             problems.append(why)
+        site = f"/etc/nginx/sites-enabled/{app.meta['package']}.conf"
+        if not why and not app.dev and app.meta.get("nginx") and os.path.exists(site):
+            why = check_web(int(app.meta["public_port"]), time.monotonic() + 10, app.meta["server_name"])
+            if why:
+                problems.append(f"through nginx: {why}")
     return problems
 
 
@@ -272,6 +334,41 @@ def _option(args: list[str], name: str, default: str = "") -> str:
     return args[args.index(name) + 1] if name in args and args.index(name) + 1 < len(args) else default
 
 
+def _as_root_on_node(app: AppPackage) -> bool:
+    return os.geteuid() == 0 and not app.dev
+
+
+def _staging_dir(app: AppPackage) -> str:
+    """An empty private dir of the app user's (under the instance's tmp) for its backup/restore commands."""
+    os.makedirs(app.paths["tmp"], exist_ok=True)
+    path = tempfile.mkdtemp(prefix="appdeb-backup-", dir=app.paths["tmp"])
+    _chown_tree(app, path, as_app_user=True)
+    return path
+
+
+def _chown_tree(app: AppPackage, top: str, *, as_app_user: bool) -> None:
+    """Give a tree to the app user (for its commands) or to root (once inside the backups)."""
+    if not _as_root_on_node(app):
+        return
+    user = pwd.getpwnam(app.meta["user"])
+    uid, gid = (user.pw_uid, user.pw_gid) if as_app_user else (0, 0)
+    os.chown(top, uid, gid, follow_symlinks=False)
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in dirnames + filenames:
+            os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)
+
+
+def _restore_settings(app: AppPackage, source: str) -> None:
+    """Put the backed-up settings back with the owner and mode the runtime needs (root:USER 0640)."""
+    target = app.paths["settings"]
+    tmp = target + ".restore"
+    shutil.copyfile(source, tmp)
+    if _as_root_on_node(app):
+        os.chown(tmp, 0, pwd.getpwnam(app.meta["user"]).pw_gid)
+        os.chmod(tmp, 0o640)
+    os.replace(tmp, target)
+
+
 def verb_backup(app: AppPackage, args: list[str]) -> int:
     """Back up settings, services and the app's own data into backups/STAMP-VERSION-REASON/."""
     reason = _option(args, "--reason", "manual")
@@ -283,15 +380,25 @@ def verb_backup(app: AppPackage, args: list[str]) -> int:
     os.makedirs(os.path.join(work, "app"), mode=0o700)
     if os.path.exists(app.paths["settings"]):
         shutil.copy2(app.paths["settings"], os.path.join(work, "settings.env"))
+    try:
+        _services_step(app, "backup", work)
+    except RuntimeError_:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     if app.has_command("backup"):
-        if os.geteuid() == 0 and not app.dev:
-            user = pwd.getpwnam(app.meta["user"])
-            os.chown(os.path.join(work, "app"), user.pw_uid, user.pw_gid)
-            os.chmod(work, 0o711)
-        code = app.run_command(["backup"], extra_env={"APPDEB_BACKUP_DIR": os.path.join(work, "app")})
-        if code != 0:
-            shutil.rmtree(work, ignore_errors=True)
-            raise RuntimeError_(f"the app's backup command failed (exit {code})")
+        # The command runs as the app user, who cannot enter the root-only backups: it writes into
+        # a staging dir of its own, which then moves into the backup and becomes root's.
+        staging = _staging_dir(app)
+        try:
+            code = app.run_command(["backup"], extra_env={"APPDEB_BACKUP_DIR": staging})
+            if code != 0:
+                shutil.rmtree(work, ignore_errors=True)
+                raise RuntimeError_(f"the app's backup command failed (exit {code}): {app.meta['commands']['backup']}")
+            os.rmdir(os.path.join(work, "app"))
+            shutil.move(staging, os.path.join(work, "app"))
+            _chown_tree(app, os.path.join(work, "app"), as_app_user=False)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     with open(os.path.join(work, "meta.json"), "w", encoding="utf-8") as f:
         json.dump({"package": app.meta["package"], "version": version, "reason": reason, "time": stamp}, f)
     os.chmod(work, 0o700)
@@ -335,14 +442,23 @@ def verb_restore(app: AppPackage, args: list[str]) -> int:
     if running:
         subprocess.call(["systemctl", "stop", *units])
     if os.path.exists(os.path.join(path, "settings.env")):
-        shutil.copy2(os.path.join(path, "settings.env"), app.paths["settings"])
+        _restore_settings(app, os.path.join(path, "settings.env"))
+    _services_step(app, "restore", path)
     code = 0
     if app.has_command("restore"):
-        code = app.run_command(["restore"], extra_env={"APPDEB_BACKUP_DIR": os.path.join(path, "app")})
+        # the app user cannot enter the root-only backup: it reads a copy of its part, given to it
+        staging = _staging_dir(app)
+        try:
+            if os.path.isdir(os.path.join(path, "app")):
+                shutil.copytree(os.path.join(path, "app"), staging, symlinks=True, dirs_exist_ok=True)
+                _chown_tree(app, staging, as_app_user=True)
+            code = app.run_command(["restore"], extra_env={"APPDEB_BACKUP_DIR": staging})
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     if running:
         subprocess.call(["systemctl", "start", *units])
     if code != 0:
-        raise RuntimeError_(f"the app's restore command failed (exit {code})")
+        raise RuntimeError_(f"the app's restore command failed (exit {code}): {app.meta['commands']['restore']}")
     print(f"restored {os.path.basename(path)}")
     return 0
 
@@ -359,6 +475,204 @@ VERBS = {
     "restore": (verb_restore, "restore BACKUP: restore a backup (stops and starts the app)"),
     "hook": (verb_hook, "hook install|update|uninstall: lifecycle hooks run by the maintainer scripts"),
 }
+
+
+# ---- rollback on the node: apt pinning ------------------------------------------------------------
+# The node's apt sources (appdeb's repository) keep several versions; a pin at priority 1001 makes apt
+# install one of them even as a downgrade, and keeps `apt-get upgrade` from leaving it until unpinned.
+
+APT_PREFERENCES = "/etc/apt/preferences.d"
+APT_INSTALL = ("apt-get", "install", "-y", "--allow-downgrades",
+               "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold")
+
+
+def pin_path(app: AppPackage) -> str:
+    return os.path.join(APT_PREFERENCES, f"{app.meta['package']}-appdeb-pin")
+
+
+def pin_text(package: str, version: str) -> str:
+    return (f"Explanation: written by '{package} pin' (appdeb); '{package} unpin' removes it\n"
+            f"Package: {package}\nPin: version {version}\nPin-Priority: 1001\n")
+
+
+def pinned_version(app: AppPackage) -> str | None:
+    try:
+        with open(pin_path(app), encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return None
+    return next((ln.split(None, 2)[2] for ln in lines if ln.startswith("Pin: version ")), None)
+
+
+def _query(argv: list[str]) -> str:
+    """stdout of apt-cache/dpkg-query in the C locale (parsed), or '' if the command failed."""
+    proc = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "LC_ALL": "C"})
+    return proc.stdout if proc.returncode == 0 else ""
+
+
+def installed_version(package: str) -> str | None:
+    """dpkg's version of the package, also when half-configured (a failed upgrade is rolled back too)."""
+    out = _query(["dpkg-query", "-W", "-f=${db:Status-Status} ${Version}", package]).split()
+    return out[1] if len(out) == 2 and out[0] != "not-installed" else None
+
+
+def parse_madison(text: str, package: str) -> list[str]:
+    """Versions from `apt-cache madison` lines 'PKG | VERSION | SOURCE', first-seen order, no repeats."""
+    versions: list[str] = []
+    for line in text.splitlines():
+        fields = [f.strip() for f in line.split("|")]
+        if len(fields) >= 3 and fields[0] == package and fields[1] not in versions:
+            versions.append(fields[1])
+    return versions
+
+
+def version_lt(a: str, b: str) -> bool:
+    """Debian version order, by dpkg itself (the node always has it)."""
+    return subprocess.call(["dpkg", "--compare-versions", a, "lt", b]) == 0
+
+
+def sort_versions(versions: list[str]) -> list[str]:
+    """Oldest first."""
+    import functools
+
+    def cmp(a: str, b: str) -> int:
+        return 0 if a == b else -1 if version_lt(a, b) else 1
+
+    return sorted(versions, key=functools.cmp_to_key(cmp))
+
+
+def available_versions(package: str) -> list[str]:
+    """Versions apt can download from its sources (what a pin can select), oldest first."""
+    return sort_versions(parse_madison(_query(["apt-cache", "madison", package]), package))
+
+
+def choose_version(app: AppPackage, wanted: str) -> str:
+    """VERSION as given (if apt knows it), or for --previous the newest available below the installed."""
+    package = app.meta["package"]
+    available = available_versions(package)
+    shown = ", ".join(available) or "none"
+    if wanted == "--previous":
+        current = installed_version(package) or app.meta["version"]
+        older = [v for v in available if version_lt(v, current)]
+        if not older:
+            raise RuntimeError_(f"no version older than {current} is available from apt (available: {shown}); "
+                                "run apt-get update, or check the repository's retention")
+        return older[-1]
+    if wanted.startswith("-") or not wanted or any(c.isspace() for c in wanted):
+        raise RuntimeError_(f"not a version: {wanted!r}")
+    if wanted not in available:
+        raise RuntimeError_(f"version {wanted} of {package} is not available from apt (available: {shown}); "
+                            "run apt-get update, or check the repository's retention")
+    return wanted
+
+
+def _apt_install(app: AppPackage) -> int:
+    """apt-get install the package's candidate (the pinned version, if pinned); apt's output passes through."""
+    sys.stdout.flush()
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    return subprocess.call([*APT_INSTALL, app.meta["package"]], env=env)
+
+
+def _need_root(app: AppPackage, verb: str) -> None:
+    if app.dev:
+        raise RuntimeError_(f"{verb} acts on the installed package of a node, not on a checkout")
+    if os.geteuid() != 0:
+        raise RuntimeError_(f"{verb} needs root: it changes {APT_PREFERENCES} and runs apt-get")
+
+
+def pin_and_install(app: AppPackage, wanted: str) -> str:
+    """Write the pin file, install the pinned version (downgrading if need be), check it is installed."""
+    _need_root(app, "pin")
+    package = app.meta["package"]
+    version = choose_version(app, wanted)
+    path = pin_path(app)
+    os.makedirs(APT_PREFERENCES, mode=0o755, exist_ok=True)
+    with open(path + ".new", "w", encoding="utf-8") as f:
+        f.write(pin_text(package, version))
+    os.chmod(path + ".new", 0o644)
+    os.replace(path + ".new", path)
+    print(f"{package}: pinned to {version} ({path})", flush=True)
+    code = _apt_install(app)
+    now = installed_version(package)
+    if code != 0 or now != version:
+        raise RuntimeError_(f"apt-get did not install {version} (exit {code}, installed: {now or 'none'}); "
+                            f"the pin stays in {path}: fix the cause and rerun, or '{package} unpin'")
+    return version
+
+
+def verb_pin(app: AppPackage, args: list[str]) -> int:
+    """pin VERSION|--previous: hold the package at a version (installing it); no argument shows the state."""
+    package = app.meta["package"]
+    if not args:
+        pinned = pinned_version(app)
+        print(f"{package}: installed {installed_version(package) or 'none'}, "
+              f"{'pinned to ' + pinned if pinned else 'not pinned'}; "
+              f"available: {', '.join(available_versions(package)) or 'none'}")
+        return 0
+    if len(args) != 1:
+        raise RuntimeError_("usage: pin VERSION|--previous")
+    version = pin_and_install(app, args[0])
+    print(f"{package}: now at {version}, pinned ('{package} unpin' returns to the newest version)")
+    return 0
+
+
+def verb_unpin(app: AppPackage, args: list[str]) -> int:
+    """unpin: remove the pin and install apt's candidate (the newest version) again."""
+    _need_root(app, "unpin")
+    package = app.meta["package"]
+    try:
+        os.remove(pin_path(app))
+        print(f"{package}: pin removed ({pin_path(app)})", flush=True)
+    except FileNotFoundError:
+        print(f"{package}: was not pinned", flush=True)
+    code = _apt_install(app)
+    if code != 0:
+        raise RuntimeError_(f"apt-get install {package} failed (exit {code})")
+    print(f"{package}: now at {installed_version(package)}")
+    return 0
+
+
+def backup_of_version(app: AppPackage, version: str) -> str | None:
+    """The newest backup whose data is version's: taken when an upgrade (or downgrade) left it."""
+    found = None
+    for name in list_backups(app):
+        with open(os.path.join(app.paths["backups"], name, "meta.json"), encoding="utf-8") as f:
+            if json.load(f).get("version") == version:
+                found = name
+    return found
+
+
+def verb_rollback(app: AppPackage, args: list[str]) -> int:
+    """rollback [VERSION] [--restore-backup]: pin and install VERSION (default: the previous one), then
+    optionally restore the data backed up when that version was left."""
+    restore = "--restore-backup" in args
+    rest = [a for a in args if a != "--restore-backup"]
+    if len(rest) > 1 or any(a.startswith("-") and a != "--previous" for a in rest):
+        raise RuntimeError_("usage: rollback [VERSION] [--restore-backup]")
+    package = app.meta["package"]
+    version = pin_and_install(app, rest[0] if rest else "--previous")
+    print(f"{package}: rolled back to {version}, pinned ('{package} unpin' returns to the newest version)",
+          flush=True)
+    if not restore:
+        return 0
+    backup = backup_of_version(app, version)
+    if backup is None:
+        raise RuntimeError_(f"no backup holds the data of {version} ('{package} backups'); the data was NOT "
+                            f"restored: the app runs {version} on the newer data")
+    print(f"{package}: restoring {backup} (the current data was backed up by the downgrade)", flush=True)
+    # The installed runtime is now the rolled-back version's: let it restore with its own description.
+    code = subprocess.call([app.paths["launcher"], "restore", backup])
+    if code != 0:
+        raise RuntimeError_(f"restoring {backup} failed (exit {code}); the app runs {version}")
+    return 0
+
+
+VERBS.update({
+    "pin": (verb_pin, "pin VERSION|--previous: install that version and hold it (apt pin); no argument: show"),
+    "unpin": (verb_unpin, "unpin: drop the pin and install the newest version again"),
+    "rollback": (verb_rollback, "rollback [VERSION] [--restore-backup]: pin the previous (or given) version, "
+                                "then optionally restore its data"),
+})
 
 
 def main(argv: list[str]) -> int:

@@ -31,6 +31,8 @@ class Web:
     max_requests: int = 1000
     max_requests_jitter: int = 100
     port: int | None = None  # default instance's port; instances: may override
+    nginx: bool | None = None  # a site in front (default: when there are static files)
+    public_port: int = 80  # where nginx listens (instances: may override)
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,7 @@ class InstanceSettings:
 
     port: int | None = None
     server_name: str | None = None
+    public_port: int | None = None
 
 
 @dataclass(frozen=True)

@@ -186,12 +186,16 @@ def _web(wsgi: YNode | None, web: YNode | None, c: Checker) -> Web | None:
         c.add(w["app"], "wsgi.app", f"'{app}' must be 'module:object' (e.g. 'myapp.wsgi:application')")
     opts = c.mapping(web, "web") or {}
     if web is not None and opts:
-        c.keys(web, "web", ("workers", "timeout", "graceful_timeout", "max_requests", "max_requests_jitter", "port"))
+        c.keys(web, "web", ("workers", "timeout", "graceful_timeout", "max_requests", "max_requests_jitter", "port",
+                            "nginx", "public_port"))
     ints = {
         "workers": (1, 64), "timeout": (1, 3600), "graceful_timeout": (1, 3600),
         "max_requests": (0, 10**7), "max_requests_jitter": (0, 10**6), "port": (1024, 65535),
+        "public_port": (1, 65535),
     }
-    values = {k: c.integer(opts.get(k), f"web.{k}", *rng) for k, rng in ints.items() if k in opts}
+    values: dict[str, Any] = {k: c.integer(opts.get(k), f"web.{k}", *rng) for k, rng in ints.items() if k in opts}
+    if "nginx" in opts:
+        values["nginx"] = c.boolean(opts["nginx"], "web.nginx")
     return Web(app=app or "", **{k: v for k, v in values.items() if v is not None})
 
 
@@ -321,8 +325,9 @@ def _instances(node: YNode | None, c: Checker) -> tuple[tuple[str, InstanceSetti
             continue
         opts = c.mapping(item, path) or {}
         if item.kind == "map":
-            c.keys(item, path, ("port", "server_name"))
+            c.keys(item, path, ("port", "server_name", "public_port"))
         port = c.integer(opts.get("port"), f"{path}.port", 1024, 65535)
+        public = c.integer(opts.get("public_port"), f"{path}.public_port", 1, 65535)
         server = c.string(opts.get("server_name"), f"{path}.server_name")
-        out.append((name, InstanceSettings(port=port, server_name=server)))
+        out.append((name, InstanceSettings(port=port, server_name=server, public_port=public)))
     return tuple(out)

@@ -1,17 +1,17 @@
-"""Service plug-ins (PostgreSQL, files, redis): one module each, one interface (see base.py)."""
+"""Service plug-ins: one module per service, one interface (base.Service).
+
+This package is shipped inside every package as `appdeb_services` next to the runtime, so it
+uses only the standard library and relative imports. Adding a service = one module + one
+entry in SERVICES.
+"""
 
 from __future__ import annotations
 
-from ..spec import AppSpec
+from .base import Service
+from .files import Files
+from .postgres import Postgres
+from .redis import Redis
 
-# Debian packages each service pulls onto the node.
-DEPENDS: dict[str, tuple[str, ...]] = {
-    "postgres": ("postgresql",),
-    "redis": ("redis-server",),
-    "files": (),
-}
+SERVICES: dict[str, type[Service]] = {cls.kind: cls for cls in (Postgres, Files, Redis)}
 
-
-def plan_depends(spec: AppSpec) -> tuple[str, ...]:
-    """Debian dependencies the app's requested services add."""
-    return tuple(dep for svc in spec.services for dep in DEPENDS.get(svc.kind, ()))
+__all__ = ["SERVICES", "Service"]

@@ -1,0 +1,70 @@
+"""The interface every service plug-in implements (runs on the node, as root unless noted)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from typing import Any, Protocol
+
+
+class App(Protocol):
+    """What a service may use of the runtime's AppPackage."""
+
+    meta: dict[str, Any]
+    paths: dict[str, str]
+    dev: bool
+
+    def settings(self) -> dict[str, str]: ...
+
+
+class ServiceError(Exception):
+    """A service step failed; the message says which and why."""
+
+
+class Service:
+    """A service an app requests. Subclasses set the class attributes and override what they need.
+
+    provision: create what the instance needs (idempotent; at install and every upgrade).
+    environ: the variables injected into every process of the app.
+    backup/restore: into/from a directory of the backup (restore runs with the app stopped).
+    check: problems for `PKG verify`. purge: remove what provision made (on purge).
+    """
+
+    kind = ""
+    depends: tuple[str, ...] = ()  # Debian packages the node needs
+    after: tuple[str, ...] = ()  # units the app's units start after
+
+    def __init__(self, app: App, options: dict[str, Any]) -> None:
+        self.app = app
+        self.options = options
+        self.package: str = app.meta["package"]
+        self.user: str = app.meta["user"]
+
+    def provision(self) -> None:
+        """Create what the instance needs; must be idempotent."""
+
+    def environ(self) -> dict[str, str]:
+        return {}
+
+    def backup(self, dest: str) -> None:
+        """Write this service's data into dest (an empty directory)."""
+
+    def restore(self, src: str) -> None:
+        """Put this service's data back from src (what backup wrote)."""
+
+    def check(self) -> list[str]:
+        return []
+
+    def purge(self) -> None:
+        """Remove what provision created (the backup taken before purge is kept)."""
+
+    def run(self, argv: list[str], *, user: str | None = None, stdin: Any = None, stdout: Any = None,
+            check: bool = True) -> subprocess.CompletedProcess[bytes]:
+        """Run a tool, as another user if asked (runuser is in util-linux, always present)."""
+        full = ["runuser", "-u", user, "--", *argv] if user and os.geteuid() == 0 else argv
+        proc = subprocess.run(full, stdin=stdin, stdout=stdout if stdout is not None else subprocess.PIPE,
+                              stderr=subprocess.PIPE, check=False)
+        if check and proc.returncode != 0:
+            err = proc.stderr.decode(errors="replace").strip()
+            raise ServiceError(f"{self.kind}: {' '.join(argv)} failed (exit {proc.returncode}): {err}")
+        return proc

@@ -1,0 +1,102 @@
+"""postgres: a role and a database per instance on the node's PostgreSQL, reached with peer auth.
+
+The role has the instance's system user name, so peer authentication over the local socket
+needs no password at all. Backups are pg_dump custom-format archives; restore is pg_restore.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+from .base import Service, ServiceError
+
+SOCKET_DIR = "/var/run/postgresql"
+DUMP = "postgres.dump"
+
+
+def ident(name: str) -> str:
+    """A quoted SQL identifier (instance names contain hyphens)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+class Postgres(Service):
+    kind = "postgres"
+    depends = ("postgresql",)
+    after = ("postgresql.service",)
+
+    @property
+    def dbname(self) -> str:
+        return self.package
+
+    def psql(self, sql: str, *, db: str = "postgres") -> str:
+        out = self.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db, "-tAc", sql], user="postgres")
+        return out.stdout.decode().strip()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while subprocess.call(["pg_isready", "-q", "-h", SOCKET_DIR]) != 0:
+            if time.monotonic() > deadline:
+                raise ServiceError("postgres: the server does not accept connections (pg_lsclusters; "
+                                   "systemctl status postgresql)")
+            time.sleep(0.5)
+
+    def exists(self) -> bool:
+        return self.psql(f"SELECT 1 FROM pg_database WHERE datname = {literal(self.dbname)}") == "1"
+
+    def provision(self) -> None:
+        self.wait_ready()
+        if self.psql(f"SELECT 1 FROM pg_roles WHERE rolname = {literal(self.user)}") != "1":
+            self.psql(f"CREATE ROLE {ident(self.user)} LOGIN")
+        if not self.exists():
+            self.run(["createdb", "-O", self.user, "-E", "UTF8", self.dbname], user="postgres")
+
+    def environ(self) -> dict[str, str]:
+        if self.app.dev:  # development: settings.local.env provides (or overrides) these
+            return {"CONFIG_PG_DBNAME": self.app.meta["app"], "CONFIG_PG_HOST": "localhost",
+                    "CONFIG_PG_PORT": "5432", "CONFIG_PG_USER": os.environ.get("USER", ""), "CONFIG_PG_PASSWORD": ""}
+        return {
+            "CONFIG_PG_DBNAME": self.dbname, "CONFIG_PG_USER": self.user, "CONFIG_PG_HOST": SOCKET_DIR,
+            "CONFIG_PG_PORT": "5432", "CONFIG_PG_PASSWORD": "",
+            "DATABASE_URL": f"postgresql://{self.user}@/{self.dbname}?host={SOCKET_DIR}",
+        }
+
+    def backup(self, dest: str) -> None:
+        self.wait_ready()
+        if not self.exists():
+            return  # not provisioned yet (the service is new in the version being installed)
+        with open(os.path.join(dest, DUMP), "wb") as f:
+            self.run(["pg_dump", "-Fc", "-d", self.dbname], user="postgres", stdout=f)
+        self.run(["pg_restore", "--list", os.path.join(dest, DUMP)], stdout=subprocess.DEVNULL)
+
+    def restore(self, src: str) -> None:
+        dump = os.path.join(src, DUMP)
+        if not os.path.exists(dump):
+            return
+        self.provision()
+        self.psql(f"DROP DATABASE IF EXISTS {ident(self.dbname)} WITH (FORCE)")
+        self.run(["createdb", "-O", self.user, "-E", "UTF8", self.dbname], user="postgres")
+        with open(dump, "rb") as f:
+            self.run(["pg_restore", "--no-owner", "--role", self.user, "-d", self.dbname], user="postgres", stdin=f)
+
+    def check(self) -> list[str]:
+        if self.app.dev:
+            return []
+        probe = self.run(["psql", "-X", "-d", self.dbname, "-tAc", "SELECT 1"], user=self.user, check=False)
+        if probe.returncode != 0:
+            return [f"postgres: cannot connect as {self.user}: {probe.stderr.decode(errors='replace').strip()}"]
+        return []
+
+    def purge(self) -> None:
+        """Drop the database and role only when the admin opted in (the purge backup holds a dump)."""
+        if self.app.settings().get("APPDEB_PURGE_DATABASE", "").lower() not in ("1", "yes", "true"):
+            print(f"{self.package}: keeping database {self.dbname} (set APPDEB_PURGE_DATABASE=yes to drop it)")
+            return
+        self.wait_ready()
+        self.psql(f"DROP DATABASE IF EXISTS {ident(self.dbname)} WITH (FORCE)")
+        self.psql(f"DROP ROLE IF EXISTS {ident(self.user)}")
