@@ -9,6 +9,7 @@ from typing import Any
 from .checker import Checker, plain
 from .errors import Problem, SpecError
 from .platforms import PLATFORMS
+from .services import SERVICES
 from .spec import (
     LIFECYCLE_COMMANDS,
     AppSpec,
@@ -32,7 +33,7 @@ ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 VERSION_RE = re.compile(r"^[0-9][A-Za-z0-9.+~-]*$")
 OBJECT_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 SPECIFIER_RE = re.compile(r"^\s*(==|!=|>=|<=|~=|>|<)\s*\d+(\.\d+)*\s*$")
-KNOWN_SERVICES = ("postgres", "files", "redis")
+KNOWN_SERVICES = tuple(SERVICES)
 OS_VALUES = ("debian",)
 
 
