@@ -31,6 +31,7 @@ def _secret_key() -> str:
 SECRET_KEY = _secret_key()
 DEBUG = env("POLLS_DEBUG") == "1"
 ALLOWED_HOSTS = [h.strip() for h in env("POLLS_ALLOWED_HOSTS", "*").split(",") if h.strip()]
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")  # set by nginx, the only way in
 
 INSTALLED_APPS = ["django.contrib.staticfiles", "polls"]  # no admin: its static files are 1.8 MB
 MIDDLEWARE = [

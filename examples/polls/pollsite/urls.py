@@ -1,3 +1,5 @@
+from django.conf import settings
+from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import path
 
 from polls import views
@@ -8,3 +10,5 @@ urlpatterns = [
     path("api/questions", views.questions),
     path("api/vote/<int:choice_id>", views.vote),
 ]
+if settings.DEBUG:  # development only: on a node nginx serves staticfiles/ at /static/
+    urlpatterns += staticfiles_urlpatterns()

@@ -24,7 +24,12 @@ class Command(BaseCommand):
         except DatabaseError as exc:
             raise CommandError(f"database ({connection.vendor}): {exc}".strip()) from None
         files = settings.POLLS_FILES_DIR
-        if not (files.is_dir() and os.access(files, os.W_OK)):
-            raise CommandError(f"files directory {files} is missing or not writable")
+        probe = files / f".polls_check.{os.getpid()}"
+        try:
+            files.mkdir(parents=True, exist_ok=True)
+            probe.write_text("ok\n")
+            probe.unlink()
+        except OSError as exc:
+            raise CommandError(f"files directory {files} is not writable: {exc}") from None
         self.stdout.write(f"polls: ok: {count} question(s), db={connection.vendor} "
                           f"({connection.settings_dict['NAME']}), files={files}")

@@ -57,9 +57,8 @@ class Postgres(Service):
             self.run(["createdb", "-O", self.user, "-E", "UTF8", self.dbname], user="postgres")
 
     def environ(self) -> dict[str, str]:
-        if self.app.dev:  # development: settings.local.env provides (or overrides) these
-            return {"CONFIG_PG_DBNAME": self.app.meta["app"], "CONFIG_PG_HOST": "localhost",
-                    "CONFIG_PG_PORT": "5432", "CONFIG_PG_USER": os.environ.get("USER", ""), "CONFIG_PG_PASSWORD": ""}
+        if self.app.dev:  # development: the developer's settings.local.env says where the database is
+            return {}
         return {
             "CONFIG_PG_DBNAME": self.dbname, "CONFIG_PG_USER": self.user, "CONFIG_PG_HOST": SOCKET_DIR,
             "CONFIG_PG_PORT": "5432", "CONFIG_PG_PASSWORD": "",

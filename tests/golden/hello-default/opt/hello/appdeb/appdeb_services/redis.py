@@ -72,8 +72,8 @@ class Redis(Service):
         return out.stdout.decode(errors="replace")
 
     def environ(self) -> dict[str, str]:
-        if self.app.dev:
-            return {"CONFIG_REDIS_URL": "redis://localhost:6379/0"}
+        if self.app.dev:  # development: settings.local.env says where a redis is, if the app needs one
+            return {}
         return {"CONFIG_REDIS_SOCKET": self.socket, "CONFIG_REDIS_URL": f"unix://{self.socket}?db=0"}
 
     def backup(self, dest: str) -> None:
