@@ -7,7 +7,7 @@ import pwd
 import shutil
 import tarfile
 
-from .base import Service
+from .base import Service, ServiceError
 
 ARCHIVE = "files.tar.gz"
 
@@ -40,7 +40,15 @@ class Files(Service):
             return
         shutil.rmtree(self.directory, ignore_errors=True)
         with tarfile.open(archive) as tar:
-            tar.extractall(os.path.dirname(self.directory), filter="tar")
+            members = tar.getmembers()
+            for m in members:  # our own archive, but never write outside the directory
+                if not (m.name == "files" or m.name.startswith("files/")) or ".." in m.name.split("/") \
+                        or m.issym() or m.islnk() or m.isdev():
+                    raise ServiceError(f"files: refusing archive member {m.name!r}")
+            if hasattr(tarfile, "data_filter"):  # python >= 3.11.4
+                tar.extractall(os.path.dirname(self.directory), members=members, filter="tar")
+            else:
+                tar.extractall(os.path.dirname(self.directory), members=members)
         self.provision()
 
     def check(self) -> list[str]:

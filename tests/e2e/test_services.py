@@ -1,0 +1,185 @@
+"""Services on a real node: the Django polls example with PostgreSQL, files, nginx, a worker and a timer.
+
+One node carries the whole story, step by step, because each step builds on the data of the last:
+install → use through nginx → a failing dump stops the upgrade → the upgrade migrates after a dump →
+rollback restores the old rows → a second instance beside it → purge keeps the database.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from appdeb import node as nodes
+from appdeb.build import BuildOptions, build
+
+from ..conftest import EXAMPLES
+
+pytestmark = pytest.mark.e2e
+INSTANCES = "instances:\n  sv1: {port: 8301, public_port: 8381}\n  sv2: {port: 8302, public_port: 8382}\n"
+
+
+def make_versions(tmp: Path) -> dict[str, Path]:
+    """v2 is the example as committed; v1 drops migration 0002 and the code marked for it."""
+    v2 = tmp / "polls-v2"
+    shutil.copytree(EXAMPLES / "polls", v2, ignore=shutil.ignore_patterns(".appdeb", "settings.local.env"))
+    text = (v2 / "app.yaml").read_text().replace('schedule: "*:0/1"', 'schedule: "*:*:0/3"')
+    (v2 / "app.yaml").write_text(text + INSTANCES)
+    v1 = tmp / "polls-v1"
+    shutil.copytree(v2, v1)
+    for migration in (v1 / "polls" / "migrations").glob("0002_*.py"):
+        migration.unlink()
+    for py in v1.rglob("*.py"):
+        source = py.read_text()
+        if "# >>> v2" in source:
+            py.write_text(re.sub(r"\n[ \t]*# >>> v2.*?# <<< v2[^\n]*", "", source, flags=re.S))
+    (v1 / "app.yaml").write_text((v1 / "app.yaml").read_text().replace('version: "1.0.0"', 'version: "0.9.0"'))
+    return {"v1": v1, "v2": v2}
+
+
+@pytest.fixture(scope="module")
+def debs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    tmp = tmp_path_factory.mktemp("polls")
+    apps = make_versions(tmp)
+    out: dict[str, Path] = {}
+    for key, inst, app in (("v1", "sv1", "v1"), ("v2", "sv1", "v2"), ("v2b", "sv2", "v2")):
+        out[key] = build(apps[app], BuildOptions(instance=inst, out_dir=tmp / "dist" / key,
+                                                source_date_epoch=1767225600)).deb
+    return out
+
+
+@pytest.fixture(scope="module")
+def node(node_image: Path) -> Iterator[nodes.Node]:
+    n = nodes.up(f"svc{int(time.time()) % 100000}")
+    try:
+        yield n
+    finally:
+        nodes.down(n.name)
+
+
+def sh(node: nodes.Node, script: str, check: bool = True) -> str:
+    result = nodes.exec(node, ["sh", "-c", script])
+    if check:
+        assert result.returncode == 0, f"{script}\n{result.stdout}"
+    return result.stdout
+
+
+def http(port: int, path: str, host: str, data: dict[str, object] | None = None) -> tuple[int, bytes]:
+    body = json.dumps(data).encode() if data is not None else None
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, headers={
+        "Host": host, "Content-Type": "application/json"})
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def health(instance: str, port: int) -> dict[str, object]:
+    status, body = http(port, "/health", f"polls-{instance}.localhost")
+    assert status == 200, body
+    return dict(json.loads(body))
+
+
+def install(node: nodes.Node, deb: Path, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    result = nodes.install(node, [deb], check=False)
+    assert (result.returncode == 0) == ok, result.stdout[-3000:]
+    return result
+
+
+def test_polls_lifecycle_with_services(node: nodes.Node, debs: dict[str, Path]) -> None:
+    # install: the database is provisioned, migrations run, the app answers through nginx
+    install(node, debs["v1"])
+    info = health("sv1", 8381)
+    assert info["db"] == "postgresql" and info["migration"] == "0001_initial" and info["instance"] == "sv1"
+    status, body = http(8381, "/api/questions", "polls-sv1.localhost", {"text": "Tea?", "choices": ["yes", "no"]})
+    assert status == 201, body
+    assert [q["text"] for q in json.loads(http(8381, "/api/questions", "polls-sv1.localhost")[1])] == ["Tea?"]
+    assert sh(node, "runuser -u postgres -- psql -tAc \"SELECT count(*) FROM polls_question\" polls-sv1").strip() == "1"
+    status, css = http(8381, "/static/polls/style.css", "polls-sv1.localhost")
+    assert status == 200 and css == (EXAMPLES / "polls/staticfiles/polls/style.css").read_bytes()
+
+    # the secret: root-only on disk, delivered to the service, absent from the .deb, units and journal
+    secret = sh(node, "cat /etc/polls-sv1/secret").strip()
+    assert len(secret) >= 40
+    assert sh(node, "stat -c '%a %U' /etc/polls-sv1/secret").strip() == "600 root"
+    for deb in debs.values():
+        assert secret.encode() not in subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)],
+                                                     capture_output=True, check=True).stdout
+    assert secret not in sh(node, "cat /lib/systemd/system/polls-sv1*")
+    assert secret not in sh(node, "journalctl --no-pager -o cat")
+    assert secret not in sh(node, "cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' '")
+    env = sh(node, "cat /proc/$(systemctl show -p MainPID --value polls-sv1.service)/environ | tr '\\0' '\\n'")
+    assert "APPDEB_SECRET_FILE=/run/credentials/polls-sv1.service/secret" in env
+
+    # the worker runs, the timer fires
+    for name in ("worker.heartbeat", "tally.json"):
+        sh(node, f"for i in $(seq 60); do [ -s /var/lib/polls-sv1/files/{name} ] && exit 0; sleep 0.5; done; exit 1")
+    assert json.loads(sh(node, "cat /var/lib/polls-sv1/files/tally.json"))["questions"][0]["text"] == "Tea?"
+
+    # a failing dump stops the upgrade before anything is migrated
+    sh(node, "mv /usr/bin/pg_dump /usr/bin/pg_dump.off")
+    failed = install(node, debs["v2"], ok=False)
+    assert "backup before the update failed" in failed.stdout
+    assert sh(node, "runuser -u postgres -- psql -tAc \"SELECT max(name) FROM django_migrations WHERE app='polls'\" "
+                    "polls-sv1").strip() == "0001_initial"
+    sh(node, "mv /usr/bin/pg_dump.off /usr/bin/pg_dump && dpkg --configure -a")
+
+    # the upgrade took a dump first (pg_restore can read it), then migrated; the secret survived
+    assert health("sv1", 8381)["migration"] == "0002_question_closed_at"
+    backups = sh(node, "polls-sv1 backups").splitlines()
+    upgrade = [b.split("\t")[0] for b in backups if "version=0.9.0-1" in b and "reason=upgrade" in b]
+    assert upgrade, backups
+    listing = sh(node, f"pg_restore --list /var/backups/polls-sv1/{upgrade[-1]}/services/postgres/postgres.dump")
+    assert "TABLE DATA public polls_question" in listing
+    assert sh(node, "cat /etc/polls-sv1/secret").strip() == secret
+
+    # new rows in v2, then rollback to v1 with the backup taken when v1 was left: the old rows return
+    http(8381, "/api/questions", "polls-sv1.localhost", {"text": "Coffee?", "choices": ["yes"]})
+    assert len(json.loads(http(8381, "/api/questions", "polls-sv1.localhost")[1])) == 2
+    result = nodes.exec(node, ["apt-get", "install", "-y", "--allow-downgrades", nodes.copy_in(node, debs["v1"])])
+    assert result.returncode == 0, result.stdout[-2000:]
+    sh(node, f"polls-sv1 restore {upgrade[-1]}")
+    assert [q["text"] for q in json.loads(http(8381, "/api/questions", "polls-sv1.localhost")[1])] == ["Tea?"]
+    assert health("sv1", 8381)["migration"] == "0001_initial"
+
+
+def test_second_instance_and_purge_keeps_database(node: nodes.Node, debs: dict[str, Path]) -> None:
+    install(node, debs["v2b"])
+    assert health("sv2", 8382)["instance"] == "sv2"
+    assert health("sv1", 8381)["instance"] == "sv1"
+    dbs = sh(node, "runuser -u postgres -- psql -tAc 'SELECT datname FROM pg_database ORDER BY 1'").split()
+    assert "polls-sv1" in dbs and "polls-sv2" in dbs
+    assert sh(node, "ls /etc/nginx/sites-enabled").split() == ["default", "polls-sv1.conf", "polls-sv2.conf"]
+    sh(node, "getent passwd polls-sv1 polls-sv2 >/dev/null")
+
+    result = nodes.exec(node, ["apt-get", "purge", "-y", "polls-sv2"])
+    assert result.returncode == 0, result.stdout
+    assert "keeping database polls-sv2" in result.stdout
+    assert "polls-sv2" in sh(node, "runuser -u postgres -- psql -tAc 'SELECT datname FROM pg_database'").split()
+    assert sh(node, "ls /etc/nginx/sites-enabled").split() == ["default", "polls-sv1.conf"]
+    purge_backup = sh(node, "ls /var/backups/polls-sv2").split()
+    assert any(b.endswith("-purge") for b in purge_backup)
+    sh(node, "test ! -e /etc/polls-sv2 && test ! -e /var/lib/polls-sv2 && test ! -e /opt/polls-sv2")
+    assert health("sv1", 8381)["instance"] == "sv1"
+
+
+def test_web_unit_security_exposure(node: nodes.Node, debs: dict[str, Path]) -> None:
+    out = sh(node, "systemd-analyze security --offline=yes /lib/systemd/system/polls-sv1.service 2>&1 | tail -1")
+    score = float(re.search(r"exposure level for \S+: ([0-9.]+)", out).group(1))  # type: ignore[union-attr]
+    print(f"systemd-analyze security (offline) polls-sv1.service: {score}")
+    assert score <= 2.0, out
