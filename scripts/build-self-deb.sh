@@ -1,5 +1,6 @@
 #!/bin/sh
-# Build appdeb itself as a Debian package (python3-appdeb_VERSION-1_all.deb) into dist/ with stdeb.
+# Build appdeb itself as a Debian package (python3-appdeb_VERSION-1_all.deb) into dist/ (or $APPDEB_DEB_OUT)
+# with stdeb.
 #
 # Runs in a throw-away copy of the checkout, so deb_dist/, build/ and *.egg-info never litter
 # the tree. stdeb needs a setup.py; the project has only setup.cfg + pyproject.toml, so a
@@ -11,7 +12,7 @@ set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 # stdeb and dh-python belong to Debian's python3, not to a venv or pyenv interpreter.
 PY=/usr/bin/python3
-out="$here/dist"
+out="${APPDEB_DEB_OUT:-$here/dist}"  # where the .deb goes (tests point this at a tmp dir)
 
 if ! "$PY" -c 'import stdeb' 2>/dev/null || ! command -v dpkg-buildpackage >/dev/null; then
     echo "build-self-deb: needs python3-stdeb and dpkg-dev (run scripts/install-host-deps.sh)" >&2
