@@ -438,7 +438,7 @@ def verb_restore(app: AppPackage, args: list[str]) -> int:
         raise RuntimeError_("usage: restore BACKUP (see 'backups')")
     path = resolve_backup(app, args[0])
     units = [u["name"] for u in app.meta["units"] if u["enabled"]]
-    running = os.path.isdir(SYSTEMD) and not app.dev
+    running = os.path.isdir(SYSTEMD) and not app.dev and bool(units)
     if running:
         subprocess.call(["systemctl", "stop", *units])
     if os.path.exists(os.path.join(path, "settings.env")):
@@ -682,16 +682,23 @@ def main(argv: list[str]) -> int:
     app = AppPackage(argv[0])
     verb, args = (argv[1], argv[2:]) if len(argv) > 1 else ("help", [])
     if verb not in VERBS:
-        print(f"{app.meta['package']} {app.meta['version']}\n")
+        asked = verb in ("help", "--help", "-h")
+        out = sys.stdout if asked else sys.stderr
+        if not asked:
+            print(f"{app.meta['package']}: unknown verb '{verb}'", file=out)
+        print(f"{app.meta['package']} {app.meta['version']}\n", file=out)
         for _, text in VERBS.values():
-            print("  " + text)
+            print("  " + text, file=out)
         names = ", ".join(app.meta["commands"]) or "none"
-        print(f"\ncommands in the description: {names}")
-        return 0 if verb in ("help", "--help", "-h") else 2
+        print(f"\ncommands in the description: {names}", file=out)
+        return 0 if asked else 2
     try:
         return VERBS[verb][0](app, args)
     except RuntimeError_ as exc:
         print(f"{app.meta['package']}: {exc}", file=sys.stderr)
+        return 1
+    except PermissionError as exc:  # e.g. backup or restore by a user who is not root
+        print(f"{app.meta['package']}: {verb}: {exc} (run it as root)", file=sys.stderr)
         return 1
 
 

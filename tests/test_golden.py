@@ -27,7 +27,8 @@ def plan(example: str, instance: str | None) -> BuildPlan:
 def test_rendered_tree_matches_golden(example: str, instance: str | None, update_golden: bool) -> None:
     files = render(plan(example, instance))
     root = GOLDEN / f"{example}-{instance or 'default'}"
-    rendered = {path: f.content for path, f in files.items() if not path.endswith(SKIP) and "/appdeb_services/" not in path}
+    rendered = {path: f.content for path, f in files.items()
+                if not path.endswith(SKIP) and "/appdeb_services/" not in path}
     if update_golden:
         for path, content in rendered.items():
             (root / path).parent.mkdir(parents=True, exist_ok=True)

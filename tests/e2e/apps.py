@@ -3,7 +3,8 @@
 The lifecycle commands of `lifecycle_app` leave traces on the node that tests can check: every run of
 `install` appends to STATE/install-runs (and writes STATE/data.txt), every `update` to STATE/update-runs;
 `backup`/`restore` copy data.txt; `uninstall` prints a line. `install` fails while the flag file
-/var/tmp/PKG.fail-install exists, so tests can inject a failure into `postinst configure`.
+/var/tmp/PKG.fail-install exists and `backup` while /var/tmp/PKG.fail-backup does, so tests can
+inject failures into the maintainer scripts.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ LIFECYCLE_COMMANDS = {
                'echo "data of $APPDEB_PACKAGE" > "$APPDEB_STATE_DIR/data.txt"',
     "update": 'echo "$APPDEB_FROM_VERSION -> $APPDEB_VERSION" >> "$APPDEB_STATE_DIR/update-runs"',
     "verify": 'python3 -c "import hello"',
-    "backup": 'cp "$APPDEB_STATE_DIR/data.txt" "$APPDEB_BACKUP_DIR/data.txt"',
+    "backup": 'if [ -e "/var/tmp/$APPDEB_PACKAGE.fail-backup" ]; then echo "backup: injected failure" >&2; '
+              'exit 5; fi; cp "$APPDEB_STATE_DIR/data.txt" "$APPDEB_BACKUP_DIR/data.txt"',
     "restore": 'cp "$APPDEB_BACKUP_DIR/data.txt" "$APPDEB_STATE_DIR/data.txt"',
     "uninstall": 'echo "uninstall ran for $APPDEB_PACKAGE"',
 }

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -172,6 +171,8 @@ def test_manual_backup_and_restore(node: nodes.Node, debs: Debs) -> None:
     assert unit_state(node, UNIT) == ("active", "enabled")
     result = nodes.exec(node, [PKG, "restore", "no-such-backup"])
     assert result.returncode == 1 and "no backup 'no-such-backup'" in result.stdout
+    result = nodes.exec(node, ["runuser", "-u", PKG, "--", PKG, "backup"])  # backups are root's
+    assert result.returncode == 1 and "(run it as root)" in result.stdout and "Traceback" not in result.stdout
 
 
 # ---- remove, reinstall, purge ---------------------------------------------------------------------
@@ -180,7 +181,7 @@ def test_remove_keeps_data_and_reinstall_reuses_it(node: nodes.Node, debs: Debs)
     install(node, debs.v1)
     apt(node, "remove", PKG)
     assert dpkg_status(node, PKG) == "deinstall ok config-files"
-    assert unit_state(node, UNIT)[0] == "inactive"
+    assert unit_state(node, UNIT) == ("inactive", "masked")
     assert not answers(port_of(PKG))
     assert not exists(node, f"/usr/bin/{PKG}")
     for path in (f"{ETC}/settings.env", f"{STATE}/data.txt", LOGS, BACKUPS):
@@ -210,8 +211,10 @@ def test_purge_removes_everything_but_backups_and_user(node: nodes.Node, debs: D
     assert (meta["version"], meta["reason"]) == ("1.0.0-1", "purge")
     assert sh(node, f"cat {BACKUPS}/{name}/app/data.txt") == f"data of {PKG}\n"
     assert not answers(port_of(PKG))
-    assert unit_state(node, UNIT) == ("inactive", "not-found")
-    assert sh(node, f"find /var/lib/systemd -name '*{PKG}*'") == ""
+    assert unit_state(node, UNIT)[0] == "inactive"
+    assert nodes.exec(node, ["systemctl", "cat", UNIT]).returncode != 0  # systemd no longer knows it
+    assert sh(node, f"find /etc/systemd /var/lib/systemd -name '*{PKG}*'") == ""  # no enable/mask state
+    assert exists(node, "/opt")  # dpkg took /opt (base-files creates it, no package lists it); it is back
 
 
 def test_purge_after_remove_runs_the_kept_release(node: nodes.Node, debs: Debs) -> None:
@@ -245,7 +248,7 @@ def test_install_then_purge_leaves_nothing_behind(node: nodes.Node, debs: Debs) 
     allowed_files = {BACKUPS, *(f"/etc/{f}{s}" for f in ("passwd", "group", "shadow", "gshadow") for s in ("", "-"))}
 
     def unexpected(paths: set[str]) -> list[str]:
-        return sorted(p for p in paths if p not in allowed_files and not p.startswith(allowed)
+        return sorted(p for p in paths if (p not in allowed_files and not p.startswith(allowed))
                       or (PKG in p and not p.startswith(BACKUPS)))
 
     assert unexpected(after - before) == [], "left behind after purge"
@@ -268,6 +271,32 @@ def test_configure_a_completes_after_a_failed_postinst(node: nodes.Node, debs: D
     assert dpkg_status(node, PKG) == "install ok installed"
     assert lines(node, f"{STATE}/install-runs") == ["1.0.0-1"]
     assert http_get(port_of(PKG)) == "Hello from hello (lc1, 1.0.0-1)\n"
+
+
+def test_failed_backup_stops_upgrade_and_purge(node: nodes.Node, debs: Debs) -> None:
+    install(node, debs.v1)
+    sh(node, f"touch /var/tmp/{PKG}.fail-backup")
+    out = install(node, debs.v2, ok=False)
+    assert "backup: injected failure" in out and "backup before the update failed; nothing was migrated" in out
+    assert dpkg_status(node, PKG) == "install ok half-configured"
+    assert not exists(node, f"{STATE}/update-runs") and backups(node) == {}
+    sh(node, f"rm /var/tmp/{PKG}.fail-backup")
+    sh(node, "dpkg --configure -a")
+    assert lines(node, f"{STATE}/update-runs") == ["1.0.0-1 -> 2.0.0-1"]
+    assert dpkg_status(node, PKG) == "install ok installed"
+    # purge refuses to delete data it could not back up; the admin can retry
+    sh(node, f"touch /var/tmp/{PKG}.fail-backup")
+    result = nodes.exec(node, ["apt-get", "-y", "purge", PKG])
+    assert result.returncode != 0
+    assert "purge stopped: 'backup --reason purge' failed" in result.stdout
+    assert dpkg_status(node, PKG).endswith(" ok config-files")  # removed, not purged
+    assert sh(node, f"cat {STATE}/data.txt") == f"data of {PKG}\n"
+    assert exists(node, f"{ETC}/settings.env")
+    assert "uninstall ran" not in result.stdout
+    sh(node, f"rm /var/tmp/{PKG}.fail-backup")
+    assert f"uninstall ran for {PKG}" in apt(node, "purge", PKG)
+    assert dpkg_status(node, PKG) == "not-installed"
+    assert sorted(m["reason"] for m in backups(node).values()) == ["purge", "upgrade"]
 
 
 def test_postinst_configure_twice_is_harmless(node: nodes.Node, debs: Debs) -> None:
@@ -343,16 +372,21 @@ def test_two_instances_side_by_side(node: nodes.Node, debs: Debs) -> None:
     assert backups(node, OTHER) == {}
 
 
-def test_policy_rc_d_forbidding_starts_is_honoured(node: nodes.Node, debs: Debs) -> None:
+def test_policy_rc_d_and_disabled_units_are_honoured(node: nodes.Node, debs: Debs) -> None:
     sh(node, "printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d")
     out = install(node, debs.v1)
     assert "policy-rc.d returned 101" in out
     assert unit_state(node, UNIT) == ("inactive", "enabled")
     assert dpkg_status(node, PKG) == "install ok installed"
     sh(node, "rm /usr/sbin/policy-rc.d")
-    sh(node, f"/var/lib/dpkg/info/{PKG}.postinst configure 1.0.0-1")
+    sh(node, f"dpkg-reconfigure {PKG}")  # postinst configure again, as dpkg runs it
     assert unit_state(node, UNIT) == ("active", "enabled")
     assert http_get(port_of(PKG)) == "Hello from hello (lc1, 1.0.0-1)\n"
+    # a unit the admin disabled stays off, and verify does not count that against the package
+    sh(node, f"systemctl disable --now {UNIT}")
+    sh(node, f"dpkg-reconfigure {PKG}")
+    assert unit_state(node, UNIT) == ("inactive", "disabled")
+    assert sh(node, f"{PKG} verify").strip() == f"{PKG} 1.0.0-1: ok"
 
 
 def test_maintainer_scripts_handle_every_argument(node: nodes.Node, debs: Debs) -> None:
@@ -372,3 +406,14 @@ def test_maintainer_scripts_handle_every_argument(node: nodes.Node, debs: Debs) 
     for script in ("preinst", "postinst", "prerm", "postrm"):
         result = nodes.exec(node, [f"/var/lib/dpkg/info/{PKG}.{script}", "bogus"])
         assert result.returncode == 1 and f"{script} called with unknown argument 'bogus'" in result.stdout
+    # the unwinds dpkg runs when a removal or a conflicting install fails: stop, then serve again
+    unwinds = [("remove", "abort-remove"),
+               ("remove in-favour other 1.0", "abort-remove in-favour other 1.0"),
+               ("deconfigure in-favour other 1.0", "abort-deconfigure in-favour other 1.0")]
+    for stop, unwind in unwinds:
+        sh(node, f"/var/lib/dpkg/info/{PKG}.prerm {stop}")
+        assert unit_state(node, UNIT)[0] == "inactive" and not answers(port_of(PKG))
+        sh(node, f"/var/lib/dpkg/info/{PKG}.postinst {unwind}")
+        assert unit_state(node, UNIT) == ("active", "enabled")
+        assert http_get(port_of(PKG)) == "Hello from hello (lc1, 1.0.0-1)\n"
+        assert sh(node, f"find {ROOT}/app -name '*.pyc'").strip()  # byte code back after prerm dropped it

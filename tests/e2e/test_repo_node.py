@@ -221,7 +221,7 @@ def test_install_upgrade_repo_rollback_pin_and_unpin(
     assert installed(node, "hello-rp1") == v1.version
     http(port, "(rp1, 1.0.0-1)")
     assert "1.0.0-1: ok" in sh(node, "hello-rp1", "verify")
-    assert "upgrade" in sh(node, "hello-rp1", "backups")  # the downgrade backed up first
+    assert "reason=downgrade" in sh(node, "hello-rp1", "backups")  # the downgrade backed up first
     sh(node, "apt-get", "upgrade", "-y", *ONLY_REPO)
     assert installed(node, "hello-rp1") == v1.version  # the pin holds against upgrades
     assert "pinned to 1.0.0-1" in sh(node, "hello-rp1", "pin")
