@@ -101,7 +101,8 @@ def runtime_config(plan: BuildPlan) -> dict[str, Any]:
     spec, p = plan.spec, plan.paths
     return {
         "package": plan.package, "instance": plan.instance, "app": spec.name, "version": plan.version,
-        "python_version": plan.python_version, "python_paths": list(spec.python_paths),
+        "python_version": plan.python_version, "python_abi": plan.python_abi,
+        "binary_dists": list(plan.binary_dists), "python_paths": list(spec.python_paths),
         "wsgi": spec.web.app if spec.web else None,
         "web": None if spec.web is None else {
             "port": plan.port, "workers": spec.web.workers, "timeout": spec.web.timeout,
