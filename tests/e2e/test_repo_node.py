@@ -305,8 +305,8 @@ def test_rollback_with_restore_backup_brings_back_the_data(
     assert "rolled back to 1.0.0-1" in out and "restored" in out
     assert sh(node, "cat", data) == at_v1
     http(web_port(node, pkg), f"version 1.0.0-1\n{at_v1}")
-    # what the data was before the restore is kept: the downgrade backed it up
-    saved = sh(node, "sh", "-c", f"cat $(ls -d /var/backups/{pkg}/*-1.0.0-2-upgrade | tail -1)/app/data.txt")
+    # what the data was before the restore is kept: the downgrade backed it up first
+    saved = sh(node, "sh", "-c", f"cat $(ls -d /var/backups/{pkg}/*-1.0.0-2-downgrade | tail -1)/app/data.txt")
     assert saved == at_v2
 
 
