@@ -14,7 +14,7 @@ from . import __version__
 from .assemble import assemble, deb_filename, sha256_of
 from .plan import BuildPlan, make_plan, with_vendor
 from .progress import Reporter, quiet
-from .render import render, runtime_source
+from .render import render, shipped_sources
 from .stage import app_files, refuse_build_paths, stage
 from .templates import template_dir
 from .validate import load_spec
@@ -96,7 +96,8 @@ def _fingerprint(plan: BuildPlan, options: BuildOptions) -> str:
     h = hashlib.sha256()
     h.update(f"{__version__}\0{plan.package}\0{plan.version}\0{plan.python_version}\0{plan.compression}\0"
              f"{plan.source_date_epoch}\0{options.instance}".encode())
-    h.update(runtime_source())
+    for name, source in shipped_sources().items():
+        h.update(name.encode() + b"\0" + source)
     for path in sorted(template_dir().iterdir()):
         h.update(path.name.encode() + path.read_bytes())
     for rel in app_files(plan.spec.app_dir, plan.spec.exclude):

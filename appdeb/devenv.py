@@ -15,7 +15,7 @@ from pathlib import Path
 from .errors import AppdebError
 from .plan import make_plan
 from .progress import Reporter, quiet
-from .render import runtime_config, runtime_source, services_sources
+from .render import runtime_config, shipped_sources
 from .validate import load_spec
 from .vendor import vendor
 
@@ -48,16 +48,15 @@ def prepare(app_dir: Path, *, port: int | None = None, settings: Path | None = N
         meta["web"]["port"] = port
     (root / "appdeb").mkdir(parents=True, exist_ok=True)
     (root / "appdeb" / "app.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
-    (root / "appdeb" / "appdeb_runtime.py").write_bytes(runtime_source())
-    (root / "appdeb" / "appdeb_services").mkdir(exist_ok=True)
-    for name, source in services_sources().items():
-        (root / "appdeb" / "appdeb_services" / name).write_bytes(source)
+    for name, source in shipped_sources().items():
+        (root / "appdeb" / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / "appdeb" / name).write_bytes(source)
     return root
 
 
 def exec_runtime(root: Path, verb: str, args: list[str]) -> None:
     """Replace this process with the runtime (signals and exit codes pass straight through)."""
-    runtime = root / "appdeb" / "appdeb_runtime.py"
+    runtime = root / "appdeb" / "run.py"
     if not runtime.is_file():
         raise AppdebError(f"{root} is not a prepared development environment")
     argv = [sys.executable, "-I", str(runtime), str(root), verb, *args]

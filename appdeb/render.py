@@ -40,10 +40,9 @@ def render(plan: BuildPlan) -> dict[str, RenderedFile]:
     for unit in plan.units:
         files[f"{plan.paths.unit_dir[1:]}/{unit.name}"] = _unit(plan, unit, ctx)
     files[plan.paths.launcher[1:]] = _text(env.get_template("launcher.j2").render(ctx), 0o755)
-    files[f"{plan.paths.runtime[1:]}/appdeb_runtime.py"] = RenderedFile(runtime_source())
     files[f"{plan.paths.runtime[1:]}/app.json"] = _text(json.dumps(runtime_config(plan), indent=1, sort_keys=True))
-    for name, source in services_sources().items():
-        files[f"{plan.paths.runtime[1:]}/appdeb_services/{name}"] = RenderedFile(source)
+    for name, source in shipped_sources().items():
+        files[f"{plan.paths.runtime[1:]}/{name}"] = RenderedFile(source)
     if plan.nginx:
         files[f"{plan.paths.runtime[1:]}/nginx-site.conf"] = _text(env.get_template("nginx-site.conf.j2").render(ctx))
     files[f"{plan.paths.doc[1:]}/copyright"] = _text(env.get_template("copyright.j2").render(ctx))
@@ -77,11 +76,6 @@ def service_after(plan: BuildPlan) -> tuple[str, ...]:
 
     return tuple(unit.format(package=plan.package) for s in plan.spec.services for unit in SERVICES[s.kind].after)
 
-
-def services_sources() -> dict[str, bytes]:
-    """The service plug-ins, shipped beside the runtime as the package `appdeb_services`."""
-    pkg = resources.files("appdeb.services")
-    return {p.name: p.read_bytes() for p in sorted(pkg.iterdir(), key=lambda p: p.name) if p.name.endswith(".py")}
 
 
 def settings_template(plan: BuildPlan) -> str:
@@ -121,8 +115,16 @@ def runtime_config(plan: BuildPlan) -> dict[str, Any]:
     }
 
 
-def runtime_source() -> bytes:
-    return resources.files("appdeb").joinpath("runtime.py").read_bytes()
+def shipped_sources() -> dict[str, bytes]:
+    """Node-side Python shipped beside app.json: the entry run.py, the runtime and the service plug-ins."""
+    out: dict[str, bytes] = {}
+    for package, target in (("appdeb.runtime", "appdeb_runtime"), ("appdeb.services", "appdeb_services")):
+        for entry in sorted(resources.files(package).iterdir(), key=lambda p: p.name):
+            if entry.name == "run.py":
+                out["run.py"] = entry.read_bytes()
+            elif entry.name.endswith(".py"):
+                out[f"{target}/{entry.name}"] = entry.read_bytes()
+    return out
 
 
 def changelog_gz(plan: BuildPlan) -> bytes:

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from appdeb import runtime
+from appdeb.runtime import app as runtime_app
+from appdeb.runtime import main as runtime_main
+from appdeb.runtime import pinning
 
 pytestmark = pytest.mark.skipif(shutil.which("dpkg") is None, reason="needs dpkg (Debian version order)")
 
 
-def make_app(tmp_path: Path, *, dev: bool = False) -> runtime.AppPackage:
+def make_app(tmp_path: Path, *, dev: bool = False) -> runtime_app.AppPackage:
     root = tmp_path / "opt" / "hello-rp1"
     (root / "appdeb").mkdir(parents=True)
     paths = {k: str(tmp_path / k) for k in ("etc", "settings", "state", "tmp", "logs", "backups")}
@@ -21,7 +23,7 @@ def make_app(tmp_path: Path, *, dev: bool = False) -> runtime.AppPackage:
     meta = {"package": "hello-rp1", "version": "1.0.0-2", "paths": paths, "dev": dev, "commands": {},
             "units": [], "env": [], "python_paths": []}
     (root / "appdeb" / "app.json").write_text(json.dumps(meta))
-    return runtime.AppPackage(str(root))
+    return runtime_app.AppPackage(str(root))
 
 
 def test_madison_lines_give_versions_once() -> None:
@@ -30,26 +32,26 @@ def test_madison_lines_give_versions_once() -> None:
             " hello-rp1 |    1.0.0-1 | http://127.0.0.1:9090 bookworm/main amd64 Packages\n"
             " hello-rp10 |   9.0-1 | http://127.0.0.1:8080 bookworm/main amd64 Packages\n"
             "N: Unable to locate package\n")
-    assert runtime.parse_madison(text, "hello-rp1") == ["1.0.0-2", "1.0.0-1"]
+    assert pinning.parse_madison(text, "hello-rp1") == ["1.0.0-2", "1.0.0-1"]
 
 
 def test_versions_sort_in_debian_order() -> None:
     versions = ["1.0.0-10", "1.0.0-9", "1.0.0~rc1-1", "1.0.0-2+abc", "1:0.1-1", "1.0.0-2"]
-    assert runtime.sort_versions(versions) == ["1.0.0~rc1-1", "1.0.0-2", "1.0.0-2+abc", "1.0.0-9", "1.0.0-10",
+    assert pinning.sort_versions(versions) == ["1.0.0~rc1-1", "1.0.0-2", "1.0.0-2+abc", "1.0.0-9", "1.0.0-10",
                                                "1:0.1-1"]
-    assert runtime.version_lt("1.0.0-9", "1.0.0-10") and not runtime.version_lt("1.0.0-10", "1.0.0-9")
+    assert pinning.version_lt("1.0.0-9", "1.0.0-10") and not pinning.version_lt("1.0.0-10", "1.0.0-9")
 
 
 def test_pin_file_text_and_reading_it_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runtime, "APT_PREFERENCES", str(tmp_path / "preferences.d"))
+    monkeypatch.setattr(pinning, "APT_PREFERENCES", str(tmp_path / "preferences.d"))
     app = make_app(tmp_path)
-    assert runtime.pin_path(app) == str(tmp_path / "preferences.d" / "hello-rp1-appdeb-pin")
-    assert runtime.pinned_version(app) is None
-    text = runtime.pin_text("hello-rp1", "1.0.0-1")
+    assert pinning.pin_path(app) == str(tmp_path / "preferences.d" / "hello-rp1-appdeb-pin")
+    assert pinning.pinned_version(app) is None
+    text = pinning.pin_text("hello-rp1", "1.0.0-1")
     assert text.endswith("Package: hello-rp1\nPin: version 1.0.0-1\nPin-Priority: 1001\n")
     (tmp_path / "preferences.d").mkdir()
-    Path(runtime.pin_path(app)).write_text(text)
-    assert runtime.pinned_version(app) == "1.0.0-1"
+    Path(pinning.pin_path(app)).write_text(text)
+    assert pinning.pinned_version(app) == "1.0.0-1"
 
 
 def test_backup_of_version_is_the_newest_of_that_version(tmp_path: Path) -> None:
@@ -60,8 +62,8 @@ def test_backup_of_version_is_the_newest_of_that_version(tmp_path: Path) -> None
         d.mkdir(parents=True)
         (d / "meta.json").write_text(json.dumps({"version": version, "reason": "upgrade"}))
     (tmp_path / "backups" / "20260105T000000000000Z-1.0.0-1-upgrade.partial").mkdir()
-    assert runtime.backup_of_version(app, "1.0.0-1") == "20260103T000000000000Z-1.0.0-1-upgrade"
-    assert runtime.backup_of_version(app, "0.9-1") is None
+    assert pinning.backup_of_version(app, "1.0.0-1") == "20260103T000000000000Z-1.0.0-1-upgrade"
+    assert pinning.backup_of_version(app, "0.9-1") is None
 
 
 def test_verbs_refuse_bad_arguments_before_touching_apt(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -71,14 +73,14 @@ def test_verbs_refuse_bad_arguments_before_touching_apt(tmp_path: Path, capsys: 
         ("rollback", ["--force"], "usage: rollback"),
         ("pin", ["1", "2"], "usage: pin VERSION|--previous"),
     ):
-        with pytest.raises(runtime.RuntimeError_, match=message.replace("|", r"\|").replace("[", r"\[")):
-            runtime.VERBS[verb][0](app, args)
-    with pytest.raises(runtime.RuntimeError_, match="not a version"):
-        runtime.choose_version(app, "-x")
-    with pytest.raises(runtime.RuntimeError_, match="not available from apt"):
-        runtime.choose_version(app, "1.0.0-1")  # no such package in this machine's apt
+        with pytest.raises(runtime_app.RuntimeError_, match=message.replace("|", r"\|").replace("[", r"\[")):
+            runtime_main.VERBS[verb][0](app, args)
+    with pytest.raises(runtime_app.RuntimeError_, match="not a version"):
+        pinning.choose_version(app, "-x")
+    with pytest.raises(runtime_app.RuntimeError_, match="not available from apt"):
+        pinning.choose_version(app, "1.0.0-1")  # no such package in this machine's apt
     dev = make_app(tmp_path / "dev", dev=True)
     for verb in ("unpin", "rollback"):
-        with pytest.raises(runtime.RuntimeError_, match="installed package of a node"):
-            runtime.VERBS[verb][0](dev, [])
+        with pytest.raises(runtime_app.RuntimeError_, match="installed package of a node"):
+            runtime_main.VERBS[verb][0](dev, [])
     assert capsys.readouterr().out == ""

@@ -57,7 +57,9 @@ def test_maintainer_scripts_are_valid_shell(notes_staging: BuildResult, tmp_path
 def test_files_modes_and_owners(notes_staging: BuildResult) -> None:
     files = members(notes_staging)
     for name in ("./opt/notes-staging/app/src/notes/web.py", "./opt/notes-staging/lib/flask/__init__.py",
-                 "./opt/notes-staging/appdeb/appdeb_runtime.py", "./lib/systemd/system/notes-staging.service",
+                 "./opt/notes-staging/appdeb/run.py",
+                 "./opt/notes-staging/appdeb/appdeb_runtime/app.py",
+                 "./opt/notes-staging/appdeb/appdeb_services/postgres.py", "./lib/systemd/system/notes-staging.service",
                  "./lib/systemd/system/notes-staging-worker.service", "./lib/systemd/system/notes-staging-tidy.timer"):
         assert files[name].mode == 0o644, name
     assert files["./usr/bin/notes-staging"].mode == 0o755
@@ -132,4 +134,4 @@ def test_wheel_ships_templates(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     for t in ("postinst.j2", "control.j2", "web.service.j2", "_vars.sh.j2"):
         assert f"appdeb/_templates/debian/{t}" in names
-    assert "appdeb/runtime.py" in names
+    assert "appdeb/runtime/app.py" in names and "appdeb/services/postgres.py" in names

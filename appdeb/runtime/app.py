@@ -1,0 +1,163 @@
+"""The app as the runtime sees it: description, settings, environment, commands (standard library only)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import pwd
+import subprocess
+import sys
+from typing import Any
+
+SYSTEMD = "/run/systemd/system"
+
+
+class RuntimeError_(Exception):
+    """A failure to report in one line, without a traceback."""
+
+
+def parse_settings(text: str) -> dict[str, str]:
+    """KEY=value lines; '#' comments; optional single or double quotes around the value."""
+    out: dict[str, str] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        out[key.strip()] = value
+    return out
+
+
+class AppPackage:
+    """An installed (or checked-out) app: its description, settings and environment."""
+
+    def __init__(self, root: str | None = None) -> None:
+        self.root = os.path.abspath(root or os.environ["APPDEB_ROOT"])
+        with open(os.path.join(self.root, "appdeb", "app.json"), encoding="utf-8") as f:
+            self.meta: dict[str, Any] = json.load(f)
+        layout = self.meta.get("layout", {})
+        self.app_dir = os.path.join(self.root, layout.get("app", "app"))
+        self.lib_dir = os.path.join(self.root, layout.get("lib", "lib"))
+        self.paths: dict[str, str] = self.meta["paths"]
+        self.dev = bool(self.meta.get("dev"))
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The app description as the developer wrote it (app.yaml, parsed)."""
+        return dict(self.meta["config"])
+
+    def settings(self) -> dict[str, str]:
+        values = {s["name"]: s["default"] for s in self.meta["env"] if s.get("default") is not None}
+        try:
+            with open(self.paths["settings"], encoding="utf-8") as f:
+                values.update(parse_settings(f.read()))
+        except FileNotFoundError:
+            pass
+        return values
+
+    def sys_path(self) -> list[str]:
+        extra = [os.path.join(self.app_dir, p) for p in self.meta["python_paths"]]
+        return [self.app_dir, *extra, self.lib_dir, os.path.join(self.root, "appdeb")]
+
+    def hookups(self) -> Any:
+        """The shipped service plug-ins and their glue (appdeb_services beside this file)."""
+        here = os.path.join(self.root, "appdeb")
+        if here not in sys.path:
+            sys.path.insert(0, here)
+        return importlib.import_module("appdeb_services.hookups")
+
+    def environ(self, base: dict[str, str] | None = None) -> dict[str, str]:
+        """The environment every process of the app gets: settings, paths, instance, services.
+
+        On a node the services' variables win over the settings file; in development the
+        local settings win, so a developer can point the app at a local database.
+        """
+        env = dict(os.environ if base is None else base)
+        services = self.hookups().environ(self)
+        if self.dev:
+            env.update(services)
+        env.update(self.settings())
+        if not self.dev:
+            env.update(services)
+        if "APPDEB_SECRET_FILE" not in env or not os.path.exists(env["APPDEB_SECRET_FILE"]):
+            env["APPDEB_SECRET_FILE"] = self.hookups().secret_path(self)
+        p = self.paths
+        env.update({
+            "APPDEB_ROOT": self.root, "APPDEB_PACKAGE": self.meta["package"], "APPDEB_APP": self.meta["app"],
+            "APPDEB_INSTANCE": self.meta["instance"], "APPDEB_VERSION": self.meta["version"],
+            "APPDEB_SETTINGS": p["settings"], "APPDEB_STATE_DIR": p["state"], "APPDEB_LOG_DIR": p["logs"],
+            "APPDEB_BACKUP_ROOT": p["backups"], "TMPDIR": p["tmp"], "HOME": p["state"],
+            "PYTHONPATH": os.pathsep.join(self.sys_path()), "PYTHONNOUSERSITE": "1",
+        })
+        if self.meta.get("web"):
+            env["APPDEB_PORT"] = str(self.meta["web"]["port"])
+        return env
+
+    def activate(self) -> None:
+        """Make this process the app's: import paths and environment."""
+        for entry in reversed(self.sys_path()):
+            if entry not in sys.path:
+                sys.path.insert(0, entry)
+        env = self.environ(dict(os.environ))
+        os.environ.clear()
+        os.environ.update(env)
+        os.makedirs(self.paths["tmp"], exist_ok=True) if self.dev else None
+
+    def load_object(self, spec: str) -> Any:
+        """Import 'module:object' (dotted attributes allowed) with the app's paths active."""
+        self.activate()
+        module_name, _, attr = spec.partition(":")
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+    def command_argv(self, name_or_argv: list[str]) -> list[str]:
+        """A named command from the description runs through sh; anything else runs as given."""
+        commands = self.meta["commands"]
+        if len(name_or_argv) == 1 and name_or_argv[0] in commands:
+            return ["/bin/sh", "-c", commands[name_or_argv[0]]]
+        return name_or_argv
+
+    def run_command(self, name_or_argv: str | list[str], *, extra_env: dict[str, str] | None = None,
+                    as_app_user: bool = True) -> int:
+        """Run a command in the app's environment and directory; returns its exit code."""
+        argv = self.command_argv([name_or_argv] if isinstance(name_or_argv, str) else list(name_or_argv))
+        env = {**self.environ(), **(extra_env or {})}
+        demote = self._demote if as_app_user and os.geteuid() == 0 and not self.dev else None
+        copy = None
+        if demote is not None:  # the root-only secret, delivered to this one command as a private copy
+            user = pwd.getpwnam(self.meta["user"])
+            copy = self.hookups().deliver_secret(self, user.pw_uid, user.pw_gid)
+            if copy:
+                env["APPDEB_SECRET_FILE"] = copy
+        try:
+            return subprocess.call(argv, cwd=self.app_dir, env=env, preexec_fn=demote)
+        except FileNotFoundError:
+            raise RuntimeError_(f"command not found: {argv[0]}") from None
+        finally:
+            if copy:
+                os.unlink(copy)
+
+    def _demote(self) -> None:
+        user = pwd.getpwnam(self.meta["user"])
+        os.setgroups([])
+        os.setgid(user.pw_gid)
+        os.setuid(user.pw_uid)
+
+    def has_command(self, name: str) -> bool:
+        return name in self.meta["commands"]
+
+
+def get_secret(root: str | None = None) -> str:
+    """The instance's generated secret, from the file the environment names (for the app's code)."""
+    path = os.environ.get("APPDEB_SECRET_FILE")
+    if not path:
+        app = AppPackage(root)
+        path = app.hookups().secret_path(app)
+    with open(path, encoding="utf-8") as f:
+        return f.read().strip()

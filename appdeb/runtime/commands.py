@@ -1,0 +1,89 @@
+"""Verbs that run the app: its commands, its web process, its workers and timers, the lifecycle hooks."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from typing import Any
+
+from .app import AppPackage, RuntimeError_
+
+
+def verb_run(app: AppPackage, args: list[str]) -> int:
+    if not args:
+        raise RuntimeError_("usage: run COMMAND [ARGS…] (a command from the description or any program)")
+    return app.run_command(args)
+
+
+def verb_env(app: AppPackage, args: list[str]) -> int:
+    env = app.environ({})
+    for key in sorted(env):
+        print(f"{key}={shlex.quote(env[key])}")
+    return 0
+
+
+def verb_web(app: AppPackage, args: list[str]) -> int:
+    """Serve the WSGI app with gunicorn sync workers: timeout kills a stuck request, max_requests recycles."""
+    web = app.meta["web"]
+    if not web:
+        raise RuntimeError_("this app has no wsgi: section")
+    app.activate()
+    from gunicorn.app.wsgiapp import WSGIApplication  # type: ignore[import-untyped]  # vendored
+
+    sys.argv = [
+        "gunicorn", "--bind", f"127.0.0.1:{os.environ.get('APPDEB_PORT', web['port'])}",
+        "--worker-class", "sync", "--workers", str(web["workers"]), "--timeout", str(web["timeout"]),
+        "--graceful-timeout", str(web["graceful_timeout"]), "--max-requests", str(web["max_requests"]),
+        "--max-requests-jitter", str(web["max_requests_jitter"]), "--chdir", app.app_dir,
+        "--access-logfile", "-", "--name", app.meta["package"], *args, app.meta["wsgi"],
+    ]
+    WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]").run()
+    return 0
+
+
+def verb_process(app: AppPackage, args: list[str]) -> int:
+    name = args[0] if args else ""
+    if name not in app.meta["processes"]:
+        raise RuntimeError_(f"no process named '{name}' (known: {', '.join(app.meta['processes']) or 'none'})")
+    env = app.environ()
+    os.chdir(app.app_dir)
+    os.execve("/bin/sh", ["/bin/sh", "-c", "exec " + app.meta["processes"][name]], env)
+    return 1
+
+
+def verb_timer(app: AppPackage, args: list[str]) -> int:
+    name = args[0] if args else ""
+    if name not in app.meta["timers"]:
+        raise RuntimeError_(f"no timer named '{name}' (known: {', '.join(app.meta['timers']) or 'none'})")
+    return app.run_command(["/bin/sh", "-c", app.meta["timers"][name]["command"]])
+
+
+def verb_hook(app: AppPackage, args: list[str]) -> int:
+    """Lifecycle hooks the maintainer scripts call: provision, install, update, uninstall.
+
+    install and update provision first (secret, services, nginx site): the app's command then
+    finds its database; uninstall runs the app's command, then purges the services.
+    """
+    name = args[0] if args else ""
+    if name not in ("provision", "install", "update", "uninstall"):
+        raise RuntimeError_("usage: hook provision|install|update|uninstall [--from-version V]")
+    extra = {"APPDEB_FROM_VERSION": args[2]} if args[1:2] == ["--from-version"] and len(args) > 2 else {}
+    if name in ("provision", "install", "update"):
+        _services_step(app, "provision")
+    if name != "provision" and app.has_command(name):
+        code = app.run_command([name], extra_env=extra)
+        if code != 0:
+            raise RuntimeError_(f"the app's '{name}' command failed (exit {code}): {app.meta['commands'][name]}")
+    if name == "uninstall":
+        _services_step(app, "purge")
+    return 0
+
+
+def _services_step(app: AppPackage, step: str, *args: str) -> Any:
+    """Call one hookups step, turning a service failure into a one-line runtime error."""
+    hookups = app.hookups()
+    try:
+        return getattr(hookups, step)(app, *args)
+    except hookups.ServiceError as exc:
+        raise RuntimeError_(str(exc)) from None

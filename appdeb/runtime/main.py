@@ -1,0 +1,60 @@
+"""The launcher's entry: VERB dispatch with one error boundary (python3 -I run.py ROOT VERB [ARGS…])."""
+
+from __future__ import annotations
+
+import sys
+
+from .app import AppPackage, RuntimeError_
+from .care import verb_backup, verb_backups, verb_restore, verb_verify
+from .commands import verb_env, verb_hook, verb_process, verb_run, verb_timer, verb_web
+from .pinning import verb_pin, verb_rollback, verb_unpin
+
+VERBS = {
+    "run": (verb_run, "run COMMAND [ARGS…]: a command from the description, or any program, in the app's env"),
+    "env": (verb_env, "env: print the app's environment"),
+    "web": (verb_web, "web: serve the WSGI app with gunicorn (what the web unit runs)"),
+    "process": (verb_process, "process NAME: run one of the description's processes"),
+    "timer": (verb_timer, "timer NAME: run one timer's command now"),
+    "verify": (verb_verify, "verify: check python, settings, units, the web answer, then the app's verify"),
+    "backup": (verb_backup, "backup [--reason R]: back up settings, services and app data"),
+    "backups": (verb_backups, "backups: list backups"),
+    "restore": (verb_restore, "restore BACKUP: restore a backup (stops and starts the app)"),
+    "hook": (verb_hook, "hook install|update|uninstall: lifecycle hooks run by the maintainer scripts"),
+}
+VERBS.update({
+    "pin": (verb_pin, "pin VERSION|--previous: install that version and hold it (apt pin); no argument: show"),
+    "unpin": (verb_unpin, "unpin: drop the pin and install the newest version again"),
+    "rollback": (verb_rollback, "rollback [VERSION] [--restore-backup]: pin the previous (or given) version, "
+                                "then optionally restore its data"),
+})
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 1:
+        print("usage: run.py ROOT VERB [ARGS…]", file=sys.stderr)
+        return 2
+    app = AppPackage(argv[0])
+    verb, args = (argv[1], argv[2:]) if len(argv) > 1 else ("help", [])
+    if verb not in VERBS:
+        asked = verb in ("help", "--help", "-h")
+        out = sys.stdout if asked else sys.stderr
+        if not asked:
+            print(f"{app.meta['package']}: unknown verb '{verb}'", file=out)
+        print(f"{app.meta['package']} {app.meta['version']}\n", file=out)
+        for _, text in VERBS.values():
+            print("  " + text, file=out)
+        names = ", ".join(app.meta["commands"]) or "none"
+        print(f"\ncommands in the description: {names}", file=out)
+        return 0 if asked else 2
+    try:
+        return VERBS[verb][0](app, args)
+    except RuntimeError_ as exc:
+        print(f"{app.meta['package']}: {exc}", file=sys.stderr)
+        return 1
+    except PermissionError as exc:  # e.g. backup or restore by a user who is not root
+        print(f"{app.meta['package']}: {verb}: {exc} (run it as root)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

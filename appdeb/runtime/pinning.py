@@ -1,0 +1,202 @@
+"""Rollback on the node by apt pinning: pin, unpin, rollback [--restore-backup].
+
+The node's apt sources (appdeb's repository) keep several versions; a pin at priority 1001 makes apt
+install one of them even as a downgrade, and keeps `apt-get upgrade` from leaving it until unpinned.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from .app import AppPackage, RuntimeError_
+from .care import list_backups
+
+APT_PREFERENCES = "/etc/apt/preferences.d"
+APT_INSTALL = ("apt-get", "install", "-y", "--allow-downgrades",
+               "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold")
+
+
+def pin_path(app: AppPackage) -> str:
+    return os.path.join(APT_PREFERENCES, f"{app.meta['package']}-appdeb-pin")
+
+
+def pin_text(package: str, version: str) -> str:
+    return (f"Explanation: written by '{package} pin' (appdeb); '{package} unpin' removes it\n"
+            f"Package: {package}\nPin: version {version}\nPin-Priority: 1001\n")
+
+
+def pinned_version(app: AppPackage) -> str | None:
+    try:
+        with open(pin_path(app), encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return None
+    return next((ln.split(None, 2)[2] for ln in lines if ln.startswith("Pin: version ")), None)
+
+
+def _query(argv: list[str]) -> str:
+    """stdout of apt-cache/dpkg-query in the C locale (parsed), or '' if the command failed."""
+    proc = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "LC_ALL": "C"})
+    return proc.stdout if proc.returncode == 0 else ""
+
+
+def installed_version(package: str) -> str | None:
+    """dpkg's version of the package, also when half-configured (a failed upgrade is rolled back too)."""
+    out = _query(["dpkg-query", "-W", "-f=${db:Status-Status} ${Version}", package]).split()
+    return out[1] if len(out) == 2 and out[0] != "not-installed" else None
+
+
+def parse_madison(text: str, package: str) -> list[str]:
+    """Versions from `apt-cache madison` lines 'PKG | VERSION | SOURCE', first-seen order, no repeats."""
+    versions: list[str] = []
+    for line in text.splitlines():
+        fields = [f.strip() for f in line.split("|")]
+        if len(fields) >= 3 and fields[0] == package and fields[1] not in versions:
+            versions.append(fields[1])
+    return versions
+
+
+def version_lt(a: str, b: str) -> bool:
+    """Debian version order, by dpkg itself (the node always has it)."""
+    return subprocess.call(["dpkg", "--compare-versions", a, "lt", b]) == 0
+
+
+def sort_versions(versions: list[str]) -> list[str]:
+    """Oldest first."""
+    import functools
+
+    def cmp(a: str, b: str) -> int:
+        return 0 if a == b else -1 if version_lt(a, b) else 1
+
+    return sorted(versions, key=functools.cmp_to_key(cmp))
+
+
+def available_versions(package: str) -> list[str]:
+    """Versions apt can download from its sources (what a pin can select), oldest first."""
+    return sort_versions(parse_madison(_query(["apt-cache", "madison", package]), package))
+
+
+def choose_version(app: AppPackage, wanted: str) -> str:
+    """VERSION as given (if apt knows it), or for --previous the newest available below the installed."""
+    package = app.meta["package"]
+    available = available_versions(package)
+    shown = ", ".join(available) or "none"
+    if wanted == "--previous":
+        current = installed_version(package) or app.meta["version"]
+        older = [v for v in available if version_lt(v, current)]
+        if not older:
+            raise RuntimeError_(f"no version older than {current} is available from apt (available: {shown}); "
+                                "run apt-get update, or check the repository's retention")
+        return older[-1]
+    if wanted.startswith("-") or not wanted or any(c.isspace() for c in wanted):
+        raise RuntimeError_(f"not a version: {wanted!r}")
+    if wanted not in available:
+        raise RuntimeError_(f"version {wanted} of {package} is not available from apt (available: {shown}); "
+                            "run apt-get update, or check the repository's retention")
+    return wanted
+
+
+def _apt_install(app: AppPackage) -> int:
+    """apt-get install the package's candidate (the pinned version, if pinned); apt's output passes through."""
+    sys.stdout.flush()
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    return subprocess.call([*APT_INSTALL, app.meta["package"]], env=env)
+
+
+def _need_root(app: AppPackage, verb: str) -> None:
+    if app.dev:
+        raise RuntimeError_(f"{verb} acts on the installed package of a node, not on a checkout")
+    if os.geteuid() != 0:
+        raise RuntimeError_(f"{verb} needs root: it changes {APT_PREFERENCES} and runs apt-get")
+
+
+def pin_and_install(app: AppPackage, wanted: str) -> str:
+    """Write the pin file, install the pinned version (downgrading if need be), check it is installed."""
+    _need_root(app, "pin")
+    package = app.meta["package"]
+    version = choose_version(app, wanted)
+    path = pin_path(app)
+    os.makedirs(APT_PREFERENCES, mode=0o755, exist_ok=True)
+    with open(path + ".new", "w", encoding="utf-8") as f:
+        f.write(pin_text(package, version))
+    os.chmod(path + ".new", 0o644)
+    os.replace(path + ".new", path)
+    print(f"{package}: pinned to {version} ({path})", flush=True)
+    code = _apt_install(app)
+    now = installed_version(package)
+    if code != 0 or now != version:
+        raise RuntimeError_(f"apt-get did not install {version} (exit {code}, installed: {now or 'none'}); "
+                            f"the pin stays in {path}: fix the cause and rerun, or '{package} unpin'")
+    return version
+
+
+def verb_pin(app: AppPackage, args: list[str]) -> int:
+    """pin VERSION|--previous: hold the package at a version (installing it); no argument shows the state."""
+    package = app.meta["package"]
+    if not args:
+        pinned = pinned_version(app)
+        print(f"{package}: installed {installed_version(package) or 'none'}, "
+              f"{'pinned to ' + pinned if pinned else 'not pinned'}; "
+              f"available: {', '.join(available_versions(package)) or 'none'}")
+        return 0
+    if len(args) != 1:
+        raise RuntimeError_("usage: pin VERSION|--previous")
+    version = pin_and_install(app, args[0])
+    print(f"{package}: now at {version}, pinned ('{package} unpin' returns to the newest version)")
+    return 0
+
+
+def verb_unpin(app: AppPackage, args: list[str]) -> int:
+    """unpin: remove the pin and install apt's candidate (the newest version) again."""
+    _need_root(app, "unpin")
+    package = app.meta["package"]
+    try:
+        os.remove(pin_path(app))
+        print(f"{package}: pin removed ({pin_path(app)})", flush=True)
+    except FileNotFoundError:
+        print(f"{package}: was not pinned", flush=True)
+    code = _apt_install(app)
+    if code != 0:
+        raise RuntimeError_(f"apt-get install {package} failed (exit {code})")
+    print(f"{package}: now at {installed_version(package)}")
+    return 0
+
+
+def backup_of_version(app: AppPackage, version: str) -> str | None:
+    """The newest backup whose data is version's: taken when an upgrade (or downgrade) left it."""
+    found = None
+    for name in list_backups(app):
+        with open(os.path.join(app.paths["backups"], name, "meta.json"), encoding="utf-8") as f:
+            if json.load(f).get("version") == version:
+                found = name
+    return found
+
+
+def verb_rollback(app: AppPackage, args: list[str]) -> int:
+    """rollback [VERSION] [--restore-backup]: pin and install VERSION (default: the previous one), then
+    optionally restore the data backed up when that version was left."""
+    restore = "--restore-backup" in args
+    rest = [a for a in args if a != "--restore-backup"]
+    if len(rest) > 1 or any(a.startswith("-") and a != "--previous" for a in rest):
+        raise RuntimeError_("usage: rollback [VERSION] [--restore-backup]")
+    package = app.meta["package"]
+    version = pin_and_install(app, rest[0] if rest else "--previous")
+    print(f"{package}: rolled back to {version}, pinned ('{package} unpin' returns to the newest version)",
+          flush=True)
+    if not restore:
+        return 0
+    backup = backup_of_version(app, version)
+    if backup is None:
+        raise RuntimeError_(f"no backup holds the data of {version} ('{package} backups'); the data was NOT "
+                            f"restored: the app runs {version} on the newer data")
+    print(f"{package}: restoring {backup} (the current data was backed up by the downgrade)", flush=True)
+    # The installed runtime is now the rolled-back version's: let it restore with its own description.
+    code = subprocess.call([app.paths["launcher"], "restore", backup])
+    if code != 0:
+        raise RuntimeError_(f"restoring {backup} failed (exit {code}); the app runs {version}")
+    return 0
+
+
