@@ -183,3 +183,46 @@ def test_web_unit_security_exposure(node: nodes.Node, debs: dict[str, Path]) -> 
     score = float(re.search(r"exposure level for \S+: ([0-9.]+)", out).group(1))  # type: ignore[union-attr]
     print(f"systemd-analyze security (offline) polls-sv1.service: {score}")
     assert score <= 2.0, out
+
+
+REDIS_APP = """\
+name: cache
+version: "1.0.0"
+description: an app that keeps a counter in redis
+maintainer: "appdeb developers <dev@appdeb.invalid>"
+platform: [python, wsgi]
+wsgi:
+  app: hello:application
+services:
+  redis: {}
+commands:
+  verify: redis-cli -s "$CONFIG_REDIS_SOCKET" ping
+"""
+
+
+def test_redis_is_one_private_server_per_instance(node_factory: object, tmp_path: Path) -> None:
+    app = tmp_path / "cache"
+    app.mkdir()
+    (app / "app.yaml").write_text(REDIS_APP)
+    shutil.copy(EXAMPLES / "hello" / "hello.py", app / "hello.py")
+    debs = [build(app, BuildOptions(instance=i, out_dir=tmp_path / i, source_date_epoch=1)).deb for i in ("rd1", "rd2")]
+    node = node_factory()  # type: ignore[operator]
+    install(node, debs[0])
+    install(node, debs[1])
+    cli = 'redis-cli -s "$CONFIG_REDIS_SOCKET"'
+    assert sh(node, f"cache-rd1 run sh -c '{cli} SET counter 41 && {cli} INCR counter'").split() == ["OK", "42"]
+    assert sh(node, f"cache-rd2 run sh -c '{cli} GET counter'").strip() == ""  # its own server
+    # the other instance's user cannot even open rd1's socket
+    denied = nodes.exec(node, ["runuser", "-u", "cache-rd2", "--", "redis-cli", "-s",
+                               "/run/redis-cache-rd1/redis.sock", "PING"])
+    assert "PONG" not in denied.stdout
+    backup = sh(node, "cache-rd1 backup --reason test").strip().splitlines()[-1]
+    assert sh(node, f"test -s {backup}/services/redis/redis.rdb && echo yes").strip() == "yes"
+    sh(node, f"cache-rd1 run sh -c '{cli} SET counter 7'")
+    sh(node, f"cache-rd1 restore {Path(backup).name}")
+    assert sh(node, f"cache-rd1 run sh -c '{cli} GET counter'").strip() == "42"
+    result = nodes.exec(node, ["apt-get", "purge", "-y", "cache-rd1"])
+    assert result.returncode == 0, result.stdout
+    sh(node, "test ! -e /etc/redis/redis-cache-rd1.conf && test ! -e /var/lib/redis/cache-rd1")
+    assert sh(node, "systemctl is-active redis-server@cache-rd1.service", check=False).strip() != "active"
+    assert sh(node, f"cache-rd2 run sh -c '{cli} PING'").strip() == "PONG"
