@@ -2,7 +2,7 @@
 
 A node lets end-to-end tests (and developers) install the packages appdeb builds on a real,
 booted Debian without a VM. Each node lives in ``$APPDEB_NODE_DIR/NAME`` (default
-``/var/tmp/appdeb-nodes/NAME``): the overlay's upper/work/merged dirs, console.log and pid files.
+``/var/tmp/appdeb-nodes/NAME``): the overlay's upper, work and merged directories, console.log and pid files.
 
 Process layout: a detached supervisor (``python -m appdeb.node _supervise``) runs in its own
 cgroup ``appdeb/NAME`` and restarts systemd-nspawn when it exits with 133 (a reboot inside the

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from appdeb import repo, signing
 from appdeb.build import BuildOptions, BuildResult, build
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,3 +53,11 @@ def notes_prod(dist: Path) -> BuildResult:
 @pytest.fixture(autouse=True, scope="session")
 def _plain_output() -> None:
     os.environ.setdefault("CI", "1")
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> Iterator[repo.RepoConfig]:
+    """A fresh signed repository (amd64 + all) in a temporary root; its gpg-agent stopped afterwards."""
+    config = repo.init_repo(tmp_path / "repo", architectures=["amd64"])
+    yield config
+    signing.stop_agent(config.gnupg_home)

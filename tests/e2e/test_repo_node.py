@@ -156,13 +156,6 @@ def data_app(tmp_path_factory: pytest.TempPathFactory) -> dict[int, BuildResult]
 
 
 @pytest.fixture
-def cfg(tmp_path: Path) -> Iterator[repo.RepoConfig]:
-    config = repo.init_repo(tmp_path / "repo", architectures=["amd64"])
-    yield config
-    signing.stop_agent(config.gnupg_home)
-
-
-@pytest.fixture
 def server(cfg: repo.RepoConfig) -> Iterator[repo.RepoServer]:
     with repo.serve(cfg) as srv:
         yield srv

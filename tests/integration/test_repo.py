@@ -12,7 +12,6 @@ import shutil
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -53,13 +52,6 @@ def published_versions(cfg: repo.RepoConfig, name: str = "hello") -> list[str]:
     text = (cfg.root / PACKAGES).read_text()
     stanzas = [dict(ln.split(": ", 1) for ln in st.splitlines() if ": " in ln) for st in text.split("\n\n")]
     return sorted(st["Version"] for st in stanzas if st.get("Package") == name)
-
-
-@pytest.fixture
-def cfg(tmp_path: Path) -> Iterator[repo.RepoConfig]:
-    config = repo.init_repo(tmp_path / "repo", architectures=["amd64"])
-    yield config
-    signing.stop_agent(config.gnupg_home)
 
 
 @pytest.fixture
