@@ -4,9 +4,9 @@ A node lets end-to-end tests (and developers) install the packages appdeb builds
 booted Debian without a VM. Each node lives in ``$APPDEB_NODE_DIR/NAME`` (default
 ``/var/tmp/appdeb-nodes/NAME``): the overlay's upper, work and merged directories, console.log and pid files.
 
-Process layout: a detached supervisor (``python -m appdeb.node _supervise``) runs in its own
-cgroup ``appdeb/NAME`` and restarts systemd-nspawn when it exits with 133 (a reboot inside the
-node). The node shares the host's network, so 127.0.0.1 inside is 127.0.0.1 outside.
+Process layout (appdeb/nodeproc.py): a detached supervisor runs in the node's own cgroup and
+restarts systemd-nspawn when the node reboots. The node shares the host's network, so 127.0.0.1
+inside is 127.0.0.1 outside.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import signal
 import subprocess
 import sys
 import time
-import traceback
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +26,16 @@ from pathlib import Path, PurePosixPath
 
 from .errors import AppdebError, CommandError
 from .nodeimage import CLEAN_ENV, ensure_image, mounts_under
+from .nodeproc import (
+    alive,
+    cgroup_pids,
+    find_pid1,
+    nspawn_pid,
+    orphaned_pid1,
+    remove_cgroups,
+    supervisor_pid,
+    wait_for,
+)
 from .runner import run, spawn
 
 __all__ = [
@@ -35,10 +44,8 @@ __all__ = [
 ]
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,30}")
-CGROUP_ROOTS = (Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup/unified"))
 BOOT_TIMEOUT = 120.0
 STOP_TIMEOUT = 30.0
-REBOOT_EXIT = 133  # systemd-nspawn's exit status when the container asked for a reboot
 # Host-side copies into these are invisible in the node: nspawn mounts fresh file systems there.
 HIDDEN_IN_NODE = ("/tmp", "/run", "/dev", "/proc", "/sys")
 
@@ -74,130 +81,13 @@ def _state_dir(name: str) -> Path:
     return nodes_dir() / name
 
 
-# --- processes ----------------------------------------------------------------------------------
-
-
-def _stat(pid: int) -> tuple[str, str, int] | None:
-    """(comm, state, ppid) of a process, or None if it is gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    comm = text[text.index("(") + 1 : text.rindex(")")]
-    fields = text[text.rindex(")") + 2 :].split()
-    return comm, fields[0], int(fields[1])
-
-
-def _alive(pid: int) -> bool:
-    """True for a live process; a zombie nobody reaped yet counts as dead."""
-    st = _stat(pid)
-    return st is not None and st[1] not in ("Z", "X")
-
-
-def _cmdline(pid: int) -> list[str]:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_text().split("\0")
-    except OSError:
-        return []
-
-
-def _read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _write_pid(path: Path, pid: int) -> None:
-    """Write atomically so a reader never sees an empty pid file."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(f"{pid}\n")
-    tmp.rename(path)
-
-
-def _supervisor_pid(state: Path) -> int | None:
-    """The supervisor's pid, checked against its command line so a recycled pid is not trusted."""
-    pid = _read_pid(state / "supervisor.pid")
-    ok = pid is not None and _alive(pid) and "_supervise" in _cmdline(pid) and str(state) in _cmdline(pid)
-    return pid if ok else None
-
-
-def _nspawn_pid(name: str, state: Path) -> int | None:
-    pid = _read_pid(state / "nspawn.pid")
-    ok = pid is not None and _alive(pid) and f"--machine={name}" in _cmdline(pid)
-    return pid if ok else None
-
-
-def _find_pid1(nspawn: int | None) -> int | None:
-    """The node's PID 1 is nspawn's child once it has exec'd systemd."""
-    if nspawn is None:
-        return None
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            st = _stat(int(entry.name))
-            if st is not None and st[2] == nspawn and st[0] == "systemd" and st[1] != "Z":
-                return int(entry.name)
-    return None
-
-
-def _orphaned_pid1(name: str) -> int | None:
-    """PID 1 of a node whose nspawn died (killed): still in our cgroup, pid 1 in its namespace."""
-    for pid in _cgroup_pids(name):
-        with contextlib.suppress(OSError):
-            status = Path(f"/proc/{pid}/status").read_text()
-            nspid = next((ln.split()[1:] for ln in status.splitlines() if ln.startswith("NSpid:")), [])
-            if len(nspid) > 1 and nspid[-1] == "1":
-                return pid
-    return None
-
-
-def _wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
-# --- cgroups ------------------------------------------------------------------------------------
-
-
-def _cgroups(name: str) -> list[Path]:
-    """Our cgroup in each hierarchy nspawn cares about (named systemd v1 and/or unified v2)."""
-    return [base / "appdeb" / name for base in CGROUP_ROOTS if (base / "cgroup.procs").exists()]
-
-
-def _enter_cgroup(name: str) -> None:
-    """Each nspawn needs a cgroup of its own, else a second node fights the first over it."""
-    for cg in _cgroups(name):
-        cg.mkdir(parents=True, exist_ok=True)
-        (cg / "cgroup.procs").write_text(f"{os.getpid()}\n")
-
-
-def _cgroup_pids(name: str) -> set[int]:
-    pids: set[int] = set()
-    for cg in _cgroups(name):
-        for dirpath, _dirs, _files in os.walk(cg):
-            with contextlib.suppress(OSError):
-                pids |= {int(p) for p in Path(dirpath, "cgroup.procs").read_text().split()}
-    return {p for p in pids if _alive(p)}
-
-
-def _remove_cgroups(name: str) -> None:
-    for cg in _cgroups(name):
-        for dirpath, _dirs, _files in os.walk(cg, topdown=False):
-            with contextlib.suppress(OSError):
-                os.rmdir(dirpath)
-
-
 # --- lifecycle ----------------------------------------------------------------------------------
 
 
 def up(name: str, progress: Callable[[str], None] | None = None) -> Node:
     """Create and boot a node, returning once systemd reports running (or degraded)."""
     state = _state_dir(name)
-    if _cgroup_pids(name):
+    if cgroup_pids(name):
         raise AppdebError(f"a node named {name!r} is already running (cgroup appdeb/{name} is busy)")
     golden = ensure_image(progress)
     nodes_dir().mkdir(parents=True, exist_ok=True)
@@ -235,7 +125,7 @@ def _start_supervisor(name: str, state: Path) -> None:
     src = str(Path(__file__).resolve().parent.parent)
     pythonpath = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p)
     with open(state / "supervisor.log", "ab") as log:
-        launcher = spawn([sys.executable, "-m", "appdeb.node", "_supervise", name, str(state)],
+        launcher = spawn([sys.executable, "-m", "appdeb.nodeproc", "_supervise", name, str(state)],
                          cwd=Path("/"), env={"PYTHONPATH": pythonpath}, start_new_session=True,
                          stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
     if launcher.wait(timeout=60) != 0:
@@ -252,11 +142,11 @@ def _wait_ready(name: str, state: Path, timeout: float, old_pid1: int | None = N
     """Poll until a (new) PID 1 answers `is-system-running` with running or degraded."""
     deadline, last = time.monotonic() + timeout, ""
     while time.monotonic() < deadline:
-        nspawn = _nspawn_pid(name, state)
-        if nspawn is None and _supervisor_pid(state) is None:
+        nspawn = nspawn_pid(name, state)
+        if nspawn is None and supervisor_pid(state) is None:
             console = _tail(state / "console.log")
             raise AppdebError(f"node {name!r} stopped while booting; console:\n{console}")
-        pid1 = _find_pid1(nspawn)
+        pid1 = find_pid1(nspawn)
         if pid1 is not None and pid1 != old_pid1:
             with contextlib.suppress(AppdebError):  # a timeout here just means "not yet"
                 last = run([*_nsenter(pid1), "systemctl", "is-system-running", "--wait"], check=False,
@@ -271,7 +161,7 @@ def _wait_ready(name: str, state: Path, timeout: float, old_pid1: int | None = N
 def get(name: str) -> Node:
     """The running node of that name, for commands that act on an existing node."""
     state = _state_dir(name)
-    pid1 = _find_pid1(_nspawn_pid(name, state))
+    pid1 = find_pid1(nspawn_pid(name, state))
     if pid1 is None:
         raise AppdebError(f"node {name!r} is not running")
     return Node(name, state / "merged", pid1)
@@ -285,8 +175,8 @@ def list_nodes() -> list[NodeInfo]:
     for state in sorted(nodes_dir().iterdir()):
         if not (state.is_dir() and NAME_RE.fullmatch(state.name)):
             continue
-        pid1 = _find_pid1(_nspawn_pid(state.name, state))
-        status = "running" if pid1 else "starting" if _supervisor_pid(state) else "stopped"
+        pid1 = find_pid1(nspawn_pid(state.name, state))
+        status = "running" if pid1 else "starting" if supervisor_pid(state) else "stopped"
         infos.append(NodeInfo(state.name, status, pid1, state / "merged"))
     return infos
 
@@ -294,7 +184,7 @@ def list_nodes() -> list[NodeInfo]:
 def down(name: str) -> None:
     """Power the node off, unmount its root and delete its state; nothing is left behind."""
     state = _state_dir(name)
-    if not state.exists() and not _cgroup_pids(name):
+    if not state.exists() and not cgroup_pids(name):
         raise AppdebError(f"no node named {name!r}")
     _teardown(name, state)
 
@@ -307,14 +197,14 @@ def _teardown(name: str, state: Path) -> None:
         raise AppdebError(f"cannot unmount {state}: {mounts_under(state)}")
     if state.exists():
         shutil.rmtree(state)
-    _remove_cgroups(name)
+    remove_cgroups(name)
     with contextlib.suppress(OSError):
         os.rmdir(f"/run/systemd/nspawn/propagate/{name}")
 
 
 def _unmount(point: str) -> None:
     """Retry briefly (the last nspawn process may still be exiting), detach lazily as a last resort."""
-    if not _wait_for(lambda: run(["umount", point], check=False).returncode == 0, 5.0):
+    if not wait_for(lambda: run(["umount", point], check=False).returncode == 0, 5.0):
         run(["umount", "--lazy", point], check=False)
 
 
@@ -322,26 +212,26 @@ def _stop_processes(name: str, state: Path) -> None:
     """Orderly poweroff first (SIGRTMIN+3 to PID 1), then escalate so down never hangs."""
     with contextlib.suppress(OSError):
         (state / "stop").touch()  # tells the supervisor not to restart nspawn
-    nspawn = _nspawn_pid(name, state)
-    supervisor = _supervisor_pid(state)
+    nspawn = nspawn_pid(name, state)
+    supervisor = supervisor_pid(state)
     pids = {p for p in (nspawn, supervisor) if p is not None}
 
     def gone() -> bool:
-        return not any(_alive(p) for p in pids) and not _cgroup_pids(name)
+        return not any(alive(p) for p in pids) and not cgroup_pids(name)
 
-    pid1 = _find_pid1(nspawn) or _orphaned_pid1(name)
+    pid1 = find_pid1(nspawn) or orphaned_pid1(name)
     if pid1 is not None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid1, signal.SIGRTMIN + 3)
-    if _wait_for(gone, STOP_TIMEOUT):
+    if wait_for(gone, STOP_TIMEOUT):
         return
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in pids | _cgroup_pids(name):
+        for pid in pids | cgroup_pids(name):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
-        if _wait_for(gone, 10.0):
+        if wait_for(gone, 10.0):
             return
-    raise AppdebError(f"node {name!r}: processes survive SIGKILL: {sorted(_cgroup_pids(name))}")
+    raise AppdebError(f"node {name!r}: processes survive SIGKILL: {sorted(cgroup_pids(name))}")
 
 
 def reboot(name: str) -> Node:
@@ -402,66 +292,3 @@ def install(node: Node, debs: Sequence[Path], check: bool = True) -> subprocess.
     if check and result.returncode != 0:
         raise CommandError(list(result.args), result.returncode, result.stdout)
     return result
-
-
-# --- supervisor (runs detached, as `python -m appdeb.node _supervise NAME STATE`) ----------------
-
-
-def _nspawn_argv(name: str, state: Path) -> list[str]:
-    return ["systemd-nspawn", "--quiet", "--boot", "--register=no", "--keep-unit", "--console=read-only",
-            f"--machine={name}", "-D", str(state / "merged"), "--link-journal=no", "systemd.show_status=1"]
-
-
-def _supervise(name: str, state: Path) -> None:
-    """Run nspawn until it exits for a reason other than a reboot request, or we are told to stop."""
-    child: subprocess.Popen[bytes] | None = None
-
-    def forward(signum: int, _frame: object) -> None:
-        (state / "stop").touch()
-        if child is not None and child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    _enter_cgroup(name)
-    with open(state / "console.log", "ab", buffering=0) as console:
-        while not (state / "stop").exists():
-            child = spawn(_nspawn_argv(name, state), stdin=subprocess.DEVNULL, stdout=console,
-                          stderr=subprocess.STDOUT)
-            _write_pid(state / "nspawn.pid", child.pid)
-            rc = child.wait()
-            console.write(f"\n[appdeb supervisor] systemd-nspawn exited with {rc}\n".encode())
-            if rc != REBOOT_EXIT:
-                break
-    for pidfile in ("nspawn.pid", "supervisor.pid"):
-        (state / pidfile).unlink(missing_ok=True)
-
-
-def _launch_supervisor(name: str, state: Path) -> None:
-    """Fork so the supervisor is nobody's child to reap; the parent records its pid and exits."""
-    pid = os.fork()
-    if pid:
-        _write_pid(state / "supervisor.pid", pid)
-        return
-    code = 0
-    try:
-        _supervise(name, state)
-    except BaseException:
-        traceback.print_exc()
-        code = 1
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-
-
-def main(argv: list[str]) -> int:
-    if len(argv) == 3 and argv[0] == "_supervise":
-        _launch_supervisor(argv[1], Path(argv[2]))
-        return 0
-    print("usage: python -m appdeb.node _supervise NAME STATE_DIR  (internal helper)", file=sys.stderr)
-    return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
