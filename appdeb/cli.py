@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -53,7 +54,7 @@ def build(app_dir: Path, instance: str | None, build_number: int, out_dir: Path,
     opts = BuildOptions(instance=instance, build_number=build_number, out_dir=out_dir, vcs=vcs,
                         compression=compression)
     if python_version:
-        opts = BuildOptions(**{**opts.__dict__, "python_version": python_version})
+        opts = dataclasses.replace(opts, python_version=python_version)
     result = run_build(app_dir, opts, reporter())
     click.echo(json.dumps(result.as_json()) if as_json else str(result.deb))
 
