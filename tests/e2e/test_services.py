@@ -158,7 +158,14 @@ def test_polls_lifecycle_with_services(node: nodes.Node, debs: dict[str, Path]) 
     assert health("sv1", 8381)["migration"] == "0001_initial"
 
 
-def test_second_instance_and_purge_keeps_database(node: nodes.Node, debs: dict[str, Path]) -> None:
+def test_web_unit_security_exposure(node: nodes.Node, debs: dict[str, Path]) -> None:
+    out = sh(node, "systemd-analyze security --offline=yes /lib/systemd/system/polls-sv1.service 2>&1 | tail -1")
+    score = float(re.search(r"exposure level for \S+: ([0-9.]+)", out).group(1))  # type: ignore[union-attr]
+    print(f"systemd-analyze security (offline) polls-sv1.service: {score}")
+    assert score <= 2.0, out
+
+
+def test_second_instance_and_purge_with_and_without_opt_in(node: nodes.Node, debs: dict[str, Path]) -> None:
     install(node, debs["v2b"])
     assert health("sv2", 8382)["instance"] == "sv2"
     assert health("sv1", 8381)["instance"] == "sv1"
@@ -177,12 +184,16 @@ def test_second_instance_and_purge_keeps_database(node: nodes.Node, debs: dict[s
     sh(node, "test ! -e /etc/polls-sv2 && test ! -e /var/lib/polls-sv2 && test ! -e /opt/polls-sv2")
     assert health("sv1", 8381)["instance"] == "sv1"
 
-
-def test_web_unit_security_exposure(node: nodes.Node, debs: dict[str, Path]) -> None:
-    out = sh(node, "systemd-analyze security --offline=yes /lib/systemd/system/polls-sv1.service 2>&1 | tail -1")
-    score = float(re.search(r"exposure level for \S+: ([0-9.]+)", out).group(1))  # type: ignore[union-attr]
-    print(f"systemd-analyze security (offline) polls-sv1.service: {score}")
-    assert score <= 2.0, out
+    # with the admin's opt-in, purge drops the database and the role; the dump taken first is kept
+    sh(node, "echo APPDEB_PURGE_DATABASE=yes >> /etc/polls-sv1/settings.env")
+    result = nodes.exec(node, ["apt-get", "purge", "-y", "polls-sv1"])
+    assert result.returncode == 0, result.stdout
+    dbs = sh(node, "runuser -u postgres -- psql -tAc 'SELECT datname FROM pg_database'").split()
+    assert "polls-sv1" not in dbs and "polls-sv2" in dbs
+    assert sh(node, "runuser -u postgres -- psql -tAc \"SELECT count(*) FROM pg_roles WHERE rolname='polls-sv1'\"")\
+        .strip() == "0"
+    dump = sh(node, "ls -d /var/backups/polls-sv1/*-purge").split()[-1]
+    assert "TABLE DATA public polls_question" in sh(node, f"pg_restore --list {dump}/services/postgres/postgres.dump")
 
 
 REDIS_APP = """\
