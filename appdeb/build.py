@@ -11,14 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
-from .assemble import assemble, deb_filename, sha256_of
 from .plan import BuildPlan, make_plan, with_vendor
 from .progress import Reporter, quiet
-from .render import render, shipped_sources
-from .stage import app_files, refuse_build_paths, stage
-from .templates import template_dir
+from .stage import app_files
+from .templates import shipped_sources, template_dir
 from .validate import load_spec
-from .vendor import cache_root, vendor
 
 
 @dataclass(frozen=True)
@@ -74,6 +71,16 @@ def build(app_dir: Path, options: BuildOptions, report: Reporter = quiet) -> Bui
     reused = _reuse(out_dir, plan.package, fingerprint)
     if reused:
         return reused
+    return _build(plan, app_dir, out_dir, fingerprint, report)
+
+
+def _build(plan: BuildPlan, app_dir: Path, out_dir: Path, fingerprint: str, report: Reporter) -> BuildResult:
+    """The real work, only when something changed (its modules are imported only then)."""
+    from .assemble import assemble, sha256_of
+    from .render import render
+    from .stage import refuse_build_paths, stage
+    from .vendor import cache_root, vendor
+
     report(f"vendoring {len(plan.requirements)} requirements for python {plan.python_version}")
     vendored = vendor(plan.requirements, plan.python_version, app_dir)
     plan = with_vendor(plan, binary_dists=vendored.binary_dists, vendored=vendored.dists)
@@ -137,4 +144,4 @@ def _remember(out_dir: Path, package: str, fingerprint: str, result: BuildResult
     os.replace(tmp, path)
 
 
-__all__ = ["BuildOptions", "BuildResult", "build", "deb_filename"]
+__all__ = ["BuildOptions", "BuildResult", "build"]

@@ -15,7 +15,8 @@ from pathlib import Path
 from .errors import AppdebError
 from .plan import make_plan
 from .progress import Reporter, quiet
-from .render import runtime_config, shipped_sources
+from .render import runtime_config
+from .templates import shipped_sources
 from .validate import load_spec
 from .vendor import vendor
 

@@ -7,13 +7,12 @@ import io
 import json
 import time
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 from debian.changelog import Changelog
 
 from .plan import BuildPlan, Unit
-from .templates import environment
+from .templates import environment, shipped_sources
 
 UNIT_TEMPLATES = {"web": "web.service.j2", "process": "process.service.j2",
                   "timer-service": "timer-service.service.j2", "timer": "timer.timer.j2"}
@@ -114,17 +113,6 @@ def runtime_config(plan: BuildPlan) -> dict[str, Any]:
         "config": spec.raw,
     }
 
-
-def shipped_sources() -> dict[str, bytes]:
-    """Node-side Python shipped beside app.json: the entry run.py, the runtime and the service plug-ins."""
-    out: dict[str, bytes] = {}
-    for package, target in (("appdeb.runtime", "appdeb_runtime"), ("appdeb.services", "appdeb_services")):
-        for entry in sorted(resources.files(package).iterdir(), key=lambda p: p.name):
-            if entry.name == "run.py":
-                out["run.py"] = entry.read_bytes()
-            elif entry.name.endswith(".py"):
-                out[f"{target}/{entry.name}"] = entry.read_bytes()
-    return out
 
 
 def changelog_gz(plan: BuildPlan) -> bytes:

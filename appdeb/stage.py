@@ -7,10 +7,13 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import AppdebError
 from .plan import BuildPlan
-from .render import RenderedFile
+
+if TYPE_CHECKING:
+    from .render import RenderedFile
 
 DEFAULT_EXCLUDES = (".git", ".hg", ".svn", ".appdeb", "dist", "__pycache__", "*.pyc", "*.pyo", ".venv",
                     "venv", ".tox", ".pytest_cache", ".mypy_cache", ".ruff_cache", "*.deb", "*.swp", ".DS_Store")
