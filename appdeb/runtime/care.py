@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 
 from .app import SYSTEMD, AppPackage, RuntimeError_
-from .commands import _services_step
+from .commands import services_step
 
 
 def _systemctl(*args: str) -> int:
@@ -143,7 +143,7 @@ def verb_backup(app: AppPackage, args: list[str]) -> int:
     if os.path.exists(app.paths["settings"]):
         shutil.copy2(app.paths["settings"], os.path.join(work, "settings.env"))
     try:
-        _services_step(app, "backup", work)
+        services_step(app, "backup", work)
     except RuntimeError_:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -205,7 +205,7 @@ def verb_restore(app: AppPackage, args: list[str]) -> int:
         subprocess.call(["systemctl", "stop", *units])
     if os.path.exists(os.path.join(path, "settings.env")):
         _restore_settings(app, os.path.join(path, "settings.env"))
-    _services_step(app, "restore", path)
+    services_step(app, "restore", path)
     code = 0
     if app.has_command("restore"):
         # the app user cannot enter the root-only backup: it reads a copy of its part, given to it

@@ -70,17 +70,17 @@ def verb_hook(app: AppPackage, args: list[str]) -> int:
         raise RuntimeError_("usage: hook provision|install|update|uninstall [--from-version V]")
     extra = {"APPDEB_FROM_VERSION": args[2]} if args[1:2] == ["--from-version"] and len(args) > 2 else {}
     if name in ("provision", "install", "update"):
-        _services_step(app, "provision")
+        services_step(app, "provision")
     if name != "provision" and app.has_command(name):
         code = app.run_command([name], extra_env=extra)
         if code != 0:
             raise RuntimeError_(f"the app's '{name}' command failed (exit {code}): {app.meta['commands'][name]}")
     if name == "uninstall":
-        _services_step(app, "purge")
+        services_step(app, "purge")
     return 0
 
 
-def _services_step(app: AppPackage, step: str, *args: str) -> Any:
+def services_step(app: AppPackage, step: str, *args: str) -> Any:
     """Call one hookups step, turning a service failure into a one-line runtime error."""
     hookups = app.hookups()
     try:

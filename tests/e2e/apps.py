@@ -85,12 +85,12 @@ def unit_state(node: nodes.Node, unit: str) -> tuple[str, str]:
     return active, enabled
 
 
-def http_get(port: int, timeout: float = 20.0) -> str:
-    """The body of GET / on 127.0.0.1:port, polling while the unit is still binding."""
+def http_get(port: int, timeout: float = 20.0, path: str = "/") -> str:
+    """The body of GET path on 127.0.0.1:port, polling while the unit is still binding."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=3) as resp:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=3) as resp:
                 return str(resp.read().decode())
         except (urllib.error.URLError, OSError):
             if time.monotonic() > deadline:

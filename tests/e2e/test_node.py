@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,7 @@ from appdeb.errors import AppdebError, CommandError
 from appdeb.nodeimage import mounts_under
 from appdeb.runner import run
 
+from .apps import http_get
 from .conftest import NodeFactory
 
 pytestmark = pytest.mark.e2e
@@ -24,18 +23,6 @@ def _free_port() -> int:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
-
-def _http_get(url: str, timeout: float = 15.0) -> str:
-    """Poll until the server in the node answers (the unit needs a moment to bind)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                return str(resp.read().decode())
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 def test_node_boots_to_running(node: nodes.Node) -> None:
@@ -63,7 +50,7 @@ def test_unit_in_node_answers_on_host_loopback(node: nodes.Node) -> None:
                check=True)
     nodes.exec(node, ["systemd-run", "--unit", "t-http", "python3", "-m", "http.server", str(port),
                       "--bind", "127.0.0.1", "--directory", "/srv/www"], check=True)
-    assert _http_get(f"http://127.0.0.1:{port}/hello.txt") == "served-from-node\n"
+    assert http_get(port, 15.0, "/hello.txt") == "served-from-node\n"
 
 
 def test_two_nodes_run_at_once_with_own_identity(node_factory: NodeFactory) -> None:

@@ -22,6 +22,7 @@ from appdeb import node as nodes
 from appdeb.build import BuildOptions, build
 
 from ..conftest import EXAMPLES
+from .apps import sh
 
 pytestmark = pytest.mark.e2e
 INSTANCES = "instances:\n  sv1: {port: 8301, public_port: 8381}\n  sv2: {port: 8302, public_port: 8382}\n"
@@ -63,13 +64,6 @@ def node(node_image: Path) -> Iterator[nodes.Node]:
         yield n
     finally:
         nodes.down(n.name)
-
-
-def sh(node: nodes.Node, script: str, check: bool = True) -> str:
-    result = nodes.exec(node, ["sh", "-c", script])
-    if check:
-        assert result.returncode == 0, f"{script}\n{result.stdout}"
-    return result.stdout
 
 
 def http(port: int, path: str, host: str, data: dict[str, object] | None = None) -> tuple[int, bytes]:
