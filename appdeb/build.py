@@ -7,7 +7,7 @@ import json
 import os
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import __version__
@@ -42,6 +42,7 @@ class BuildResult:
     sha256: str
     size: int
     reused: bool
+    warnings: tuple[str, ...] = ()  # for stderr, not in as_json(); found when built, not repeated on reuse
 
     def as_json(self) -> dict[str, object]:
         return {"deb": str(self.deb), "package": self.package, "version": self.version,
@@ -70,8 +71,21 @@ def build(app_dir: Path, options: BuildOptions, report: Reporter = quiet) -> Bui
     fingerprint = _fingerprint(plan, options)
     reused = _reuse(out_dir, plan.package, fingerprint)
     if reused:
-        return reused
-    return _build(plan, app_dir, out_dir, fingerprint, report)
+        return reused  # no name lookup: it was done when this .deb was built, and costs up to ~1 s
+    return _build_checking_name(plan, app_dir, out_dir, fingerprint, report)
+
+
+def _build_checking_name(plan: BuildPlan, app_dir: Path, out_dir: Path, fingerprint: str,
+                         report: Reporter) -> BuildResult:
+    """_build, with the package name looked up in the host's apt sources alongside (namecheck)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .namecheck import name_warnings
+
+    with ThreadPoolExecutor(1) as pool:  # apt-cache needs ~1 s where no pkgcache.bin is kept
+        warnings = pool.submit(name_warnings, plan.package)
+        result = _build(plan, app_dir, out_dir, fingerprint, report)
+        return replace(result, warnings=tuple(warnings.result()))
 
 
 def _build(plan: BuildPlan, app_dir: Path, out_dir: Path, fingerprint: str, report: Reporter) -> BuildResult:

@@ -24,6 +24,11 @@ class Checker:
         line, col = at if at else ((node.line, node.col) if node else (1, 1))
         self.problems.append(Problem(self.file, line, col, key, message))
 
+    def check(self, node: YNode | None, key: str, problem: str | None) -> None:
+        """Record a rule's verdict (a message, or None for a value that passes)."""
+        if problem is not None:
+            self.add(node, key, problem)
+
     def keys(self, node: YNode, path: str, allowed: Iterable[str], required: Iterable[str] = ()) -> None:
         """Unknown keys are errors (with a did-you-mean); missing required keys too."""
         allowed = list(allowed)

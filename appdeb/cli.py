@@ -56,6 +56,8 @@ def build(app_dir: Path, instance: str | None, build_number: int, out_dir: Path,
     if python_version:
         opts = dataclasses.replace(opts, python_version=python_version)
     result = run_build(app_dir, opts, reporter())
+    for warning in result.warnings:
+        click.echo(f"appdeb: warning: {warning}", err=True)
     click.echo(json.dumps(result.as_json()) if as_json else str(result.deb))
 
 
@@ -222,8 +224,7 @@ def publish(debs: tuple[Path, ...], distribution: str | None, component: str | N
     cfg = open_repo(root)
     result = run_publish(cfg, list(debs), distribution, component, keep)
     if as_json:
-        click.echo(json.dumps({"distribution": result.distribution, "snapshot": result.snapshot,
-                               "added": result.added, "unchanged": result.unchanged, "removed": result.removed}))
+        click.echo(json.dumps(dataclasses.asdict(result)))
         return
     for label, keys in (("added", result.added), ("unchanged", result.unchanged), ("removed", result.removed)):
         for key in keys:
@@ -334,7 +335,7 @@ def repo_rollback(root: Path | None, distribution: str | None, to: str | None) -
 @repo_group.command("client-config")
 @REPO_ROOT
 @click.option("--url", required=True, callback=_check_url, help="URL nodes fetch the published tree from.")
-@click.option("--name", default="appdeb", show_default=True, help="Name of the keyring and .sources files.")
+@click.option("--name", default="appdeb", show_default=True, help="Name of the keyring, .sources and .pref files.")
 @DISTRIBUTION
 @COMPONENT
 @click.option("--write-to", type=click.Path(file_okay=False, path_type=Path), metavar="ROOT",
@@ -342,7 +343,7 @@ def repo_rollback(root: Path | None, distribution: str | None, to: str | None) -
                    "printing them.")
 def repo_client_config(root: Path | None, url: str, name: str, distribution: str | None, component: str | None,
                        write_to: Path | None) -> None:
-    """The two files a node needs: the key (/etc/apt/keyrings) and a deb822 source bound to it.
+    """The three files a node needs: the key, a deb822 source bound to it, and a pin over Debian's archive.
 
     Printed as a shell script to run as root on a node; no apt-key, nothing in trusted.gpg.d.
     """

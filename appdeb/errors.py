@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
 
@@ -21,7 +22,16 @@ class Problem:
 
     def __str__(self) -> str:
         key = self.key or "(top)"
-        return f"{self.file}:{self.line}:{self.col}: {key}: {self.message}"
+        return printable(f"{self.file}:{self.line}:{self.col}: {key}: {self.message}")
+
+
+def printable(text: str) -> str:
+    """One line whatever a hostile app.yaml put into a key or a value: control characters escaped.
+
+    Messages quote the user's values; a newline there would fake another problem line, and an
+    escape sequence would reach the user's terminal.
+    """
+    return "".join(repr(ch)[1:-1] if unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") else ch for ch in text)
 
 
 class SpecError(AppdebError):

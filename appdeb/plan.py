@@ -14,6 +14,11 @@ from .spec import AppSpec
 
 COMPRESSIONS = ("zstd", "xz", "gzip", "none")
 PORT_BASE, PORT_SPAN = 20000, 10000
+# appdeb's own state on a node, root's alone: never inside a directory the app user can write.
+OWN_STATE = "/var/lib/appdeb"
+# app.json's layout version: the runtime of a newer package knows every older one.
+CONTRACT_FORMAT = 2
+DEFAULT_BACKUP_KEEP = 5
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,10 @@ class Paths:
     logs: str
     backups: str
     launcher: str
+    own: str  # appdeb's own state (root's): configured-version marker, kept release, lock, staging
+    run: str  # per-run private copies of the secret (root's directory)
+    secret: str
+    pin: str  # the apt pin `PKG pin`/`rollback` write (removed on purge)
     unit_dir: str = "/lib/systemd/system"
     doc: str = ""
 
@@ -87,6 +96,7 @@ class BuildPlan:
     python_abi: str = ""  # set when binary wheels are vendored (e.g. cp311)
     binary_dists: tuple[str, ...] = ()
     vendored: tuple[str, ...] = ()
+    backup_keep: int = DEFAULT_BACKUP_KEEP  # backups kept per instance (0: all); settings may override
     extra: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -96,9 +106,11 @@ class BuildPlan:
 
 def instance_names(spec: AppSpec, instance: str | None) -> Names:
     """THE naming rule: `NAME` or `NAME-INSTANCE`, a same-named system user, a stable port."""
-    if instance is not None and not re.match(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$", instance):
+    if instance is not None and not re.fullmatch(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*", instance):
         raise AppdebError(f"instance name '{instance}' must be lower-case letters, digits and single hyphens")
     package = f"{spec.name}-{instance}" if instance else spec.name
+    if package == "appdeb":  # /var/lib/appdeb holds every instance's root-owned state
+        raise AppdebError("the package name 'appdeb' is reserved; choose another app name or an --instance")
     if len(package) > 32:
         raise AppdebError(f"package name '{package}' is longer than 32 characters (system user names are limited)")
     settings = spec.instance_settings(instance)
@@ -118,6 +130,8 @@ def paths_for(package: str) -> Paths:
         etc=f"/etc/{package}", settings=f"/etc/{package}/settings.env",
         state=f"/var/lib/{package}", tmp=f"/var/lib/{package}/tmp", logs=f"/var/log/{package}",
         backups=f"/var/backups/{package}", launcher=f"/usr/bin/{package}", doc=f"/usr/share/doc/{package}",
+        own=f"{OWN_STATE}/{package}", run=f"/run/appdeb/{package}", secret=f"/etc/{package}/secret",
+        pin=f"/etc/apt/preferences.d/{package}-appdeb-pin",
     )
 
 
@@ -184,6 +198,7 @@ def make_plan(
         depends=tuple(dict.fromkeys(depends)), pre_depends=("python3",),
         requirements=(*spec.require.pip, *extra_requirements(spec.platform)),
         python_version=python_version, compression=compression, source_date_epoch=source_date_epoch,
+        backup_keep=next((k for k in (settings.backup_keep, spec.backup_keep) if k is not None), DEFAULT_BACKUP_KEEP),
     )
 
 
@@ -213,6 +228,8 @@ def with_vendor(plan: BuildPlan, *, binary_dists: tuple[str, ...], vendored: tup
 
 def check_python(specifier: str, version: str) -> None:
     """Refuse to build for a Python the app says it does not support."""
+    if not re.fullmatch(r"3\.[0-9]{1,2}", version):
+        raise AppdebError(f"python version {version!r} is not MAJOR.MINOR of a python 3 (e.g. 3.11)")
     target = tuple(int(x) for x in version.split("."))
     for part in filter(None, (p.strip() for p in specifier.split(","))):
         m = re.match(r"^(==|!=|>=|<=|~=|>|<)\s*([\d.]+)$", part)

@@ -11,7 +11,8 @@ from typing import Any
 
 from debian.changelog import Changelog
 
-from .plan import BuildPlan, Unit
+from . import formats
+from .plan import CONTRACT_FORMAT, BuildPlan, Unit
 from .templates import environment, shipped_sources
 
 UNIT_TEMPLATES = {"web": "web.service.j2", "process": "process.service.j2",
@@ -31,8 +32,7 @@ class RenderedFile:
 def render(plan: BuildPlan) -> dict[str, RenderedFile]:
     """Every generated file of the package, keyed by its path inside the .deb."""
     env = environment()
-    ctx: dict[str, Any] = {"plan": plan, **_description(plan), "settings_template": settings_template(plan),
-                           "after": service_after(plan), "writable_paths": ()}
+    ctx: dict[str, Any] = {"plan": plan, **_description(plan), "after": service_after(plan), "writable_paths": ()}
     files: dict[str, RenderedFile] = {"DEBIAN/control": _text(env.get_template("control.j2").render(ctx))}
     for script in SCRIPTS:
         files[f"DEBIAN/{script}"] = _text(env.get_template(f"{script}.j2").render(ctx), 0o755)
@@ -40,6 +40,8 @@ def render(plan: BuildPlan) -> dict[str, RenderedFile]:
         files[f"{plan.paths.unit_dir[1:]}/{unit.name}"] = _unit(plan, unit, ctx)
     files[plan.paths.launcher[1:]] = _text(env.get_template("launcher.j2").render(ctx), 0o755)
     files[f"{plan.paths.runtime[1:]}/app.json"] = _text(json.dumps(runtime_config(plan), indent=1, sort_keys=True))
+    # the first settings file is data the package ships; postinst copies it, nothing is pasted into shell
+    files[f"{plan.paths.runtime[1:]}/settings.env"] = _text(settings_template(plan) + "\n")
     for name, source in shipped_sources().items():
         files[f"{plan.paths.runtime[1:]}/{name}"] = RenderedFile(source)
     if plan.nginx:
@@ -59,8 +61,12 @@ def _unit(plan: BuildPlan, unit: Unit, ctx: dict[str, Any]) -> RenderedFile:
 
 
 def _description(plan: BuildPlan) -> dict[str, Any]:
-    lines = plan.spec.description.splitlines() or [plan.spec.name]
-    summary = lines[0].strip()[:80]
+    """Summary and body lines of the control Description (control.j2 escapes them as continuation lines).
+
+    Lines are split on "\n" alone, as dpkg does; the validator refused every other line break.
+    """
+    lines = plan.spec.description.split("\n") if plan.spec.description.strip() else [plan.spec.name]
+    summary = lines[0].strip()[:80].rstrip()
     body = [ln.rstrip() for ln in lines[1:]]
     instance = f" (instance {plan.instance})" if plan.instance else ""
     body = [*body, "", f"Built by appdeb from {plan.spec.name} {plan.spec.version}{instance}."]
@@ -83,9 +89,9 @@ def settings_template(plan: BuildPlan) -> str:
            "# environment. Created at first install, kept on upgrade and remove, deleted on purge."]
     for s in plan.spec.env:
         note = " (required)" if s.required else ""
-        desc = f": {s.description}" if s.description else ""
+        desc = f": {formats.comment(s.description)}" if s.description else ""
         out.append(f"# {s.name}{note}{desc}")
-        out.append(f"{s.name}={s.default}" if s.default is not None else f"#{s.name}=")
+        out.append(f"{s.name}={formats.env_value(s.default)}" if s.default is not None else f"#{s.name}=")
     return "\n".join(out)
 
 
@@ -109,7 +115,10 @@ def runtime_config(plan: BuildPlan) -> dict[str, Any]:
         "units": [{"name": u.name, "kind": u.kind, "enabled": u.enabled} for u in plan.units],
         "user": plan.user, "server_name": plan.server_name, "nginx": plan.nginx, "public_port": plan.public_port,
         "paths": {"etc": p.etc, "settings": p.settings, "state": p.state, "tmp": p.tmp, "logs": p.logs,
-                  "backups": p.backups, "launcher": p.launcher, "secret": f"{p.etc}/secret"},
+                  "backups": p.backups, "launcher": p.launcher, "secret": p.secret, "own": p.own, "run": p.run,
+                  "pin": p.pin},
+        "backups": {"keep": plan.backup_keep},
+        "format": CONTRACT_FORMAT,
         "config": spec.raw,
     }
 

@@ -111,6 +111,50 @@ def serve_forever(
         server.close()
 
 
+# Above the archive's 500 -- and above the 990 that APT::Default-Release gives the target
+# release, which a tie would hand to the higher (archive) version -- so the repository's
+# version is the candidate even when Debian has a higher one of the same name; below 1000,
+# so apt still never downgrades an installed package by itself (`PKG pin` uses 1001).
+PIN_PRIORITY = 995
+
+
+def _release_fields(cfg: RepoConfig, distribution: str) -> dict[str, str]:
+    """Header fields of the published Release of `distribution` ({} before its first publish)."""
+    try:
+        text = (cfg.public_dir / "dists" / distribution / "Release").read_text()
+    except FileNotFoundError:
+        return {}
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.startswith(" ") and ": " in line:
+            key, value = line.split(": ", 1)
+            fields[key] = value.strip()
+    return fields
+
+
+def apt_preferences(cfg: RepoConfig, name: str, distribution: str | None = None) -> str:
+    """An apt preferences stanza pinning this repository's packages above Debian's archive.
+
+    Without it an app named like an archive package (examples/hello) is replaced by the
+    archive's version on `apt-get upgrade` whenever that version is higher. The pin matches
+    the Origin/Label that nodes see in Release: the published values (aptly keeps those of a
+    distribution's first publish), else the settings the first publish will use.
+    """
+    dist = distribution or cfg.distribution
+    check_name(dist)
+    published = _release_fields(cfg, dist)
+    origin, label = published.get("Origin", cfg.origin), published.get("Label", cfg.label)
+    for value in (name, origin, label):
+        check_name(value)  # plain names only: nothing can break out of its line
+    return (
+        f"Explanation: appdeb repository {name}: its packages win over same-named ones of other sources\n"
+        "Explanation: (Debian's archive) even when those are newer; below 1000: never downgrades by itself\n"
+        "Package: *\n"
+        f"Pin: release o={origin},l={label}\n"
+        f"Pin-Priority: {PIN_PRIORITY}\n"
+    )
+
+
 def client_config(
     cfg: RepoConfig,
     url: str,
@@ -118,21 +162,22 @@ def client_config(
     distribution: str | None = None,
     component: str | None = None,
 ) -> dict[str, str]:
-    """Absolute path -> content of the two files a node needs to trust and use the repo.
+    """Absolute path -> content of the three files a node needs to trust, use and prefer the repo.
 
     The key goes to /etc/apt/keyrings and is bound to this source only (Signed-By),
-    so it cannot vouch for other repositories: no apt-key, no trusted.gpg.d.
+    so it cannot vouch for other repositories: no apt-key, no trusted.gpg.d. The
+    preferences file keeps Debian's archive from replacing the repository's packages.
     """
-    check_name(name)
+    dist, comp = distribution or cfg.distribution, component or cfg.component
+    for value in (name, dist, comp):
+        check_name(value)
     keyfile = f"/etc/apt/keyrings/{name}.asc"
-    sources = (
-        "Types: deb\n"
-        f"URIs: {url}\n"
-        f"Suites: {distribution or cfg.distribution}\n"
-        f"Components: {component or cfg.component}\n"
-        f"Signed-By: {keyfile}\n"
-    )
-    return {keyfile: cfg.key_asc.read_text(), f"/etc/apt/sources.list.d/{name}.sources": sources}
+    sources = f"Types: deb\nURIs: {url}\nSuites: {dist}\nComponents: {comp}\nSigned-By: {keyfile}\n"
+    return {
+        keyfile: cfg.key_asc.read_text(),
+        f"/etc/apt/sources.list.d/{name}.sources": sources,
+        f"/etc/apt/preferences.d/{name}.pref": apt_preferences(cfg, name, dist),
+    }
 
 
 def write_client_config(

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from .errors import AppdebError
+from .rules import NAME_RE
 
 APP_YAML = """\
 # The app description read by appdeb (see docs/app-yaml.md).
@@ -45,7 +46,7 @@ def application(environ, start_response):
 def init(directory: Path, name: str | None = None, maintainer: str = "Your Name <you@example.org>") -> Path:
     """Create DIR/app.yaml, DIR/<module>.py and DIR/requirements.txt; refuse to overwrite."""
     name = name or re.sub(r"[^a-z0-9-]+", "-", directory.resolve().name.lower()).strip("-") or "app"
-    if not re.match(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$", name):
+    if not NAME_RE.fullmatch(name) or len(name) > 24:
         raise AppdebError(f"'{name}' is not a valid app name; pass --name")
     module = name.replace("-", "_") + "_app"
     if (directory / "app.yaml").exists():

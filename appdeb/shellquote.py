@@ -1,13 +1,7 @@
-"""Shell quoting for every value a template puts into a maintainer script."""
+"""Shell quoting for maintainer scripts: kept as a name for old imports; the one home is appdeb.formats."""
 
 from __future__ import annotations
 
-import shlex
+from .formats import shell as quote
 
-
-def quote(value: object) -> str:
-    """Always single-quote, even safe words, so templates read uniformly."""
-    text = str(value)
-    if text and shlex.quote(text) == text:
-        return f"'{text}'"
-    return shlex.quote(text)
+__all__ = ["quote"]

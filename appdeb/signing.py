@@ -140,6 +140,17 @@ def stop_agent(home: Path) -> None:
         run(["gpgconf", "--kill", "gpg-agent"], env=gnupg_env(home), check=False)
 
 
+def stop_agent_of_vanished_home(home: Path) -> None:
+    """Stop the agent of a gnupg home that no longer exists (its repository was moved away).
+
+    With sockets under /run/user/UID the agent is found by a hash of the home's path, so
+    the moved copy never reaches it and it would run on for nothing. gpgconf does not
+    create the missing home; where sockets live in the home itself, there is none to reach.
+    """
+    if not home.exists():
+        run(["gpgconf", "--kill", "gpg-agent"], env=gnupg_env(home), check=False)
+
+
 def ensure_key(home: Path, existing: str | None, key: str | None, name: str, email: str) -> str:
     """The repo's signing fingerprint: keep `existing`, else import `key`, else generate one.
 

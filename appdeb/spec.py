@@ -88,6 +88,7 @@ class InstanceSettings:
     port: int | None = None
     server_name: str | None = None
     public_port: int | None = None
+    backup_keep: int | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ class AppSpec:
     services: tuple[Service, ...] = ()
     instances: tuple[tuple[str, InstanceSettings], ...] = ()
     exclude: tuple[str, ...] = ()
+    backup_keep: int | None = None  # `backups: {keep: N}`; None: appdeb's default
     raw: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def command(self, name: str) -> str | None:

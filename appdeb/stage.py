@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import shutil
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,14 +21,28 @@ DEFAULT_EXCLUDES = (".git", ".hg", ".svn", ".appdeb", "dist", "__pycache__", "*.
 
 
 def app_files(app_dir: Path, excludes: tuple[str, ...]) -> Iterator[Path]:
-    """The app's files to ship, relative to app_dir, in sorted order (excluded names pruned)."""
+    """The app's files to ship, relative to app_dir, in sorted order (excluded names pruned).
+
+    Only regular files and symbolic links ship: reading a FIFO would hang the build forever and a
+    device or socket has no content to package, so such an entry is an error naming its path.
+    """
     patterns = (*DEFAULT_EXCLUDES, *excludes)
     for dirpath, dirnames, filenames in os.walk(app_dir):
         rel_dir = Path(dirpath).relative_to(app_dir)
         dirnames[:] = sorted(d for d in dirnames if not _excluded(rel_dir / d, patterns))
         for name in sorted(filenames):
             if not _excluded(rel_dir / name, patterns):
+                _refuse_special(Path(dirpath, name))
                 yield rel_dir / name
+
+
+def _refuse_special(path: Path) -> None:
+    mode = path.lstat().st_mode
+    if stat.S_ISREG(mode) or stat.S_ISLNK(mode):
+        return
+    kind = "FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device or special file"
+    raise AppdebError(f"{path} is a {kind}, not a regular file: remove it from the app, or add it to "
+                      "app.yaml's 'exclude:'")
 
 
 def _excluded(rel: Path, patterns: tuple[str, ...]) -> bool:
@@ -66,7 +81,11 @@ def _link_tree(src: Path, dst: Path) -> None:
 
 
 def normalize(root: Path, epoch: int) -> None:
-    """Modes 0755/0644 and one timestamp everywhere, whatever the checkout or umask produced."""
+    """Modes 0755/0644 and one timestamp everywhere, whatever the checkout or umask produced.
+
+    The root too: it is the package's "./" entry, and a umask of 077 would make it 0700.
+    """
+    os.chmod(root, 0o755)
     for dirpath, dirnames, filenames in os.walk(root):
         for name in filenames:
             path = os.path.join(dirpath, name)

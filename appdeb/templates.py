@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import shellquote
+from . import formats
 
 if TYPE_CHECKING:
     import jinja2
@@ -35,9 +35,24 @@ def environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
+        finalize=_finalize,
     )
-    env.filters["sh"] = shellquote.quote
+    env.filters.update(formats.FILTERS)
     return env
+
+
+def _finalize(value: object) -> object:
+    """Defence in depth: a plain string with a line break or control character never reaches a file.
+
+    Escaping filters return formats.Rendered (their output may span lines on purpose); anything else
+    interpolated by a template must be one clean line, or rendering stops with an error.
+    """
+    if isinstance(value, str) and not isinstance(value, formats.Rendered):
+        ch = formats.bad_char(value)
+        if ch is not None:
+            raise formats.FormatError(f"template: refusing to render {value[:60]!r}: it contains {ch!r} "
+                                      "(values from app.yaml pass through a validator and an escaping filter)")
+    return value
 
 
 def shipped_sources() -> dict[str, bytes]:

@@ -2,39 +2,23 @@
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import rules, validate_files
 from .checker import Checker, plain
 from .errors import Problem, SpecError
 from .platforms import PLATFORMS
+from .rules import ENV_RE, IDENT_RE, NAME_RE, OBJECT_RE, shown
 from .services import SERVICES
-from .spec import (
-    LIFECYCLE_COMMANDS,
-    AppSpec,
-    InstanceSettings,
-    Process,
-    Requirements,
-    Service,
-    Setting,
-    Static,
-    Timer,
-    Web,
-)
+from .spec import LIFECYCLE_COMMANDS, AppSpec, InstanceSettings, Process, Service, Setting, Timer, Web
 from .yamlload import YNode, load
 
 TOP_KEYS = ("name", "version", "description", "maintainer", "platform", "require", "python", "wsgi", "web",
-            "commands", "processes", "timers", "static", "env", "services", "instances", "exclude")
+            "commands", "processes", "timers", "static", "env", "services", "instances", "exclude", "backups")
 REQUIRED = ("name", "version", "description", "maintainer", "platform")
-NAME_RE = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
-IDENT_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
-ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-VERSION_RE = re.compile(r"^[0-9][A-Za-z0-9.+~-]*$")
-OBJECT_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
-SPECIFIER_RE = re.compile(r"^\s*(==|!=|>=|<=|~=|>|<)\s*\d+(\.\d+)*\s*$")
 KNOWN_SERVICES = tuple(SERVICES)
-OS_VALUES = ("debian",)
 
 
 def load_spec(app_dir: Path) -> AppSpec:
@@ -54,41 +38,55 @@ def _spec(tree: YNode, c: Checker, app_dir: Path) -> AppSpec | None:
     if top is None:
         return None
     c.keys(tree, "", TOP_KEYS, REQUIRED)
-    name = _name(top.get("name"), c)
-    version = c.string(top.get("version"), "version")
-    if version is not None and not VERSION_RE.match(version):
-        c.add(top["version"], "version", f"'{version}' is not a version (digits first, then letters, digits, . + ~ -)")
     platform = _platform(top.get("platform"), top, c)
     spec = AppSpec(
         app_dir=app_dir,
-        name=name or "",
-        version=version or "",
-        description=_text(top.get("description"), "description", c),
-        maintainer=_maintainer(top.get("maintainer"), c),
+        name=_name(top.get("name"), c) or "",
+        version=_version(top.get("version"), c),
+        description=_checked_text(top.get("description"), "description", c, rules.description),
+        maintainer=_checked_text(top.get("maintainer"), "maintainer", c, rules.maintainer),
         platform=platform,
-        require=_require(top.get("require"), c, app_dir),
-        python_paths=_python(top.get("python"), c, app_dir),
+        require=validate_files.require(top.get("require"), c, app_dir),
+        python_paths=validate_files.python_paths(top.get("python"), c, app_dir),
         web=_web(top.get("wsgi"), top.get("web"), c),
         commands=_commands(top.get("commands"), c),
         processes=tuple(Process(n, cmd) for n, cmd in _named_commands(top.get("processes"), "processes", c)),
         timers=_timers(top.get("timers"), c),
-        static=_static(top.get("static"), c, app_dir),
+        static=validate_files.static(top.get("static"), c, app_dir),
         env=_env(top.get("env"), c),
         services=_services(top.get("services"), c),
         instances=_instances(top.get("instances"), c),
-        exclude=tuple(c.string_list(top.get("exclude"), "exclude")),
+        exclude=validate_files.exclude(top.get("exclude"), c, app_dir),
+        backup_keep=_backup_keep(top.get("backups"), "backups", c),
         raw=plain(tree),
     )
     return spec
 
 
+def _backup_keep(node: YNode | None, path: str, c: Checker) -> int | None:
+    """`backups: {keep: N}`: how many backups a node keeps (0 keeps all)."""
+    m = c.mapping(node, path)
+    if not m or node is None:
+        return None
+    c.keys(node, path, ("keep",))
+    return c.integer(m.get("keep"), f"{path}.keep", 0, 1000)
+
+
 def _name(node: YNode | None, c: Checker) -> str | None:
     name = c.string(node, "name")
-    if name is not None and (not NAME_RE.match(name) or len(name) > 24):
-        c.add(node, "name", f"'{name}' is not a valid app name (lower-case letters, digits and single "
+    if name is not None and (not NAME_RE.fullmatch(name) or len(name) > 24):
+        c.add(node, "name", f"{shown(name)} is not a valid app name (lower-case letters, digits and single "
               "hyphens, starting with a letter, at most 24 characters)")
         return None
     return name
+
+
+def _version(node: YNode | None, c: Checker) -> str:
+    version = c.string(node, "version")
+    if version is not None and not rules.VERSION_RE.fullmatch(version):
+        c.add(node, "version", f"{shown(version)} is not a version (digits first, then letters, digits, . + ~ -; "
+              "at most 64 characters)")
+    return version or ""
 
 
 def _text(node: YNode | None, key: str, c: Checker) -> str:
@@ -98,10 +96,11 @@ def _text(node: YNode | None, key: str, c: Checker) -> str:
     return (text or "").strip()
 
 
-def _maintainer(node: YNode | None, c: Checker) -> str:
-    text = _text(node, "maintainer", c)
-    if text and not re.match(r"^[^<>]+ <[^<>@\s]+@[^<>\s]+>$", text):
-        c.add(node, "maintainer", f"'{text}' must look like 'Full Name <email@example.org>'")
+def _checked_text(node: YNode | None, key: str, c: Checker, rule: Callable[[str], str | None]) -> str:
+    """A required text field, stripped, then held to its rule (one line for the maintainer, …)."""
+    text = _text(node, key, c)
+    if text:
+        c.check(node, key, rule(text))
     return text
 
 
@@ -123,58 +122,6 @@ def _platform(node: YNode | None, top: dict[str, YNode], c: Checker) -> tuple[st
     return tuple(known)
 
 
-def _require(node: YNode | None, c: Checker, app_dir: Path) -> Requirements:
-    m = c.mapping(node, "require")
-    if not m:
-        return Requirements()
-    assert node is not None
-    c.keys(node, "require", ("os", "python", "deb", "pip"))
-    os_name = c.string(m.get("os"), "require.os") or "debian"
-    if os_name not in OS_VALUES:
-        c.add(m["os"], "require.os", f"unsupported os '{os_name}' (allowed: {', '.join(OS_VALUES)})")
-    python = c.string(m.get("python"), "require.python") or ""
-    for part in filter(None, (p.strip() for p in python.split(","))):
-        if not SPECIFIER_RE.match(part):
-            c.add(m["python"], "require.python", f"'{part}' is not a version specifier (e.g. '>=3.11', '<3.13')")
-    debs = c.string_list(m.get("deb"), "require.deb")
-    for d in debs:
-        if not re.match(r"^[a-z0-9][a-z0-9+.-]+(\s*\([<>=]+\s*[^)]+\))?$", d):
-            c.add(m["deb"], "require.deb", f"'{d}' is not a Debian package relation (e.g. 'libpq5 (>= 15)')")
-    pip, pip_file = _pip(m.get("pip"), c, app_dir)
-    return Requirements(os=os_name, python=python, deb=tuple(debs), pip=pip, pip_file=pip_file)
-
-
-def _pip(node: YNode | None, c: Checker, app_dir: Path) -> tuple[tuple[str, ...], str | None]:
-    if node is None or node.kind == "null":
-        return (), None
-    if node.kind == "seq":
-        return tuple(c.string_list(node, "require.pip")), None
-    name = c.string(node, "require.pip")
-    if name is None:
-        return (), None
-    path = app_dir / name
-    if not path.is_file():
-        c.add(node, "require.pip", f"requirements file '{name}' does not exist in {app_dir}")
-        return (), None
-    lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
-    return tuple(ln for ln in lines if ln and not ln.startswith("#")), name
-
-
-def _python(node: YNode | None, c: Checker, app_dir: Path) -> tuple[str, ...]:
-    m = c.mapping(node, "python")
-    if not m:
-        return ()
-    assert node is not None
-    c.keys(node, "python", ("paths",))
-    paths = c.string_list(m.get("paths"), "python.paths")
-    for p in paths:
-        if p.startswith("/") or ".." in Path(p).parts:
-            c.add(m["paths"], "python.paths", f"'{p}' must be a path inside the app directory")
-        elif not (app_dir / p).is_dir():
-            c.add(m["paths"], "python.paths", f"'{p}' is not a directory in the app")
-    return tuple(p.rstrip("/") or "." for p in paths)
-
-
 def _web(wsgi: YNode | None, web: YNode | None, c: Checker) -> Web | None:
     w = c.mapping(wsgi, "wsgi")
     if wsgi is None or w is None:
@@ -183,8 +130,8 @@ def _web(wsgi: YNode | None, web: YNode | None, c: Checker) -> Web | None:
         return None
     c.keys(wsgi, "wsgi", ("app",), ("app",))
     app = c.string(w.get("app"), "wsgi.app")
-    if app is not None and not OBJECT_RE.match(app):
-        c.add(w["app"], "wsgi.app", f"'{app}' must be 'module:object' (e.g. 'myapp.wsgi:application')")
+    if app is not None and not OBJECT_RE.fullmatch(app):
+        c.add(w["app"], "wsgi.app", f"{shown(app)} must be 'module:object' (e.g. 'myapp.wsgi:application')")
     opts = c.mapping(web, "web") or {}
     if web is not None and opts:
         c.keys(web, "web", ("workers", "timeout", "graceful_timeout", "max_requests", "max_requests_jitter", "port",
@@ -201,12 +148,16 @@ def _web(wsgi: YNode | None, web: YNode | None, c: Checker) -> Web | None:
 
 
 def _named_commands(node: YNode | None, section: str, c: Checker) -> list[tuple[str, str]]:
-    """`name: command` or `name: {command: …}` pairs, names checked."""
+    """`name: command` or `name: {command: …}` pairs, names checked.
+
+    Commands are shell on purpose (the runtime runs them as the app user via /bin/sh -c); they
+    travel as data in app.json and no template renders them, so any one line or several is fine.
+    """
     m = c.mapping(node, section) or {}
     out = []
     for name, item in m.items():
         path = f"{section}.{name}"
-        if not IDENT_RE.match(name):
+        if not IDENT_RE.fullmatch(name):
             c.add(node, path, "names are lower-case letters, digits and hyphens, starting with a letter",
                   node.keys_at[name] if node else None)
             continue
@@ -215,11 +166,18 @@ def _named_commands(node: YNode | None, section: str, c: Checker) -> list[tuple[
             cmd = c.string(item.value.get("command"), f"{path}.command")
         else:
             cmd = c.string(item, path)
-        if cmd is not None and not cmd.strip():
-            c.add(item, path, "command must not be empty")
-        elif cmd is not None:
+        if cmd is not None and _command(item, path, cmd, c):
             out.append((name, cmd.strip()))
     return out
+
+
+def _command(node: YNode, path: str, cmd: str, c: Checker) -> bool:
+    if not cmd.strip():
+        c.add(node, path, "command must not be empty")
+        return False
+    problem = rules.command(cmd)
+    c.check(node, path, problem)
+    return problem is None
 
 
 def _commands(node: YNode | None, c: Checker) -> tuple[tuple[str, str], ...]:
@@ -238,33 +196,19 @@ def _timers(node: YNode | None, c: Checker) -> tuple[Timer, ...]:
     out = []
     for name, item in m.items():
         path = f"timers.{name}"
-        if not IDENT_RE.match(name) or item.kind != "map":
+        if not IDENT_RE.fullmatch(name) or item.kind != "map":
             c.add(item, path, "each timer is 'name: {command: …, schedule: …}' with a lower-case name")
             continue
         c.keys(item, path, ("command", "schedule"), ("command", "schedule"))
         cmd = c.string(item.value.get("command"), f"{path}.command")
+        cmd_ok = cmd is not None and _command(item.value["command"], f"{path}.command", cmd, c)
         schedule = c.string(item.value.get("schedule"), f"{path}.schedule")
-        if cmd and schedule:
-            out.append(Timer(name, cmd.strip(), schedule.strip()))
+        if schedule is not None:
+            schedule = schedule.strip()
+            c.check(item.value["schedule"], f"{path}.schedule", rules.schedule(schedule))
+        if cmd and cmd_ok and schedule:
+            out.append(Timer(name, cmd.strip(), schedule))
     return tuple(out)
-
-
-def _static(node: YNode | None, c: Checker, app_dir: Path) -> Static | None:
-    if node is None or node.kind == "null":
-        return None
-    if node.kind == "map":
-        c.keys(node, "static", ("dir", "url"), ("dir",))
-        d = c.string(node.value.get("dir"), "static.dir")
-        url = c.string(node.value.get("url"), "static.url") or "/static/"
-    else:
-        d, url = c.string(node, "static"), "/static/"
-    if d is None:
-        return None
-    if not (app_dir / d).is_dir():
-        c.add(node, "static", f"'{d}' is not a directory in the app")
-    if not url.startswith("/"):
-        c.add(node, "static.url", f"'{url}' must start with '/'")
-    return Static(dir=d.rstrip("/"), url=url if url.endswith("/") else url + "/")
 
 
 def _env(node: YNode | None, c: Checker) -> tuple[Setting, ...]:
@@ -279,19 +223,27 @@ def _env(node: YNode | None, c: Checker) -> tuple[Setting, ...]:
             continue
         if item.kind == "map":
             c.keys(item, path, ("default", "required", "description"))
-            default = c.string(item.value.get("default"), f"{path}.default", allow_number=True)
+            default = _one_line(item.value.get("default"), f"{path}.default", c)
             required = c.boolean(item.value.get("required"), f"{path}.required") or False
-            desc = c.string(item.value.get("description"), f"{path}.description") or ""
+            desc = _one_line(item.value.get("description"), f"{path}.description", c, number=False) or ""
             out.append(Setting(name, default, required and default is None, desc))
         elif item.kind == "null":
             out.append(Setting(name, required=True))
         else:
-            out.append(Setting(name, c.string(item, path, allow_number=True)))
+            out.append(Setting(name, _one_line(item, path, c)))
     return tuple(out)
 
 
+def _one_line(node: YNode | None, path: str, c: Checker, *, number: bool = True) -> str | None:
+    """A setting's default or description: one line in the settings file, never a second setting."""
+    text = c.string(node, path, allow_number=number)
+    if text is not None:
+        c.check(node, path, rules.one_line(text))
+    return text
+
+
 def _env_name(name: str, node: YNode, c: Checker) -> bool:
-    if ENV_RE.match(name):
+    if ENV_RE.fullmatch(name):
         return True
     c.add(node, f"env.{name}", "setting names are letters, digits and underscores")
     return False
@@ -321,14 +273,18 @@ def _instances(node: YNode | None, c: Checker) -> tuple[tuple[str, InstanceSetti
     out = []
     for name, item in m.items():
         path = f"instances.{name}"
-        if not IDENT_RE.match(name):
-            c.add(item, path, "instance names are lower-case letters, digits and hyphens")
+        if not NAME_RE.fullmatch(name) or len(name) > 31:
+            c.add(item, path, "instance names are lower-case letters, digits and single hyphens, starting with "
+                  "a letter")
             continue
         opts = c.mapping(item, path) or {}
         if item.kind == "map":
-            c.keys(item, path, ("port", "server_name", "public_port"))
+            c.keys(item, path, ("port", "server_name", "public_port", "backups"))
         port = c.integer(opts.get("port"), f"{path}.port", 1024, 65535)
         public = c.integer(opts.get("public_port"), f"{path}.public_port", 1, 65535)
         server = c.string(opts.get("server_name"), f"{path}.server_name")
-        out.append((name, InstanceSettings(port=port, server_name=server, public_port=public)))
+        if server is not None:
+            c.check(opts["server_name"], f"{path}.server_name", rules.server_names(server))
+        out.append((name, InstanceSettings(port=port, server_name=server, public_port=public,
+                                           backup_keep=_backup_keep(opts.get("backups"), f"{path}.backups", c))))
     return tuple(out)

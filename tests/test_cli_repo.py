@@ -184,13 +184,17 @@ def test_client_config_prints_a_script_or_writes_the_files(inited: Path, tmp_pat
     assert "apt-key" not in script and "trusted.gpg.d" not in script
     run(["sh", "-n"], input=script)  # it is a valid shell script
 
+    pin = "Package: *\nPin: release o=appdeb,l=appdeb\nPin-Priority: 995\n"
+    assert "cat > /etc/apt/preferences.d/apps.pref <<'APPDEB_EOF'\n" in script and pin in script
+
     target = tmp_path / "noderoot"
     out = appdeb("repo", "client-config", "--url", url, "--name", "apps", "--distribution", "trixie",
                  "--write-to", str(target), root=inited).stdout
     keyring, sources = target / "etc/apt/keyrings/apps.asc", target / "etc/apt/sources.list.d/apps.sources"
-    assert out == f"wrote {keyring}\nwrote {sources}\n"
-    assert keyring.read_text() == key and "Suites: trixie\n" in sources.read_text()
-    assert {p.stat().st_mode & 0o777 for p in (keyring, sources)} == {0o644}
+    prefs = target / "etc/apt/preferences.d/apps.pref"
+    assert out == f"wrote {keyring}\nwrote {sources}\nwrote {prefs}\n"
+    assert keyring.read_text() == key and "Suites: trixie\n" in sources.read_text() and pin in prefs.read_text()
+    assert {p.stat().st_mode & 0o777 for p in (keyring, sources, prefs)} == {0o644}
     assert not (target / "etc/apt/trusted.gpg.d").exists()
     bad = appdeb("repo", "client-config", "--url", url, "--name", "../x", root=inited, check_code=1)
     assert "invalid name '../x'" in bad.stderr
@@ -217,3 +221,40 @@ def test_serve_runs_until_interrupted_and_reports_a_busy_port(inited: Path, tmp_
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=10)
     assert code == 0
+
+
+@pytest.mark.integration
+@NEEDS_APTLY
+def test_a_root_synced_elsewhere_publishes_there(inited: Path, tmp_path: Path) -> None:
+    """docs/repository.md's ephemeral runner: copy the root in, publish there, the original is untouched."""
+    appdeb("publish", str(make_deb(tmp_path, "hello", "1.0-1")), root=inited)
+    packages = "public/dists/bookworm/main/binary-amd64/Packages"
+    before = (inited / packages).read_text()
+    copy = tmp_path / "runner-copy"
+    run(["cp", "-a", inited, copy])
+    try:
+        appdeb("publish", "--root", str(copy), str(make_deb(tmp_path, "hello", "1.0-2")), root=inited)
+        assert appdeb("repo", "list", root=copy).stdout == "hello  1.0-1  all\nhello  1.0-2  all\n"
+        assert (inited / packages).read_text() == before
+        assert appdeb("repo", "list", root=inited).stdout == "hello  1.0-1  all\n"
+    finally:
+        subprocess.run(["gpgconf", "--kill", "gpg-agent"], env={**os.environ, "GNUPGHOME": str(copy / "gnupg")},
+                       check=False)
+
+
+@pytest.mark.integration
+def test_build_warns_when_the_name_is_in_this_machines_apt_sources(tmp_path: Path) -> None:
+    if shutil.which("apt-cache") is None or "Candidate:" not in run(["apt-cache", "policy", "hello"]).stdout:
+        pytest.skip("this machine's apt lists do not know hello (run apt-get update)")
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    proc = appdeb("build", str(examples / "hello"), "--json", "--out", str(tmp_path / "dist"), root=tmp_path)
+    assert json.loads(proc.stdout)["package"] == "hello"  # stdout stays one JSON object
+    assert proc.stderr == (
+        "appdeb: warning: 'hello' is also a package in this machine's apt sources (Debian's archive?): nodes will "
+        "prefer this repository's version only with the client configuration's pin (appdeb repo client-config); "
+        "consider another name or an --instance\n")
+    again = appdeb("build", str(examples / "hello"), "--json", "--out", str(tmp_path / "dist"), root=tmp_path)
+    assert json.loads(again.stdout)["reused"] and again.stderr == ""  # said when built; no apt-cache on reuse
+    proc = appdeb("build", str(examples / "hello"), "--instance", "prod", "--out", str(tmp_path / "dist"),
+                  root=tmp_path)
+    assert proc.stderr == "" and proc.stdout.endswith("/hello-prod_1.0.0-1_all.deb\n")

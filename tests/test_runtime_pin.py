@@ -10,7 +10,7 @@ import pytest
 
 from appdeb.runtime import app as runtime_app
 from appdeb.runtime import main as runtime_main
-from appdeb.runtime import pinning
+from appdeb.runtime import pinning, rollback
 
 pytestmark = pytest.mark.skipif(shutil.which("dpkg") is None, reason="needs dpkg (Debian version order)")
 
@@ -62,8 +62,8 @@ def test_backup_of_version_is_the_newest_of_that_version(tmp_path: Path) -> None
         d.mkdir(parents=True)
         (d / "meta.json").write_text(json.dumps({"version": version, "reason": "upgrade"}))
     (tmp_path / "backups" / "20260105T000000000000Z-1.0.0-1-upgrade.partial").mkdir()
-    assert pinning.backup_of_version(app, "1.0.0-1") == "20260103T000000000000Z-1.0.0-1-upgrade"
-    assert pinning.backup_of_version(app, "0.9-1") is None
+    assert rollback.backup_of_version(app, "1.0.0-1") == "20260103T000000000000Z-1.0.0-1-upgrade"
+    assert rollback.backup_of_version(app, "0.9-1") is None
 
 
 def test_verbs_refuse_bad_arguments_before_touching_apt(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

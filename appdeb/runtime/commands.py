@@ -59,27 +59,6 @@ def verb_timer(app: AppPackage, args: list[str]) -> int:
     return app.run_command(["/bin/sh", "-c", app.meta["timers"][name]["command"]])
 
 
-def verb_hook(app: AppPackage, args: list[str]) -> int:
-    """Lifecycle hooks the maintainer scripts call: provision, install, update, uninstall.
-
-    install and update provision first (secret, services, nginx site): the app's command then
-    finds its database; uninstall runs the app's command, then purges the services.
-    """
-    name = args[0] if args else ""
-    if name not in ("provision", "install", "update", "uninstall"):
-        raise RuntimeError_("usage: hook provision|install|update|uninstall [--from-version V]")
-    extra = {"APPDEB_FROM_VERSION": args[2]} if args[1:2] == ["--from-version"] and len(args) > 2 else {}
-    if name in ("provision", "install", "update"):
-        services_step(app, "provision")
-    if name != "provision" and app.has_command(name):
-        code = app.run_command([name], extra_env=extra)
-        if code != 0:
-            raise RuntimeError_(f"the app's '{name}' command failed (exit {code}): {app.meta['commands'][name]}")
-    if name == "uninstall":
-        services_step(app, "purge")
-    return 0
-
-
 def services_step(app: AppPackage, step: str, *args: str) -> Any:
     """Call one hookups step, turning a service failure into a one-line runtime error."""
     hookups = app.hookups()

@@ -5,9 +5,12 @@ from __future__ import annotations
 import sys
 
 from .app import AppPackage, RuntimeError_
-from .care import verb_backup, verb_backups, verb_restore, verb_verify
-from .commands import verb_env, verb_hook, verb_process, verb_run, verb_timer, verb_web
-from .pinning import verb_pin, verb_rollback, verb_unpin
+from .backups import verb_backup, verb_backups, verb_restore
+from .care import verb_verify
+from .commands import verb_env, verb_process, verb_run, verb_timer, verb_web
+from .lifecycle import verb_hook
+from .pinning import verb_pin, verb_unpin
+from .rollback import verb_rollback
 
 VERBS = {
     "run": (verb_run, "run COMMAND [ARGS…]: a command from the description, or any program, in the app's env"),
@@ -17,9 +20,9 @@ VERBS = {
     "timer": (verb_timer, "timer NAME: run one timer's command now"),
     "verify": (verb_verify, "verify: check python, settings, units, the web answer, then the app's verify"),
     "backup": (verb_backup, "backup [--reason R]: back up settings, services and app data"),
-    "backups": (verb_backups, "backups: list backups"),
+    "backups": (verb_backups, "backups: list backups (whose data, why, size)"),
     "restore": (verb_restore, "restore BACKUP: restore a backup (stops and starts the app)"),
-    "hook": (verb_hook, "hook install|update|uninstall: lifecycle hooks run by the maintainer scripts"),
+    "hook": (verb_hook, "hook configure|downgrade|uninstall: lifecycle hooks run by the maintainer scripts"),
 }
 VERBS.update({
     "pin": (verb_pin, "pin VERSION|--previous: install that version and hold it (apt pin); no argument: show"),
@@ -53,6 +56,9 @@ def main(argv: list[str]) -> int:
         return 1
     except PermissionError as exc:  # e.g. backup or restore by a user who is not root
         print(f"{app.meta['package']}: {verb}: {exc} (run it as root)", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a file or directory the verb needs is missing or unusable: one line, no traceback
+        print(f"{app.meta['package']}: {verb}: {exc}", file=sys.stderr)
         return 1
 
 

@@ -6,13 +6,11 @@ install one of them even as a downgrade, and keeps `apt-get upgrade` from leavin
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 
 from .app import AppPackage, RuntimeError_
-from .care import list_backups
 
 APT_PREFERENCES = "/etc/apt/preferences.d"
 APT_INSTALL = ("apt-get", "install", "-y", "--allow-downgrades",
@@ -20,7 +18,7 @@ APT_INSTALL = ("apt-get", "install", "-y", "--allow-downgrades",
 
 
 def pin_path(app: AppPackage) -> str:
-    return os.path.join(APT_PREFERENCES, f"{app.meta['package']}-appdeb-pin")
+    return app.paths.get("pin") or os.path.join(APT_PREFERENCES, f"{app.meta['package']}-appdeb-pin")
 
 
 def pin_text(package: str, version: str) -> str:
@@ -106,7 +104,7 @@ def _apt_install(app: AppPackage) -> int:
     return subprocess.call([*APT_INSTALL, app.meta["package"]], env=env)
 
 
-def _need_root(app: AppPackage, verb: str) -> None:
+def need_root(app: AppPackage, verb: str) -> None:
     if app.dev:
         raise RuntimeError_(f"{verb} acts on the installed package of a node, not on a checkout")
     if os.geteuid() != 0:
@@ -115,9 +113,12 @@ def _need_root(app: AppPackage, verb: str) -> None:
 
 def pin_and_install(app: AppPackage, wanted: str) -> str:
     """Write the pin file, install the pinned version (downgrading if need be), check it is installed."""
-    _need_root(app, "pin")
+    need_root(app, "pin")
+    return install_pinned(app, choose_version(app, wanted))
+
+
+def install_pinned(app: AppPackage, version: str) -> str:
     package = app.meta["package"]
-    version = choose_version(app, wanted)
     path = pin_path(app)
     os.makedirs(APT_PREFERENCES, mode=0o755, exist_ok=True)
     with open(path + ".new", "w", encoding="utf-8") as f:
@@ -151,7 +152,7 @@ def verb_pin(app: AppPackage, args: list[str]) -> int:
 
 def verb_unpin(app: AppPackage, args: list[str]) -> int:
     """unpin: remove the pin and install apt's candidate (the newest version) again."""
-    _need_root(app, "unpin")
+    need_root(app, "unpin")
     package = app.meta["package"]
     try:
         os.remove(pin_path(app))
@@ -163,40 +164,3 @@ def verb_unpin(app: AppPackage, args: list[str]) -> int:
         raise RuntimeError_(f"apt-get install {package} failed (exit {code})")
     print(f"{package}: now at {installed_version(package)}")
     return 0
-
-
-def backup_of_version(app: AppPackage, version: str) -> str | None:
-    """The newest backup whose data is version's: taken when an upgrade (or downgrade) left it."""
-    found = None
-    for name in list_backups(app):
-        with open(os.path.join(app.paths["backups"], name, "meta.json"), encoding="utf-8") as f:
-            if json.load(f).get("version") == version:
-                found = name
-    return found
-
-
-def verb_rollback(app: AppPackage, args: list[str]) -> int:
-    """rollback [VERSION] [--restore-backup]: pin and install VERSION (default: the previous one), then
-    optionally restore the data backed up when that version was left."""
-    restore = "--restore-backup" in args
-    rest = [a for a in args if a != "--restore-backup"]
-    if len(rest) > 1 or any(a.startswith("-") and a != "--previous" for a in rest):
-        raise RuntimeError_("usage: rollback [VERSION] [--restore-backup]")
-    package = app.meta["package"]
-    version = pin_and_install(app, rest[0] if rest else "--previous")
-    print(f"{package}: rolled back to {version}, pinned ('{package} unpin' returns to the newest version)",
-          flush=True)
-    if not restore:
-        return 0
-    backup = backup_of_version(app, version)
-    if backup is None:
-        raise RuntimeError_(f"no backup holds the data of {version} ('{package} backups'); the data was NOT "
-                            f"restored: the app runs {version} on the newer data")
-    print(f"{package}: restoring {backup} (the current data was backed up by the downgrade)", flush=True)
-    # The installed runtime is now the rolled-back version's: let it restore with its own description.
-    code = subprocess.call([app.paths["launcher"], "restore", backup])
-    if code != 0:
-        raise RuntimeError_(f"restoring {backup} failed (exit {code}); the app runs {version}")
-    return 0
-
-

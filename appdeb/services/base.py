@@ -55,13 +55,17 @@ class Service:
     def check(self) -> list[str]:
         return []
 
+    def size_estimate(self) -> int:
+        """Bytes this service's backup may take (0 when unknown or small)."""
+        return 0
+
     def purge(self) -> None:
         """Remove what provision created (the backup taken before purge is kept)."""
 
     def run(self, argv: list[str], *, user: str | None = None, stdin: Any = None, stdout: Any = None,
             check: bool = True) -> subprocess.CompletedProcess[bytes]:
         """Run a tool, as another user if asked (runuser is in util-linux, always present)."""
-        full = ["runuser", "-u", user, "--", *argv] if user and os.geteuid() == 0 else argv
+        full = ["runuser", "-u", user, "--", *argv] if user and os.geteuid() == 0 and not self.app.dev else argv
         proc = subprocess.run(full, stdin=stdin, stdout=stdout if stdout is not None else subprocess.PIPE,
                               stderr=subprocess.PIPE, check=False)
         if check and proc.returncode != 0:

@@ -6,10 +6,12 @@ calls these few functions at its lifecycle points.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
-import shutil
+import stat
 import subprocess
+import tempfile
 from typing import Any
 
 from . import SERVICES
@@ -113,18 +115,41 @@ def nginx_disable(app: App) -> None:
 
 
 def deliver_secret(app: App, uid: int, gid: int) -> str | None:
-    """A private copy of the secret for one command run as the app's user (removed by the caller)."""
+    """A private copy of the secret for one command run as the app's user (removed by the caller).
+
+    The copy is a new file (O_EXCL, so never a planted link) with a random name in a root-owned
+    directory the app user can enter but not list or write: concurrent runs never share a path.
+    """
     path = secret_path(app)
     if not os.path.exists(path):
         return None
-    runtime_dir = os.path.join("/run", f"appdeb-{app.meta['package']}")
-    os.makedirs(runtime_dir, mode=0o700, exist_ok=True)
-    os.chown(runtime_dir, uid, gid)
-    copy = os.path.join(runtime_dir, "secret")
-    shutil.copyfile(path, copy)
-    os.chown(copy, uid, gid)
-    os.chmod(copy, 0o400)
+    runtime_dir = app.paths.get("run") or os.path.join("/run", "appdeb", app.meta["package"])
+    _root_dir(os.path.dirname(runtime_dir), 0o755)
+    _root_dir(runtime_dir, 0o711)
+    fd, copy = tempfile.mkstemp(prefix="secret-", dir=runtime_dir)
+    try:
+        with open(path, "rb") as src:
+            os.write(fd, src.read())
+        os.fchown(fd, uid, gid)
+        os.fchmod(fd, 0o400)
+    finally:
+        os.close(fd)
     return copy
+
+
+def _root_dir(path: str, mode: int) -> None:
+    """A directory only root writes; anything else in its place is refused, never followed."""
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, mode)
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != 0:
+        raise ServiceError(f"{path} must be a directory owned by root")
+    os.chmod(path, mode)
+
+
+def size_estimate(app: App) -> int:
+    """Bytes the services' part of a backup may take (for the free-space check before it)."""
+    return sum(svc.size_estimate() for svc in services(app))
 
 
 def describe(app: App) -> list[dict[str, Any]]:

@@ -83,6 +83,12 @@ class Postgres(Service):
         with open(dump, "rb") as f:
             self.run(["pg_restore", "--no-owner", "--role", self.user, "-d", self.dbname], user="postgres", stdin=f)
 
+    def size_estimate(self) -> int:
+        """The database's size on disk: a custom-format dump is smaller, so this errs on the safe side."""
+        if self.app.dev or not self.exists():
+            return 0
+        return int(self.psql(f"SELECT pg_database_size({literal(self.dbname)})") or 0)
+
     def check(self) -> list[str]:
         if self.app.dev:
             return []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 import time
 
@@ -39,9 +40,13 @@ class Redis(Service):
         return f"/run/redis-{self.package}/redis.sock"
 
     def provision(self) -> None:
+        # redis's alone: the app reaches its data through the socket, never through these files
         os.makedirs(self.data_dir, exist_ok=True)
-        shutil.chown(self.data_dir, "redis", self.user)
-        os.chmod(self.data_dir, 0o770)
+        st = os.lstat(self.data_dir)
+        if not stat.S_ISDIR(st.st_mode):
+            raise ServiceError(f"redis: {self.data_dir} is not a directory")
+        shutil.chown(self.data_dir, "redis", "redis")
+        os.chmod(self.data_dir, 0o750)
         text = (f"# {self.package}: written by its package; removed on purge\n"
                 f"port 0\nunixsocket {self.socket}\nunixsocketperm 770\n"
                 f"dir {self.data_dir}\ndbfilename dump.rdb\nsave 300 1\nappendonly no\n"
@@ -81,7 +86,7 @@ class Redis(Service):
             return
         self.wait_ready()
         self.cli("SAVE")
-        shutil.copy2(os.path.join(self.data_dir, "dump.rdb"), os.path.join(dest, RDB))
+        _copy_nofollow(os.path.join(self.data_dir, "dump.rdb"), os.path.join(dest, RDB))
 
     def restore(self, src: str) -> None:
         rdb = os.path.join(src, RDB)
@@ -89,10 +94,19 @@ class Redis(Service):
             return
         self.provision()
         self.run(["systemctl", "stop", self.unit])
-        shutil.copy2(rdb, os.path.join(self.data_dir, "dump.rdb"))
-        shutil.chown(os.path.join(self.data_dir, "dump.rdb"), "redis", self.user)
+        target = os.path.join(self.data_dir, "dump.rdb")
+        if os.path.lexists(target):
+            os.unlink(target)  # whatever is there (a link included) goes; the copy is a new file
+        _copy_nofollow(rdb, target)
+        shutil.chown(target, "redis", "redis")
         self.run(["systemctl", "start", self.unit])
         self.wait_ready()
+
+    def size_estimate(self) -> int:
+        try:
+            return os.lstat(os.path.join(self.data_dir, "dump.rdb")).st_size
+        except OSError:
+            return 0
 
     def check(self) -> list[str]:
         if self.app.dev:
@@ -110,3 +124,14 @@ class Redis(Service):
             if os.path.exists(path):
                 os.unlink(path)
         shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def _copy_nofollow(src: str, dest: str) -> None:
+    """Copy a file's bytes, opening neither end through a symbolic link."""
+    fd_in = os.open(src, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        fd_out = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640)
+        with os.fdopen(fd_in, "rb", closefd=False) as fin, os.fdopen(fd_out, "wb") as fout:
+            shutil.copyfileobj(fin, fout)
+    finally:
+        os.close(fd_in)

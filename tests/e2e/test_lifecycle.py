@@ -33,6 +33,7 @@ PKG, OTHER = "hello-lc1", "hello-lc2"
 STATE, ETC, LOGS, BACKUPS, ROOT = (f"/var/lib/{PKG}", f"/etc/{PKG}", f"/var/log/{PKG}", f"/var/backups/{PKG}",
                                    f"/opt/{PKG}")
 UNIT = f"{PKG}.service"
+OWN = f"/var/lib/appdeb/{PKG}"  # appdeb's own state: root's
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ def test_upgrade_backs_up_then_runs_update(node: nodes.Node, debs: Debs) -> None
     assert lines(node, f"{STATE}/install-runs") == ["1.0.0-1"]  # not re-run on upgrade
     [(name, meta)] = backups(node).items()
     assert (meta["version"], meta["reason"], meta["package"]) == ("1.0.0-1", "upgrade", PKG)
-    assert sh(node, f"cat {BACKUPS}/{name}/app/data.txt") == f"data of {PKG}\n"
+    assert sh(node, f"tar -xOf {BACKUPS}/{name}/app.tar ./data.txt") == f"data of {PKG}\n"
     assert "GREETING=Bonjour" in lines(node, f"{BACKUPS}/{name}/settings.env")
     assert stat(node, f"{BACKUPS}/{name}") == "700 root:root"
     assert sh(node, "ls -A /var/lib/" + PKG + "/tmp").strip() == ""  # no staging left behind
@@ -194,7 +195,7 @@ def test_remove_keeps_data_and_reinstall_reuses_it(node: nodes.Node, debs: Debs)
     assert http_get(port_of(PKG)) == "Hello from hello (lc1, 1.0.0-1)\n"
     assert lines(node, f"{STATE}/install-runs") == ["1.0.0-1"]
     assert sh(node, f"cat {STATE}/data.txt") == f"data of {PKG}\n"
-    assert not exists(node, f"{STATE}/.appdeb/kit")
+    assert not exists(node, f"{OWN}/kit")
     assert backups(node) == {}
 
 
@@ -209,7 +210,7 @@ def test_purge_removes_everything_but_backups_and_user(node: nodes.Node, debs: D
     assert sh(node, f"getent passwd {PKG}") and sh(node, f"getent group {PKG}")
     [(name, meta)] = backups(node).items()
     assert (meta["version"], meta["reason"]) == ("1.0.0-1", "purge")
-    assert sh(node, f"cat {BACKUPS}/{name}/app/data.txt") == f"data of {PKG}\n"
+    assert sh(node, f"tar -xOf {BACKUPS}/{name}/app.tar ./data.txt") == f"data of {PKG}\n"
     assert not answers(port_of(PKG))
     assert unit_state(node, UNIT)[0] == "inactive"
     assert nodes.exec(node, ["systemctl", "cat", UNIT]).returncode != 0  # systemd no longer knows it
@@ -221,12 +222,12 @@ def test_purge_after_remove_runs_the_kept_release(node: nodes.Node, debs: Debs) 
     install(node, debs.v1)
     apt(node, "remove", PKG)
     sh(node, f"rm -rf {ROOT}")  # whatever dpkg left of the app dir is gone too
-    assert exists(node, f"{STATE}/.appdeb/kit/appdeb/app.json")
+    assert exists(node, f"{OWN}/kit/appdeb/app.json")
     out = apt(node, "purge", PKG)
     assert f"uninstall ran for {PKG}" in out
     [(name, meta)] = backups(node).items()
     assert (meta["version"], meta["reason"]) == ("1.0.0-1", "purge")
-    assert sh(node, f"cat {BACKUPS}/{name}/app/data.txt") == f"data of {PKG}\n"
+    assert sh(node, f"tar -xOf {BACKUPS}/{name}/app.tar ./data.txt") == f"data of {PKG}\n"
     assert sh(node, f"cat {BACKUPS}/{name}/settings.env").startswith("# Settings for")
     assert dpkg_status(node, PKG) == "not-installed"
     for path in (ETC, STATE, LOGS, ROOT):

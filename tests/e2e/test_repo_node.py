@@ -172,7 +172,7 @@ def test_install_upgrade_repo_rollback_pin_and_unpin(
     first = repo.publish(cfg, [v1.deb])
     assert first.added == [key(v1)] and first.snapshot
     written = repo.write_client_config(node.root, cfg, server.url, SOURCE)
-    assert [p.stat().st_mode & 0o777 for p in written] == [0o644, 0o644]
+    assert [p.stat().st_mode & 0o777 for p in written] == [0o644] * 3  # key, source, pin preferences
     assert not list((node.root / "etc/apt/trusted.gpg.d").glob("*appdeb*"))
     apt_update(node)
     sh(node, "apt-get", "install", "-y", "hello-rp1")
@@ -281,10 +281,13 @@ def test_rollback_with_restore_backup_brings_back_the_data(
     sh(node, "apt-get", "install", "-y", pkg)  # straight to v2: no backup of v1's data exists
     assert sh(node, "cat", data) == "installed at 1.0.0-2\n"
 
-    # never silently: the rollback happens, the missing backup is an error
+    # never half-done: without a backup of 1.0.0-1's data the rollback is refused before anything changes
     result = nodes.exec(node, [pkg, "rollback", v1.version, "--restore-backup"])
     assert result.returncode == 1, result.stdout
-    assert "no backup holds the data of 1.0.0-1" in result.stdout and "NOT restored" in result.stdout
+    assert "no backup holds the data of 1.0.0-1" in result.stdout and "nothing was changed" in result.stdout
+    assert installed(node, pkg) == v2.version
+    assert not sh(node, "sh", "-c", f"ls /etc/apt/preferences.d/ | grep {pkg} || true").strip()  # no pin left
+    sh(node, pkg, "rollback", v1.version)  # without data: the older code on the current data
     assert installed(node, pkg) == v1.version
 
     sh(node, "sh", "-c", f"echo 'written at 1.0.0-1' >> {data}")
@@ -295,11 +298,12 @@ def test_rollback_with_restore_backup_brings_back_the_data(
     at_v2 = sh(node, "cat", data)
 
     out = sh(node, pkg, "rollback", "--restore-backup")  # the previous version, with its data
-    assert "rolled back to 1.0.0-1" in out and "restored" in out
+    assert "rolled back to 1.0.0-1 with its data" in out and "restoring" in out
     assert sh(node, "cat", data) == at_v1
     http(web_port(node, pkg), f"version 1.0.0-1\n{at_v1}")
-    # what the data was before the restore is kept: the downgrade backed it up first
-    saved = sh(node, "sh", "-c", f"cat $(ls -d /var/backups/{pkg}/*-1.0.0-2-downgrade | tail -1)/app/data.txt")
+    # what the data was before the restore is kept: the rollback backed it up first, labelled with its version
+    newest = f"$(ls -d /var/backups/{pkg}/*-1.0.0-2-rollback | tail -1)"
+    saved = sh(node, "sh", "-c", f"tar -xOf {newest}/app.tar ./data.txt")
     assert saved == at_v2
 
 

@@ -231,20 +231,6 @@ def test_served_index_is_never_stale_after_same_second_republish(cfg: repo.RepoC
         assert status == 304
 
 
-def test_client_config_files(cfg: repo.RepoConfig, tmp_path: Path) -> None:
-    files = repo.client_config(cfg, "http://127.0.0.1:8080/", "myapps")
-    assert set(files) == {"/etc/apt/keyrings/myapps.asc", "/etc/apt/sources.list.d/myapps.sources"}
-    assert files["/etc/apt/keyrings/myapps.asc"] == cfg.key_asc.read_text()
-    assert files["/etc/apt/sources.list.d/myapps.sources"] == (
-        "Types: deb\nURIs: http://127.0.0.1:8080/\nSuites: bookworm\nComponents: main\n"
-        "Signed-By: /etc/apt/keyrings/myapps.asc\n"
-    )
-    written = repo.write_client_config(tmp_path / "node", cfg, "http://127.0.0.1:8080/", "myapps")
-    assert sorted(p.relative_to(tmp_path / "node").as_posix() for p in written) == [
-        "etc/apt/keyrings/myapps.asc", "etc/apt/sources.list.d/myapps.sources"]
-    assert all(p.stat().st_mode & 0o777 == 0o644 for p in written)
-
-
 def _apt_options(tmp: Path) -> list[str]:
     """Redirect every apt path we write or trust into `tmp`; sources come from tmp/etc only."""
     for sub in ("lists/partial", "cache/archives/partial", "trusted.gpg.d"):
