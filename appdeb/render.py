@@ -32,7 +32,8 @@ class RenderedFile:
 def render(plan: BuildPlan) -> dict[str, RenderedFile]:
     """Every generated file of the package, keyed by its path inside the .deb."""
     env = environment()
-    ctx: dict[str, Any] = {"plan": plan, **_description(plan), "after": service_after(plan), "writable_paths": ()}
+    ctx: dict[str, Any] = {"plan": plan, **_description(plan), "after": service_after(plan), "writable_paths": (),
+                           "layout": CONTRACT_FORMAT}
     files: dict[str, RenderedFile] = {"DEBIAN/control": _text(env.get_template("control.j2").render(ctx))}
     for script in SCRIPTS:
         files[f"DEBIAN/{script}"] = _text(env.get_template(f"{script}.j2").render(ctx), 0o755)

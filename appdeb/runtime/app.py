@@ -124,11 +124,16 @@ class AppPackage:
         return name_or_argv
 
     def run_command(self, name_or_argv: str | list[str], *, extra_env: dict[str, str] | None = None,
-                    as_app_user: bool = True) -> int:
-        """Run a command in the app's environment and directory; returns its exit code."""
+                    as_app_user: bool = True, interactive: bool = False) -> int:
+        """Run a command in the app's environment and directory; returns its exit code.
+
+        Run by root for the app user, the command gets no terminal of root's: a session of its own (no
+        controlling tty, so no TIOCSTI into root's shell) and, unless a person asked for it
+        interactively (`PKG run`), no stdin and a pipe for its output that root relays.
+        """
         argv = self.command_argv([name_or_argv] if isinstance(name_or_argv, str) else list(name_or_argv))
-        env = {**self.environ(), **(extra_env or {})}
         demote = self._demote if as_app_user and os.geteuid() == 0 and not self.dev else None
+        env = {**self.environ(plain_env() if demote else None), **(extra_env or {})}
         copy = None
         if demote is not None:  # the root-only secret, delivered to this one command as a private copy
             user = pwd.getpwnam(self.meta["user"])
@@ -136,7 +141,10 @@ class AppPackage:
             if copy:
                 env["APPDEB_SECRET_FILE"] = copy
         try:
-            return subprocess.call(argv, cwd=self.app_dir, env=env, preexec_fn=demote)
+            if demote is None or interactive:
+                return subprocess.call(argv, cwd=self.app_dir, env=env, preexec_fn=demote,
+                                       start_new_session=demote is not None)
+            return _relayed(argv, cwd=self.app_dir, env=env, preexec_fn=demote)
         except FileNotFoundError:
             raise RuntimeError_(f"command not found: {argv[0]}") from None
         finally:
@@ -151,6 +159,25 @@ class AppPackage:
 
     def has_command(self, name: str) -> bool:
         return name in self.meta["commands"]
+
+
+def plain_env() -> dict[str, str]:
+    """What of root's environment a command of the app user's may see: locale and PATH, no tokens."""
+    keep = ("PATH", "LANG", "LANGUAGE", "TZ", "TERM")
+    return {k: v for k, v in os.environ.items() if k in keep or k.startswith("LC_")}
+
+
+def _relayed(argv: list[str], **kwargs: Any) -> int:
+    """Run without root's stdin and terminal; copy the command's output (both streams) to ours."""
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True, **kwargs)
+    assert proc.stdout is not None
+    out = sys.stdout.buffer
+    fd = proc.stdout.fileno()
+    for chunk in iter(lambda: os.read(fd, 65536), b""):
+        out.write(chunk)
+        out.flush()
+    return proc.wait()
 
 
 def get_secret(root: str | None = None) -> str:

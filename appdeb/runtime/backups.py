@@ -18,7 +18,7 @@ import sys
 
 from .app import SYSTEMD, AppPackage, RuntimeError_
 from .commands import services_step
-from .guard import instance_lock, new_staging, on_node_as_root, remove_tree, run_as_app
+from .guard import app_output, app_user, instance_lock, new_staging, on_node_as_root, remove_tree, run_as_app
 
 EXCLUDED = ("tmp", "cache")  # scratch space inside the state directory, never backed up
 MARGIN = 16 << 20
@@ -55,9 +55,21 @@ def tree_size(path: str, skip_top: tuple[str, ...] = ()) -> int:
     return total
 
 
+def state_size(app: AppPackage) -> int:
+    """Bytes the state directory would put into a backup, as `du` run by the app user reports them
+    (root does not walk the app's tree)."""
+    state = app.paths["state"]
+    if not os.path.isdir(state):
+        return 0
+    scratch = [os.path.join(state, x) for x in EXCLUDED]
+    out = app_output(app, ["sh", "-c", 'du -skx "$@" 2>/dev/null; true', "sh", state, *scratch])
+    sizes = [int(line.split()[0]) for line in out.splitlines() if line.split()[:1] and line.split()[0].isdigit()]
+    return max(0, sizes[0] - sum(sizes[1:])) * 1024 if sizes else 0
+
+
 def check_space(app: AppPackage, reason: str) -> None:
     """Refuse, before anything changes, a backup that would not fit (with room to spare)."""
-    need = tree_size(app.paths["state"], EXCLUDED) + services_step(app, "size_estimate")
+    need = state_size(app) + services_step(app, "size_estimate")
     os.makedirs(app.paths["backups"], mode=0o700, exist_ok=True)
     st = os.statvfs(app.paths["backups"])
     free = st.f_bavail * st.f_frsize
@@ -74,7 +86,8 @@ def _mib(size: int) -> str:
 
 def _tar_from_app(app: AppPackage, directory: str, dest: str, excluded: tuple[str, ...] = ()) -> None:
     """dest (root's) := a tar of directory, made by the app user (so no link of the app's is followed)."""
-    argv = ["tar", "-C", directory, "--anchored", *(f"--exclude=./{x}" for x in excluded), "-cf", "-", "."]
+    argv = ["tar", "-C", directory, "--sparse", "--anchored", *(f"--exclude=./{x}" for x in excluded),
+            "-cf", "-", "."]
     with open(dest, "xb") as out:
         run_as_app(app, argv, stdout=out, what=f"archiving {directory}")
     os.chmod(dest, 0o600)
@@ -216,12 +229,14 @@ def _restore_settings(app: AppPackage, source: str) -> None:
     """Put the backed-up settings back with the owner and mode the runtime needs (root:USER 0640)."""
     target = app.paths["settings"]
     tmp = target + ".restore"
-    shutil.copyfile(source, tmp)
-    if on_node_as_root(app):
-        from .guard import app_user
-
-        os.chown(tmp, 0, app_user(app).pw_gid)
-        os.chmod(tmp, 0o640)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)  # never readable by others
+    with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+        if on_node_as_root(app):
+            os.fchown(out.fileno(), 0, app_user(app).pw_gid)
+            os.fchmod(out.fileno(), 0o640)
+        shutil.copyfileobj(src, out)
     os.replace(tmp, target)
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import subprocess
 import sys
+import threading
 import time
-import urllib.error
-import urllib.request
+from collections.abc import Callable
+from functools import partial
 
 from .app import SYSTEMD, AppPackage
 
@@ -22,20 +24,48 @@ def _policy_denies(unit: str) -> bool:
     return os.access(policy, os.X_OK) and subprocess.call([policy, unit, "start"]) == 101
 
 
+def _status(port: int, host: str | None, timeout: float) -> int:
+    """One GET /: the status code (redirects are not followed: the answer itself is what counts)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", "/", headers={"Host": host} if host else {})
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def _within(deadline: float, probe: Callable[[], int]) -> int:
+    """Run a probe with a hard deadline: a peer that drips bytes cannot hold verify (and dpkg) forever."""
+    box: list[int | BaseException] = []
+    worker = threading.Thread(target=lambda: box.append(_catch(probe)), daemon=True)
+    worker.start()
+    worker.join(max(0.1, deadline - time.monotonic()))
+    if not box:
+        raise TimeoutError("no complete answer in time")
+    if isinstance(box[0], BaseException):
+        raise box[0]
+    return box[0]
+
+
+def _catch(probe: Callable[[], int]) -> int | BaseException:
+    try:
+        return probe()
+    except (OSError, http.client.HTTPException) as exc:
+        return exc
+
+
 def check_web(port: int, deadline: float, host: str | None = None) -> str | None:
     """None if the web process answers on 127.0.0.1:port (any status below 500), else why not."""
     last = "no answer"
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"Host": host} if host else {})
     while True:
+        timeout = min(5.0, max(deadline - time.monotonic(), 0.5))
         try:
-            with urllib.request.urlopen(request, timeout=5) as resp:
-                return None if resp.status < 500 else f"HTTP {resp.status}"
-        except urllib.error.HTTPError as exc:
-            if exc.code < 500:
+            status = _within(time.monotonic() + timeout + 1, partial(_status, port, host, timeout))
+            if status < 500:
                 return None
-            last = f"HTTP {exc.code}"
-        except OSError as exc:
-            last = str(exc)
+            last = f"HTTP {status}"
+        except (OSError, http.client.HTTPException) as exc:
+            last = str(exc) or type(exc).__name__
         if time.monotonic() > deadline:
             return f"the web process does not answer on 127.0.0.1:{port}: {last}"
         time.sleep(0.3)

@@ -13,7 +13,7 @@ from .app import AppPackage, RuntimeError_
 def verb_run(app: AppPackage, args: list[str]) -> int:
     if not args:
         raise RuntimeError_("usage: run COMMAND [ARGS…] (a command from the description or any program)")
-    return app.run_command(args)
+    return app.run_command(args, interactive=True)
 
 
 def verb_env(app: AppPackage, args: list[str]) -> int:
@@ -28,6 +28,7 @@ def verb_web(app: AppPackage, args: list[str]) -> int:
     web = app.meta["web"]
     if not web:
         raise RuntimeError_("this app has no wsgi: section")
+    _not_as_root(app, "web")
     app.activate()
     from gunicorn.app.wsgiapp import WSGIApplication  # type: ignore[import-untyped]  # vendored
 
@@ -46,10 +47,19 @@ def verb_process(app: AppPackage, args: list[str]) -> int:
     name = args[0] if args else ""
     if name not in app.meta["processes"]:
         raise RuntimeError_(f"no process named '{name}' (known: {', '.join(app.meta['processes']) or 'none'})")
+    _not_as_root(app, f"process {name}")
     env = app.environ()
     os.chdir(app.app_dir)
     os.execve("/bin/sh", ["/bin/sh", "-c", "exec " + app.meta["processes"][name]], env)
     return 1
+
+
+def _not_as_root(app: AppPackage, verb: str) -> None:
+    """The app's own processes never run as root: its units start them as the app's user."""
+    if os.geteuid() == 0 and not app.dev:
+        unit = app.meta["package"]
+        raise RuntimeError_(f"'{verb}' runs the app as root; its unit runs it as {app.meta['user']} "
+                            f"(systemctl restart {unit}…), or: runuser -u {app.meta['user']} -- {unit} {verb}")
 
 
 def verb_timer(app: AppPackage, args: list[str]) -> int:

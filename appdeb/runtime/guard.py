@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from typing import IO, Any
 
-from .app import AppPackage, RuntimeError_
+from .app import AppPackage, RuntimeError_, plain_env
 
 _held: dict[str, int] = {}  # lock path -> nesting depth in this process
 
@@ -133,11 +133,23 @@ def as_app_argv(app: AppPackage, argv: list[str]) -> list[str]:
 def run_as_app(app: AppPackage, argv: list[str], *, stdin: IO[Any] | None = None,
                stdout: IO[Any] | int | None = None, what: str = "") -> None:
     """Run a tool on the app's data as the app user; a failure is one line with its error output."""
-    proc = subprocess.run(as_app_argv(app, argv), stdin=stdin, stdout=stdout if stdout is not None else
-                          subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+    proc = subprocess.run(as_app_argv(app, argv), stdin=stdin if stdin is not None else subprocess.DEVNULL,
+                          stdout=stdout if stdout is not None else subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          check=False, start_new_session=True,  # never root's terminal
+                          env=plain_env() if on_node_as_root(app) else None)  # nor root's environment
     if proc.returncode != 0:
         err = proc.stderr.decode(errors="replace").strip().splitlines()[-3:]
         raise RuntimeError_(f"{what or argv[0]} failed (exit {proc.returncode}): {' / '.join(err)}")
+
+
+def app_output(app: AppPackage, argv: list[str]) -> str:
+    """stdout of a tool run as the app user (e.g. du over the app's own tree)."""
+    import tempfile
+
+    with tempfile.TemporaryFile() as out:
+        run_as_app(app, argv, stdout=out, what=argv[0])
+        out.seek(0)
+        return out.read().decode(errors="replace")
 
 
 def ensure_app_dirs(app: AppPackage) -> None:

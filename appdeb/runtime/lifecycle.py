@@ -126,14 +126,10 @@ def prepare_downgrade(app: AppPackage, target: str) -> None:
         return
     state_fd = os.open(app.paths["state"], os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(LEGACY_DIR, 0o750, dir_fd=state_fd)
-        fd = os.open(LEGACY_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=state_fd)
+        fd = _root_legacy_dir(state_fd)
     finally:
         os.close(state_fd)
     try:
-        if os.fstat(fd).st_uid != 0:
-            raise RuntimeError_(f"{app.paths['state']}/{LEGACY_DIR} is not root's; remove it and retry")
         os.fchown(fd, 0, app_user(app).pw_gid)
         os.fchmod(fd, 0o750)
         new = os.open("configured-version.new", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644,
@@ -143,6 +139,24 @@ def prepare_downgrade(app: AppPackage, target: str) -> None:
         os.rename("configured-version.new", "configured-version", src_dir_fd=fd, dst_dir_fd=fd)
     finally:
         os.close(fd)
+
+
+def _root_legacy_dir(state_fd: int) -> int:
+    """STATE/.appdeb as a directory of root's, opened without following links; whatever the app user
+    put there under that name (a link, a directory of its own) is renamed aside, never used."""
+    for attempt in range(3):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(LEGACY_DIR, 0o750, dir_fd=state_fd)
+        try:
+            fd = os.open(LEGACY_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=state_fd)
+            if os.fstat(fd).st_uid == 0:
+                return fd
+            os.close(fd)
+        except OSError:  # a link or a file in its place
+            pass
+        os.rename(LEGACY_DIR, f"{LEGACY_DIR}.not-root-{os.getpid()}-{attempt}", src_dir_fd=state_fd,
+                  dst_dir_fd=state_fd)
+    raise RuntimeError_(f"could not make {LEGACY_DIR} a directory of root's in the state directory")
 
 
 def verb_hook(app: AppPackage, args: list[str]) -> int:

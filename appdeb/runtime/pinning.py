@@ -97,6 +97,28 @@ def choose_version(app: AppPackage, wanted: str) -> str:
     return wanted
 
 
+OLD_LAYOUT = "--allow-old-layout"
+
+
+def layout_of(package: str, version: str) -> int:
+    """The Appdeb-Layout field apt knows for that version (0: built by appdeb 0.1.0, which had none)."""
+    for line in _query(["apt-cache", "show", f"{package}={version}"]).splitlines():
+        key, _, value = line.partition(":")
+        if key == "Appdeb-Layout" and value.strip().isdigit():
+            return int(value.strip())
+    return 0
+
+
+def refuse_old_layout(app: AppPackage, version: str, allowed: bool) -> None:
+    """Going back to a package whose scripts keep root's state inside the app's directory is the
+    admin's explicit choice: those scripts follow paths the app user controls."""
+    if allowed or layout_of(app.meta["package"], version) >= 2:
+        return
+    raise RuntimeError_(f"{version} was built by appdeb 0.1.0, whose maintainer scripts keep root's state in "
+                        f"{app.paths['state']}/.appdeb, where the app's user can plant links and code; nothing was "
+                        f"changed. Rebuild that version with this appdeb, or pass {OLD_LAYOUT} to go back anyway")
+
+
 def _apt_install(app: AppPackage) -> int:
     """apt-get install the package's candidate (the pinned version, if pinned); apt's output passes through."""
     sys.stdout.flush()
@@ -111,13 +133,8 @@ def need_root(app: AppPackage, verb: str) -> None:
         raise RuntimeError_(f"{verb} needs root: it changes {APT_PREFERENCES} and runs apt-get")
 
 
-def pin_and_install(app: AppPackage, wanted: str) -> str:
-    """Write the pin file, install the pinned version (downgrading if need be), check it is installed."""
-    need_root(app, "pin")
-    return install_pinned(app, choose_version(app, wanted))
-
-
 def install_pinned(app: AppPackage, version: str) -> str:
+    """Write the pin file, install the pinned version (downgrading if need be), check it is installed."""
     package = app.meta["package"]
     path = pin_path(app)
     os.makedirs(APT_PREFERENCES, mode=0o755, exist_ok=True)
@@ -143,9 +160,13 @@ def verb_pin(app: AppPackage, args: list[str]) -> int:
               f"{'pinned to ' + pinned if pinned else 'not pinned'}; "
               f"available: {', '.join(available_versions(package)) or 'none'}")
         return 0
-    if len(args) != 1:
-        raise RuntimeError_("usage: pin VERSION|--previous")
-    version = pin_and_install(app, args[0])
+    rest = [a for a in args if a != OLD_LAYOUT]
+    if len(rest) != 1:
+        raise RuntimeError_(f"usage: pin VERSION|--previous [{OLD_LAYOUT}]")
+    need_root(app, "pin")
+    version = choose_version(app, rest[0])
+    refuse_old_layout(app, version, OLD_LAYOUT in args)
+    version = install_pinned(app, version)
     print(f"{package}: now at {version}, pinned ('{package} unpin' returns to the newest version)")
     return 0
 

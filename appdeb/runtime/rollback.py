@@ -12,7 +12,7 @@ from .app import AppPackage, RuntimeError_
 from .backups import backup_meta, list_backups, restore_backup, take_backup
 from .guard import instance_lock
 from .lifecycle import data_version, set_data_version
-from .pinning import choose_version, install_pinned, need_root
+from .pinning import OLD_LAYOUT, choose_version, install_pinned, need_root, refuse_old_layout
 
 
 def backup_of_version(app: AppPackage, version: str) -> str | None:
@@ -28,12 +28,13 @@ def verb_rollback(app: AppPackage, args: list[str]) -> int:
     """rollback [VERSION] [--restore-backup]: pin and install VERSION (default: the previous one), with
     the data backed up when that version was left if asked."""
     restore = "--restore-backup" in args
-    rest = [a for a in args if a != "--restore-backup"]
+    rest = [a for a in args if a not in ("--restore-backup", OLD_LAYOUT)]
     if len(rest) > 1 or any(a.startswith("-") and a != "--previous" for a in rest):
-        raise RuntimeError_("usage: rollback [VERSION] [--restore-backup]")
+        raise RuntimeError_(f"usage: rollback [VERSION] [--restore-backup] [{OLD_LAYOUT}]")
     need_root(app, "rollback")
     package = app.meta["package"]
     version = choose_version(app, rest[0] if rest else "--previous")
+    refuse_old_layout(app, version, OLD_LAYOUT in args)
     if restore:
         _rollback_with_data(app, version)
     else:

@@ -66,9 +66,17 @@ class Service:
             check: bool = True) -> subprocess.CompletedProcess[bytes]:
         """Run a tool, as another user if asked (runuser is in util-linux, always present)."""
         full = ["runuser", "-u", user, "--", *argv] if user and os.geteuid() == 0 and not self.app.dev else argv
-        proc = subprocess.run(full, stdin=stdin, stdout=stdout if stdout is not None else subprocess.PIPE,
-                              stderr=subprocess.PIPE, check=False)
+        proc = subprocess.run(full, stdin=stdin if stdin is not None else subprocess.DEVNULL,
+                              stdout=stdout if stdout is not None else subprocess.PIPE,
+                              stderr=subprocess.PIPE, check=False, start_new_session=True,  # never root's tty
+                              env=_plain_env() if full is not argv else None)  # nor root's environment
         if check and proc.returncode != 0:
             err = proc.stderr.decode(errors="replace").strip()
             raise ServiceError(f"{self.kind}: {' '.join(argv)} failed (exit {proc.returncode}): {err}")
         return proc
+
+
+def _plain_env() -> dict[str, str]:
+    """Locale and PATH only: a tool run as another user sees none of root's other variables."""
+    keep = ("PATH", "LANG", "LANGUAGE", "TZ")
+    return {k: v for k, v in os.environ.items() if k in keep or k.startswith("LC_")}

@@ -69,9 +69,12 @@ class Postgres(Service):
         self.wait_ready()
         if not self.exists():
             return  # not provisioned yet (the service is new in the version being installed)
+        # As the database's owner, not the superuser: the app's own objects (functions in CHECK
+        # constraints, triggers) must never run with more rights than the app has.
         with open(os.path.join(dest, DUMP), "wb") as f:
-            self.run(["pg_dump", "-Fc", "-d", self.dbname], user="postgres", stdout=f)
-        self.run(["pg_restore", "--list", os.path.join(dest, DUMP)], stdout=subprocess.DEVNULL)
+            self.run(["pg_dump", "-Fc", "-d", self.dbname], user=self.user, stdout=f)
+        with open(os.path.join(dest, DUMP), "rb") as f:
+            self.run(["pg_restore", "--list"], user=self.user, stdin=f, stdout=subprocess.DEVNULL)
 
     def restore(self, src: str) -> None:
         dump = os.path.join(src, DUMP)
@@ -80,8 +83,8 @@ class Postgres(Service):
         self.provision()
         self.psql(f"DROP DATABASE IF EXISTS {ident(self.dbname)} WITH (FORCE)")
         self.run(["createdb", "-O", self.user, "-E", "UTF8", self.dbname], user="postgres")
-        with open(dump, "rb") as f:
-            self.run(["pg_restore", "--no-owner", "--role", self.user, "-d", self.dbname], user="postgres", stdin=f)
+        with open(dump, "rb") as f:  # loaded by the owner itself: the dump's code never runs as the superuser
+            self.run(["pg_restore", "--no-owner", "-d", self.dbname], user=self.user, stdin=f)
 
     def size_estimate(self) -> int:
         """The database's size on disk: a custom-format dump is smaller, so this errs on the safe side."""

@@ -29,6 +29,9 @@ def schema_commands(schema: int) -> dict[str, str]:
                    f'echo "$APPDEB_FROM_VERSION -> $APPDEB_VERSION" >> {state}/update-runs'),
         "uninstall": 'echo "uninstall ran for $APPDEB_PACKAGE"',
         "greet": 'printf "%s\\n" "$GREETING"',
+        # what a command run by root for the app sees: its environment and whether it leads its own session
+        "verify": (f'env > {state}/verify-env; echo "$$ $(cut -d" " -f6 /proc/$$/stat)" > {state}/verify-sid; '
+                   f'[ -t 0 ] && echo tty >> {state}/verify-sid; true'),
     }
 
 

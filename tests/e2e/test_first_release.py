@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from appdeb import node as nodes
+from appdeb import repo
 from appdeb.build import BuildResult
 
 from ..conftest import EPOCH, ROOT
@@ -58,7 +59,7 @@ def debs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, BuildResult]:
 
 
 def test_first_release_package_upgrades_to_this_one_and_rolls_back(
-    node: nodes.Node, debs: tuple[Path, BuildResult],
+    node: nodes.Node, debs: tuple[Path, BuildResult], cfg: repo.RepoConfig,
 ) -> None:
     old, new = debs
     nodes.install(node, [old])
@@ -85,7 +86,19 @@ def test_first_release_package_upgrades_to_this_one_and_rolls_back(
     sh(node, f"{PKG} restore {old_backup}")
     assert sh(node, f"cat {STATE}/data.txt") == f"data of {PKG}\nmore\n"
 
-    # back to the first release: it finds its marker, so it updates (its own way) instead of reinstalling
+    # `PKG rollback` refuses a release whose scripts keep root's state in the app's directory ...
+    repo.publish(cfg, [old, new.deb])
+    with repo.serve(cfg) as server:
+        repo.write_client_config(node.root, cfg, server.url, "appdeb-fr")
+        sh(node, "apt-get update --error-on=any -o Dir::Etc::SourceList=/etc/apt/sources.list.d/appdeb-fr.sources "
+                 "-o Dir::Etc::SourceParts=- -o APT::Get::List-Cleanup=0")
+        refused = nodes.exec(node, [PKG, "rollback", "1.0.0-1"])
+    assert refused.returncode == 1 and "built by appdeb 0.1.0" in refused.stdout and "--allow-old-layout" in \
+        refused.stdout
+    assert sh(node, f"dpkg-query -W -f='${{Version}}' {PKG}") == "2.0.0-1"
+    assert nodes.exec(node, ["test", "-e", f"/etc/apt/preferences.d/{PKG}-appdeb-pin"]).returncode != 0
+
+    # ... but an admin's explicit downgrade works: it finds its marker, so it updates instead of reinstalling
     out = nodes.install(node, [old]).stdout
     assert dpkg_status(node, PKG) == "install ok installed"
     assert sh(node, f"dpkg-query -W -f='${{Version}}' {PKG}") == "1.0.0-1"

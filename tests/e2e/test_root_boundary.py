@@ -220,6 +220,28 @@ def test_concurrent_launcher_runs_each_get_the_secret(node: nodes.Node, debs: De
     assert "No such file" not in out
 
 
+def test_commands_run_by_root_get_no_terminal_no_root_environment_and_no_root_processes(
+    node: nodes.Node, debs: Debs,
+) -> None:
+    """Review findings: no tty or environment of root's reaches the app user; the app never runs as root;
+    the app user's stray processes do not outlive remove."""
+    install(node, debs.v1)
+    # `script` gives the admin's command a real terminal, as an interactive `PKG verify` would have
+    sh(node, f"SOME_TOKEN=root-only script -qec '{PKG} verify' /dev/null")
+    pid, sid = sh(node, f"cat {STATE}/verify-sid").split()[:2]
+    assert pid == sid and "tty" not in sh(node, f"cat {STATE}/verify-sid")  # its own session, no terminal
+    env = sh(node, f"cat {STATE}/verify-env")
+    assert "SOME_TOKEN" not in env and f"APPDEB_PACKAGE={PKG}" in env
+    refused = nodes.exec(node, [PKG, "web"])
+    assert refused.returncode == 1 and "runs the app as root" in refused.stdout
+    mine = f"for p in /proc/[0-9]*; do [ \"$(stat -c %U $p 2>/dev/null)\" = {PKG} ] && echo $p; done; true"
+    as_app(node, "setsid sleep 600 >/dev/null 2>&1 < /dev/null &")
+    sh(node, f"systemctl stop {PKG}.service")
+    assert sh(node, mine).strip()  # the stray sleeper
+    sh(node, f"apt-get -y remove {PKG}")
+    assert sh(node, mine).strip() == ""
+
+
 # --- through the signed repository: the archive's namesake, data-aware rollback, the pin at purge ------
 
 ALL_SOURCES = ("-o", "Dir::Etc::SourceList=/dev/null", "-o", "Dir::Etc::SourceParts=/etc/apt/sources.list.d",
