@@ -49,10 +49,11 @@ class Unit:
     """One systemd unit file the package ships."""
 
     name: str  # file name, e.g. blog-prod.service
-    kind: str  # web | process | timer | timer-service
+    kind: str  # socket | web | process | timer | timer-service
     description: str
     verb: tuple[str, ...]  # launcher arguments that run it
     schedule: str = ""
+    target: str = ""  # the service a socket or timer starts
 
     @property
     def enabled(self) -> bool:
@@ -156,6 +157,8 @@ def debian_version(app_version: str, build_number: int, vcs: str | None = None) 
 def _units(spec: AppSpec, package: str) -> tuple[Unit, ...]:
     units: list[Unit] = []
     if any(PLATFORMS[p].serves_web for p in spec.platform):
+        # systemd holds the listening socket: a restart (upgrade, reload failure) never refuses a connection
+        units.append(Unit(f"{package}.socket", "socket", f"{package} web socket", (), target=f"{package}.service"))
         units.append(Unit(f"{package}.service", "web", f"{package} web process (gunicorn)", ("web",)))
     for proc in spec.processes:
         units.append(Unit(f"{package}-{proc.name}.service", "process", f"{package} process {proc.name}",
@@ -164,7 +167,7 @@ def _units(spec: AppSpec, package: str) -> tuple[Unit, ...]:
         units.append(Unit(f"{package}-{timer.name}.service", "timer-service", f"{package} timer job {timer.name}",
                           ("timer", timer.name)))
         units.append(Unit(f"{package}-{timer.name}.timer", "timer", f"{package} timer {timer.name}",
-                          ("timer", timer.name), schedule=timer.schedule))
+                          ("timer", timer.name), schedule=timer.schedule, target=f"{package}-{timer.name}.service"))
     return tuple(units)
 
 

@@ -15,7 +15,7 @@ from . import formats
 from .plan import CONTRACT_FORMAT, BuildPlan, Unit
 from .templates import environment, shipped_sources
 
-UNIT_TEMPLATES = {"web": "web.service.j2", "process": "process.service.j2",
+UNIT_TEMPLATES = {"socket": "web.socket.j2", "web": "web.service.j2", "process": "process.service.j2",
                   "timer-service": "timer-service.service.j2", "timer": "timer.timer.j2"}
 SCRIPTS = ("preinst", "postinst", "prerm", "postrm")
 CHANGELOG_DATE = "%a, %d %b %Y %H:%M:%S +0000"
@@ -107,7 +107,7 @@ def runtime_config(plan: BuildPlan) -> dict[str, Any]:
         "web": None if spec.web is None else {
             "port": plan.port, "workers": spec.web.workers, "timeout": spec.web.timeout,
             "graceful_timeout": spec.web.graceful_timeout, "max_requests": spec.web.max_requests,
-            "max_requests_jitter": spec.web.max_requests_jitter},
+            "max_requests_jitter": spec.web.max_requests_jitter, "max_worker_memory": spec.web.max_worker_memory},
         "commands": dict(spec.commands), "processes": {x.name: x.command for x in spec.processes},
         "timers": {t.name: {"command": t.command, "schedule": t.schedule} for t in spec.timers},
         "env": [{"name": s.name, "default": s.default, "required": s.required} for s in spec.env],

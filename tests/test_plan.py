@@ -47,8 +47,9 @@ def test_instance_naming() -> None:
     plan = plan_for("staging")
     assert (plan.package, plan.user, plan.port) == ("notes-staging", "notes-staging", 8101)
     assert plan.paths.root == "/opt/notes-staging" and plan.paths.settings == "/etc/notes-staging/settings.env"
-    assert [u.name for u in plan.units] == ["notes-staging.service", "notes-staging-worker.service",
-                                            "notes-staging-tidy.service", "notes-staging-tidy.timer"]
+    assert [u.name for u in plan.units] == ["notes-staging.socket", "notes-staging.service",
+                                            "notes-staging-worker.service", "notes-staging-tidy.service",
+                                            "notes-staging-tidy.timer"]
     assert plan_for(None).package == "notes"
 
 

@@ -12,16 +12,11 @@ from collections.abc import Callable
 from functools import partial
 
 from .app import SYSTEMD, AppPackage
+from .units import unit_problems
 
 
 def _systemctl(*args: str) -> int:
     return subprocess.call(["systemctl", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def _policy_denies(unit: str) -> bool:
-    """policy-rc.d may forbid starting services (chroots, image builds); verify must respect that."""
-    policy = "/usr/sbin/policy-rc.d"
-    return os.access(policy, os.X_OK) and subprocess.call([policy, unit, "start"]) == 101
 
 
 def _status(port: int, host: str | None, timeout: float) -> int:
@@ -83,12 +78,7 @@ def verify_problems(app: AppPackage) -> list[str]:
         problems.append(f"required settings missing in {app.paths['settings']}: {', '.join(missing)}")
     problems.extend(app.hookups().check(app))
     if os.path.isdir(SYSTEMD) and not app.dev:
-        for unit in app.meta["units"]:
-            name = unit["name"]
-            down = unit["enabled"] and name.endswith(".service") and _systemctl("is-active", "--quiet", name) != 0
-            # like deb-systemd-invoke: a unit the admin disabled, or policy-rc.d forbids, is not started
-            if down and _systemctl("is-enabled", "--quiet", name) == 0 and not _policy_denies(name):
-                problems.append(f"{name} is not running (journalctl -u {name})")
+        problems.extend(unit_problems(app))
     web = app.meta.get("web")
     web_unit = next((u["name"] for u in app.meta["units"] if u["kind"] == "web"), None)
     if web and web_unit and not problems and (app.dev or _systemctl("is-active", "--quiet", web_unit) == 0):

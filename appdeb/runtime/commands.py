@@ -37,8 +37,10 @@ def verb_web(app: AppPackage, args: list[str]) -> int:
         "--worker-class", "sync", "--workers", str(web["workers"]), "--timeout", str(web["timeout"]),
         "--graceful-timeout", str(web["graceful_timeout"]), "--max-requests", str(web["max_requests"]),
         "--max-requests-jitter", str(web["max_requests_jitter"]), "--chdir", app.app_dir,
-        "--access-logfile", "-", "--name", app.meta["package"], *args, app.meta["wsgi"],
+        "--access-logfile", "-", "--name", app.meta["package"],
+        "--config", "python:appdeb_runtime.gunicorn_conf", *args, app.meta["wsgi"],
     ]
+    os.environ["APPDEB_WORKER_MEMORY_MB"] = str(web.get("max_worker_memory", 0))
     WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]").run()
     return 0
 

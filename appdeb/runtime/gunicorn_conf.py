@@ -1,0 +1,27 @@
+"""gunicorn settings the web verb loads (`--config python:appdeb_runtime.gunicorn_conf`).
+
+A worker whose memory grew past APPDEB_WORKER_MEMORY_MB (web.max_worker_memory) finishes the request
+it served and is then replaced: a leaking app stays bounded without a request being cut off, and
+the unit's MemoryMax stays a last resort. gunicorn reads only the names it knows from this module.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+_LIMIT_MB = int(os.environ.get("APPDEB_WORKER_MEMORY_MB", "0") or 0)
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def rss_mb() -> float:
+    """This process's resident memory in MiB (from /proc: no psutil on the node)."""
+    with open("/proc/self/statm", encoding="ascii") as f:
+        return int(f.read().split()[1]) * _PAGE / (1 << 20)
+
+
+def post_request(worker: Any, req: Any, environ: Any, resp: Any) -> None:
+    if _LIMIT_MB and rss_mb() > _LIMIT_MB:
+        worker.log.warning("worker %s uses %.0f MiB (web.max_worker_memory %d): replacing it", worker.pid,
+                           rss_mb(), _LIMIT_MB)
+        worker.alive = False
