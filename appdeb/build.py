@@ -43,10 +43,12 @@ class BuildResult:
     size: int
     reused: bool
     warnings: tuple[str, ...] = ()  # for stderr, not in as_json(); found when built, not repeated on reuse
+    port: int | None = None  # the instance's web port on 127.0.0.1
 
     def as_json(self) -> dict[str, object]:
         return {"deb": str(self.deb), "package": self.package, "version": self.version,
-                "architecture": self.architecture, "sha256": self.sha256, "size": self.size, "reused": self.reused}
+                "architecture": self.architecture, "sha256": self.sha256, "size": self.size, "reused": self.reused,
+                "port": self.port}
 
 
 def default_epoch(app_dir: Path, exclude: tuple[str, ...]) -> int:
@@ -70,9 +72,14 @@ def build(app_dir: Path, options: BuildOptions, report: Reporter = quiet) -> Bui
     out_dir = options.out_dir.resolve()
     fingerprint = _fingerprint(plan, options)
     reused = _reuse(out_dir, plan.package, fingerprint)
-    if reused:
-        return reused  # no name lookup: it was done when this .deb was built, and costs up to ~1 s
-    return _build_checking_name(plan, app_dir, out_dir, fingerprint, report)
+    if reused:  # no name lookup: it was done when this .deb was built, and costs up to ~1 s
+        return replace(reused, port=_port(plan))
+    return replace(_build_checking_name(plan, app_dir, out_dir, fingerprint, report), port=_port(plan))
+
+
+def _port(plan: BuildPlan) -> int | None:
+    """Where the instance's web process listens on 127.0.0.1 (None without a web process)."""
+    return plan.port if plan.web_unit else None
 
 
 def _build_checking_name(plan: BuildPlan, app_dir: Path, out_dir: Path, fingerprint: str,
@@ -91,13 +98,15 @@ def _build_checking_name(plan: BuildPlan, app_dir: Path, out_dir: Path, fingerpr
 def _build(plan: BuildPlan, app_dir: Path, out_dir: Path, fingerprint: str, report: Reporter) -> BuildResult:
     """The real work, only when something changed (its modules are imported only then)."""
     from .assemble import assemble, sha256_of
+    from .entrypoints import console_scripts
     from .render import render
     from .stage import refuse_build_paths, stage
     from .vendor import cache_root, vendor
 
     report(f"vendoring {len(plan.requirements)} requirements for python {plan.python_version}")
     vendored = vendor(plan.requirements, plan.python_version, app_dir)
-    plan = with_vendor(plan, binary_dists=vendored.binary_dists, vendored=vendored.dists)
+    plan = with_vendor(plan, binary_dists=vendored.binary_dists, vendored=vendored.dists,
+                       console_scripts=console_scripts(vendored.lib))
     files = render(plan)
     report("staging")
     with tempfile.TemporaryDirectory(prefix="appdeb-stage-") as tmp:

@@ -26,10 +26,13 @@ def main() -> None:
 @APP_DIR
 def check(app_dir: Path) -> None:
     """Validate APP_DIR/app.yaml and report every problem."""
+    from .plan import port_notes
     from .validate import load_spec
 
     spec = load_spec(app_dir)
     click.echo(f"{app_dir / 'app.yaml'}: ok ({spec.name} {spec.version}, platform {', '.join(spec.platform)})")
+    for note in port_notes(spec):
+        click.echo(f"  {note}")
 
 
 @main.command()
@@ -58,6 +61,8 @@ def build(app_dir: Path, instance: str | None, build_number: int, out_dir: Path,
     result = run_build(app_dir, opts, reporter())
     for warning in result.warnings:
         click.echo(f"appdeb: warning: {warning}", err=True)
+    if result.port is not None and not as_json:
+        click.echo(f"{result.package}: web process on 127.0.0.1:{result.port}", err=True)
     click.echo(json.dumps(result.as_json()) if as_json else str(result.deb))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import sys
 from pathlib import Path
 
@@ -44,7 +45,8 @@ def prepare(app_dir: Path, *, port: int | None = None, settings: Path | None = N
         Path(paths["secret"]).write_text(secrets.token_urlsafe(48) + "\n")
         Path(paths["secret"]).chmod(0o600)
     meta = runtime_config(plan)
-    meta.update({"dev": True, "layout": {"app": str(app_dir), "lib": str(lib)}, "paths": paths,
+    bin_dir = _dev_scripts(root, lib)
+    meta.update({"dev": True, "layout": {"app": str(app_dir), "lib": str(lib), "bin": str(bin_dir)}, "paths": paths,
                  "instance": "dev"})
     if port is not None and meta["web"]:
         meta["web"]["port"] = port
@@ -54,6 +56,21 @@ def prepare(app_dir: Path, *, port: int | None = None, settings: Path | None = N
         (root / "appdeb" / name).parent.mkdir(parents=True, exist_ok=True)
         (root / "appdeb" / name).write_bytes(source)
     return root
+
+
+def _dev_scripts(root: Path, lib: Path) -> Path:
+    """The vendored libraries' console scripts for this interpreter, and `python3` as this interpreter
+    (the one the libraries were vendored for): with the node's PATH, development finds what a node finds."""
+    from .entrypoints import console_scripts
+
+    bin_dir = root / "bin"
+    shutil.rmtree(bin_dir, ignore_errors=True)
+    bin_dir.mkdir(parents=True)
+    for script in console_scripts(lib):
+        (bin_dir / script.name).write_text(script.text(sys.executable))
+        (bin_dir / script.name).chmod(0o755)
+    (bin_dir / "python3").symlink_to(sys.executable)
+    return bin_dir
 
 
 def exec_runtime(root: Path, verb: str, args: list[str]) -> None:

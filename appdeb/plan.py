@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 
 from debian.debian_support import Version
 
+from .entrypoints import Script
 from .errors import AppdebError
 from .platforms import PLATFORMS, extra_requirements
 from .spec import AppSpec
@@ -28,6 +29,7 @@ class Paths:
     root: str  # /opt/PKG: the app, its libraries and the runtime
     app: str
     lib: str
+    bin: str  # console scripts of the vendored libraries (on the app's PATH)
     runtime: str
     etc: str
     settings: str
@@ -97,6 +99,7 @@ class BuildPlan:
     python_abi: str = ""  # set when binary wheels are vendored (e.g. cp311)
     binary_dists: tuple[str, ...] = ()
     vendored: tuple[str, ...] = ()
+    console_scripts: tuple[Script, ...] = ()  # of the vendored libraries, shipped in paths.bin
     backup_keep: int = DEFAULT_BACKUP_KEEP  # backups kept per instance (0: all); settings may override
     extra: dict[str, str] = field(default_factory=dict, compare=False)
 
@@ -119,6 +122,22 @@ def instance_names(spec: AppSpec, instance: str | None) -> Names:
     return Names(package=package, user=package, port=port or default_port(package))
 
 
+def port_notes(spec: AppSpec) -> list[str]:
+    """Where each instance listens and why: what `check` tells, so nobody has to guess a derived port."""
+    if spec.web is None:
+        return []
+    base = instance_names(spec, None)
+    source = "web.port" if spec.web.port else "derived from the package name"
+    notes = [f"{base.package}: port {base.port} ({source})"]
+    for name, settings in spec.instances:
+        names = instance_names(spec, name)
+        why = f"instances.{name}.port" if settings.port else "derived from the package name"
+        notes.append(f"{names.package}: port {names.port} ({why})")
+    notes.append(f"any other instance NAME: a port derived from '{spec.name}-NAME' (20000-29999); "
+                 "set instances.NAME.port to choose it")
+    return notes
+
+
 def default_port(package: str) -> int:
     """A port derived from the package name, so instances differ without configuration."""
     return PORT_BASE + zlib.crc32(package.encode()) % PORT_SPAN
@@ -127,7 +146,7 @@ def default_port(package: str) -> int:
 def paths_for(package: str) -> Paths:
     root = f"/opt/{package}"
     return Paths(
-        root=root, app=f"{root}/app", lib=f"{root}/lib", runtime=f"{root}/appdeb",
+        root=root, app=f"{root}/app", lib=f"{root}/lib", bin=f"{root}/bin", runtime=f"{root}/appdeb",
         etc=f"/etc/{package}", settings=f"/etc/{package}/settings.env",
         state=f"/var/lib/{package}", tmp=f"/var/lib/{package}/tmp", logs=f"/var/log/{package}",
         backups=f"/var/backups/{package}", launcher=f"/usr/bin/{package}", doc=f"/usr/share/doc/{package}",
@@ -219,14 +238,15 @@ def service_depends(spec: AppSpec) -> tuple[str, ...]:
     return tuple(dep for svc in spec.services for dep in SERVICES[svc.kind].depends)
 
 
-def with_vendor(plan: BuildPlan, *, binary_dists: tuple[str, ...], vendored: tuple[str, ...]) -> BuildPlan:
+def with_vendor(plan: BuildPlan, *, binary_dists: tuple[str, ...], vendored: tuple[str, ...],
+                console_scripts: tuple[Script, ...] = ()) -> BuildPlan:
     """Record what vendoring found: binary wheels make the package architecture-specific."""
     import platform as _platform
 
     arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(_platform.machine(), _platform.machine())
     abi = "cp" + plan.python_version.replace(".", "") if binary_dists else ""
     return replace(plan, architecture=arch if binary_dists else "all", python_abi=abi,
-                   binary_dists=binary_dists, vendored=vendored)
+                   binary_dists=binary_dists, vendored=vendored, console_scripts=console_scripts)
 
 
 def check_python(specifier: str, version: str) -> None:

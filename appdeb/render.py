@@ -33,7 +33,7 @@ def render(plan: BuildPlan) -> dict[str, RenderedFile]:
     """Every generated file of the package, keyed by its path inside the .deb."""
     env = environment()
     ctx: dict[str, Any] = {"plan": plan, **_description(plan), "after": service_after(plan), "writable_paths": (),
-                           "layout": CONTRACT_FORMAT}
+                           "layout": CONTRACT_FORMAT, "where": where(plan)}
     files: dict[str, RenderedFile] = {"DEBIAN/control": _text(env.get_template("control.j2").render(ctx))}
     for script in SCRIPTS:
         files[f"DEBIAN/{script}"] = _text(env.get_template(f"{script}.j2").render(ctx), 0o755)
@@ -45,11 +45,21 @@ def render(plan: BuildPlan) -> dict[str, RenderedFile]:
     files[f"{plan.paths.runtime[1:]}/settings.env"] = _text(settings_template(plan) + "\n")
     for name, source in shipped_sources().items():
         files[f"{plan.paths.runtime[1:]}/{name}"] = RenderedFile(source)
+    for tool in plan.console_scripts:  # for the node's python3; PATH of every app process has paths.bin
+        files[f"{plan.paths.bin[1:]}/{tool.name}"] = _text(tool.text("/usr/bin/python3"), 0o755)
     if plan.nginx:
         files[f"{plan.paths.runtime[1:]}/nginx-site.conf"] = _text(env.get_template("nginx-site.conf.j2").render(ctx))
     files[f"{plan.paths.doc[1:]}/copyright"] = _text(env.get_template("copyright.j2").render(ctx))
     files[f"{plan.paths.doc[1:]}/changelog.Debian.gz"] = RenderedFile(changelog_gz(plan))
     return files
+
+
+def where(plan: BuildPlan) -> str:
+    """Where the instance answers, as the install output tells the admin."""
+    text = f"web process on 127.0.0.1:{plan.port}"
+    if plan.nginx:
+        text += f", site http://{plan.server_name.split()[0]}:{plan.public_port}/"
+    return text
 
 
 def _text(text: str, mode: int = 0o644) -> RenderedFile:
@@ -107,7 +117,8 @@ def runtime_config(plan: BuildPlan) -> dict[str, Any]:
         "web": None if spec.web is None else {
             "port": plan.port, "workers": spec.web.workers, "timeout": spec.web.timeout,
             "graceful_timeout": spec.web.graceful_timeout, "max_requests": spec.web.max_requests,
-            "max_requests_jitter": spec.web.max_requests_jitter, "max_worker_memory": spec.web.max_worker_memory},
+            "max_requests_jitter": spec.web.max_requests_jitter, "max_worker_memory": spec.web.max_worker_memory,
+            "health": spec.web.health},
         "commands": dict(spec.commands), "processes": {x.name: x.command for x in spec.processes},
         "timers": {t.name: {"command": t.command, "schedule": t.schedule} for t in spec.timers},
         "env": [{"name": s.name, "default": s.default, "required": s.required} for s in spec.env],

@@ -90,6 +90,16 @@ def url_path(text: str) -> str | None:
             "single slashes, no '.' or '..' segment)")
 
 
+HEALTH_RE = re.compile(r"/(?:[A-Za-z0-9._~-]+(?:/[A-Za-z0-9._~-]+)*/?)?")
+
+
+def health_path(text: str) -> str | None:
+    """The path the post-start check, verify and deploys request: a plain absolute URL path."""
+    if HEALTH_RE.fullmatch(text) and not {".", ".."} & set(text.strip("/").split("/")) and len(text) <= 200:
+        return None
+    return f"{shown(text)} must be a URL path like '/health' (letters, digits and . _ ~ - between single slashes)"
+
+
 def relative_path(text: str) -> str | None:
     """The shape of a path inside the app; paths_in_app.inside() then checks where it really leads."""
     if text.startswith("/"):

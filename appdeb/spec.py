@@ -30,6 +30,7 @@ class Web:
     graceful_timeout: int = 20
     max_requests: int = 1000
     max_requests_jitter: int = 100
+    health: str = "/"  # requested after start, by verify and by deploys; any status below 500 is healthy
     max_worker_memory: int = 512  # MiB: a worker past this is replaced after its request (0: no limit)
     port: int | None = None  # default instance's port; instances: may override
     nginx: bool | None = None  # a site in front (default: when there are static files)

@@ -135,7 +135,7 @@ def _web(wsgi: YNode | None, web: YNode | None, c: Checker) -> Web | None:
     opts = c.mapping(web, "web") or {}
     if web is not None and opts:
         c.keys(web, "web", ("workers", "timeout", "graceful_timeout", "max_requests", "max_requests_jitter", "port",
-                            "nginx", "public_port", "max_worker_memory"))
+                            "nginx", "public_port", "max_worker_memory", "health"))
     ints = {
         "workers": (1, 64), "timeout": (1, 3600), "graceful_timeout": (1, 3600),
         "max_requests": (0, 10**7), "max_requests_jitter": (0, 10**6), "port": (1024, 65535),
@@ -144,6 +144,10 @@ def _web(wsgi: YNode | None, web: YNode | None, c: Checker) -> Web | None:
     values: dict[str, Any] = {k: c.integer(opts.get(k), f"web.{k}", *rng) for k, rng in ints.items() if k in opts}
     if "nginx" in opts:
         values["nginx"] = c.boolean(opts["nginx"], "web.nginx")
+    if "health" in opts:
+        values["health"] = c.string(opts["health"], "web.health")
+        if values["health"] is not None:
+            c.check(opts["health"], "web.health", rules.health_path(values["health"]))
     return Web(app=app or "", **{k: v for k, v in values.items() if v is not None})
 
 
@@ -180,9 +184,18 @@ def _command(node: YNode, path: str, cmd: str, c: Checker) -> bool:
     return problem is None
 
 
+def reserved_command_names() -> set[str]:
+    """The launcher's verbs (from its dispatch table: they shadow a command of the same name), plus
+    the lifecycle-free words the launcher answers itself. install/update/verify/backup/restore/
+    uninstall stay allowed: they are the app's lifecycle commands, run by those verbs."""
+    from .runtime.main import VERBS
+
+    return (set(VERBS) | {"help", "shell", "version"}) - set(LIFECYCLE_COMMANDS)
+
+
 def _commands(node: YNode | None, c: Checker) -> tuple[tuple[str, str], ...]:
     pairs = _named_commands(node, "commands", c)
-    reserved = {"run", "env", "web", "process", "timer", "backups", "shell", "help", "version", "rollback", "unpin"}
+    reserved = reserved_command_names()
     for name, _ in pairs:
         if name in reserved:
             assert node is not None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -257,4 +258,5 @@ def test_build_warns_when_the_name_is_in_this_machines_apt_sources(tmp_path: Pat
     assert json.loads(again.stdout)["reused"] and again.stderr == ""  # said when built; no apt-cache on reuse
     proc = appdeb("build", str(examples / "hello"), "--instance", "prod", "--out", str(tmp_path / "dist"),
                   root=tmp_path)
-    assert proc.stderr == "" and proc.stdout.endswith("/hello-prod_1.0.0-1_all.deb\n")
+    assert re.fullmatch(r"hello-prod: web process on 127\.0\.0\.1:\d+\n", proc.stderr)  # no warning, the port
+    assert proc.stdout.endswith("/hello-prod_1.0.0-1_all.deb\n")

@@ -99,3 +99,13 @@ def test_sections_for_later_are_stored(tmp_path: Path) -> None:
     spec = load_spec(write(tmp_path, text))
     assert [s.kind for s in spec.services] == ["postgres", "files"]
     assert spec.timers[0].schedule == "daily"
+
+
+def test_reserved_command_names_are_the_launchers_verbs() -> None:
+    """A command named like a launcher verb would be shadowed on the node: the two lists are one."""
+    from appdeb.runtime.main import VERBS
+    from appdeb.spec import LIFECYCLE_COMMANDS
+    from appdeb.validate import reserved_command_names
+
+    assert set(VERBS) - set(LIFECYCLE_COMMANDS) <= reserved_command_names()
+    assert {"pin", "hook", "status", "rollback", "unpin"} <= reserved_command_names()

@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 SYSTEMD = "/run/systemd/system"
+NODE_PATH = "/usr/local/bin:/usr/bin:/bin"  # a node's PATH for services (and so for the app in development)
 
 
 class RuntimeError_(Exception):
@@ -42,6 +43,7 @@ class AppPackage:
         layout = self.meta.get("layout", {})
         self.app_dir = os.path.join(self.root, layout.get("app", "app"))
         self.lib_dir = os.path.join(self.root, layout.get("lib", "lib"))
+        self.bin_dir = os.path.join(self.root, layout.get("bin", "bin"))
         self.paths: dict[str, str] = self.meta["paths"]
         self.dev = bool(self.meta.get("dev"))
 
@@ -92,6 +94,8 @@ class AppPackage:
             "APPDEB_SETTINGS": p["settings"], "APPDEB_STATE_DIR": p["state"], "APPDEB_LOG_DIR": p["logs"],
             "APPDEB_BACKUP_ROOT": p["backups"], "TMPDIR": p["tmp"], "HOME": p["state"],
             "PYTHONPATH": os.pathsep.join(self.sys_path()), "PYTHONNOUSERSITE": "1",
+            # the vendored libraries' console scripts first; in development the node's PATH, not the host's
+            "PATH": os.pathsep.join([self.bin_dir, NODE_PATH if self.dev else env.get("PATH") or NODE_PATH]),
         })
         if self.meta.get("web"):
             env["APPDEB_PORT"] = str(self.meta["web"]["port"])

@@ -19,11 +19,11 @@ def _systemctl(*args: str) -> int:
     return subprocess.call(["systemctl", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def _status(port: int, host: str | None, timeout: float) -> int:
-    """One GET /: the status code (redirects are not followed: the answer itself is what counts)."""
+def _status(port: int, host: str | None, timeout: float, path: str = "/") -> int:
+    """One GET of the health path: the status code (redirects are not followed: the answer itself counts)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.request("GET", "/", headers={"Host": host} if host else {})
+        conn.request("GET", path, headers={"Host": host} if host else {})
         return conn.getresponse().status
     finally:
         conn.close()
@@ -49,20 +49,20 @@ def _catch(probe: Callable[[], int]) -> int | BaseException:
         return exc
 
 
-def check_web(port: int, deadline: float, host: str | None = None) -> str | None:
-    """None if the web process answers on 127.0.0.1:port (any status below 500), else why not."""
+def check_web(port: int, deadline: float, host: str | None = None, path: str = "/") -> str | None:
+    """None if the web process answers GET path on 127.0.0.1:port (any status below 500), else why not."""
     last = "no answer"
     while True:
         timeout = min(5.0, max(deadline - time.monotonic(), 0.5))
         try:
-            status = _within(time.monotonic() + timeout + 1, partial(_status, port, host, timeout))
+            status = _within(time.monotonic() + timeout + 1, partial(_status, port, host, timeout, path))
             if status < 500:
                 return None
             last = f"HTTP {status}"
         except (OSError, http.client.HTTPException) as exc:
             last = str(exc) or type(exc).__name__
         if time.monotonic() > deadline:
-            return f"the web process does not answer on 127.0.0.1:{port}: {last}"
+            return f"the web process does not answer GET {path} on 127.0.0.1:{port}: {last}"
         time.sleep(0.3)
 
 
@@ -82,12 +82,13 @@ def verify_problems(app: AppPackage) -> list[str]:
     web = app.meta.get("web")
     web_unit = next((u["name"] for u in app.meta["units"] if u["kind"] == "web"), None)
     if web and web_unit and not problems and (app.dev or _systemctl("is-active", "--quiet", web_unit) == 0):
-        why = check_web(int(web["port"]), time.monotonic() + 20)
+        health = web.get("health", "/")
+        why = check_web(int(web["port"]), time.monotonic() + 20, path=health)
         if why:
             problems.append(why)
         site = f"/etc/nginx/sites-enabled/{app.meta['package']}.conf"
         if not why and not app.dev and app.meta.get("nginx") and os.path.exists(site):
-            why = check_web(int(app.meta["public_port"]), time.monotonic() + 10, app.meta["server_name"])
+            why = check_web(int(app.meta["public_port"]), time.monotonic() + 10, app.meta["server_name"], health)
             if why:
                 problems.append(f"through nginx: {why}")
     return problems

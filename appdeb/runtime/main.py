@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 
 from .app import AppPackage, RuntimeError_
@@ -11,6 +12,7 @@ from .commands import verb_env, verb_process, verb_run, verb_timer, verb_web
 from .lifecycle import verb_hook
 from .pinning import verb_pin, verb_unpin
 from .rollback import verb_rollback
+from .status import verb_status
 
 VERBS = {
     "run": (verb_run, "run COMMAND [ARGS…]: a command from the description, or any program, in the app's env"),
@@ -18,6 +20,7 @@ VERBS = {
     "web": (verb_web, "web: serve the WSGI app with gunicorn (what the web unit runs)"),
     "process": (verb_process, "process NAME: run one of the description's processes"),
     "timer": (verb_timer, "timer NAME: run one timer's command now"),
+    "status": (verb_status, "status: version, whose data, port, units, health, newest backup, pin"),
     "verify": (verb_verify, "verify: check python, settings, units, the web answer, then the app's verify"),
     "backup": (verb_backup, "backup [--reason R]: back up settings, services and app data"),
     "backups": (verb_backups, "backups: list backups (whose data, why, size)"),
@@ -59,6 +62,10 @@ def main(argv: list[str]) -> int:
         return 1
     except OSError as exc:  # a file or directory the verb needs is missing or unusable: one line, no traceback
         print(f"{app.meta['package']}: {verb}: {exc}", file=sys.stderr)
+        return 1
+    except (ValueError, KeyError, RecursionError, subprocess.SubprocessError) as exc:  # maintainer scripts read
+        # one line: a traceback in dpkg's output hides the cause from the admin
+        print(f"{app.meta['package']}: {verb}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
 
 

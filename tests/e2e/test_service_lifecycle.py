@@ -149,3 +149,31 @@ def test_numpy_and_pandas_start_inside_the_hardened_unit(node: nodes.Node, tmp_p
     assert body.startswith("det=8.0 a=") and " b=" in body and " c=" in body
     assert "SystemCallFilter=~@privileged @resources" in sh(node, f"systemctl cat {result.package}.service")
     assert sh(node, f"{result.package} verify").strip() == f"{result.package} 1.0.0-1: ok"
+
+
+HEALTHY_ONLY_AT_HEALTH = '''\
+def application(environ, start_response):
+    ok = environ["PATH_INFO"] == "/health"
+    body = b"ok\\n" if ok else b"the front page is broken\\n"
+    start_response("200 OK" if ok else "500 Internal Server Error", [("Content-Length", str(len(body)))])
+    return [body]
+'''
+
+
+def test_health_path_port_status_and_vendored_console_scripts(node: nodes.Node, tmp_path: Path) -> None:
+    """Real apps without glue: a custom health path, the port in the install output and in `PKG status`,
+    and the vendored libraries' console scripts on the app's PATH (here gunicorn's)."""
+    app = variant(tmp_path, "health", web={"health": "/health"},
+                  commands={"update": "gunicorn --version > \"$APPDEB_STATE_DIR/server-version\""})
+    (app / "hello.py").write_text(HEALTHY_ONLY_AT_HEALTH)
+    deb = build_app(app, tmp_path / "d", "sl6")
+    pkg, port = deb.package, port_of(deb.package)
+    out = nodes.install(node, [deb.deb]).stdout  # / answers 500: only /health decides
+    assert f"{pkg} 1.0.0-1: web process on 127.0.0.1:{port}" in out
+    status = sh(node, f"{pkg} status")
+    assert f"web: 127.0.0.1:{port} (health /health)" in status and "health: ok" in status
+    assert f"unit: {pkg}.service active" in status and f"unit: {pkg}.socket active" in status
+    assert sh(node, f"{pkg} run sh -c 'command -v gunicorn'").strip() == f"/opt/{pkg}/bin/gunicorn"
+    assert sh(node, f"{pkg} run gunicorn --version").startswith("gunicorn (version ")
+    sh(node, f"{pkg} hook update")  # the update command finds the console script as well
+    assert sh(node, f"cat /var/lib/{pkg}/server-version").startswith("gunicorn (version ")

@@ -1,0 +1,48 @@
+"""status: what an admin looks for first — version, whose data, where it listens, units, health, backups, pin."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+from .app import SYSTEMD, AppPackage, RuntimeError_
+
+
+def _unit_state(name: str) -> str:
+    out = subprocess.run(["systemctl", "is-active", name], capture_output=True, text=True, check=False)
+    return out.stdout.strip() or "unknown"
+
+
+def status_lines(app: AppPackage) -> list[str]:
+    """One fact a line, `key: value`, stable enough to grep."""
+    from .backups import list_backups
+    from .care import check_web
+    from .lifecycle import data_version
+    from .pinning import pinned_version
+
+    meta, lines = app.meta, [f"package: {app.meta['package']} {app.meta['version']}"]
+    lines.append(f"data: {data_version(app) or 'none (not configured yet)'}")
+    web = meta.get("web")
+    if web:
+        lines.append(f"web: 127.0.0.1:{web['port']} (health {web.get('health', '/')})")
+        if meta.get("nginx"):
+            lines.append(f"site: http://{meta['server_name']}:{meta['public_port']}/")
+        why = check_web(int(web["port"]), time.monotonic() + 3, path=web.get("health", "/"))
+        lines.append(f"health: {'ok' if why is None else why}")
+    if os.path.isdir(SYSTEMD) and not app.dev:
+        lines += [f"unit: {u['name']} {_unit_state(u['name'])}" for u in meta["units"]]
+    backups = list_backups(app)
+    lines.append(f"backups: {len(backups)}, newest {backups[-1] if backups else 'none'}")
+    pinned = pinned_version(app)
+    lines.append(f"pin: {pinned or 'none'}")
+    return lines
+
+
+def verb_status(app: AppPackage, args: list[str]) -> int:
+    """status: exit 0 when the web process is healthy (or there is none), else 1."""
+    if args:
+        raise RuntimeError_("usage: status")
+    lines = status_lines(app)
+    print("\n".join(lines))
+    return 1 if any(line.startswith("health: ") and line != "health: ok" for line in lines) else 0
