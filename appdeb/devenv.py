@@ -38,7 +38,8 @@ def prepare(app_dir: Path, *, port: int | None = None, settings: Path | None = N
     paths = {"etc": str(app_dir), "settings": str(settings or app_dir / LOCAL_SETTINGS),
              "state": str(var / "lib"), "tmp": str(var / "tmp"), "logs": str(var / "log"),
              "backups": str(var / "backups"), "launcher": "appdeb run", "secret": str(var / "secret"),
-             "own": str(var / "appdeb"), "run": str(var / "run"), "pin": str(var / "pin")}
+             "own": str(var / "appdeb"), "run": str(var / "run"), "pin": str(var / "pin"),
+             "config": str(var / "etc")}
     for key in ("state", "tmp", "logs", "backups"):
         Path(paths[key]).mkdir(parents=True, exist_ok=True)
     if not Path(paths["secret"]).exists():  # a development secret, generated once per checkout

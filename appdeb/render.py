@@ -131,6 +131,7 @@ def runtime_config(plan: BuildPlan) -> dict[str, Any]:
                   "pin": p.pin},
         "backups": {"keep": plan.backup_keep},
         "format": CONTRACT_FORMAT,
+        "config_files": dict(spec.config_files),
         "config": spec.raw,
     }
 

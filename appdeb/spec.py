@@ -115,6 +115,7 @@ class AppSpec:
     instances: tuple[tuple[str, InstanceSettings], ...] = ()
     exclude: tuple[str, ...] = ()
     backup_keep: int | None = None  # `backups: {keep: N}`; None: appdeb's default
+    config_files: tuple[tuple[str, str], ...] = ()  # /etc/PKG/NAME rendered from a template in the app
     raw: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def command(self, name: str) -> str | None:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import rules, validate_files
+from . import rules, validate_config, validate_files
 from .checker import Checker, plain
 from .errors import Problem, SpecError
 from .platforms import PLATFORMS
@@ -16,7 +16,8 @@ from .spec import LIFECYCLE_COMMANDS, AppSpec, InstanceSettings, Process, Servic
 from .yamlload import YNode, load
 
 TOP_KEYS = ("name", "version", "description", "maintainer", "platform", "require", "python", "wsgi", "web",
-            "commands", "processes", "timers", "static", "env", "services", "instances", "exclude", "backups")
+            "commands", "processes", "timers", "static", "env", "services", "instances", "exclude", "backups",
+            "config_files")
 REQUIRED = ("name", "version", "description", "maintainer", "platform")
 KNOWN_SERVICES = tuple(SERVICES)
 
@@ -57,19 +58,12 @@ def _spec(tree: YNode, c: Checker, app_dir: Path) -> AppSpec | None:
         services=_services(top.get("services"), c),
         instances=_instances(top.get("instances"), c),
         exclude=validate_files.exclude(top.get("exclude"), c, app_dir),
-        backup_keep=_backup_keep(top.get("backups"), "backups", c),
+        backup_keep=validate_config.backup_keep(top.get("backups"), "backups", c),
+        config_files=validate_config.config_files(top.get("config_files"), c, app_dir),
         raw=plain(tree),
     )
+    validate_config.references(top, c, app_dir, spec.env, spec.services, spec.config_files)
     return spec
-
-
-def _backup_keep(node: YNode | None, path: str, c: Checker) -> int | None:
-    """`backups: {keep: N}`: how many backups a node keeps (0 keeps all)."""
-    m = c.mapping(node, path)
-    if not m or node is None:
-        return None
-    c.keys(node, path, ("keep",))
-    return c.integer(m.get("keep"), f"{path}.keep", 0, 1000)
 
 
 def _name(node: YNode | None, c: Checker) -> str | None:
@@ -298,6 +292,6 @@ def _instances(node: YNode | None, c: Checker) -> tuple[tuple[str, InstanceSetti
         server = c.string(opts.get("server_name"), f"{path}.server_name")
         if server is not None:
             c.check(opts["server_name"], f"{path}.server_name", rules.server_names(server))
-        out.append((name, InstanceSettings(port=port, server_name=server, public_port=public,
-                                           backup_keep=_backup_keep(opts.get("backups"), f"{path}.backups", c))))
+        keep = validate_config.backup_keep(opts.get("backups"), f"{path}.backups", c)
+        out.append((name, InstanceSettings(port=port, server_name=server, public_port=public, backup_keep=keep)))
     return tuple(out)

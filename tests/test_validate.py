@@ -109,3 +109,23 @@ def test_reserved_command_names_are_the_launchers_verbs() -> None:
 
     assert set(VERBS) - set(LIFECYCLE_COMMANDS) <= reserved_command_names()
     assert {"pin", "hook", "status", "rollback", "unpin"} <= reserved_command_names()
+
+
+def test_unknown_references_and_bad_config_files_are_located_problems(tmp_path: Path) -> None:
+    import shutil
+
+    from appdeb.errors import SpecError
+    from appdeb.validate import load_spec
+
+    app = tmp_path / "ledger"
+    shutil.copytree(Path(__file__).parent.parent / "examples" / "ledger", app, ignore=shutil.ignore_patterns(".appdeb"))
+    text = (app / "app.yaml").read_text()
+    (app / "app.yaml").write_text(text.replace("${APPDEB_CONFIG_LEDGER_INI}", "${APPDEB_STATE_DIRR}/x")
+                                  .replace("deploy/ledger.ini.in", "../etc/passwd"))
+    (app / "deploy" / "ledger.ini.in").write_text("x = ${NOPE}\n")
+    try:
+        load_spec(app)
+    except SpecError as exc:
+        text = str(exc)
+    assert "env.LEDGER_CONFIG.default: unknown variable ${APPDEB_STATE_DIRR}" in text
+    assert "config_files.ledger.ini:" in text and "app.yaml:" in text

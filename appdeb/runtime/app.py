@@ -6,6 +6,7 @@ import importlib
 import json
 import os
 import pwd
+import re
 import subprocess
 import sys
 from typing import Any
@@ -16,6 +17,23 @@ NODE_PATH = "/usr/local/bin:/usr/bin:/bin"  # a node's PATH for services (and so
 
 class RuntimeError_(Exception):
     """A failure to report in one line, without a traceback."""
+
+
+# the instance's variables (APPDEB_CONFIG_* of config files come on top); ${NAME} in settings may use them
+INSTANCE_VARS = ("APPDEB_ROOT", "APPDEB_PACKAGE", "APPDEB_APP", "APPDEB_INSTANCE", "APPDEB_VERSION",
+                 "APPDEB_ETC_DIR", "APPDEB_SETTINGS", "APPDEB_STATE_DIR", "APPDEB_LOG_DIR", "APPDEB_BACKUP_ROOT",
+                 "TMPDIR", "HOME", "APPDEB_PORT")
+REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand(value: str, known: dict[str, str]) -> str:
+    """${NAME} of a known variable replaced by its value; anything else stays as written."""
+    return REFERENCE.sub(lambda m: known.get(m.group(1), m.group(0)), value)
+
+
+def config_var(name: str) -> str:
+    """The variable naming a rendered config file's path: app.ini -> APPDEB_CONFIG_APP_INI."""
+    return "APPDEB_CONFIG_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
 
 
 def parse_settings(text: str) -> dict[str, str]:
@@ -72,33 +90,44 @@ class AppPackage:
             sys.path.insert(0, here)
         return importlib.import_module("appdeb_services.hookups")
 
+    def instance_vars(self) -> dict[str, str]:
+        """APPDEB_* and friends: what the package decided for this instance (also usable as ${NAME} in
+        settings values and config-file templates)."""
+        p, meta = self.paths, self.meta
+        out = {
+            "APPDEB_ROOT": self.root, "APPDEB_PACKAGE": meta["package"], "APPDEB_APP": meta["app"],
+            "APPDEB_INSTANCE": meta["instance"], "APPDEB_VERSION": meta["version"], "APPDEB_ETC_DIR": p["etc"],
+            "APPDEB_SETTINGS": p["settings"], "APPDEB_STATE_DIR": p["state"], "APPDEB_LOG_DIR": p["logs"],
+            "APPDEB_BACKUP_ROOT": p["backups"], "TMPDIR": p["tmp"], "HOME": p["state"],
+        }
+        if meta.get("web"):
+            out["APPDEB_PORT"] = str(meta["web"]["port"])
+        for name in meta.get("config_files", {}):
+            out[config_var(name)] = os.path.join(p.get("config") or p["etc"], name)
+        return out
+
     def environ(self, base: dict[str, str] | None = None) -> dict[str, str]:
         """The environment every process of the app gets: settings, paths, instance, services.
 
         On a node the services' variables win over the settings file; in development the
-        local settings win, so a developer can point the app at a local database.
+        local settings win, so a developer can point the app at a local database. Settings may
+        refer to the instance's variables as ${NAME} (e.g. "${APPDEB_STATE_DIR}/data").
         """
         env = dict(os.environ if base is None else base)
         services = self.hookups().environ(self)
-        if self.dev:
-            env.update(services)
-        env.update(self.settings())
-        if not self.dev:
-            env.update(services)
+        instance = self.instance_vars()
+        known = {**instance, **services}
+        settings = {k: expand(v, known) for k, v in self.settings().items()}
+        for layer in ((services, settings) if self.dev else (settings, services)):
+            env.update(layer)
         if "APPDEB_SECRET_FILE" not in env or not os.path.exists(env["APPDEB_SECRET_FILE"]):
             env["APPDEB_SECRET_FILE"] = self.hookups().secret_path(self)
-        p = self.paths
+        env.update(instance)
         env.update({
-            "APPDEB_ROOT": self.root, "APPDEB_PACKAGE": self.meta["package"], "APPDEB_APP": self.meta["app"],
-            "APPDEB_INSTANCE": self.meta["instance"], "APPDEB_VERSION": self.meta["version"],
-            "APPDEB_SETTINGS": p["settings"], "APPDEB_STATE_DIR": p["state"], "APPDEB_LOG_DIR": p["logs"],
-            "APPDEB_BACKUP_ROOT": p["backups"], "TMPDIR": p["tmp"], "HOME": p["state"],
             "PYTHONPATH": os.pathsep.join(self.sys_path()), "PYTHONNOUSERSITE": "1",
             # the vendored libraries' console scripts first; in development the node's PATH, not the host's
             "PATH": os.pathsep.join([self.bin_dir, NODE_PATH if self.dev else env.get("PATH") or NODE_PATH]),
         })
-        if self.meta.get("web"):
-            env["APPDEB_PORT"] = str(self.meta["web"]["port"])
         return env
 
     def activate(self) -> None:

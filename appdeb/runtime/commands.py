@@ -13,6 +13,7 @@ from .app import AppPackage, RuntimeError_
 def verb_run(app: AppPackage, args: list[str]) -> int:
     if not args:
         raise RuntimeError_("usage: run COMMAND [ARGS…] (a command from the description or any program)")
+    _dev_config(app)
     return app.run_command(args, interactive=True)
 
 
@@ -29,6 +30,7 @@ def verb_web(app: AppPackage, args: list[str]) -> int:
     if not web:
         raise RuntimeError_("this app has no wsgi: section")
     _not_as_root(app, "web")
+    _dev_config(app)
     app.activate()
     from gunicorn.app.wsgiapp import WSGIApplication  # type: ignore[import-untyped]  # vendored
 
@@ -54,6 +56,15 @@ def verb_process(app: AppPackage, args: list[str]) -> int:
     os.chdir(app.app_dir)
     os.execve("/bin/sh", ["/bin/sh", "-c", "exec " + app.meta["processes"][name]], env)
     return 1
+
+
+def _dev_config(app: AppPackage) -> None:
+    """In development the config files are rendered on every start (on a node: at configure time)."""
+    if app.dev:
+        from .configfiles import render_config_files
+
+        for notice in render_config_files(app):
+            print(f"appdeb: {notice}", file=sys.stderr)
 
 
 def _not_as_root(app: AppPackage, verb: str) -> None:

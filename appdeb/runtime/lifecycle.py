@@ -14,6 +14,7 @@ import stat
 from .app import AppPackage, RuntimeError_
 from .backups import take_backup
 from .commands import services_step
+from .configfiles import render_config_files
 from .guard import app_user, ensure_app_dirs, instance_lock, on_node_as_root, read_own, remove_tree, write_own
 from .pinning import version_lt
 
@@ -34,6 +35,8 @@ def run_app_hook(app: AppPackage, name: str, from_version: str | None = None) ->
     """Provision (secret, services, site), then the app's own lifecycle command if it has one."""
     if name in ("provision", "install", "update"):
         services_step(app, "provision")
+        for notice in render_config_files(app):  # before the app's command, which may read them
+            print(f"{app.meta['package']}: {notice}", flush=True)
     if name != "provision" and app.has_command(name):
         extra = {"APPDEB_FROM_VERSION": from_version} if from_version else {}
         code = app.run_command([name], extra_env=extra)

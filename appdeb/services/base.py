@@ -33,6 +33,7 @@ class Service:
     kind = ""
     depends: tuple[str, ...] = ()  # Debian packages the node needs
     after: tuple[str, ...] = ()  # units the app's units start after
+    variables: tuple[str, ...] = ()  # what environ() injects (settings and config files may refer to them)
 
     def __init__(self, app: App, options: dict[str, Any]) -> None:
         self.app = app

@@ -16,6 +16,7 @@ ARCHIVE = "files.tar.gz"
 
 class Files(Service):
     kind = "files"
+    variables = ("CONFIG_FILES",)
 
     @property
     def directory(self) -> str:

@@ -29,6 +29,8 @@ class Postgres(Service):
     kind = "postgres"
     depends = ("postgresql",)
     after = ("postgresql.service",)
+    variables = ("CONFIG_PG_DBNAME", "CONFIG_PG_USER", "CONFIG_PG_HOST", "CONFIG_PG_PORT", "CONFIG_PG_PASSWORD",
+                 "DATABASE_URL")
 
     @property
     def dbname(self) -> str:

@@ -22,6 +22,7 @@ class Redis(Service):
     kind = "redis"
     depends = ("redis-server",)
     after = ("redis-server@{package}.service",)
+    variables = ("CONFIG_REDIS_SOCKET", "CONFIG_REDIS_URL")
 
     @property
     def unit(self) -> str:

@@ -177,3 +177,32 @@ def test_health_path_port_status_and_vendored_console_scripts(node: nodes.Node, 
     assert sh(node, f"{pkg} run gunicorn --version").startswith("gunicorn (version ")
     sh(node, f"{pkg} hook update")  # the update command finds the console script as well
     assert sh(node, f"cat /var/lib/{pkg}/server-version").startswith("gunicorn (version ")
+
+
+def test_a_config_file_app_gets_its_file_rendered_per_instance_and_kept_when_edited(
+    node: nodes.Node, tmp_path: Path,
+) -> None:
+    v1 = build_app(EXAMPLES / "ledger", tmp_path / "d1", "sl7")
+    v2_dir = tmp_path / "v2"
+    shutil.copytree(EXAMPLES / "ledger", v2_dir, ignore=shutil.ignore_patterns(".appdeb"))
+    (v2_dir / "app.yaml").write_text((v2_dir / "app.yaml").read_text().replace('version: "1.0.0"', 'version: "2.0.0"'))
+    (v2_dir / "deploy" / "ledger.ini.in").write_text((v2_dir / "deploy" / "ledger.ini.in").read_text()
+                                                     + "# release 2\n")
+    v2 = build_app(v2_dir, tmp_path / "d2", "sl7")
+    pkg, port = v1.package, port_of(v1.package)
+    nodes.install(node, [v1.deb])
+    ini = f"/etc/{pkg}/ledger.ini"
+    assert http_get(port) == (f"Hello from ledger on port {port}: 0 entries in /var/lib/{pkg}/entries, "
+                              "a 64-character secret key\n")
+    assert sh(node, f"stat -c '%a %U:%G' {ini}").strip() == f"640 root:{pkg}"
+    env = sh(node, f"{pkg} env")
+    assert f"APPDEB_CONFIG_LEDGER_INI={ini}" in env and f"LEDGER_CONFIG={ini}" in env  # ${…} expanded
+    assert f"secret_key = {sh(node, f'cat /etc/{pkg}/secret').strip()}" in sh(node, f"cat {ini}")
+    # an upgrade re-renders an untouched file; an edited one is kept, the new rendering beside it
+    nodes.install(node, [v2.deb])
+    assert sh(node, f"tail -1 {ini}") == "# release 2\n"
+    sh(node, f"sed -i 's/^greeting = .*/greeting = Salut/' {ini}")
+    nodes.install(node, [v1.deb])  # and back: its template differs again
+    assert "greeting = Salut" in sh(node, f"cat {ini}") and http_get(port).startswith("Salut from ledger")
+    new = sh(node, f"cat {ini}.appdeb-new")
+    assert "# release 2" not in new and "greeting = Hello" in new
