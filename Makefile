@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint unit e2e demo deb bench golden clean
+.PHONY: setup test lint unit e2e demo deb bench bench-failsafe golden clean
 
 setup: $(VENV)/.installed
 
@@ -39,6 +39,13 @@ deb: setup
 
 bench: setup
 	./bench/build.sh
+
+# The fail-safe server benchmark (docs/failsafe.md): every server × scenario on its own node, about
+# 70 minutes; results in build/failsafe/. Not part of `make test`. FAILSAFE_ARGS narrows it down.
+FAILSAFE_ARGS ?=
+bench-failsafe: setup
+	$(BIN)/pip install -q -e '.[bench]'
+	$(BIN)/appdeb bench failsafe --out build/failsafe $(FAILSAFE_ARGS)
 
 clean:
 	rm -rf dist build *.egg-info .pytest_cache .mypy_cache .ruff_cache

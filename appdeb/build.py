@@ -7,13 +7,15 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import __version__
 from .plan import BuildPlan, make_plan, with_vendor
 from .progress import Reporter, quiet
-from .stage import app_files
+from .spec import BUILD_COMMAND, AppSpec
+from .stage import app_files, build_inputs
 from .templates import shipped_sources, template_dir
 from .validate import load_spec
 
@@ -51,13 +53,21 @@ class BuildResult:
                 "port": self.port}
 
 
-def default_epoch(app_dir: Path, exclude: tuple[str, ...]) -> int:
+def default_epoch(app_dir: Path, spec: AppSpec) -> int:
     """SOURCE_DATE_EPOCH if set, else the newest mtime among the app's files: stable for one checkout."""
     env = os.environ.get("SOURCE_DATE_EPOCH")
     if env:
         return int(env)
-    mtimes = [int((app_dir / rel).lstat().st_mtime) for rel in app_files(app_dir, exclude)]
+    mtimes = [int((app_dir / rel).lstat().st_mtime) for rel in _inputs(app_dir, spec)]
     return max(mtimes, default=0)
+
+
+def _inputs(app_dir: Path, spec: AppSpec) -> Iterator[Path]:
+    """The files the .deb is made from: those that ship, and with a build step also the excluded
+    ones it may read (its output is derived from them, so they decide whether anything changed)."""
+    if spec.command(BUILD_COMMAND) is not None:
+        return build_inputs(app_dir, spec.exclude)
+    return app_files(app_dir, spec.exclude)
 
 
 def build(app_dir: Path, options: BuildOptions, report: Reporter = quiet) -> BuildResult:
@@ -65,7 +75,7 @@ def build(app_dir: Path, options: BuildOptions, report: Reporter = quiet) -> Bui
     app_dir = app_dir.resolve()
     spec = load_spec(app_dir)
     epoch = options.source_date_epoch if options.source_date_epoch is not None else default_epoch(
-        app_dir, spec.exclude)
+        app_dir, spec)
     plan = make_plan(spec, instance=options.instance, build_number=options.build_number, vcs=options.vcs,
                      python_version=options.python_version, compression=options.compression,
                      source_date_epoch=epoch)
@@ -100,7 +110,7 @@ def _build(plan: BuildPlan, app_dir: Path, out_dir: Path, fingerprint: str, repo
     from .assemble import assemble, sha256_of
     from .entrypoints import console_scripts
     from .render import render
-    from .stage import refuse_build_paths, stage
+    from .stage import refuse_build_paths, requirement_files, stage
     from .vendor import cache_root, vendor
 
     report(f"vendoring {len(plan.requirements)} requirements for python {plan.python_version}")
@@ -108,11 +118,19 @@ def _build(plan: BuildPlan, app_dir: Path, out_dir: Path, fingerprint: str, repo
     plan = with_vendor(plan, binary_dists=vendored.binary_dists, vendored=vendored.dists,
                        console_scripts=console_scripts(vendored.lib))
     files = render(plan)
-    report("staging")
     with tempfile.TemporaryDirectory(prefix="appdeb-stage-") as tmp:
+        shipped = plan
+        if plan.spec.command(BUILD_COMMAND) is not None:
+            from .build_step import run_build_step
+
+            report(f"running commands.build: {plan.spec.command(BUILD_COMMAND)}")
+            copy = run_build_step(plan, vendored.lib, Path(tmp) / "build")
+            shipped = replace(plan, spec=replace(plan.spec, app_dir=copy))  # the copy, after the command
+        report("staging")
         tree = Path(tmp) / "pkg"
-        stage(plan, vendored.lib, files, tree)
-        refuse_build_paths(tree, [str(tree), str(app_dir), str(cache_root()), str(out_dir)])
+        stage(shipped, vendored.lib, files, tree)
+        refuse_build_paths(tree, [tmp, str(tree), str(app_dir), str(cache_root()), str(out_dir)],
+                           requirement_files(plan))
         report(f"compressing ({plan.compression})")
         deb = assemble(plan, tree, out_dir)
     result = BuildResult(deb, plan.package, plan.version, plan.architecture, sha256_of(deb), deb.stat().st_size,
@@ -130,7 +148,7 @@ def _fingerprint(plan: BuildPlan, options: BuildOptions) -> str:
         h.update(name.encode() + b"\0" + source)
     for path in sorted(template_dir().iterdir()):
         h.update(path.name.encode() + path.read_bytes())
-    for rel in app_files(plan.spec.app_dir, plan.spec.exclude):
+    for rel in _inputs(plan.spec.app_dir, plan.spec):
         full = plan.spec.app_dir / rel
         h.update(str(rel).encode() + b"\0" + (os.readlink(full).encode() if full.is_symlink() else full.read_bytes()))
     return h.hexdigest()

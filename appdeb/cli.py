@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .cli_bench import bench
 from .errors import AppdebError, SpecError
 
 APP_DIR = click.argument("app_dir", required=False, default=".",
@@ -159,6 +160,9 @@ def node_down(name: str) -> None:
 
     nodes.down(name)
     click.echo(f"{name}: removed")
+
+
+main.add_command(bench)  # appdeb bench …: benchmarks on nodes (appdeb/cli_bench.py)
 
 
 # --- the signed apt repository (appdeb/repo.py; docs/repository.md) ----------------------------------

@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 import zlib
 from dataclasses import dataclass, field, replace
+from pathlib import PurePosixPath
 
 from debian.debian_support import Version
 
 from .entrypoints import Script
 from .errors import AppdebError
 from .platforms import PLATFORMS, extra_requirements
+from .requirements import rebase
 from .spec import AppSpec
 
 COMPRESSIONS = ("zstd", "xz", "gzip", "none")
@@ -218,10 +220,18 @@ def make_plan(
         nginx=_wants_nginx(spec), public_port=settings.public_port or (spec.web.public_port if spec.web else 80),
         paths=paths_for(names.package), units=_units(spec, names.package),
         depends=tuple(dict.fromkeys(depends)), pre_depends=("python3",),
-        requirements=(*spec.require.pip, *extra_requirements(spec.platform)),
+        requirements=app_requirements(spec),
         python_version=python_version, compression=compression, source_date_epoch=source_date_epoch,
         backup_keep=next((k for k in (settings.backup_keep, spec.backup_keep) if k is not None), DEFAULT_BACKUP_KEEP),
     )
+
+
+def app_requirements(spec: AppSpec) -> tuple[str, ...]:
+    """What to vendor: the app's lines (their `-r`/`-c` paths relative to the app directory), then what
+    its platforms add unless the app chose that project itself."""
+    base = str(PurePosixPath(spec.require.pip_file).parent) if spec.require.pip_file else "."
+    extra = extra_requirements(spec.platform, spec.require.projects, spec.require.constrained)
+    return (*rebase(spec.require.pip, base), *extra)
 
 
 def _wants_nginx(spec: AppSpec) -> bool:

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Vendored into every wsgi package so nodes need nothing but python3.
-GUNICORN_REQUIREMENT = "gunicorn>=22,<24"
+from .requirements import project_name
+
+# Vendored into every wsgi package so nodes need nothing but python3, unless the app requires gunicorn
+# itself (then its own requirement decides the version). The floor: 23.0.0 fixed request smuggling
+# (CVE-2024-6827) and, like 24 to 27, keeps what the runtime drives (gunicorn.app.wsgiapp.WSGIApplication
+# from sys.argv, `--config python:MODULE`, systemd's LISTEN_FDS, the post_request hook). The cap: that is
+# gunicorn's internal API, not a promise, and majors come often; a build without the app's own choice
+# gets only majors checked against the runtime. An app that wants a newer one names it.
+GUNICORN_REQUIREMENT = "gunicorn>=23,<28"
 
 
 @dataclass(frozen=True)
@@ -25,6 +32,17 @@ PLATFORMS: dict[str, Platform] = {
 }
 
 
-def extra_requirements(names: tuple[str, ...]) -> tuple[str, ...]:
-    """Requirements the chosen platforms add, in a stable order."""
-    return tuple(req for name in names for req in PLATFORMS[name].pip)
+def extra_requirements(names: tuple[str, ...], required: tuple[str, ...] = (),
+                       constrained: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Requirements the chosen platforms add, in a stable order; the app's own choice wins.
+
+    A project the app requires (normalized names) is left to the app's line; one it only constrains
+    is added by name alone, so the app's constraint alone picks the version.
+    """
+    out: list[str] = []
+    for req in (req for name in names for req in PLATFORMS[name].pip):
+        project = project_name(req)
+        if project in required:
+            continue
+        out.append(project if project in constrained and project else req)
+    return tuple(out)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 LIFECYCLE_COMMANDS = ("install", "update", "verify", "backup", "restore", "uninstall")
+BUILD_COMMAND = "build"  # commands.build: run by `appdeb build` in a copy of the app; its output ships
 
 
 @dataclass(frozen=True)
@@ -18,20 +19,29 @@ class Requirements:
     deb: tuple[str, ...] = ()
     pip: tuple[str, ...] = ()  # requirement lines (a requirements file is read into these)
     pip_file: str | None = None  # the file they came from, relative to the app dir
+    included: tuple[str, ...] = ()  # files their `-r`/`-c` lines pull in, relative to the app dir
+    projects: tuple[str, ...] = ()  # normalized names the app requires (its lines and included -r files)
+    constrained: tuple[str, ...] = ()  # names only its included -c files constrain
 
 
 @dataclass(frozen=True)
 class Web:
-    """How the WSGI app is served: gunicorn sync workers with fail-safe recycling."""
+    """How the WSGI app is served: gunicorn sync workers with fail-safe recycling.
+
+    The defaults follow the fail-safe benchmark (docs/failsafe.md): a wedged request holds a sync
+    worker until `timeout` kills it, so at a bad-request rate r the wedged workers average r × timeout
+    (Poisson); 6 workers and 10 s keep the chance that all of them are stuck at 1 % wedging of 10
+    requests/s below 0.1 %, while a sync worker killed by its timeout takes nothing else down.
+    """
 
     app: str  # module:object
-    workers: int = 2
-    timeout: int = 30
+    workers: int = 6
+    timeout: int = 10
     graceful_timeout: int = 20
     max_requests: int = 1000
     max_requests_jitter: int = 100
     health: str = "/"  # requested after start, by verify and by deploys; any status below 500 is healthy
-    max_worker_memory: int = 512  # MiB: a worker past this is replaced after its request (0: no limit)
+    max_worker_memory: int = 256  # MiB: a worker past this is replaced after its request (0: no limit)
     port: int | None = None  # default instance's port; instances: may override
     nginx: bool | None = None  # a site in front (default: when there are static files)
     public_port: int = 80  # where nginx listens (instances: may override)

@@ -53,7 +53,7 @@ def _spec(tree: YNode, c: Checker, app_dir: Path) -> AppSpec | None:
         commands=_commands(top.get("commands"), c),
         processes=tuple(Process(n, cmd) for n, cmd in _named_commands(top.get("processes"), "processes", c)),
         timers=_timers(top.get("timers"), c),
-        static=validate_files.static(top.get("static"), c, app_dir),
+        static=validate_files.static(top.get("static"), c, app_dir, built=validate_files.has_build(top)),
         env=_env(top.get("env"), c),
         services=_services(top.get("services"), c),
         instances=_instances(top.get("instances"), c),

@@ -6,12 +6,12 @@ They are checked against the app directory itself, so a path that looks harmless
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from . import paths_in_app, rules
+from . import paths_in_app, requirements, rules
 from .checker import Checker
 from .errors import AppdebError
-from .spec import Requirements, Static
+from .spec import BUILD_COMMAND, Requirements, Static
 from .yamlload import YNode
 
 OS_VALUES = ("debian",)
@@ -35,7 +35,11 @@ def require(node: YNode | None, c: Checker, app_dir: Path) -> Requirements:
     for d in debs:
         c.check(m.get("deb"), "require.deb", rules.deb_relation(d))
     pip, pip_file = _pip(m.get("pip"), c, app_dir)
-    return Requirements(os=os_name, python=python, deb=tuple(debs), pip=pip, pip_file=pip_file)
+    lines = requirements.rebase(pip, str(PurePosixPath(pip_file).parent) if pip_file else ".")
+    included = requirements.included_files(app_dir, lines)
+    projects, constrained = requirements.app_projects(app_dir, lines, included)
+    return Requirements(os=os_name, python=python, deb=tuple(debs), pip=pip, pip_file=pip_file,
+                        included=tuple(inc.path for inc in included), projects=projects, constrained=constrained)
 
 
 def _pip(node: YNode | None, c: Checker, app_dir: Path) -> tuple[tuple[str, ...], str | None]:
@@ -54,8 +58,9 @@ def _pip(node: YNode | None, c: Checker, app_dir: Path) -> tuple[tuple[str, ...]
     if problem:
         c.add(node, "require.pip", problem)
         return (), None
+    base = str(PurePosixPath(name).parent)  # a -r/-c path in the file is relative to the file, as in pip
     for number, line in numbered:
-        bad = paths_in_app.requirement(app_dir, line)
+        bad = paths_in_app.requirement(app_dir, requirements.rebase((line,), base)[0])
         c.check(node, "require.pip", f"{name}:{number}: {bad}" if bad else None)
     return tuple(line for _, line in numbered), name
 
@@ -72,7 +77,15 @@ def python_paths(node: YNode | None, c: Checker, app_dir: Path) -> tuple[str, ..
     return tuple(p.rstrip("/") or "." for p in paths)
 
 
-def static(node: YNode | None, c: Checker, app_dir: Path) -> Static | None:
+def has_build(top: dict[str, YNode]) -> bool:
+    """Whether app.yaml has a `commands.build` (looked up before `commands:` is validated)."""
+    node = top.get("commands")
+    return node is not None and node.kind == "map" and BUILD_COMMAND in node.value
+
+
+def static(node: YNode | None, c: Checker, app_dir: Path, *, built: bool = False) -> Static | None:
+    """`static:`; with a build step the directory may be its output, so a fresh checkout without it is
+    fine here (only the path's shape is checked) and the build checks it once the step has run."""
     if node is None or node.kind == "null":
         return None
     url_node = node
@@ -85,7 +98,8 @@ def static(node: YNode | None, c: Checker, app_dir: Path) -> Static | None:
         d, url = c.string(node, "static"), "/static/"
     if d is None:
         return None
-    c.check(node, "static", paths_in_app.app_dir_path(app_dir, d))
+    missing = built and not (app_dir / d).exists() and not (app_dir / d).is_symlink()
+    c.check(node, "static", paths_in_app.app_path(app_dir, d) if missing else paths_in_app.app_dir_path(app_dir, d))
     url = url if url.endswith("/") else url + "/"
     c.check(url_node, "static.url", rules.url_path(url))
     return Static(dir=d.rstrip("/"), url=url)

@@ -23,8 +23,10 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/appdeb-selfdeb.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
 mkdir "$work/src"
 if git -C "$here" rev-parse --git-dir >/dev/null 2>&1; then
-    # tracked + untracked-but-not-ignored files: what a release would contain
-    (cd "$here" && git ls-files -z -co --exclude-standard) | (cd "$here" && tar --null -T - -cf -) | tar -xf - -C "$work/src"
+    # tracked + untracked-but-not-ignored files: what a release would contain (a tracked file deleted
+    # in the working tree is not: tar skips it quietly)
+    (cd "$here" && git ls-files -z -co --exclude-standard) |
+        (cd "$here" && tar --null --ignore-failed-read --warning=no-failed-read -T - -cf -) | tar -xf - -C "$work/src"
 else
     tar -C "$here" --exclude=.git --exclude=.venv --exclude=dist --exclude=build --exclude='*.egg-info' \
         -cf - . | tar -xf - -C "$work/src"
@@ -48,6 +50,10 @@ if ! dpkg-deb -c "$deb" | grep 'appdeb/_repo/aptly.conf.j2$' >/dev/null; then
 fi
 if dpkg-deb -f "$deb" Depends | grep -Eq '(^|[ ,])(python3-)?uv([ ,(]|$)'; then
     echo "build-self-deb: Depends mentions uv, which Debian does not ship; fix stdeb.cfg" >&2
+    exit 1
+fi
+if ! dpkg-deb -f "$deb" Depends | grep -Eq '(^|[ ,])python3-pip([ ,(]|$)'; then
+    echo "build-self-deb: Depends lacks python3-pip, which vendors app requirements where uv is absent; fix stdeb.cfg" >&2
     exit 1
 fi
 mkdir -p "$out"

@@ -129,3 +129,51 @@ def test_unknown_references_and_bad_config_files_are_located_problems(tmp_path: 
         text = str(exc)
     assert "env.LEDGER_CONFIG.default: unknown variable ${APPDEB_STATE_DIRR}" in text
     assert "config_files.ledger.ini:" in text and "app.yaml:" in text
+
+
+def test_a_build_step_may_make_the_static_dir(tmp_path: Path) -> None:
+    """A fresh clone has no collectstatic output: with commands.build, check accepts a missing static dir."""
+    text = GOOD + "static: staticfiles\ncommands:\n  build: python3 manage.py collectstatic --noinput\n"
+    spec = load_spec(write(tmp_path, text))
+    assert spec.static is not None and spec.static.dir == "staticfiles"
+    assert spec.command("build") == "python3 manage.py collectstatic --noinput"
+    (tmp_path / "plain").mkdir()
+    without = problems(tmp_path / "plain", text.split("commands:")[0])
+    assert any("static: 'staticfiles' is not a directory in the app" in p for p in without)
+
+
+@pytest.mark.parametrize("static", ["../elsewhere", "/srv/static", "a file"])
+def test_a_build_step_does_not_excuse_a_bad_static_path(tmp_path: Path, static: str) -> None:
+    (tmp_path / "a file").write_text("not a directory\n")
+    text = GOOD + f"static: '{static}'\ncommands:\n  build: make static\n"
+    assert any(p.split(": ", 2)[1] == "static" for p in problems(tmp_path, text))
+
+
+def test_requirements_the_app_chose_are_read_from_its_files(tmp_path: Path) -> None:
+    """Project names (normalized) from require.pip's file and the files it includes with -r and -c."""
+    (tmp_path / "reqs").mkdir()
+    (tmp_path / "reqs" / "prod.txt").write_text("# compiled\nFlask==3.0.3 \\\n    --hash=sha256:ab\n-r base.txt\n"
+                                                "-c ../constraints.txt\n")
+    (tmp_path / "reqs" / "base.txt").write_text("Gunicorn[setproctitle]==25.3.0  # via -r prod.in\n")
+    (tmp_path / "constraints.txt").write_text("gunicorn<26\nmarkupsafe==3.0.2\n")
+    spec = load_spec(write(tmp_path, GOOD + "require:\n  pip: reqs/prod.txt\n"))
+    assert spec.require.pip_file == "reqs/prod.txt"
+    assert spec.require.included == ("reqs/base.txt", "constraints.txt")
+    assert spec.require.projects == ("flask", "gunicorn") and spec.require.constrained == ("markupsafe",)
+
+
+@pytest.mark.parametrize(("pip", "expected"), [
+    ("[flask]", ("flask", "gunicorn>=23,<28")),
+    ("[Gunicorn==25.3.0]", ("Gunicorn==25.3.0",)),
+    ("['gunicorn[setproctitle] @ https://example.invalid/g.whl']", ("gunicorn[setproctitle] @ https://example.invalid/g.whl",)),
+    ("[-c constraints.txt]", ("-c constraints.txt", "gunicorn")),
+])
+def test_the_apps_own_gunicorn_replaces_the_platforms(tmp_path: Path, pip: str, expected: tuple[str, ...]) -> None:
+    """The app server's version is the app's: a requirement wins, a constraint alone decides."""
+    from appdeb.plan import make_plan
+    from appdeb.platforms import GUNICORN_REQUIREMENT
+
+    (tmp_path / "constraints.txt").write_text("gunicorn==28.0.0\n")
+    spec = load_spec(write(tmp_path, GOOD + f"require:\n  pip: {pip}\n"))
+    assert make_plan(spec, python_version="3.11", source_date_epoch=0).requirements == expected
+    assert GUNICORN_REQUIREMENT == "gunicorn>=23,<28"

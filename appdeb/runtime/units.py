@@ -8,6 +8,7 @@ been up for a little while, and reports a down unit with its exit status and its
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 
@@ -29,7 +30,7 @@ def props(name: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
-def settled(name: str, timeout: float = 15) -> dict[str, str]:
+def settled(name: str, timeout: float = 45) -> dict[str, str]:
     """The unit's properties once it is neither starting nor just started."""
     deadline = time.monotonic() + timeout
     while True:
@@ -66,17 +67,19 @@ def why_down(name: str, p: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
+EXCEPTION_RE = re.compile(r"[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)(?::.*)?")
+
+
 def app_error(log: list[str]) -> list[str]:
-    """The end of the last Python traceback in a unit's log: its innermost frame and the exception."""
-    starts = [i for i, line in enumerate(log) if line.startswith("Traceback (most recent call last)")]
-    if not starts:
+    """The last Python exception in a unit's log and the frame just before it (workers log at once,
+    so tracebacks interleave: the exception line itself is what is searched for)."""
+    if not any(line.startswith("Traceback (most recent call last)") for line in log):
         return []
-    tail = log[starts[-1]:]
-    end = next((i for i, line in enumerate(tail[1:], 1) if line and not line.startswith((" ", "\t"))), None)
-    if end is None:
+    at = next((i for i in range(len(log) - 1, -1, -1) if EXCEPTION_RE.fullmatch(log[i])), None)
+    if at is None:
         return []
-    frames = [line for line in tail[1:end] if line.lstrip().startswith("File ")]
-    return [frame.strip() for frame in frames[-1:]] + [tail[end]]
+    frame = next((log[i].strip() for i in range(at - 1, -1, -1) if log[i].lstrip().startswith("File ")), None)
+    return [*([frame] if frame else []), log[at]]
 
 
 def unit_problems(app: AppPackage) -> list[str]:

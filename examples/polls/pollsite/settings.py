@@ -57,7 +57,8 @@ else:
     DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": STATE_DIR / "polls.sqlite3"}}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Shipped ready-made: `python3 manage.py collectstatic --noinput` writes staticfiles/, nginx serves it.
+# Made at build time: app.yaml's commands.build runs `collectstatic`, writing staticfiles/ (not committed);
+# nginx serves it.
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
