@@ -11,12 +11,11 @@ one mtime; a failure stops the build with the command's last lines before any .d
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from pathlib import Path
 
-from .entrypoints import console_scripts
+from .devenv import runtime_paths, write_runtime
 from .errors import AppdebError, CommandError
 from .paths_in_app import app_dir_path
 from .plan import BuildPlan
@@ -24,7 +23,6 @@ from .render import runtime_config
 from .runner import run, which
 from .spec import BUILD_COMMAND
 from .stage import build_inputs
-from .templates import shipped_sources
 
 TAIL_LINES = 30  # of the command's output, in the error
 # Not a secret: the build step has no instance yet; an app that reads APPDEB_SECRET_FILE at import
@@ -74,27 +72,11 @@ def _interpreter(python_version: str) -> str:
 def _environment(plan: BuildPlan, lib: Path, copy: Path, root: Path, python: str) -> Path:
     """A runtime root like `appdeb run`'s (.appdeb/dev), for this build: the runtime, app.json, scripts."""
     var = root / "var"
-    paths = {"etc": str(var / "etc"), "settings": str(var / "etc" / "settings.env"), "state": str(var / "lib"),
-             "tmp": str(var / "tmp"), "logs": str(var / "log"), "backups": str(var / "backups"),
-             "launcher": "appdeb build", "secret": str(var / "secret"), "own": str(var / "appdeb"),
-             "run": str(var / "run"), "pin": str(var / "pin"), "config": str(var / "etc")}
-    for key in ("etc", "state", "tmp", "logs", "backups"):
-        Path(paths[key]).mkdir(parents=True, exist_ok=True)
+    paths = runtime_paths(var, etc=var / "etc", settings=var / "etc" / "settings.env", launcher="appdeb build")
+    Path(paths["etc"]).mkdir(parents=True, exist_ok=True)
     Path(paths["secret"]).write_text(BUILD_SECRET)
     Path(paths["secret"]).chmod(0o600)
-    bin_dir = root / "bin"
-    bin_dir.mkdir()
-    for script in console_scripts(lib):
-        (bin_dir / script.name).write_text(script.text(python))
-        (bin_dir / script.name).chmod(0o755)
-    (bin_dir / "python3").symlink_to(python)
-    meta = runtime_config(plan)
-    meta.update({"dev": True, "layout": {"app": str(copy), "lib": str(lib), "bin": str(bin_dir)}, "paths": paths})
-    (root / "appdeb").mkdir()
-    (root / "appdeb" / "app.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
-    for name, source in shipped_sources().items():
-        (root / "appdeb" / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / "appdeb" / name).write_bytes(source)
+    write_runtime(root, {**runtime_config(plan), "paths": paths}, app=copy, lib=lib, python=python)
     return root
 
 

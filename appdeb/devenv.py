@@ -12,6 +12,7 @@ import secrets
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 from .errors import AppdebError
 from .plan import make_plan
@@ -35,43 +36,50 @@ def prepare(app_dir: Path, *, port: int | None = None, settings: Path | None = N
     lib = vendor(plan.requirements, version, app_dir).lib
     root = app_dir / ".appdeb" / "dev"
     var = root / "var"
-    paths = {"etc": str(app_dir), "settings": str(settings or app_dir / LOCAL_SETTINGS),
-             "state": str(var / "lib"), "tmp": str(var / "tmp"), "logs": str(var / "log"),
-             "backups": str(var / "backups"), "launcher": "appdeb run", "secret": str(var / "secret"),
-             "own": str(var / "appdeb"), "run": str(var / "run"), "pin": str(var / "pin"),
-             "config": str(var / "etc")}
-    for key in ("state", "tmp", "logs", "backups"):
-        Path(paths[key]).mkdir(parents=True, exist_ok=True)
+    paths = runtime_paths(var, etc=app_dir, settings=settings or app_dir / LOCAL_SETTINGS, launcher="appdeb run")
     if not Path(paths["secret"]).exists():  # a development secret, generated once per checkout
         Path(paths["secret"]).write_text(secrets.token_urlsafe(48) + "\n")
         Path(paths["secret"]).chmod(0o600)
     meta = runtime_config(plan)
-    bin_dir = _dev_scripts(root, lib)
-    meta.update({"dev": True, "layout": {"app": str(app_dir), "lib": str(lib), "bin": str(bin_dir)}, "paths": paths,
-                 "instance": "dev"})
+    meta.update({"paths": paths, "instance": "dev"})
     if port is not None and meta["web"]:
         meta["web"]["port"] = port
-    (root / "appdeb").mkdir(parents=True, exist_ok=True)
-    (root / "appdeb" / "app.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
-    for name, source in shipped_sources().items():
-        (root / "appdeb" / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / "appdeb" / name).write_bytes(source)
+    write_runtime(root, meta, app=app_dir, lib=lib, python=sys.executable)
     return root
 
 
-def _dev_scripts(root: Path, lib: Path) -> Path:
-    """The vendored libraries' console scripts for this interpreter, and `python3` as this interpreter
-    (the one the libraries were vendored for): with the node's PATH, development finds what a node finds."""
+def runtime_paths(var: Path, *, etc: Path, settings: Path, launcher: str) -> dict[str, str]:
+    """A runtime root's paths outside a node (development, the build step): all below var, made here."""
+    paths = {"etc": str(etc), "settings": str(settings), "state": str(var / "lib"), "tmp": str(var / "tmp"),
+             "logs": str(var / "log"), "backups": str(var / "backups"), "launcher": launcher,
+             "secret": str(var / "secret"), "own": str(var / "appdeb"), "run": str(var / "run"),
+             "pin": str(var / "pin"), "config": str(var / "etc")}
+    for key in ("state", "tmp", "logs", "backups"):
+        Path(paths[key]).mkdir(parents=True, exist_ok=True)
+    return paths
+
+
+def write_runtime(root: Path, meta: dict[str, Any], *, app: Path, lib: Path, python: str) -> None:
+    """The runtime, app.json (a dev layout pointing at app and lib) and the console scripts under root.
+
+    The scripts are the vendored libraries' for `python`, and `python3` is `python` (the one the
+    libraries were vendored for): with the node's PATH, what runs here finds what a node finds.
+    """
     from .entrypoints import console_scripts
 
     bin_dir = root / "bin"
     shutil.rmtree(bin_dir, ignore_errors=True)
     bin_dir.mkdir(parents=True)
     for script in console_scripts(lib):
-        (bin_dir / script.name).write_text(script.text(sys.executable))
+        (bin_dir / script.name).write_text(script.text(python))
         (bin_dir / script.name).chmod(0o755)
-    (bin_dir / "python3").symlink_to(sys.executable)
-    return bin_dir
+    (bin_dir / "python3").symlink_to(python)
+    meta = {**meta, "dev": True, "layout": {"app": str(app), "lib": str(lib), "bin": str(bin_dir)}}
+    (root / "appdeb").mkdir(parents=True, exist_ok=True)
+    (root / "appdeb" / "app.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+    for name, source in shipped_sources().items():
+        (root / "appdeb" / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / "appdeb" / name).write_bytes(source)
 
 
 def exec_runtime(root: Path, verb: str, args: list[str]) -> None:
