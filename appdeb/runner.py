@@ -8,7 +8,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .errors import AppdebError, CommandError
+from appdeb.errors import AppdebError, CommandError
 
 _DEBUG = os.environ.get("APPDEB_DEBUG") == "1"
 

@@ -17,7 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from appdeb import repo, signing
+from appdeb.repo import config as repoconfig
+from appdeb.repo import publish as repo
+from appdeb.repo import signing
 from appdeb.runner import run
 
 
@@ -48,7 +50,7 @@ def main() -> None:
         debs = [make_deb(work / "debs", f"app{p:03d}", f"1.0.{v}-1")
                 for p in range(args.packages) for v in range(args.versions)]
         print(f"built {len(debs)} debs: {time.perf_counter() - t0:.2f}s")
-        cfg = repo.init_repo(work / "repo", keep=args.versions + 1, architectures=["amd64"])
+        cfg = repoconfig.init_repo(work / "repo", keep=args.versions + 1, architectures=["amd64"])
         try:
             t0 = time.perf_counter()
             repo.publish(cfg, debs)

@@ -28,10 +28,13 @@ from typing import TypeVar
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from appdeb import node as nodes  # noqa: E402
-from appdeb import repo, signing  # noqa: E402
-from appdeb.build import BuildOptions, build  # noqa: E402
+from appdeb.build.pipeline import BuildOptions, build  # noqa: E402
 from appdeb.errors import AppdebError  # noqa: E402
+from appdeb.node import harness as nodes  # noqa: E402
+from appdeb.repo import config as repoconfig  # noqa: E402
+from appdeb.repo import publish as repo  # noqa: E402
+from appdeb.repo import serve as reposerve  # noqa: E402
+from appdeb.repo import signing  # noqa: E402
 
 T = TypeVar("T")
 INSTANCE = "demo"
@@ -56,7 +59,7 @@ def step(title: str, action: Callable[[], T]) -> T:
 
 def in_node(node: nodes.Node, *argv: str) -> str:
     """Run a command in the node; on failure show its output and stop the demo."""
-    result = nodes.exec(node, list(argv), timeout=900)
+    result = nodes.run_in(node, list(argv), timeout=900)
     if result.returncode != 0:
         raise AppdebError(f"in node {node.name}: {' '.join(argv)} failed ({result.returncode}):\n{result.stdout}")
     return result.stdout
@@ -75,11 +78,11 @@ def fetch(url: str, timeout: float = 30.0) -> str:
 
 
 @contextmanager
-def repository(path: str | None) -> Iterator[repo.RepoConfig]:
+def repository(path: str | None) -> Iterator[repoconfig.RepoConfig]:
     """The given repository root, or a temporary one that is removed afterwards."""
     tmp = None if path else tempfile.mkdtemp(prefix="appdeb-demo-repo-")
     root = Path(path or tmp or "")
-    cfg = step(f"create the signed repository in {root}", lambda: repo.init_repo(root))
+    cfg = step(f"create the signed repository in {root}", lambda: repoconfig.init_repo(root))
     try:
         yield cfg
     finally:
@@ -98,14 +101,14 @@ def demo(repo_dir: str | None) -> None:
             published = step("publish it (aptly snapshot, signed)", lambda: repo.publish(cfg, [result.deb]))
             say(f"    added {', '.join(published.added) or 'nothing new'}; "
                 f"serving {repo.published_snapshot(cfg)}")
-            with step("serve the repository on 127.0.0.1", lambda: repo.serve(cfg)) as server:
+            with step("serve the repository on 127.0.0.1", lambda: reposerve.serve(cfg)) as server:
                 say(f"    {server.url}")
                 name = f"demo-{os.getpid()}"
                 node = step(f"boot node {name} (Debian 12, systemd-nspawn; the first run builds the image)",
                             lambda: nodes.up(name, progress=lambda m: say(f"    {m}")))
                 try:
                     files = step("write the repository's key and source into the node",
-                                 lambda: repo.write_client_config(node.root, cfg, server.url, SOURCE))
+                                 lambda: reposerve.write_client_config(node.root, cfg, server.url, SOURCE))
                     for path in files:
                         say(f"    /{path.relative_to(node.root)}")
                     step("apt-get update --error-on=any (in the node)",

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from appdeb import repo, signing
-from appdeb.build import BuildOptions, BuildResult, build
+from appdeb.build.pipeline import BuildOptions, BuildResult, build
+from appdeb.repo import config as repoconfig
+from appdeb.repo import signing
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -56,8 +57,8 @@ def _plain_output() -> None:
 
 
 @pytest.fixture
-def cfg(tmp_path: Path) -> Iterator[repo.RepoConfig]:
+def cfg(tmp_path: Path) -> Iterator[repoconfig.RepoConfig]:
     """A fresh signed repository (amd64 + all) in a temporary root; its gpg-agent stopped afterwards."""
-    config = repo.init_repo(tmp_path / "repo", architectures=["amd64"])
+    config = repoconfig.init_repo(tmp_path / "repo", architectures=["amd64"])
     yield config
     signing.stop_agent(config.gnupg_home)

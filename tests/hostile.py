@@ -14,7 +14,7 @@ from unittest import mock
 import pytest
 import yaml
 
-from appdeb.cli import run_cli
+from appdeb.cli.main import run_cli
 
 from .conftest import EXAMPLES
 

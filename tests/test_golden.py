@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from appdeb.plan import BuildPlan, make_plan, with_vendor
-from appdeb.render import render
-from appdeb.validate import load_spec
+from appdeb.build.plan import BuildPlan, make_plan, with_vendor
+from appdeb.build.render import render
+from appdeb.build.validate import load_spec
 
 from .conftest import EPOCH, EXAMPLES
 

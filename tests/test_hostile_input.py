@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from appdeb import formats
-from appdeb.plan import make_plan
-from appdeb.render import render
+from appdeb.build import formats
+from appdeb.build.plan import make_plan
+from appdeb.build.render import render
+from appdeb.build.validate import load_spec
+from appdeb.build.vendor import cache_key, cache_root
 from appdeb.runner import which
-from appdeb.validate import load_spec
-from appdeb.vendor import cache_key, cache_root
 
 from .conftest import EPOCH, EXAMPLES
 from .hostile import appdeb, appdeb_process, assert_refused, make_app

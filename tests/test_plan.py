@@ -9,9 +9,9 @@ import string
 import pytest
 from debian.debian_support import Version
 
+from appdeb.build.plan import debian_version, make_plan
+from appdeb.build.validate import load_spec
 from appdeb.errors import AppdebError
-from appdeb.plan import debian_version, make_plan
-from appdeb.validate import load_spec
 
 from .conftest import EXAMPLES
 

@@ -23,11 +23,11 @@ from debian.deb822 import Deb822
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from appdeb import formats
-from appdeb.plan import make_plan, with_vendor
-from appdeb.render import render
+from appdeb.build import formats
+from appdeb.build.plan import make_plan, with_vendor
+from appdeb.build.render import render
+from appdeb.build.validate import load_spec
 from appdeb.runtime.app import parse_settings
-from appdeb.validate import load_spec
 
 from .conftest import EPOCH
 from .hostile import HELLO, PROBLEM_LINE, appdeb, make_app

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from appdeb.build.shipped import shipped_sources
 from appdeb.runtime import app as runtime_app
 from appdeb.runtime import backups, lifecycle, pinning
-from appdeb.runtime.app import RuntimeError_
-from appdeb.templates import shipped_sources
+from appdeb.runtime.app import LauncherError
 
 from .conftest import EXAMPLES
 
@@ -71,7 +71,7 @@ def test_restore_refuses_names_outside_the_backups(tmp_path: Path) -> None:
     name = fake_backup(app, 1, "1.0.0-1")
     assert backups.resolve_backup(app, name).endswith(name)
     for bad in ("../etc", f"{name}/..", "/etc", f"../backups/{name}/x", ""):
-        with pytest.raises(RuntimeError_):
+        with pytest.raises(LauncherError):
             backups.resolve_backup(app, bad)
 
 
@@ -99,14 +99,14 @@ def test_a_backup_that_cannot_fit_is_refused_before_it_starts(tmp_path: Path, mo
     (Path(app.paths["state"]) / "data.bin").write_bytes(b"x" * 4096)
     free = os.statvfs(app.paths["backups"])
     monkeypatch.setattr(backups, "MARGIN", free.f_bavail * free.f_frsize)  # the disk is "full"
-    with pytest.raises(RuntimeError_, match="not enough space for the backup before upgrade"):
+    with pytest.raises(LauncherError, match="not enough space for the backup before upgrade"):
         backups.take_backup(app, "upgrade")
     assert os.listdir(app.paths["backups"]) == []
 
 
 def test_keep_count_comes_from_the_description_and_the_instance(tmp_path: Path) -> None:
-    from appdeb.plan import make_plan
-    from appdeb.validate import load_spec
+    from appdeb.build.plan import make_plan
+    from appdeb.build.validate import load_spec
 
     app = tmp_path / "app"
     shutil.copytree(EXAMPLES / "hello", app)

@@ -73,14 +73,14 @@ def test_verbs_refuse_bad_arguments_before_touching_apt(tmp_path: Path, capsys: 
         ("rollback", ["--force"], "usage: rollback"),
         ("pin", ["1", "2"], "usage: pin VERSION|--previous"),
     ):
-        with pytest.raises(runtime_app.RuntimeError_, match=message.replace("|", r"\|").replace("[", r"\[")):
+        with pytest.raises(runtime_app.LauncherError, match=message.replace("|", r"\|").replace("[", r"\[")):
             runtime_main.VERBS[verb][0](app, args)
-    with pytest.raises(runtime_app.RuntimeError_, match="not a version"):
+    with pytest.raises(runtime_app.LauncherError, match="not a version"):
         pinning.choose_version(app, "-x")
-    with pytest.raises(runtime_app.RuntimeError_, match="not available from apt"):
+    with pytest.raises(runtime_app.LauncherError, match="not available from apt"):
         pinning.choose_version(app, "1.0.0-1")  # no such package in this machine's apt
     dev = make_app(tmp_path / "dev", dev=True)
     for verb in ("unpin", "rollback"):
-        with pytest.raises(runtime_app.RuntimeError_, match="installed package of a node"):
+        with pytest.raises(runtime_app.LauncherError, match="installed package of a node"):
             runtime_main.VERBS[verb][0](dev, [])
     assert capsys.readouterr().out == ""

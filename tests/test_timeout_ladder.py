@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 
-from appdeb.plan import make_plan
-from appdeb.render import render
-from appdeb.validate import load_spec
+from appdeb.build.plan import make_plan
+from appdeb.build.render import render
+from appdeb.build.validate import load_spec
 
 from .conftest import EXAMPLES
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from appdeb.build.validate import load_spec
 from appdeb.errors import SpecError
-from appdeb.validate import load_spec
 
 from .conftest import EXAMPLES
 
@@ -103,9 +103,9 @@ def test_sections_for_later_are_stored(tmp_path: Path) -> None:
 
 def test_reserved_command_names_are_the_launchers_verbs() -> None:
     """A command named like a launcher verb would be shadowed on the node: the two lists are one."""
+    from appdeb.build.spec import LIFECYCLE_COMMANDS
+    from appdeb.build.validate import reserved_command_names
     from appdeb.runtime.main import VERBS
-    from appdeb.spec import LIFECYCLE_COMMANDS
-    from appdeb.validate import reserved_command_names
 
     assert set(VERBS) - set(LIFECYCLE_COMMANDS) <= reserved_command_names()
     assert {"pin", "hook", "status", "rollback", "unpin"} <= reserved_command_names()
@@ -114,8 +114,8 @@ def test_reserved_command_names_are_the_launchers_verbs() -> None:
 def test_unknown_references_and_bad_config_files_are_located_problems(tmp_path: Path) -> None:
     import shutil
 
+    from appdeb.build.validate import load_spec
     from appdeb.errors import SpecError
-    from appdeb.validate import load_spec
 
     app = tmp_path / "ledger"
     shutil.copytree(Path(__file__).parent.parent / "examples" / "ledger", app, ignore=shutil.ignore_patterns(".appdeb"))
@@ -170,8 +170,8 @@ def test_requirements_the_app_chose_are_read_from_its_files(tmp_path: Path) -> N
 ])
 def test_the_apps_own_gunicorn_replaces_the_platforms(tmp_path: Path, pip: str, expected: tuple[str, ...]) -> None:
     """The app server's version is the app's: a requirement wins, a constraint alone decides."""
-    from appdeb.plan import make_plan
-    from appdeb.platforms import GUNICORN_REQUIREMENT
+    from appdeb.build.plan import make_plan
+    from appdeb.build.platforms import GUNICORN_REQUIREMENT
 
     (tmp_path / "constraints.txt").write_text("gunicorn==28.0.0\n")
     spec = load_spec(write(tmp_path, GOOD + f"require:\n  pip: {pip}\n"))

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import yaml
 
-from .. import node as nodes
-from ..errors import AppdebError
-from .client import HOST
-from .servers import TIMEOUT, WSGI_FILE, Server, Target, in_node, sockets_of
+from appdeb.errors import AppdebError
+from appdeb.failsafe.client import HOST
+from appdeb.failsafe.servers import TIMEOUT, WSGI_FILE, Server, Target, in_node, sockets_of
+from appdeb.node import harness as nodes
 
 POLICY_RC = "/usr/sbin/policy-rc.d"
 APACHE_SITE = "/etc/apache2/sites-available/fsbench.conf"
@@ -43,17 +43,17 @@ def prepare(node: nodes.Node, servers: Sequence[Server]) -> None:
     in_node(node, ["sh", "-c", f"printf '#!/bin/sh\\nexit 101\\n' > {POLICY_RC} && chmod 755 {POLICY_RC}"])
     try:
         argv = ["apt-get", "install", "-y", "--no-install-recommends", *debs]
-        result = nodes.exec(node, argv, timeout=900)
+        result = nodes.run_in(node, argv, timeout=900)
         if result.returncode != 0 and re.search(r"Failed to fetch|Unable to locate|404", result.stdout):
-            nodes.exec(node, ["apt-get", "update"], timeout=600)  # the image's package lists went stale
-            result = nodes.exec(node, argv, timeout=900)
+            nodes.run_in(node, ["apt-get", "update"], timeout=600)  # the image's package lists went stale
+            result = nodes.run_in(node, argv, timeout=900)
         if result.returncode != 0:
             raise AppdebError(f"apt-get install {' '.join(debs)} failed in node {node.name}:\n{result.stdout}")
         in_node(node, ["rm", "-f", "/etc/nginx/sites-enabled/default"])
         if "apache2" in debs:
             in_node(node, ["sh", "-c", "a2dissite -q 000-default && : > /etc/apache2/ports.conf"])
     finally:
-        nodes.exec(node, ["rm", "-f", POLICY_RC])
+        nodes.run_in(node, ["rm", "-f", POLICY_RC])
     in_node(node, ["systemctl", "restart", "nginx"])  # no site yet: listens nowhere until the package's
 
 

@@ -19,14 +19,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
-from .. import node as nodes
-from ..build import BuildOptions, build
-from ..errors import AppdebError
-from . import deploy, memory, plot, servers
-from .client import HOST, Record, run_schedule
-from .report import RunResult, load_json, markdown, summarize, write_json
-from .scenarios import SCENARIOS, LoadShape, Scenario, schedule
+from appdeb import __version__
+from appdeb.build.pipeline import BuildOptions, build
+from appdeb.errors import AppdebError
+from appdeb.failsafe import deploy, memory, plot, servers
+from appdeb.failsafe.client import HOST, Record, run_schedule
+from appdeb.failsafe.report import RunResult, load_json, markdown, summarize, write_json
+from appdeb.failsafe.scenarios import SCENARIOS, LoadShape, Scenario, schedule
+from appdeb.node import harness as nodes
 
 DEFAULT_APP_DIR = Path(__file__).resolve().parent.parent.parent / "bench" / "failsafe" / "app"
 NODE_PYTHON = "3.11"  # Debian 12's python3

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..nodeproc import cgroups
+from appdeb.node.processes import cgroups
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .report import RunResult, timeline
+from appdeb.failsafe.report import RunResult, timeline
 
 INSTALL_HINT = "pip install 'appdeb[bench]' (in a checkout: .venv/bin/pip install -e '.[bench]')"
 

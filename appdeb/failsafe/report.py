@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .client import Record
-from .memory import MemoryTrace, MemSample
+from appdeb.failsafe.client import Record
+from appdeb.failsafe.memory import MemoryTrace, MemSample
 
 
 @dataclass

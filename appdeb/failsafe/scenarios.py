@@ -14,8 +14,8 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..errors import AppdebError
-from .client import RequestSpec
+from appdeb.errors import AppdebError
+from appdeb.failsafe.client import RequestSpec
 
 SLOW_KINDS = ("slow-upload", "slow-download")
 LARGE_UPLOAD = 10 << 20  # under the nginx site's client_max_body_size (20m)

@@ -18,10 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import node as nodes
-from ..errors import AppdebError
-from .client import HOST
-from .memory import unit_pids
+from appdeb.errors import AppdebError
+from appdeb.failsafe.client import HOST
+from appdeb.failsafe.memory import unit_pids
+from appdeb.node import harness as nodes
 
 WSGI = "failsafe_app:application"
 WSGI_FILE = "failsafe_app.py"
@@ -117,7 +117,7 @@ def start(server: Server, target: Target, ready_timeout: float = 60.0) -> None:
             *(f"--setenv={k}={v}" for k, v in sorted(target.env.items())), "--",
             *server.command(target, server.port(target))])
     if not answers_ok(server.port(target), ready_timeout):
-        log = nodes.exec(target.node, ["journalctl", "-u", unit, "-n", "30", "--no-pager"]).stdout
+        log = nodes.run_in(target.node, ["journalctl", "-u", unit, "-n", "30", "--no-pager"]).stdout
         stop(server, target)
         raise AppdebError(f"{server.name} did not answer on {HOST}:{server.port(target)} within "
                           f"{ready_timeout:.0f}s:\n{log}")
@@ -140,7 +140,7 @@ def stop(server: Server, target: Target, timeout: float = 20.0) -> None:
     """Kill every process of the unit (SIGKILL: a wedged worker ignores anything politer), then stop it."""
     unit = server.unit(target)
     units = [unit, *sockets_of(target.node, unit)]  # a socket left listening would start it again
-    said = [nodes.exec(target.node, argv, timeout=60).stdout for argv in (
+    said = [nodes.run_in(target.node, argv, timeout=60).stdout for argv in (
         ["systemctl", "kill", "--signal=SIGKILL", unit], ["systemctl", "stop", *units],
         ["systemctl", "reset-failed", *units])]
     deadline = time.monotonic() + timeout
@@ -154,7 +154,7 @@ def stop(server: Server, target: Target, timeout: float = 20.0) -> None:
 
 def sockets_of(node: nodes.Node, unit: str) -> list[str]:
     """The socket units that start `unit` on a connection (the package's web unit is socket-activated)."""
-    out = nodes.exec(node, ["systemctl", "show", "--property=TriggeredBy", "--value", unit]).stdout
+    out = nodes.run_in(node, ["systemctl", "show", "--property=TriggeredBy", "--value", unit]).stdout
     return [u for u in out.split() if u.endswith(".socket")]
 
 
@@ -186,7 +186,7 @@ def answers_ok(port: int, timeout: float) -> bool:
 
 def in_node(node: nodes.Node, argv: list[str], timeout: float = 120.0, input: str | None = None) -> str:
     """Run a command in the node; its output, or an error carrying it if the command failed."""
-    result = nodes.exec(node, argv, input=input, timeout=timeout)
+    result = nodes.run_in(node, argv, input=input, timeout=timeout)
     if result.returncode != 0:
         raise AppdebError(f"in node {node.name}: {shlex.join(argv)} failed ({result.returncode}):\n{result.stdout}")
     return result.stdout

@@ -5,6 +5,6 @@ a checkout under `appdeb serve`, so development and production see the same envi
 use it as the support library: `from appdeb_runtime import AppPackage, get_secret`.
 """
 
-from .app import AppPackage, RuntimeError_, get_secret, parse_settings
+from .app import AppPackage, LauncherError, get_secret, parse_settings
 
-__all__ = ["AppPackage", "RuntimeError_", "get_secret", "parse_settings"]
+__all__ = ["AppPackage", "LauncherError", "get_secret", "parse_settings"]

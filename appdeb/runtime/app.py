@@ -15,7 +15,7 @@ SYSTEMD = "/run/systemd/system"
 NODE_PATH = "/usr/local/bin:/usr/bin:/bin"  # a node's PATH for services (and so for the app in development)
 
 
-class RuntimeError_(Exception):
+class LauncherError(Exception):
     """A failure to report in one line, without a traceback."""
 
 
@@ -83,12 +83,12 @@ class AppPackage:
         extra = [os.path.join(self.app_dir, p) for p in self.meta["python_paths"]]
         return [self.app_dir, *extra, self.lib_dir, os.path.join(self.root, "appdeb")]
 
-    def hookups(self) -> Any:
+    def wiring(self) -> Any:
         """The shipped service plug-ins and their glue (appdeb_services beside this file)."""
         here = os.path.join(self.root, "appdeb")
         if here not in sys.path:
             sys.path.insert(0, here)
-        return importlib.import_module("appdeb_services.hookups")
+        return importlib.import_module("appdeb_services.wiring")
 
     def instance_vars(self) -> dict[str, str]:
         """APPDEB_* and friends: what the package decided for this instance (also usable as ${NAME} in
@@ -114,14 +114,14 @@ class AppPackage:
         refer to the instance's variables as ${NAME} (e.g. "${APPDEB_STATE_DIR}/data").
         """
         env = dict(os.environ if base is None else base)
-        services = self.hookups().environ(self)
+        services = self.wiring().environ(self)
         instance = self.instance_vars()
         known = {**instance, **services}
         settings = {k: expand(v, known) for k, v in self.settings().items()}
         for layer in ((services, settings) if self.dev else (settings, services)):
             env.update(layer)
         if "APPDEB_SECRET_FILE" not in env or not os.path.exists(env["APPDEB_SECRET_FILE"]):
-            env["APPDEB_SECRET_FILE"] = self.hookups().secret_path(self)
+            env["APPDEB_SECRET_FILE"] = self.wiring().secret_path(self)
         env.update(instance)
         env.update({
             "PYTHONPATH": os.pathsep.join(self.sys_path()), "PYTHONNOUSERSITE": "1",
@@ -170,7 +170,7 @@ class AppPackage:
         copy = None
         if demote is not None:  # the root-only secret, delivered to this one command as a private copy
             user = pwd.getpwnam(self.meta["user"])
-            copy = self.hookups().deliver_secret(self, user.pw_uid, user.pw_gid)
+            copy = self.wiring().deliver_secret(self, user.pw_uid, user.pw_gid)
             if copy:
                 env["APPDEB_SECRET_FILE"] = copy
         try:
@@ -179,7 +179,7 @@ class AppPackage:
                                        start_new_session=demote is not None)
             return _relayed(argv, cwd=self.app_dir, env=env, preexec_fn=demote)
         except FileNotFoundError:
-            raise RuntimeError_(f"command not found: {argv[0]}") from None
+            raise LauncherError(f"command not found: {argv[0]}") from None
         finally:
             if copy:
                 os.unlink(copy)
@@ -218,6 +218,6 @@ def get_secret(root: str | None = None) -> str:
     path = os.environ.get("APPDEB_SECRET_FILE")
     if not path:
         app = AppPackage(root)
-        path = app.hookups().secret_path(app)
+        path = app.wiring().secret_path(app)
     with open(path, encoding="utf-8") as f:
         return f.read().strip()

@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 
-from .app import SYSTEMD, AppPackage, RuntimeError_
+from .app import SYSTEMD, AppPackage, LauncherError
 from .commands import services_step
 from .guard import app_output, app_user, instance_lock, new_staging, on_node_as_root, remove_tree, run_as_app
 
@@ -74,7 +74,7 @@ def check_space(app: AppPackage, reason: str) -> None:
     st = os.statvfs(app.paths["backups"])
     free = st.f_bavail * st.f_frsize
     if need + need // 10 + MARGIN > free:
-        raise RuntimeError_(
+        raise LauncherError(
             f"not enough space for the backup before {reason}: it needs about {_mib(need)} and "
             f"{app.paths['backups']} has {_mib(free)} free; nothing was changed. Free space (older backups: "
             f"'{app.meta['package']} backups'), or lower APPDEB_BACKUP_KEEP in {app.paths['settings']}, then retry")
@@ -138,7 +138,7 @@ def _fill(app: AppPackage, work: str) -> None:
         try:
             code = app.run_command(["backup"], extra_env={"APPDEB_BACKUP_DIR": staging})
             if code != 0:
-                raise RuntimeError_(f"the app's backup command failed (exit {code}): {app.meta['commands']['backup']}")
+                raise LauncherError(f"the app's backup command failed (exit {code}): {app.meta['commands']['backup']}")
             _tar_from_app(app, staging, os.path.join(work, "app.tar"))
         finally:
             remove_tree(staging)
@@ -177,7 +177,7 @@ def resolve_backup(app: AppPackage, name: str) -> str:
     inside = os.path.dirname(path) == os.path.abspath(app.paths["backups"])
     if not inside or not os.path.isfile(os.path.join(path, "meta.json")):
         known = ", ".join(list_backups(app)[-5:]) or "none"
-        raise RuntimeError_(f"no backup '{name}' (recent: {known})")
+        raise LauncherError(f"no backup '{name}' (recent: {known})")
     return path
 
 
@@ -201,7 +201,7 @@ def restore_backup(app: AppPackage, path: str, *, restart: bool = True) -> None:
     if units and restart:
         subprocess.call(["systemctl", "start", *units])
     if code != 0:
-        raise RuntimeError_(f"the app's restore command failed (exit {code}): {app.meta['commands']['restore']}")
+        raise LauncherError(f"the app's restore command failed (exit {code}): {app.meta['commands']['restore']}")
 
 
 def _restore_app_part(app: AppPackage, path: str) -> int:
@@ -246,7 +246,7 @@ def verb_backup(app: AppPackage, args: list[str]) -> int:
 
     reason = _option(args, "--reason", "manual")
     if not reason.isidentifier():
-        raise RuntimeError_(f"not a reason: {reason!r} (letters, digits, _)")
+        raise LauncherError(f"not a reason: {reason!r} (letters, digits, _)")
     print(take_backup(app, reason, _option(args, "--from-version") or data_version(app)))
     return 0
 
@@ -265,7 +265,7 @@ def verb_backups(app: AppPackage, args: list[str]) -> int:
 def verb_restore(app: AppPackage, args: list[str]) -> int:
     """restore BACKUP: stop the app, put settings and data back from a backup, start it again."""
     if len(args) != 1 or args[0].startswith("-"):
-        raise RuntimeError_("usage: restore BACKUP (see 'backups')")
+        raise LauncherError("usage: restore BACKUP (see 'backups')")
     path = resolve_backup(app, args[0])
     restore_backup(app, path)
     print(f"restored {os.path.basename(path)}")

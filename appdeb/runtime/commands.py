@@ -7,12 +7,12 @@ import shlex
 import sys
 from typing import Any
 
-from .app import AppPackage, RuntimeError_
+from .app import AppPackage, LauncherError
 
 
 def verb_run(app: AppPackage, args: list[str]) -> int:
     if not args:
-        raise RuntimeError_("usage: run COMMAND [ARGS…] (a command from the description or any program)")
+        raise LauncherError("usage: run COMMAND [ARGS…] (a command from the description or any program)")
     _dev_config(app)
     return app.run_command(args, interactive=True)
 
@@ -28,7 +28,7 @@ def verb_web(app: AppPackage, args: list[str]) -> int:
     """Serve the WSGI app with gunicorn sync workers: timeout kills a stuck request, max_requests recycles."""
     web = app.meta["web"]
     if not web:
-        raise RuntimeError_("this app has no wsgi: section")
+        raise LauncherError("this app has no wsgi: section")
     _not_as_root(app, "web")
     _dev_config(app)
     app.activate()
@@ -50,7 +50,7 @@ def verb_web(app: AppPackage, args: list[str]) -> int:
 def verb_process(app: AppPackage, args: list[str]) -> int:
     name = args[0] if args else ""
     if name not in app.meta["processes"]:
-        raise RuntimeError_(f"no process named '{name}' (known: {', '.join(app.meta['processes']) or 'none'})")
+        raise LauncherError(f"no process named '{name}' (known: {', '.join(app.meta['processes']) or 'none'})")
     _not_as_root(app, f"process {name}")
     env = app.environ()
     os.chdir(app.app_dir)
@@ -71,21 +71,21 @@ def _not_as_root(app: AppPackage, verb: str) -> None:
     """The app's own processes never run as root: its units start them as the app's user."""
     if os.geteuid() == 0 and not app.dev:
         unit = app.meta["package"]
-        raise RuntimeError_(f"'{verb}' runs the app as root; its unit runs it as {app.meta['user']} "
+        raise LauncherError(f"'{verb}' runs the app as root; its unit runs it as {app.meta['user']} "
                             f"(systemctl restart {unit}…), or: runuser -u {app.meta['user']} -- {unit} {verb}")
 
 
 def verb_timer(app: AppPackage, args: list[str]) -> int:
     name = args[0] if args else ""
     if name not in app.meta["timers"]:
-        raise RuntimeError_(f"no timer named '{name}' (known: {', '.join(app.meta['timers']) or 'none'})")
+        raise LauncherError(f"no timer named '{name}' (known: {', '.join(app.meta['timers']) or 'none'})")
     return app.run_command(["/bin/sh", "-c", app.meta["timers"][name]["command"]])
 
 
 def services_step(app: AppPackage, step: str, *args: str) -> Any:
-    """Call one hookups step, turning a service failure into a one-line runtime error."""
-    hookups = app.hookups()
+    """Call one wiring step, turning a service failure into a one-line runtime error."""
+    wiring = app.wiring()
     try:
-        return getattr(hookups, step)(app, *args)
-    except hookups.ServiceError as exc:
-        raise RuntimeError_(str(exc)) from None
+        return getattr(wiring, step)(app, *args)
+    except wiring.ServiceError as exc:
+        raise LauncherError(str(exc)) from None

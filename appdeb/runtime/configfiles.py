@@ -17,7 +17,7 @@ from .guard import app_user, on_node_as_root, read_own, write_own
 
 def _values(app: AppPackage) -> dict[str, str]:
     env = app.environ({})
-    with open(app.hookups().secret_path(app), encoding="utf-8") as f:
+    with open(app.wiring().secret_path(app), encoding="utf-8") as f:
         env["APPDEB_SECRET"] = f.read().strip()
     return env
 

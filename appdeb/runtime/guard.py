@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from typing import IO, Any
 
-from .app import AppPackage, RuntimeError_, plain_env
+from .app import AppPackage, LauncherError, plain_env
 
 _held: dict[str, int] = {}  # lock path -> nesting depth in this process
 
@@ -42,7 +42,7 @@ def ensure_root_dir(path: str, mode: int = 0o755) -> str:
         os.mkdir(path, mode)
     st = os.lstat(path)
     if not stat.S_ISDIR(st.st_mode) or (os.geteuid() == 0 and st.st_uid != 0):
-        raise RuntimeError_(f"{path} must be a directory owned by root; refusing to use it")
+        raise LauncherError(f"{path} must be a directory owned by root; refusing to use it")
     if stat.S_IMODE(st.st_mode) != mode:
         os.chmod(path, mode)
     return path
@@ -119,7 +119,7 @@ def _acquire(fd: int, app: AppPackage, what: str) -> None:
             return
         except BlockingIOError:
             if time.monotonic() > deadline:
-                raise RuntimeError_("gave up waiting an hour for the instance lock") from None
+                raise LauncherError("gave up waiting an hour for the instance lock") from None
             time.sleep(0.5)
 
 
@@ -139,7 +139,7 @@ def run_as_app(app: AppPackage, argv: list[str], *, stdin: IO[Any] | None = None
                           env=plain_env() if on_node_as_root(app) else None)  # nor root's environment
     if proc.returncode != 0:
         err = proc.stderr.decode(errors="replace").strip().splitlines()[-3:]
-        raise RuntimeError_(f"{what or argv[0]} failed (exit {proc.returncode}): {' / '.join(err)}")
+        raise LauncherError(f"{what or argv[0]} failed (exit {proc.returncode}): {' / '.join(err)}")
 
 
 def app_output(app: AppPackage, argv: list[str]) -> str:

@@ -11,7 +11,7 @@ import contextlib
 import os
 import stat
 
-from .app import AppPackage, RuntimeError_
+from .app import AppPackage, LauncherError
 from .backups import take_backup
 from .commands import services_step
 from .configfiles import render_config_files
@@ -41,7 +41,7 @@ def run_app_hook(app: AppPackage, name: str, from_version: str | None = None) ->
         extra = {"APPDEB_FROM_VERSION": from_version} if from_version else {}
         code = app.run_command([name], extra_env=extra)
         if code != 0:
-            raise RuntimeError_(f"the app's '{name}' command failed (exit {code}): {app.meta['commands'][name]}")
+            raise LauncherError(f"the app's '{name}' command failed (exit {code}): {app.meta['commands'][name]}")
     if name == "uninstall":
         services_step(app, "purge")
 
@@ -61,8 +61,8 @@ def configure(app: AppPackage) -> None:
             reason = "downgrade" if version_lt(version, previous) else "upgrade"
             try:
                 take_backup(app, reason, previous)
-            except RuntimeError_ as exc:
-                raise RuntimeError_(f"backup before the update failed; nothing was migrated: {exc}") from None
+            except LauncherError as exc:
+                raise LauncherError(f"backup before the update failed; nothing was migrated: {exc}") from None
             run_app_hook(app, "update", previous)
         else:
             run_app_hook(app, "provision")
@@ -159,7 +159,7 @@ def _root_legacy_dir(state_fd: int) -> int:
             pass
         os.rename(LEGACY_DIR, f"{LEGACY_DIR}.not-root-{os.getpid()}-{attempt}", src_dir_fd=state_fd,
                   dst_dir_fd=state_fd)
-    raise RuntimeError_(f"could not make {LEGACY_DIR} a directory of root's in the state directory")
+    raise LauncherError(f"could not make {LEGACY_DIR} a directory of root's in the state directory")
 
 
 def verb_hook(app: AppPackage, args: list[str]) -> int:
@@ -175,6 +175,6 @@ def verb_hook(app: AppPackage, args: list[str]) -> int:
         with instance_lock(app, name):
             run_app_hook(app, name, from_version)
     else:
-        raise RuntimeError_("usage: hook configure | downgrade VERSION | provision | install | update "
+        raise LauncherError("usage: hook configure | downgrade VERSION | provision | install | update "
                             "[--from-version V] | uninstall")
     return 0

@@ -5,14 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from .app import AppPackage, RuntimeError_
+from .app import AppPackage, LauncherError
 from .backups import verb_backup, verb_backups, verb_restore
-from .care import verb_verify
 from .commands import verb_env, verb_process, verb_run, verb_timer, verb_web
 from .lifecycle import verb_hook
 from .pinning import verb_pin, verb_unpin
 from .rollback import verb_rollback
 from .status import verb_status
+from .verify import verb_verify
 
 VERBS = {
     "run": (verb_run, "run COMMAND [ARGS…]: a command from the description, or any program, in the app's env"),
@@ -54,7 +54,7 @@ def main(argv: list[str]) -> int:
         return 0 if asked else 2
     try:
         return VERBS[verb][0](app, args)
-    except RuntimeError_ as exc:
+    except LauncherError as exc:
         print(f"{app.meta['package']}: {exc}", file=sys.stderr)
         return 1
     except PermissionError as exc:  # e.g. backup or restore by a user who is not root

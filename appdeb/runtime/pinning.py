@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 
-from .app import AppPackage, RuntimeError_
+from .app import AppPackage, LauncherError
 
 APT_PREFERENCES = "/etc/apt/preferences.d"
 APT_INSTALL = ("apt-get", "install", "-y", "--allow-downgrades",
@@ -86,13 +86,13 @@ def choose_version(app: AppPackage, wanted: str) -> str:
         current = installed_version(package) or app.meta["version"]
         older = [v for v in available if version_lt(v, current)]
         if not older:
-            raise RuntimeError_(f"no version older than {current} is available from apt (available: {shown}); "
+            raise LauncherError(f"no version older than {current} is available from apt (available: {shown}); "
                                 "run apt-get update, or check the repository's retention")
         return older[-1]
     if wanted.startswith("-") or not wanted or any(c.isspace() for c in wanted):
-        raise RuntimeError_(f"not a version: {wanted!r}")
+        raise LauncherError(f"not a version: {wanted!r}")
     if wanted not in available:
-        raise RuntimeError_(f"version {wanted} of {package} is not available from apt (available: {shown}); "
+        raise LauncherError(f"version {wanted} of {package} is not available from apt (available: {shown}); "
                             "run apt-get update, or check the repository's retention")
     return wanted
 
@@ -114,7 +114,7 @@ def refuse_old_layout(app: AppPackage, version: str, allowed: bool) -> None:
     admin's explicit choice: those scripts follow paths the app user controls."""
     if allowed or layout_of(app.meta["package"], version) >= 2:
         return
-    raise RuntimeError_(f"{version} was built by appdeb 0.1.0, whose maintainer scripts keep root's state in "
+    raise LauncherError(f"{version} was built by appdeb 0.1.0, whose maintainer scripts keep root's state in "
                         f"{app.paths['state']}/.appdeb, where the app's user can plant links and code; nothing was "
                         f"changed. Rebuild that version with this appdeb, or pass {OLD_LAYOUT} to go back anyway")
 
@@ -128,9 +128,9 @@ def _apt_install(app: AppPackage) -> int:
 
 def need_root(app: AppPackage, verb: str) -> None:
     if app.dev:
-        raise RuntimeError_(f"{verb} acts on the installed package of a node, not on a checkout")
+        raise LauncherError(f"{verb} acts on the installed package of a node, not on a checkout")
     if os.geteuid() != 0:
-        raise RuntimeError_(f"{verb} needs root: it changes {APT_PREFERENCES} and runs apt-get")
+        raise LauncherError(f"{verb} needs root: it changes {APT_PREFERENCES} and runs apt-get")
 
 
 def install_pinned(app: AppPackage, version: str) -> str:
@@ -146,7 +146,7 @@ def install_pinned(app: AppPackage, version: str) -> str:
     code = _apt_install(app)
     now = installed_version(package)
     if code != 0 or now != version:
-        raise RuntimeError_(f"apt-get did not install {version} (exit {code}, installed: {now or 'none'}); "
+        raise LauncherError(f"apt-get did not install {version} (exit {code}, installed: {now or 'none'}); "
                             f"the pin stays in {path}: fix the cause and rerun, or '{package} unpin'")
     return version
 
@@ -162,7 +162,7 @@ def verb_pin(app: AppPackage, args: list[str]) -> int:
         return 0
     rest = [a for a in args if a != OLD_LAYOUT]
     if len(rest) != 1:
-        raise RuntimeError_(f"usage: pin VERSION|--previous [{OLD_LAYOUT}]")
+        raise LauncherError(f"usage: pin VERSION|--previous [{OLD_LAYOUT}]")
     need_root(app, "pin")
     version = choose_version(app, rest[0])
     refuse_old_layout(app, version, OLD_LAYOUT in args)
@@ -182,6 +182,6 @@ def verb_unpin(app: AppPackage, args: list[str]) -> int:
         print(f"{package}: was not pinned", flush=True)
     code = _apt_install(app)
     if code != 0:
-        raise RuntimeError_(f"apt-get install {package} failed (exit {code})")
+        raise LauncherError(f"apt-get install {package} failed (exit {code})")
     print(f"{package}: now at {installed_version(package)}")
     return 0

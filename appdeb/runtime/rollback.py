@@ -8,7 +8,7 @@ and the marker set to VERSION. The older package's postinst then finds its own d
 
 from __future__ import annotations
 
-from .app import AppPackage, RuntimeError_
+from .app import AppPackage, LauncherError
 from .backups import backup_meta, list_backups, restore_backup, take_backup
 from .guard import instance_lock
 from .lifecycle import data_version, set_data_version
@@ -30,7 +30,7 @@ def verb_rollback(app: AppPackage, args: list[str]) -> int:
     restore = "--restore-backup" in args
     rest = [a for a in args if a not in ("--restore-backup", OLD_LAYOUT)]
     if len(rest) > 1 or any(a.startswith("-") and a != "--previous" for a in rest):
-        raise RuntimeError_(f"usage: rollback [VERSION] [--restore-backup] [{OLD_LAYOUT}]")
+        raise LauncherError(f"usage: rollback [VERSION] [--restore-backup] [{OLD_LAYOUT}]")
     need_root(app, "rollback")
     package = app.meta["package"]
     version = choose_version(app, rest[0] if rest else "--previous")
@@ -48,7 +48,7 @@ def _rollback_with_data(app: AppPackage, version: str) -> None:
     package = app.meta["package"]
     backup = backup_of_version(app, version)
     if backup is None:  # refuse before anything changes
-        raise RuntimeError_(f"no backup holds the data of {version} ('{package} backups'); nothing was changed "
+        raise LauncherError(f"no backup holds the data of {version} ('{package} backups'); nothing was changed "
                             f"(without --restore-backup the app would run {version} on the newer data)")
     with instance_lock(app, "rollback"):
         current = data_version(app) or app.meta["version"]
@@ -59,8 +59,8 @@ def _rollback_with_data(app: AppPackage, version: str) -> None:
         set_data_version(app, version)
     try:
         install_pinned(app, version)
-    except RuntimeError_ as exc:
+    except LauncherError as exc:
         with instance_lock(app, "rollback undo"):
             restore_backup(app, safety)
             set_data_version(app, current)
-        raise RuntimeError_(f"{exc}\nthe data of {current} was put back from {safety}") from None
+        raise LauncherError(f"{exc}\nthe data of {current} was put back from {safety}") from None

@@ -6,7 +6,7 @@ import os
 import subprocess
 import time
 
-from .app import SYSTEMD, AppPackage, RuntimeError_
+from .app import SYSTEMD, AppPackage, LauncherError
 
 
 def _unit_state(name: str) -> str:
@@ -17,9 +17,9 @@ def _unit_state(name: str) -> str:
 def status_lines(app: AppPackage) -> list[str]:
     """One fact a line, `key: value`, stable enough to grep."""
     from .backups import list_backups
-    from .care import check_web
     from .lifecycle import data_version
     from .pinning import pinned_version
+    from .verify import check_web
 
     meta, lines = app.meta, [f"package: {app.meta['package']} {app.meta['version']}"]
     lines.append(f"data: {data_version(app) or 'none (not configured yet)'}")
@@ -42,7 +42,7 @@ def status_lines(app: AppPackage) -> list[str]:
 def verb_status(app: AppPackage, args: list[str]) -> int:
     """status: exit 0 when the web process is healthy (or there is none), else 1."""
     if args:
-        raise RuntimeError_("usage: status")
+        raise LauncherError("usage: status")
     lines = status_lines(app)
     print("\n".join(lines))
     return 1 if any(line.startswith("health: ") and line != "health: ok" for line in lines) else 0

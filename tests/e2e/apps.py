@@ -17,9 +17,9 @@ from pathlib import Path
 
 import yaml
 
-from appdeb import node as nodes
-from appdeb.build import BuildOptions, BuildResult, build
-from appdeb.plan import default_port
+from appdeb.build.pipeline import BuildOptions, BuildResult, build
+from appdeb.build.plan import default_port
+from appdeb.node import harness as nodes
 
 from ..conftest import EPOCH, EXAMPLES
 
@@ -63,7 +63,7 @@ def port_of(package: str) -> int:
 
 def sh(node: nodes.Node, script: str, check: bool = True) -> str:
     """Run a shell snippet in the node; output (stdout+stderr) back, failing loudly if asked."""
-    result = nodes.exec(node, ["sh", "-c", script], timeout=300)
+    result = nodes.run_in(node, ["sh", "-c", script], timeout=300)
     if check and result.returncode != 0:
         raise AssertionError(f"in node: {script}\nexit {result.returncode}:\n{result.stdout}")
     return result.stdout
@@ -71,7 +71,7 @@ def sh(node: nodes.Node, script: str, check: bool = True) -> str:
 
 def dpkg_status(node: nodes.Node, package: str) -> str:
     """dpkg's Status field ('install ok installed', …) or 'not-installed' when dpkg forgot the package."""
-    result = nodes.exec(node, ["dpkg-query", "-W", "-f=${Status}", package])
+    result = nodes.run_in(node, ["dpkg-query", "-W", "-f=${Status}", package])
     status = result.stdout.strip()
     if result.returncode != 0 or status.endswith("not-installed"):
         return "not-installed"
@@ -80,8 +80,8 @@ def dpkg_status(node: nodes.Node, package: str) -> str:
 
 def unit_state(node: nodes.Node, unit: str) -> tuple[str, str]:
     """(is-active, is-enabled) as systemctl in the node reports them."""
-    active = nodes.exec(node, ["systemctl", "is-active", unit]).stdout.strip()
-    enabled = nodes.exec(node, ["systemctl", "is-enabled", unit]).stdout.strip()
+    active = nodes.run_in(node, ["systemctl", "is-active", unit]).stdout.strip()
+    enabled = nodes.run_in(node, ["systemctl", "is-enabled", unit]).stdout.strip()
     return active, enabled
 
 

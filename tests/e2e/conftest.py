@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from appdeb import node as nodes
 from appdeb.errors import AppdebError
+from appdeb.node import harness as nodes
 
 NodeFactory = Callable[[], nodes.Node]
 

@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from appdeb import node as nodes
 from appdeb.failsafe.client import HOST
 from appdeb.failsafe.harness import DEFAULT_APP_DIR, BenchOptions, run_bench
 from appdeb.failsafe.scenarios import LoadShape
 from appdeb.failsafe.servers import SERVERS
-from appdeb.nodeproc import cgroup_pids
+from appdeb.node import harness as nodes
+from appdeb.node.processes import cgroup_pids
 
 pytestmark = pytest.mark.e2e
 SERVER_NAMES = ("gunicorn-sync", "uwsgi")

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from appdeb import node as nodes
+from appdeb.node import harness as nodes
 
 from ..conftest import EXAMPLES
 from .apps import build_app, http_get, port_of

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from appdeb import node as nodes
-from appdeb import repo
-from appdeb.build import BuildResult
+from appdeb.build.pipeline import BuildResult
+from appdeb.node import harness as nodes
+from appdeb.repo import config as repoconfig
+from appdeb.repo import publish as repo
+from appdeb.repo import serve as reposerve
 
 from ..conftest import EPOCH, ROOT
 from .apps import build_app, dpkg_status, http_get, lifecycle_app, port_of, sh
@@ -59,7 +61,7 @@ def debs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, BuildResult]:
 
 
 def test_first_release_package_upgrades_to_this_one_and_rolls_back(
-    node: nodes.Node, debs: tuple[Path, BuildResult], cfg: repo.RepoConfig,
+    node: nodes.Node, debs: tuple[Path, BuildResult], cfg: repoconfig.RepoConfig,
 ) -> None:
     old, new = debs
     nodes.install(node, [old])
@@ -72,7 +74,7 @@ def test_first_release_package_upgrades_to_this_one_and_rolls_back(
     assert "Traceback" not in out
     assert dpkg_status(node, PKG) == "install ok installed"
     # the state moved to appdeb's own place; data, settings, secret and backups are kept
-    assert nodes.exec(node, ["test", "-e", f"{STATE}/.appdeb"]).returncode != 0
+    assert nodes.run_in(node, ["test", "-e", f"{STATE}/.appdeb"]).returncode != 0
     assert sh(node, f"cat {OWN}/configured-version") == "2.0.0-1\n"
     assert sh(node, f"cat {STATE}/data.txt") == f"data of {PKG}\nmore\n"
     assert sh(node, f"cat {STATE}/update-runs") == "1.0.0-1 -> 2.0.0-1\n"
@@ -88,15 +90,15 @@ def test_first_release_package_upgrades_to_this_one_and_rolls_back(
 
     # `PKG rollback` refuses a release whose scripts keep root's state in the app's directory ...
     repo.publish(cfg, [old, new.deb])
-    with repo.serve(cfg) as server:
-        repo.write_client_config(node.root, cfg, server.url, "appdeb-fr")
+    with reposerve.serve(cfg) as server:
+        reposerve.write_client_config(node.root, cfg, server.url, "appdeb-fr")
         sh(node, "apt-get update --error-on=any -o Dir::Etc::SourceList=/etc/apt/sources.list.d/appdeb-fr.sources "
                  "-o Dir::Etc::SourceParts=- -o APT::Get::List-Cleanup=0")
-        refused = nodes.exec(node, [PKG, "rollback", "1.0.0-1"])
+        refused = nodes.run_in(node, [PKG, "rollback", "1.0.0-1"])
     assert refused.returncode == 1 and "built by appdeb 0.1.0" in refused.stdout and "--allow-old-layout" in \
         refused.stdout
     assert sh(node, f"dpkg-query -W -f='${{Version}}' {PKG}") == "2.0.0-1"
-    assert nodes.exec(node, ["test", "-e", f"/etc/apt/preferences.d/{PKG}-appdeb-pin"]).returncode != 0
+    assert nodes.run_in(node, ["test", "-e", f"/etc/apt/preferences.d/{PKG}-appdeb-pin"]).returncode != 0
 
     # ... but an admin's explicit downgrade works: it finds its marker, so it updates instead of reinstalling
     out = nodes.install(node, [old]).stdout

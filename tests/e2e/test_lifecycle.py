@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from appdeb import node as nodes
-from appdeb.build import BuildResult
+from appdeb.build.pipeline import BuildResult
+from appdeb.node import harness as nodes
 
 from .apps import (
     BROKEN_VERIFY,
@@ -79,7 +79,7 @@ def lines(node: nodes.Node, path: str) -> list[str]:
 
 
 def exists(node: nodes.Node, path: str) -> bool:
-    return nodes.exec(node, ["test", "-e", path]).returncode == 0
+    return nodes.run_in(node, ["test", "-e", path]).returncode == 0
 
 
 def backups(node: nodes.Node, package: str = PKG) -> dict[str, dict[str, str]]:
@@ -170,9 +170,9 @@ def test_manual_backup_and_restore(node: nodes.Node, debs: Debs) -> None:
     assert stat(node, f"{ETC}/settings.env") == f"640 root:{PKG}"  # the app user can still read it
     assert http_get(port_of(PKG)) == "Hello from hello (lc1, 1.0.0-1)\n"
     assert unit_state(node, UNIT) == ("active", "enabled")
-    result = nodes.exec(node, [PKG, "restore", "no-such-backup"])
+    result = nodes.run_in(node, [PKG, "restore", "no-such-backup"])
     assert result.returncode == 1 and "no backup 'no-such-backup'" in result.stdout
-    result = nodes.exec(node, ["runuser", "-u", PKG, "--", PKG, "backup"])  # backups are root's
+    result = nodes.run_in(node, ["runuser", "-u", PKG, "--", PKG, "backup"])  # backups are root's
     assert result.returncode == 1 and "(run it as root)" in result.stdout and "Traceback" not in result.stdout
 
 
@@ -213,7 +213,7 @@ def test_purge_removes_everything_but_backups_and_user(node: nodes.Node, debs: D
     assert sh(node, f"tar -xOf {BACKUPS}/{name}/app.tar ./data.txt") == f"data of {PKG}\n"
     assert not answers(port_of(PKG))
     assert unit_state(node, UNIT)[0] == "inactive"
-    assert nodes.exec(node, ["systemctl", "cat", UNIT]).returncode != 0  # systemd no longer knows it
+    assert nodes.run_in(node, ["systemctl", "cat", UNIT]).returncode != 0  # systemd no longer knows it
     assert sh(node, f"find /etc/systemd /var/lib/systemd -name '*{PKG}*'") == ""  # no enable/mask state
     assert exists(node, "/opt")  # dpkg took /opt (base-files creates it, no package lists it); it is back
 
@@ -287,7 +287,7 @@ def test_failed_backup_stops_upgrade_and_purge(node: nodes.Node, debs: Debs) -> 
     assert dpkg_status(node, PKG) == "install ok installed"
     # purge refuses to delete data it could not back up; the admin can retry
     sh(node, f"touch /var/tmp/{PKG}.fail-backup")
-    result = nodes.exec(node, ["apt-get", "-y", "purge", PKG])
+    result = nodes.run_in(node, ["apt-get", "-y", "purge", PKG])
     assert result.returncode != 0
     assert "purge stopped: 'backup --reason purge' failed" in result.stdout
     assert dpkg_status(node, PKG).endswith(" ok config-files")  # removed, not purged
@@ -327,10 +327,10 @@ def test_failed_verify_leaves_half_configured_and_keeps_data(node: nodes.Node, d
     assert sh(node, f"cat {STATE}/data.txt") == f"data of {PKG}\n"
     [meta] = backups(node).values()
     assert (meta["version"], meta["reason"]) == ("1.0.0-1", "upgrade")
-    manual = nodes.exec(node, [PKG, "verify"])
+    manual = nodes.run_in(node, [PKG, "verify"])
     assert manual.returncode == 1 and "verify command failed (exit 3)" in manual.stdout
     # retrying does not repeat the update; a fixed release goes through
-    assert nodes.exec(node, ["dpkg", "--configure", "-a"]).returncode != 0
+    assert nodes.run_in(node, ["dpkg", "--configure", "-a"]).returncode != 0
     assert lines(node, f"{STATE}/update-runs") == ["1.0.0-1 -> 2.0.0-1"]
     install(node, debs.v3)
     assert dpkg_status(node, PKG) == "install ok installed"
@@ -343,7 +343,7 @@ def test_package_for_another_python_is_refused(node: nodes.Node, debs: Debs) -> 
     assert "built for python 3.12, but this node's python3 is 3.11" in out
     assert dpkg_status(node, PKG) == "not-installed"
     assert not exists(node, ROOT) and not exists(node, STATE)
-    assert nodes.exec(node, ["getent", "passwd", PKG]).returncode == 2
+    assert nodes.run_in(node, ["getent", "passwd", PKG]).returncode == 2
     # an upgrade to it is refused too, and the running release keeps running (abort-upgrade)
     install(node, debs.v1)
     out = install(node, debs.py312_v2, ok=False)
@@ -405,7 +405,7 @@ def test_maintainer_scripts_handle_every_argument(node: nodes.Node, debs: Debs) 
     assert snapshot(node, ETC, STATE, LOGS, BACKUPS, ROOT) == before
     assert unit_state(node, UNIT) == ("active", "enabled")
     for script in ("preinst", "postinst", "prerm", "postrm"):
-        result = nodes.exec(node, [f"/var/lib/dpkg/info/{PKG}.{script}", "bogus"])
+        result = nodes.run_in(node, [f"/var/lib/dpkg/info/{PKG}.{script}", "bogus"])
         assert result.returncode == 1 and f"{script} called with unknown argument 'bogus'" in result.stdout
     # the unwinds dpkg runs when a removal or a conflicting install fails: stop, then serve again
     unwinds = [("remove", "abort-remove"),

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from appdeb import node as nodes
 from appdeb.errors import AppdebError, CommandError
-from appdeb.nodeimage import mounts_under
+from appdeb.node import harness as nodes
+from appdeb.node.image import mounts_under
 from appdeb.runner import run
 
 from .apps import http_get
@@ -26,53 +26,53 @@ def _free_port() -> int:
 
 
 def test_node_boots_to_running(node: nodes.Node) -> None:
-    state = nodes.exec(node, ["systemctl", "is-system-running"]).stdout.strip()
-    assert state in ("running", "degraded"), nodes.exec(node, ["systemctl", "--failed"]).stdout
+    state = nodes.run_in(node, ["systemctl", "is-system-running"]).stdout.strip()
+    assert state in ("running", "degraded"), nodes.run_in(node, ["systemctl", "--failed"]).stdout
     assert nodes.get(node.name) == node
     [info] = [i for i in nodes.list_nodes() if i.name == node.name]
     assert (info.state, info.pid1, info.root) == ("running", node.pid1, node.root)
 
 
 def test_exec_passes_exit_code_and_output_through(node: nodes.Node) -> None:
-    result = nodes.exec(node, ["sh", "-c", "echo hi; echo oops >&2; exit 3"])
+    result = nodes.run_in(node, ["sh", "-c", "echo hi; echo oops >&2; exit 3"])
     assert result.returncode == 3
     assert result.stdout.split() == ["hi", "oops"]
-    assert nodes.exec(node, ["cat"], input="from stdin").stdout == "from stdin"
-    assert nodes.exec(node, ["sh", "-c", "echo $HOME $DEBIAN_FRONTEND"]).stdout.split() == [
+    assert nodes.run_in(node, ["cat"], input="from stdin").stdout == "from stdin"
+    assert nodes.run_in(node, ["sh", "-c", "echo $HOME $DEBIAN_FRONTEND"]).stdout.split() == [
         "/root", "noninteractive"]
     with pytest.raises(CommandError):
-        nodes.exec(node, ["false"], check=True)
+        nodes.run_in(node, ["false"], check=True)
 
 
 def test_unit_in_node_answers_on_host_loopback(node: nodes.Node) -> None:
     port = _free_port()
-    nodes.exec(node, ["sh", "-c", "mkdir -p /srv/www && echo served-from-node > /srv/www/hello.txt"],
+    nodes.run_in(node, ["sh", "-c", "mkdir -p /srv/www && echo served-from-node > /srv/www/hello.txt"],
                check=True)
-    nodes.exec(node, ["systemd-run", "--unit", "t-http", "python3", "-m", "http.server", str(port),
+    nodes.run_in(node, ["systemd-run", "--unit", "t-http", "python3", "-m", "http.server", str(port),
                       "--bind", "127.0.0.1", "--directory", "/srv/www"], check=True)
     assert http_get(port, 15.0, "/hello.txt") == "served-from-node\n"
 
 
 def test_two_nodes_run_at_once_with_own_identity(node_factory: NodeFactory) -> None:
     a, b = node_factory(), node_factory()
-    ids = [nodes.exec(n, ["cat", "/etc/machine-id"], check=True).stdout.strip() for n in (a, b)]
-    hosts = [nodes.exec(n, ["hostname"], check=True).stdout.strip() for n in (a, b)]
+    ids = [nodes.run_in(n, ["cat", "/etc/machine-id"], check=True).stdout.strip() for n in (a, b)]
+    hosts = [nodes.run_in(n, ["hostname"], check=True).stdout.strip() for n in (a, b)]
     assert hosts == [a.name, b.name]
     assert ids[0] != ids[1] and all(len(i) == 32 for i in ids)
-    nodes.exec(a, ["touch", "/root/only-in-a"], check=True)
-    assert nodes.exec(b, ["test", "-e", "/root/only-in-a"]).returncode == 1
+    nodes.run_in(a, ["touch", "/root/only-in-a"], check=True)
+    assert nodes.run_in(b, ["test", "-e", "/root/only-in-a"]).returncode == 1
     for n in (a, b):
-        assert nodes.exec(n, ["systemctl", "is-system-running"]).stdout.strip() in ("running", "degraded")
+        assert nodes.run_in(n, ["systemctl", "is-system-running"]).stdout.strip() in ("running", "degraded")
 
 
 def test_reboot_keeps_node_and_enabled_units(node: nodes.Node) -> None:
     unit = "[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n"
-    nodes.exec(node, ["sh", "-c", "cat > /etc/systemd/system/t-sleep.service"], input=unit, check=True)
-    nodes.exec(node, ["systemctl", "enable", "--now", "t-sleep.service"], check=True)
+    nodes.run_in(node, ["sh", "-c", "cat > /etc/systemd/system/t-sleep.service"], input=unit, check=True)
+    nodes.run_in(node, ["systemctl", "enable", "--now", "t-sleep.service"], check=True)
     after = nodes.reboot(node.name)
     assert after.pid1 != node.pid1
     assert nodes.get(node.name) == after
-    assert nodes.exec(after, ["systemctl", "is-active", "t-sleep.service"]).stdout.strip() == "active"
+    assert nodes.run_in(after, ["systemctl", "is-active", "t-sleep.service"]).stdout.strip() == "active"
 
 
 def test_install_local_deb_resolves_debian_dependencies(node: nodes.Node, tmp_path: Path) -> None:
@@ -86,17 +86,17 @@ def test_install_local_deb_resolves_debian_dependencies(node: nodes.Node, tmp_pa
     deb = tmp_path / "appdeb-e2e-hello_1.0_all.deb"
     run(["dpkg-deb", "--root-owner-group", "--build", root, deb])
     nodes.install(node, [deb])
-    status = nodes.exec(node, ["dpkg", "-s", "appdeb-e2e-hello"], check=True).stdout
+    status = nodes.run_in(node, ["dpkg", "-s", "appdeb-e2e-hello"], check=True).stdout
     assert "Status: install ok installed" in status
-    assert nodes.exec(node, ["cat", "/usr/share/appdeb-e2e-hello/hello"]).stdout == "hello\n"
-    assert nodes.exec(node, ["redis-cli", "--version"]).returncode == 0  # the dependency came along
+    assert nodes.run_in(node, ["cat", "/usr/share/appdeb-e2e-hello/hello"]).stdout == "hello\n"
+    assert nodes.run_in(node, ["redis-cli", "--version"]).returncode == 0  # the dependency came along
 
 
 def test_copy_in_and_its_guards(node: nodes.Node, tmp_path: Path) -> None:
     src = tmp_path / "note.txt"
     src.write_text("copied\n")
     assert nodes.copy_in(node, src) == "/var/tmp/note.txt"
-    assert nodes.exec(node, ["cat", "/var/tmp/note.txt"]).stdout == "copied\n"
+    assert nodes.run_in(node, ["cat", "/var/tmp/note.txt"]).stdout == "copied\n"
     with pytest.raises(AppdebError, match="own file system"):
         nodes.copy_in(node, src, "/tmp")
 

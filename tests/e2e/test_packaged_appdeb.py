@@ -22,9 +22,11 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from appdeb import node as nodes
-from appdeb import repo
-from appdeb.platforms import GUNICORN_REQUIREMENT
+from appdeb.build.platforms import GUNICORN_REQUIREMENT
+from appdeb.node import harness as nodes
+from appdeb.repo import config as repoconfig
+from appdeb.repo import publish as repo
+from appdeb.repo import serve as reposerve
 
 from .apps import http_get, port_of
 
@@ -43,14 +45,14 @@ pytestmark = [
 
 
 def sh(node: nodes.Node, script: str) -> str:
-    result = nodes.exec(node, ["sh", "-c", script], timeout=1800)
+    result = nodes.run_in(node, ["sh", "-c", script], timeout=1800)
     assert result.returncode == 0, f"in node: {script}\nexit {result.returncode}:\n{result.stdout}"
     return result.stdout
 
 
 @pytest.fixture
-def server(cfg: repo.RepoConfig) -> Iterator[repo.RepoServer]:
-    with repo.serve(cfg) as srv:
+def server(cfg: repoconfig.RepoConfig) -> Iterator[reposerve.RepoServer]:
+    with reposerve.serve(cfg) as srv:
         yield srv
 
 
@@ -74,7 +76,7 @@ def host_index_configuration(node: nodes.Node) -> dict[str, str]:
 
 
 def test_the_packaged_appdeb_builds_an_app_without_uv(
-    node: nodes.Node, cfg: repo.RepoConfig, server: repo.RepoServer, tmp_path: Path,
+    node: nodes.Node, cfg: repoconfig.RepoConfig, server: reposerve.RepoServer, tmp_path: Path,
 ) -> None:
     env = {**os.environ, "APPDEB_DEB_OUT": str(tmp_path / "self")}
     subprocess.run([str(ROOT / "scripts" / "build-self-deb.sh")], env=env, check=True, capture_output=True)
@@ -82,9 +84,9 @@ def test_the_packaged_appdeb_builds_an_app_without_uv(
     assert "python3-pip" in subprocess.run(["dpkg-deb", "-f", str(deb), "Depends"], capture_output=True,
                                            text=True, check=True).stdout
     repo.publish(cfg, [deb])
-    repo.write_client_config(node.root, cfg, server.url, SOURCE)
+    reposerve.write_client_config(node.root, cfg, server.url, SOURCE)
     sh(node, "apt-get update --error-on=any && apt-get install -y --no-install-recommends python3-appdeb")
-    assert nodes.exec(node, ["sh", "-c", "command -v uv || python3 -c 'import uv'"]).returncode != 0
+    assert nodes.run_in(node, ["sh", "-c", "command -v uv || python3 -c 'import uv'"]).returncode != 0
 
     app = nodes.copy_in(node, ROOT / "examples" / "flaskapp", "/var/tmp/apps")
     variables = host_index_configuration(node)

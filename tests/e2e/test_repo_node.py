@@ -23,10 +23,14 @@ from pathlib import Path
 
 import pytest
 
-from appdeb import __version__, repo, signing
-from appdeb import node as nodes
-from appdeb.build import BuildOptions, BuildResult, build
+from appdeb import __version__
+from appdeb.build.pipeline import BuildOptions, BuildResult, build
 from appdeb.errors import AppdebError
+from appdeb.node import harness as nodes
+from appdeb.repo import config as repoconfig
+from appdeb.repo import publish as repo
+from appdeb.repo import serve as reposerve
+from appdeb.repo import signing, store
 
 ROOT = Path(__file__).resolve().parents[2]
 EPOCH = 1767225600
@@ -83,7 +87,7 @@ def key(result: BuildResult) -> str:
 
 def sh(node: nodes.Node, *argv: str) -> str:
     """Run in the node; a failure shows the command's whole output."""
-    result = nodes.exec(node, list(argv), timeout=600)
+    result = nodes.run_in(node, list(argv), timeout=600)
     assert result.returncode == 0, f"{' '.join(argv)} -> {result.returncode}\n{result.stdout}"
     return result.stdout
 
@@ -102,7 +106,7 @@ def policy(node: nodes.Node, package: str) -> dict[str, str]:
 
 
 def madison(node: nodes.Node, package: str) -> list[str]:
-    out = nodes.exec(node, ["apt-cache", "madison", package]).stdout
+    out = nodes.run_in(node, ["apt-cache", "madison", package]).stdout
     return sorted(line.split("|")[1].strip() for line in out.splitlines() if line.count("|") >= 2)
 
 
@@ -156,8 +160,8 @@ def data_app(tmp_path_factory: pytest.TempPathFactory) -> dict[int, BuildResult]
 
 
 @pytest.fixture
-def server(cfg: repo.RepoConfig) -> Iterator[repo.RepoServer]:
-    with repo.serve(cfg) as srv:
+def server(cfg: repoconfig.RepoConfig) -> Iterator[reposerve.RepoServer]:
+    with reposerve.serve(cfg) as srv:
         yield srv
 
 
@@ -165,13 +169,13 @@ def server(cfg: repo.RepoConfig) -> Iterator[repo.RepoServer]:
 
 
 def test_install_upgrade_repo_rollback_pin_and_unpin(
-    node: nodes.Node, cfg: repo.RepoConfig, server: repo.RepoServer, hello: dict[int, BuildResult],
+    node: nodes.Node, cfg: repoconfig.RepoConfig, server: reposerve.RepoServer, hello: dict[int, BuildResult],
     hello_other_bytes: BuildResult,
 ) -> None:
     v1, v2 = hello[1], hello[2]
     first = repo.publish(cfg, [v1.deb])
     assert first.added == [key(v1)] and first.snapshot
-    written = repo.write_client_config(node.root, cfg, server.url, SOURCE)
+    written = reposerve.write_client_config(node.root, cfg, server.url, SOURCE)
     assert [p.stat().st_mode & 0o777 for p in written] == [0o644] * 3  # key, source, pin preferences
     assert not list((node.root / "etc/apt/trusted.gpg.d").glob("*appdeb*"))
     apt_update(node)
@@ -228,61 +232,61 @@ def test_install_upgrade_repo_rollback_pin_and_unpin(
     # rollback VERSION, and its refusals
     assert "rolled back to 1.0.0-1" in sh(node, "hello-rp1", "rollback", "1.0.0-1")
     http(port, "(rp1, 1.0.0-1)")
-    bad = nodes.exec(node, ["hello-rp1", "rollback", "9.9-9"])
+    bad = nodes.run_in(node, ["hello-rp1", "rollback", "9.9-9"])
     assert bad.returncode == 1 and "not available from apt (available: 1.0.0-1, 1.0.0-2)" in bad.stdout
-    bad = nodes.exec(node, ["hello-rp1", "pin", "--previous"])
+    bad = nodes.run_in(node, ["hello-rp1", "pin", "--previous"])
     assert bad.returncode == 1 and "no version older than 1.0.0-1" in bad.stdout
     assert installed(node, "hello-rp1") == v1.version
 
 
 def test_retention_keeps_exactly_n(
-    node: nodes.Node, cfg: repo.RepoConfig, server: repo.RepoServer, hello: dict[int, BuildResult],
+    node: nodes.Node, cfg: repoconfig.RepoConfig, server: reposerve.RepoServer, hello: dict[int, BuildResult],
 ) -> None:
     for n in (1, 2, 3):
         repo.publish(cfg, [hello[n].deb], keep=2)
     assert [r.version for r in repo.list_packages(cfg)] == ["1.0.0-2", "1.0.0-3"]
     assert sorted(p.name for p in (cfg.public_dir / "pool").rglob("*.deb")) == [
         "hello-rp1_1.0.0-2_all.deb", "hello-rp1_1.0.0-3_all.deb"]
-    assert repo.history(cfg)[-1].removed == [key(hello[1])]
-    repo.write_client_config(node.root, cfg, server.url, SOURCE)
+    assert store.history(cfg)[-1].removed == [key(hello[1])]
+    reposerve.write_client_config(node.root, cfg, server.url, SOURCE)
     apt_update(node)
     assert madison(node, "hello-rp1") == ["1.0.0-2", "1.0.0-3"]
 
 
 def test_node_refuses_a_repository_signed_with_another_key(
-    node: nodes.Node, cfg: repo.RepoConfig, server: repo.RepoServer, hello: dict[int, BuildResult],
+    node: nodes.Node, cfg: repoconfig.RepoConfig, server: reposerve.RepoServer, hello: dict[int, BuildResult],
     tmp_path: Path,
 ) -> None:
     repo.publish(cfg, [hello[1].deb])
-    other = repo.init_repo(tmp_path / "other", architectures=["amd64"])
+    other = repoconfig.init_repo(tmp_path / "other", architectures=["amd64"])
     try:
         assert other.key != cfg.key
-        repo.write_client_config(node.root, other, server.url, SOURCE)  # the node trusts another key
-        result = nodes.exec(node, ["apt-get", "update", "--error-on=any", *ONLY_REPO])
+        reposerve.write_client_config(node.root, other, server.url, SOURCE)  # the node trusts another key
+        result = nodes.run_in(node, ["apt-get", "update", "--error-on=any", *ONLY_REPO])
         assert result.returncode != 0, result.stdout
         assert f"NO_PUBKEY {cfg.key[-16:]}" in result.stdout
         assert madison(node, "hello-rp1") == []
-        assert nodes.exec(node, ["apt-get", "install", "-y", "hello-rp1"]).returncode != 0
+        assert nodes.run_in(node, ["apt-get", "install", "-y", "hello-rp1"]).returncode != 0
     finally:
         signing.stop_agent(other.gnupg_home)
-    repo.write_client_config(node.root, cfg, server.url, SOURCE)  # the right key: the same repo works
+    reposerve.write_client_config(node.root, cfg, server.url, SOURCE)  # the right key: the same repo works
     apt_update(node)
     assert madison(node, "hello-rp1") == ["1.0.0-1"]
 
 
 def test_rollback_with_restore_backup_brings_back_the_data(
-    node: nodes.Node, cfg: repo.RepoConfig, server: repo.RepoServer, data_app: dict[int, BuildResult],
+    node: nodes.Node, cfg: repoconfig.RepoConfig, server: reposerve.RepoServer, data_app: dict[int, BuildResult],
 ) -> None:
     v1, v2 = data_app[1], data_app[2]
     pkg, data = v1.package, f"/var/lib/{v1.package}/data.txt"
     repo.publish(cfg, [v1.deb, v2.deb])
-    repo.write_client_config(node.root, cfg, server.url, SOURCE)
+    reposerve.write_client_config(node.root, cfg, server.url, SOURCE)
     apt_update(node)
     sh(node, "apt-get", "install", "-y", pkg)  # straight to v2: no backup of v1's data exists
     assert sh(node, "cat", data) == "installed at 1.0.0-2\n"
 
     # never half-done: without a backup of 1.0.0-1's data the rollback is refused before anything changes
-    result = nodes.exec(node, [pkg, "rollback", v1.version, "--restore-backup"])
+    result = nodes.run_in(node, [pkg, "rollback", v1.version, "--restore-backup"])
     assert result.returncode == 1, result.stdout
     assert "no backup holds the data of 1.0.0-1" in result.stdout and "nothing was changed" in result.stdout
     assert installed(node, pkg) == v2.version
@@ -308,7 +312,7 @@ def test_rollback_with_restore_backup_brings_back_the_data(
 
 
 def test_appdeb_itself_installs_from_the_repository(
-    node: nodes.Node, cfg: repo.RepoConfig, server: repo.RepoServer, tmp_path: Path,
+    node: nodes.Node, cfg: repoconfig.RepoConfig, server: reposerve.RepoServer, tmp_path: Path,
 ) -> None:
     """`make deb` (scripts/build-self-deb.sh) → publish → apt-get install python3-appdeb on a node."""
     env = {**os.environ, "APPDEB_DEB_OUT": str(tmp_path)}
@@ -316,7 +320,7 @@ def test_appdeb_itself_installs_from_the_repository(
     [deb] = tmp_path.glob("python3-appdeb_*_all.deb")
     result = repo.publish(cfg, [deb])
     assert result.added == [deb.name.removesuffix(".deb")]
-    repo.write_client_config(node.root, cfg, server.url, SOURCE)
+    reposerve.write_client_config(node.root, cfg, server.url, SOURCE)
     # the Debian dependencies (python3-click, aptly, gnupg, ...) come from the node's Debian mirror
     sh(node, "apt-get", "update", "--error-on=any")
     sh(node, "apt-get", "install", "-y", "--no-install-recommends", "python3-appdeb")

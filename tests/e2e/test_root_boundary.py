@@ -16,10 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from appdeb import node as nodes
-from appdeb import repo
-from appdeb.build import BuildResult
+from appdeb.build.pipeline import BuildResult
 from appdeb.errors import SpecError
+from appdeb.node import harness as nodes
+from appdeb.repo import config as repoconfig
+from appdeb.repo import publish as repo
+from appdeb.repo import serve as reposerve
 
 from .apps import build_app, dpkg_status, http_get, port_of, sh
 from .boundary_apps import HOSTILE_DEFAULT, boundary_app
@@ -53,7 +55,7 @@ def install(node: nodes.Node, deb: BuildResult, ok: bool = True) -> str:
 
 def as_app(node: nodes.Node, script: str) -> subprocess.CompletedProcess[str]:
     """The attacker: a shell as the app's user."""
-    return nodes.exec(node, ["runuser", "-u", PKG, "--", "sh", "-c", script])
+    return nodes.run_in(node, ["runuser", "-u", PKG, "--", "sh", "-c", script])
 
 
 def owner(node: nodes.Node, path: str) -> str:
@@ -102,9 +104,9 @@ def test_app_user_cannot_plant_code_that_root_runs_at_purge(node: nodes.Node, de
     out = sh(node, f"apt-get -y purge {PKG}")
     assert f"uninstall ran for {PKG}" in out  # the kept release did run: root's copy
     assert dpkg_status(node, PKG) == "not-installed"
-    assert nodes.exec(node, ["test", "-e", "/etc/pwned-at-purge"]).returncode != 0
-    assert nodes.exec(node, ["test", "-e", STATE]).returncode != 0
-    assert nodes.exec(node, ["test", "-e", OWN]).returncode != 0
+    assert nodes.run_in(node, ["test", "-e", "/etc/pwned-at-purge"]).returncode != 0
+    assert nodes.run_in(node, ["test", "-e", STATE]).returncode != 0
+    assert nodes.run_in(node, ["test", "-e", OWN]).returncode != 0
 
 
 def test_app_user_cannot_take_ownership_of_root_files(node: nodes.Node, debs: Debs) -> None:
@@ -118,7 +120,7 @@ def test_app_user_cannot_take_ownership_of_root_files(node: nodes.Node, debs: De
                            "ln -s /etc/victim-dir files && ln -s /etc/victim-file secret && echo swapped")
     assert "swapped" in swapped.stdout
     for attempt in (f"{PKG} verify", f"{PKG} run greet", f"{PKG} backup", f"dpkg-reconfigure {PKG}"):
-        nodes.exec(node, ["sh", "-c", attempt])
+        nodes.run_in(node, ["sh", "-c", attempt])
     assert {p: owner(node, p) for p in before} == before
     assert sh(node, "cat /etc/victim-file") == "original\n"
     assert sh(node, f"ls -A {run_dir}").strip() == ""  # every per-run secret copy was removed
@@ -174,7 +176,7 @@ def test_backups_are_pruned_and_a_backup_that_cannot_fit_is_refused(node: nodes.
     sh(node, f"mount -t tmpfs -o size=2m,mode=0700 tmpfs {BACKUPS}")
     try:
         as_app(node, f"head -c 6000000 /dev/zero > {STATE}/big.bin")
-        manual = nodes.exec(node, [PKG, "backup"])
+        manual = nodes.run_in(node, [PKG, "backup"])
         assert manual.returncode == 1 and "not enough space for the backup" in manual.stdout
         out = install(node, debs.v2, ok=False)
         assert "needs about" in out and "nothing was changed" in out
@@ -195,12 +197,12 @@ def test_configure_after_an_interrupted_dpkg_waits_for_the_orphan(node: nodes.No
     deb = nodes.copy_in(node, debs.v2.deb, "/var/tmp/rb")
     sh(node, f"(dpkg -i {deb} >/var/tmp/dpkg.log 2>&1 & echo $! > /var/tmp/dpkg.pid) ; true")
     deadline = time.monotonic() + 60
-    while nodes.exec(node, ["test", "-e", f"{STATE}/update-started"]).returncode != 0:
+    while nodes.run_in(node, ["test", "-e", f"{STATE}/update-started"]).returncode != 0:
         assert time.monotonic() < deadline, sh(node, "cat /var/tmp/dpkg.log")
         time.sleep(0.2)
     sh(node, "kill -KILL $(cat /var/tmp/dpkg.pid)")  # the postinst it started lives on, orphaned
     sh(node, f"rm /var/tmp/{PKG}.slow-update")
-    result = nodes.exec(node, ["dpkg", "--configure", "-a"], timeout=120)
+    result = nodes.run_in(node, ["dpkg", "--configure", "-a"], timeout=120)
     assert result.returncode == 0, result.stdout
     assert "Traceback" not in result.stdout
     assert dpkg_status(node, PKG) == "install ok installed"
@@ -232,7 +234,7 @@ def test_commands_run_by_root_get_no_terminal_no_root_environment_and_no_root_pr
     assert pid == sid and "tty" not in sh(node, f"cat {STATE}/verify-sid")  # its own session, no terminal
     env = sh(node, f"cat {STATE}/verify-env")
     assert "SOME_TOKEN" not in env and f"APPDEB_PACKAGE={PKG}" in env
-    refused = nodes.exec(node, [PKG, "web"])
+    refused = nodes.run_in(node, [PKG, "web"])
     assert refused.returncode == 1 and "runs the app as root" in refused.stdout
     mine = f"for p in /proc/[0-9]*; do [ \"$(stat -c %U $p 2>/dev/null)\" = {PKG} ] && echo $p; done; true"
     as_app(node, "setsid sleep 600 >/dev/null 2>&1 < /dev/null &")
@@ -249,8 +251,8 @@ ALL_SOURCES = ("-o", "Dir::Etc::SourceList=/dev/null", "-o", "Dir::Etc::SourcePa
 
 
 @pytest.fixture
-def server(cfg: repo.RepoConfig) -> Iterator[repo.RepoServer]:
-    with repo.serve(cfg) as srv:
+def server(cfg: repoconfig.RepoConfig) -> Iterator[reposerve.RepoServer]:
+    with reposerve.serve(cfg) as srv:
         yield srv
 
 
@@ -273,11 +275,11 @@ def archive_namesake(tmp: Path, package: str, version: str) -> Path:
 
 
 def test_repository_wins_over_a_namesake_rollback_restores_data_first_and_purge_drops_the_pin(
-    node: nodes.Node, cfg: repo.RepoConfig, server: repo.RepoServer, debs: Debs, tmp_path: Path,
+    node: nodes.Node, cfg: repoconfig.RepoConfig, server: reposerve.RepoServer, debs: Debs, tmp_path: Path,
 ) -> None:
     """Cases 9, 16 and 11 on one node."""
     repo.publish(cfg, [debs.v1.deb, debs.v2.deb])
-    repo.write_client_config(node.root, cfg, server.url, "appdeb-rb")
+    reposerve.write_client_config(node.root, cfg, server.url, "appdeb-rb")
     flat = archive_namesake(tmp_path, PKG, "99.0-1")
     where = nodes.copy_in(node, flat, "/var/tmp")
     sh(node, f"printf 'Types: deb\\nURIs: file:{where}\\nSuites: ./\\nTrusted: yes\\n' "
@@ -288,7 +290,7 @@ def test_repository_wins_over_a_namesake_rollback_restores_data_first_and_purge_
     sh(node, "apt-get -y upgrade " + " ".join(ALL_SOURCES))
     assert sh(node, f"dpkg-query -W -f='${{Version}}' {PKG}") == "2.0.0-1"  # ours, not 99.0-1
     assert "Candidate: 2.0.0-1" in sh(node, f"apt-cache policy {PKG}")
-    assert nodes.exec(node, ["test", "-e", f"/usr/share/doc/{PKG}/namesake"]).returncode != 0
+    assert nodes.run_in(node, ["test", "-e", f"/usr/share/doc/{PKG}/namesake"]).returncode != 0
     assert sh(node, f"cat {STATE}/schema") == "2\n"
     as_app(node, f"echo written-at-2 > {STATE}/data.txt")
 
@@ -306,8 +308,8 @@ def test_repository_wins_over_a_namesake_rollback_restores_data_first_and_purge_
     assert sh(node, f"tar -xOf {rollback_backup}/state.tar ./data.txt") == "written-at-2\n"
 
     # case 11: purge takes the rollback's pin with it; a new install gets the newest version
-    assert nodes.exec(node, ["test", "-e", f"/etc/apt/preferences.d/{PKG}-appdeb-pin"]).returncode == 0
+    assert nodes.run_in(node, ["test", "-e", f"/etc/apt/preferences.d/{PKG}-appdeb-pin"]).returncode == 0
     sh(node, f"apt-get -y purge {PKG}")
-    assert nodes.exec(node, ["test", "-e", f"/etc/apt/preferences.d/{PKG}-appdeb-pin"]).returncode != 0
+    assert nodes.run_in(node, ["test", "-e", f"/etc/apt/preferences.d/{PKG}-appdeb-pin"]).returncode != 0
     sh(node, f"apt-get install -y {PKG}")
     assert sh(node, f"dpkg-query -W -f='${{Version}}' {PKG}") == "2.0.0-1"

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from appdeb import node as nodes
-from appdeb.build import BuildResult
+from appdeb.build.pipeline import BuildResult
+from appdeb.node import harness as nodes
 
 from ..conftest import EXAMPLES
 from .apps import build_app, dpkg_status, http_get, port_of, sh

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from appdeb import node as nodes
-from appdeb.build import BuildOptions, build
+from appdeb.build.pipeline import BuildOptions, build
+from appdeb.node import harness as nodes
 
 from ..conftest import EXAMPLES
 from .apps import sh
@@ -148,7 +148,7 @@ def test_polls_lifecycle_with_services(node: nodes.Node, debs: dict[str, Path]) 
     # new rows in v2, then rollback to v1 with the backup taken when v1 was left: the old rows return
     http(8381, "/api/questions", "polls-sv1.localhost", {"text": "Coffee?", "choices": ["yes"]})
     assert len(json.loads(http(8381, "/api/questions", "polls-sv1.localhost")[1])) == 2
-    result = nodes.exec(node, ["apt-get", "install", "-y", "--allow-downgrades", nodes.copy_in(node, debs["v1"])])
+    result = nodes.run_in(node, ["apt-get", "install", "-y", "--allow-downgrades", nodes.copy_in(node, debs["v1"])])
     assert result.returncode == 0, result.stdout[-2000:]
     sh(node, f"polls-sv1 restore {upgrade[-1]}")
     assert [q["text"] for q in json.loads(http(8381, "/api/questions", "polls-sv1.localhost")[1])] == ["Tea?"]
@@ -171,7 +171,7 @@ def test_second_instance_and_purge_with_and_without_opt_in(node: nodes.Node, deb
     assert sh(node, "ls /etc/nginx/sites-enabled").split() == ["default", "polls-sv1.conf", "polls-sv2.conf"]
     sh(node, "getent passwd polls-sv1 polls-sv2 >/dev/null")
 
-    result = nodes.exec(node, ["apt-get", "purge", "-y", "polls-sv2"])
+    result = nodes.run_in(node, ["apt-get", "purge", "-y", "polls-sv2"])
     assert result.returncode == 0, result.stdout
     assert "keeping database polls-sv2" in result.stdout
     assert "polls-sv2" in sh(node, "runuser -u postgres -- psql -tAc 'SELECT datname FROM pg_database'").split()
@@ -183,7 +183,7 @@ def test_second_instance_and_purge_with_and_without_opt_in(node: nodes.Node, deb
 
     # with the admin's opt-in, purge drops the database and the role; the dump taken first is kept
     sh(node, "echo APPDEB_PURGE_DATABASE=yes >> /etc/polls-sv1/settings.env")
-    result = nodes.exec(node, ["apt-get", "purge", "-y", "polls-sv1"])
+    result = nodes.run_in(node, ["apt-get", "purge", "-y", "polls-sv1"])
     assert result.returncode == 0, result.stdout
     dbs = sh(node, "runuser -u postgres -- psql -tAc 'SELECT datname FROM pg_database'").split()
     assert "polls-sv1" not in dbs and "polls-sv2" in dbs
@@ -221,7 +221,7 @@ def test_redis_is_one_private_server_per_instance(node_factory: object, tmp_path
     assert sh(node, f"cache-rd1 run sh -c '{cli} SET counter 41 && {cli} INCR counter'").split() == ["OK", "42"]
     assert sh(node, f"cache-rd2 run sh -c '{cli} GET counter'").strip() == ""  # its own server
     # the other instance's user cannot even open rd1's socket
-    denied = nodes.exec(node, ["runuser", "-u", "cache-rd2", "--", "redis-cli", "-s",
+    denied = nodes.run_in(node, ["runuser", "-u", "cache-rd2", "--", "redis-cli", "-s",
                                "/run/redis-cache-rd1/redis.sock", "PING"])
     assert "PONG" not in denied.stdout
     backup = sh(node, "cache-rd1 backup --reason test").strip().splitlines()[-1]
@@ -229,7 +229,7 @@ def test_redis_is_one_private_server_per_instance(node_factory: object, tmp_path
     sh(node, f"cache-rd1 run sh -c '{cli} SET counter 7'")
     sh(node, f"cache-rd1 restore {Path(backup).name}")
     assert sh(node, f"cache-rd1 run sh -c '{cli} GET counter'").strip() == "42"
-    result = nodes.exec(node, ["apt-get", "purge", "-y", "cache-rd1"])
+    result = nodes.run_in(node, ["apt-get", "purge", "-y", "cache-rd1"])
     assert result.returncode == 0, result.stdout
     sh(node, "test ! -e /etc/redis/redis-cache-rd1.conf && test ! -e /var/lib/redis/cache-rd1")
     assert sh(node, "systemctl is-active redis-server@cache-rd1.service", check=False).strip() != "active"

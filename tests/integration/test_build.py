@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from debian.debfile import DebFile
 
-from appdeb.build import BuildResult
+from appdeb.build.pipeline import BuildResult
 from appdeb.errors import AppdebError
 
 from ..conftest import EXAMPLES, ROOT, build_example
@@ -113,7 +113,7 @@ def test_failed_build_leaves_no_deb(tmp_path: Path) -> None:
 
 
 def build_example_at(app: Path, out: Path) -> BuildResult:
-    from appdeb.build import BuildOptions, build
+    from appdeb.build.pipeline import BuildOptions, build
 
     return build(app, BuildOptions(out_dir=out, source_date_epoch=1))
 
@@ -206,7 +206,7 @@ def test_the_apps_gunicorn_pin_is_vendored_exactly(tmp_path: Path) -> None:
 def test_without_the_apps_gunicorn_the_floor_decides(tmp_path: Path) -> None:
     from packaging.requirements import Requirement
 
-    from appdeb.platforms import GUNICORN_REQUIREMENT
+    from appdeb.build.platforms import GUNICORN_REQUIREMENT
 
     proc = cli("build", str(EXAMPLES / "hello"), "--out", str(tmp_path / "out"))
     assert proc.returncode == 0, proc.stderr

@@ -16,8 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from appdeb import repo, signing
 from appdeb.errors import AppdebError
+from appdeb.repo import config as repoconfig
+from appdeb.repo import publish as repo
+from appdeb.repo import serve as reposerve
+from appdeb.repo import signing, store
 from appdeb.runner import run
 
 pytestmark = [
@@ -47,7 +50,7 @@ def make_deb(outdir: Path, name: str, version: str, *, payload: str = "", arch: 
     return out
 
 
-def published_versions(cfg: repo.RepoConfig, name: str = "hello") -> list[str]:
+def published_versions(cfg: repoconfig.RepoConfig, name: str = "hello") -> list[str]:
     """Versions of `name` in the published Packages index (what apt would download)."""
     text = (cfg.root / PACKAGES).read_text()
     stanzas = [dict(ln.split(": ", 1) for ln in st.splitlines() if ": " in ln) for st in text.split("\n\n")]
@@ -63,7 +66,7 @@ def debs(tmp_path: Path) -> Path:
 
 def test_init_creates_key_and_config_and_reinit_keeps_key(tmp_path: Path) -> None:
     root = tmp_path / "repo"
-    cfg = repo.init_repo(root)
+    cfg = repoconfig.init_repo(root)
     try:
         assert len(cfg.key) == 40
         assert signing.secret_fingerprints(cfg.gnupg_home) == [cfg.key]
@@ -75,23 +78,23 @@ def test_init_creates_key_and_config_and_reinit_keeps_key(tmp_path: Path) -> Non
         settings = json.loads((root / "settings.json").read_text())
         assert settings["key"] == cfg.key
         assert (settings["distribution"], settings["component"]) == ("bookworm", "main")
-        again = repo.init_repo(root, keep=3)
+        again = repoconfig.init_repo(root, keep=3)
         assert again.key == cfg.key
         assert again.keep == 3
         assert signing.secret_fingerprints(cfg.gnupg_home) == [cfg.key]
-        assert repo.open_repo(root) == again
+        assert repoconfig.open_repo(root) == again
         with pytest.raises(AppdebError, match="refusing to switch"):
-            repo.init_repo(root, key="0123456789ABCDEF")
+            repoconfig.init_repo(root, key="0123456789ABCDEF")
     finally:
         signing.stop_agent(cfg.gnupg_home)
 
 
-def test_init_imports_existing_secret_key_file(tmp_path: Path, cfg: repo.RepoConfig) -> None:
+def test_init_imports_existing_secret_key_file(tmp_path: Path, cfg: repoconfig.RepoConfig) -> None:
     exported = tmp_path / "secret.asc"
     argv = ["gpg", "--batch", "--armor", "--export-secret-keys", cfg.key]
     out = run(argv, env=signing.gnupg_env(cfg.gnupg_home))
     exported.write_text(out.stdout)
-    other = repo.init_repo(tmp_path / "other", key=str(exported))
+    other = repoconfig.init_repo(tmp_path / "other", key=str(exported))
     try:
         assert other.key == cfg.key
     finally:
@@ -101,14 +104,14 @@ def test_init_imports_existing_secret_key_file(tmp_path: Path, cfg: repo.RepoCon
 def test_default_root_honours_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("APPDEB_REPO", raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-    assert repo.default_root() == tmp_path / "xdg" / "appdeb" / "repo"
+    assert repoconfig.default_root() == tmp_path / "xdg" / "appdeb" / "repo"
     monkeypatch.setenv("APPDEB_REPO", str(tmp_path / "elsewhere"))
-    assert repo.default_root() == tmp_path / "elsewhere"
+    assert repoconfig.default_root() == tmp_path / "elsewhere"
     with pytest.raises(AppdebError, match="not an appdeb repository"):
-        repo.open_repo()
+        repoconfig.open_repo()
 
 
-def test_publish_is_signed_and_lists_the_package(cfg: repo.RepoConfig, debs: Path) -> None:
+def test_publish_is_signed_and_lists_the_package(cfg: repoconfig.RepoConfig, debs: Path) -> None:
     result = repo.publish(cfg, [make_deb(debs, "hello", "1.0-1")])
     assert result.snapshot is not None
     assert result.added == ["hello_1.0-1_all"]
@@ -123,18 +126,18 @@ def test_publish_is_signed_and_lists_the_package(cfg: repo.RepoConfig, debs: Pat
     assert (cfg.public_dir / "pool/main/h/hello/hello_1.0-1_all.deb").is_file()
 
 
-def test_republishing_the_same_file_creates_no_snapshot(cfg: repo.RepoConfig, debs: Path) -> None:
+def test_republishing_the_same_file_creates_no_snapshot(cfg: repoconfig.RepoConfig, debs: Path) -> None:
     deb = make_deb(debs, "hello", "1.0-1")
     repo.publish(cfg, [deb])
-    snaps, hist = repo.snapshots(cfg), repo.history(cfg)
+    snaps, hist = repo.snapshots(cfg), store.history(cfg)
     result = repo.publish(cfg, [deb])
     assert result.snapshot is None
     assert result.unchanged == ["hello_1.0-1_all"]
     assert repo.snapshots(cfg) == snaps
-    assert repo.history(cfg) == hist
+    assert store.history(cfg) == hist
 
 
-def test_same_version_with_different_bytes_is_refused(cfg: repo.RepoConfig, debs: Path) -> None:
+def test_same_version_with_different_bytes_is_refused(cfg: repoconfig.RepoConfig, debs: Path) -> None:
     repo.publish(cfg, [make_deb(debs, "hello", "1.0-1")])
     inrelease = (cfg.public_dir / "dists/bookworm/InRelease").read_bytes()
     snaps = repo.snapshots(cfg)
@@ -149,13 +152,13 @@ def test_same_version_with_different_bytes_is_refused(cfg: repo.RepoConfig, debs
     assert repo.publish(cfg, [v2]).added == ["hello_1.0-2_all"]  # the valid one is still publishable
 
 
-def test_package_for_an_unpublished_architecture_is_refused(cfg: repo.RepoConfig, debs: Path) -> None:
+def test_package_for_an_unpublished_architecture_is_refused(cfg: repoconfig.RepoConfig, debs: Path) -> None:
     with pytest.raises(AppdebError, match="architecture s390x is not published"):
         repo.publish(cfg, [make_deb(debs, "hello", "1.0-1", arch="s390x")])
     assert repo.snapshots(cfg) == []
 
 
-def test_new_version_is_listed_alongside_the_old(cfg: repo.RepoConfig, debs: Path) -> None:
+def test_new_version_is_listed_alongside_the_old(cfg: repoconfig.RepoConfig, debs: Path) -> None:
     repo.publish(cfg, [make_deb(debs, "hello", "1.0-1")])
     result = repo.publish(cfg, [make_deb(debs, "hello", "1.0-2"), make_deb(debs, "other", "2.0-1")])
     assert result.added == ["hello_1.0-2_all", "other_2.0-1_all"]
@@ -163,7 +166,7 @@ def test_new_version_is_listed_alongside_the_old(cfg: repo.RepoConfig, debs: Pat
     assert len(repo.snapshots(cfg)) == 2
 
 
-def test_keep_retains_the_newest_by_debian_version_order(cfg: repo.RepoConfig, debs: Path) -> None:
+def test_keep_retains_the_newest_by_debian_version_order(cfg: repoconfig.RepoConfig, debs: Path) -> None:
     versions = ["1.0-9", "1.0-10", "1.0-11"]  # string order would keep the wrong two
     repo.publish(cfg, [make_deb(debs, "hello", v) for v in versions[:2]], keep=2)
     result = repo.publish(cfg, [make_deb(debs, "hello", versions[2])], keep=2)
@@ -175,7 +178,7 @@ def test_keep_retains_the_newest_by_debian_version_order(cfg: repo.RepoConfig, d
         repo.publish(cfg, [make_deb(debs, "hello", "1.0-9", payload="other bytes")], keep=2)
 
 
-def test_rollback_switches_back_and_later_publishes_build_on_it(cfg: repo.RepoConfig, debs: Path) -> None:
+def test_rollback_switches_back_and_later_publishes_build_on_it(cfg: repoconfig.RepoConfig, debs: Path) -> None:
     repo.publish(cfg, [make_deb(debs, "hello", "1.0-1")])
     repo.publish(cfg, [make_deb(debs, "hello", "1.0-2")])
     first, second = repo.snapshots(cfg)
@@ -185,7 +188,7 @@ def test_rollback_switches_back_and_later_publishes_build_on_it(cfg: repo.RepoCo
     assert repo.published_snapshot(cfg) == first
     assert published_versions(cfg) == ["1.0-1"]
     signing.verify_clearsigned(cfg.key_gpg, cfg.public_dir / "dists/bookworm/InRelease")
-    assert repo.history(cfg)[-1] == entry
+    assert store.history(cfg)[-1] == entry
     # the next publish starts from what is published now, not from the rolled-back state
     result = repo.publish(cfg, [make_deb(debs, "hello", "1.0-3")])
     assert result.added == ["hello_1.0-3_all"]
@@ -209,10 +212,10 @@ def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes, d
         return exc.code, exc.read(), dict(exc.headers)
 
 
-def test_served_index_is_never_stale_after_same_second_republish(cfg: repo.RepoConfig, debs: Path) -> None:
+def test_served_index_is_never_stale_after_same_second_republish(cfg: repoconfig.RepoConfig, debs: Path) -> None:
     repo.publish(cfg, [make_deb(debs, "hello", "1.0-1")])
     inrelease = cfg.public_dir / "dists/bookworm/InRelease"
-    with repo.serve(cfg) as server:
+    with reposerve.serve(cfg) as server:
         status, old, headers = _get(server.url + "dists/bookworm/InRelease")
         assert status == 200
         assert headers["Cache-Control"] == "no-cache"
@@ -248,18 +251,18 @@ def _apt_options(tmp: Path) -> list[str]:
     return [arg for k, v in opts.items() for arg in ("-o", f"{k}={v}")]
 
 
-def _node(tmp: Path, cfg: repo.RepoConfig, url: str) -> list[str]:
+def _node(tmp: Path, cfg: repoconfig.RepoConfig, url: str) -> list[str]:
     """A fake node root: client files written under tmp/etc, Signed-By rewritten to match."""
-    repo.write_client_config(tmp, cfg, url, "appdeb-test")
+    reposerve.write_client_config(tmp, cfg, url, "appdeb-test")
     sources = tmp / "etc/apt/sources.list.d/appdeb-test.sources"
     key = tmp / "etc/apt/keyrings/appdeb-test.asc"
     sources.write_text(sources.read_text().replace("/etc/apt/keyrings/appdeb-test.asc", str(key)))
     return _apt_options(tmp)
 
 
-def test_apt_get_uses_the_served_repo(cfg: repo.RepoConfig, debs: Path, tmp_path: Path) -> None:
+def test_apt_get_uses_the_served_repo(cfg: repoconfig.RepoConfig, debs: Path, tmp_path: Path) -> None:
     repo.publish(cfg, [make_deb(debs, "hello", "1.0-1"), make_deb(debs, "hello", "1.0-2")])
-    with repo.serve(cfg) as server:
+    with reposerve.serve(cfg) as server:
         opts = _node(tmp_path / "node", cfg, server.url)
         run(["apt-get", *opts, "update", "--error-on=any"])
         policy = run(["apt-cache", *opts, "policy", "hello"]).stdout
@@ -271,12 +274,12 @@ def test_apt_get_uses_the_served_repo(cfg: repo.RepoConfig, debs: Path, tmp_path
 
 
 def test_apt_get_rejects_a_repo_signed_with_another_key(
-    cfg: repo.RepoConfig, debs: Path, tmp_path: Path
+    cfg: repoconfig.RepoConfig, debs: Path, tmp_path: Path
 ) -> None:
     repo.publish(cfg, [make_deb(debs, "hello", "1.0-1")])
-    stranger = repo.init_repo(tmp_path / "stranger")
+    stranger = repoconfig.init_repo(tmp_path / "stranger")
     try:
-        with repo.serve(cfg) as server:
+        with reposerve.serve(cfg) as server:
             opts = _node(tmp_path / "node", stranger, server.url)  # trusts the other key only
             proc = run(["apt-get", *opts, "update", "--error-on=any"], check=False)
         assert proc.returncode != 0

@@ -20,9 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from appdeb import namecheck, repo, signing
+from appdeb.build import namecheck
 from appdeb.errors import AppdebError
-from appdeb.reposerve import PIN_PRIORITY, apt_preferences
+from appdeb.repo import config as repoconfig
+from appdeb.repo import publish as repo
+from appdeb.repo import serve as reposerve
+from appdeb.repo import signing, store
+from appdeb.repo.serve import PIN_PRIORITY, apt_preferences
 from appdeb.runner import run
 
 from .test_repo import make_deb, published_versions
@@ -58,7 +62,7 @@ def _agent_running(home: Path) -> bool:
 @pytest.mark.parametrize("how", ["mv", "mv, then repo init", "cp -a, then rm the original", "cp -a, original kept"])
 def test_a_moved_or_copied_root_publishes_into_its_new_path(tmp_path: Path, debs: Path, how: str) -> None:
     a, b = tmp_path / "A", tmp_path / "B"
-    old = repo.init_repo(a, architectures=["amd64"])
+    old = repoconfig.init_repo(a, architectures=["amd64"])
     try:
         repo.publish(old, [make_deb(debs, "hello", "1.0-1")])
         assert _agent_running(old.gnupg_home)  # signing left an agent (socket in A/gnupg or /run/user)
@@ -74,17 +78,17 @@ def test_a_moved_or_copied_root_publishes_into_its_new_path(tmp_path: Path, debs
             if how.endswith("rm the original"):
                 signing.stop_agent(old.gnupg_home)
                 shutil.rmtree(a)
-        new = repo.init_repo(b) if how.endswith("repo init") else repo.open_repo(b)
+        new = repoconfig.init_repo(b) if how.endswith("repo init") else repoconfig.open_repo(b)
         result = repo.publish(new, [make_deb(debs, "hello", "1.0-2")])
         assert result.added == ["hello_1.0-2_all"]
         assert published_versions(new) == ["1.0-1", "1.0-2"]
         assert json.loads(new.conf.read_text())["rootDir"] == str(b)
         assert new.key == old.key
         signing.verify_clearsigned(trusted, b / "public/dists/bookworm/InRelease")
-        assert [e.added for e in repo.history(new)] == [["hello_1.0-1_all"], ["hello_1.0-2_all"]]
+        assert [e.added for e in store.history(new)] == [["hello_1.0-1_all"], ["hello_1.0-2_all"]]
         if how == "cp -a, original kept":
             assert _tree(old.public_dir) == a_tree  # the original is untouched
-            assert [e.added for e in repo.history(old)] == [["hello_1.0-1_all"]]
+            assert [e.added for e in store.history(old)] == [["hello_1.0-1_all"]]
         else:
             assert not a.exists()  # nothing recreated the old path
             assert not _agent_running(old.gnupg_home)  # and the old path's agent is gone
@@ -113,21 +117,21 @@ def _tree(public: Path) -> dict[str, bytes]:
     return {str(p.relative_to(public)): p.read_bytes() for p in sorted(public.rglob("*")) if p.is_file()}
 
 
-def test_open_repo_leaves_a_current_aptly_conf_alone_and_rederives_an_edited_one(cfg: repo.RepoConfig) -> None:
+def test_open_repo_leaves_a_current_aptly_conf_alone_and_rederives_an_edited_one(cfg: repoconfig.RepoConfig) -> None:
     before = cfg.conf.stat()
-    assert repo.open_repo(cfg.root) == cfg
+    assert repoconfig.open_repo(cfg.root) == cfg
     assert cfg.conf.stat().st_mtime_ns == before.st_mtime_ns and cfg.conf.stat().st_ino == before.st_ino
     rendered = cfg.conf.read_text()
     cfg.conf.write_text(rendered.replace(str(cfg.root), "/elsewhere"))
-    repo.open_repo(cfg.root)
+    repoconfig.open_repo(cfg.root)
     assert cfg.conf.read_text() == rendered
 
 
 # --- the pin over Debian's archive ---------------------------------------------------------------
 
 
-def test_client_config_files(cfg: repo.RepoConfig, tmp_path: Path) -> None:
-    files = repo.client_config(cfg, "http://127.0.0.1:8080/", "myapps")
+def test_client_config_files(cfg: repoconfig.RepoConfig, tmp_path: Path) -> None:
+    files = reposerve.client_config(cfg, "http://127.0.0.1:8080/", "myapps")
     assert files.pop("/etc/apt/preferences.d/myapps.pref") == apt_preferences(cfg, "myapps")
     assert set(files) == {"/etc/apt/keyrings/myapps.asc", "/etc/apt/sources.list.d/myapps.sources"}
     assert files["/etc/apt/keyrings/myapps.asc"] == cfg.key_asc.read_text()
@@ -135,13 +139,13 @@ def test_client_config_files(cfg: repo.RepoConfig, tmp_path: Path) -> None:
         "Types: deb\nURIs: http://127.0.0.1:8080/\nSuites: bookworm\nComponents: main\n"
         "Signed-By: /etc/apt/keyrings/myapps.asc\n"
     )
-    written = repo.write_client_config(tmp_path / "node", cfg, "http://127.0.0.1:8080/", "myapps")
+    written = reposerve.write_client_config(tmp_path / "node", cfg, "http://127.0.0.1:8080/", "myapps")
     assert sorted(p.relative_to(tmp_path / "node").as_posix() for p in written) == [
         "etc/apt/keyrings/myapps.asc", "etc/apt/preferences.d/myapps.pref", "etc/apt/sources.list.d/myapps.sources"]
     assert all(p.stat().st_mode & 0o777 == 0o644 for p in written)
 
 
-def test_release_carries_the_origin_and_label_the_pin_names(cfg: repo.RepoConfig, debs: Path) -> None:
+def test_release_carries_the_origin_and_label_the_pin_names(cfg: repoconfig.RepoConfig, debs: Path) -> None:
     release = cfg.public_dir / "dists/bookworm/Release"
     for version in ("1.0-1", "1.0-2"):  # publish snapshot, then publish switch
         repo.publish(cfg, [make_deb(debs, "hello", version)])
@@ -160,12 +164,12 @@ def test_release_carries_the_origin_and_label_the_pin_names(cfg: repo.RepoConfig
 
 @pytest.mark.parametrize("field", ["origin", "label"])
 @pytest.mark.parametrize("value", ["a,l=x", "x\nPin-Priority: 1001", "a b", ""])
-def test_origin_and_label_must_be_plain_names(cfg: repo.RepoConfig, field: str, value: str) -> None:
+def test_origin_and_label_must_be_plain_names(cfg: repoconfig.RepoConfig, field: str, value: str) -> None:
     with pytest.raises(AppdebError, match="invalid name"):
-        repo.client_config(replace(cfg, **{field: value}), "http://127.0.0.1/", "apps")
+        reposerve.client_config(replace(cfg, **{field: value}), "http://127.0.0.1/", "apps")
     with pytest.raises(AppdebError, match="invalid name"):
-        repo.init_repo(cfg.root, **{field: value})
-    assert repo.open_repo(cfg.root) == cfg  # the refused init changed nothing
+        repoconfig.init_repo(cfg.root, **{field: value})
+    assert repoconfig.open_repo(cfg.root) == cfg  # the refused init changed nothing
 
 
 def _archive(tmp: Path, debs: Path, version: str) -> Path:
@@ -183,10 +187,10 @@ def _archive(tmp: Path, debs: Path, version: str) -> Path:
     return archive
 
 
-def _node(tmp: Path, cfg: repo.RepoConfig, archive: Path) -> list[str]:
+def _node(tmp: Path, cfg: repoconfig.RepoConfig, archive: Path) -> list[str]:
     """Throw-away apt dirs: the repository as configured by client_config (file://), plus the archive."""
     etc = tmp / "etc/apt"
-    repo.write_client_config(tmp, cfg, f"file://{cfg.public_dir}", "appdeb-test")
+    reposerve.write_client_config(tmp, cfg, f"file://{cfg.public_dir}", "appdeb-test")
     sources = etc / "sources.list.d/appdeb-test.sources"
     sources.write_text(sources.read_text().replace("/etc/apt/keyrings/", f"{etc}/keyrings/"))
     (etc / "sources.list.d/archive.sources").write_text(
@@ -205,7 +209,7 @@ def _candidate(opts: list[str], *extra: str) -> str:
 
 
 def test_apt_takes_the_repository_version_over_a_higher_archive_one(
-    cfg: repo.RepoConfig, debs: Path, tmp_path: Path
+    cfg: repoconfig.RepoConfig, debs: Path, tmp_path: Path
 ) -> None:
     repo.publish(cfg, [make_deb(debs, "hello", "1.0-1"), make_deb(debs, "hello", "1.0-2")])
     node = tmp_path / "node"

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from appdeb import vendor
+from appdeb.build import vendor
+from appdeb.build.plan import make_plan
+from appdeb.build.validate import load_spec
 from appdeb.errors import AppdebError
-from appdeb.plan import make_plan
-from appdeb.validate import load_spec
 
 from ..conftest import EXAMPLES
 

@@ -1,0 +1,1 @@
+"""What `appdeb build` does: app.yaml → a checked spec → a plan → vendored libraries → a .deb."""

@@ -1,0 +1,90 @@
+"""build_step: run the app's `commands.build` in a copy of the app, in the environment its commands get.
+
+Generated files (Django's collectstatic, compiled assets) are made by the build, not committed: the
+command runs like `appdeb run` runs a command — the vendored libraries and the app's paths on
+PYTHONPATH, their console scripts and `python3` on PATH, the app's variables — but with build-time
+values (this build's package, instance, version and port; state, settings and secret in a throw-away
+directory) and never in the checkout: in a copy, which is then what ships. The build stays
+reproducible: SOURCE_DATE_EPOCH is the package's, hash seeds are fixed and stage() gives every file
+one mtime; a failure stops the build with the command's last lines before any .deb is written.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from appdeb.build.paths_in_app import app_dir_path
+from appdeb.build.plan import BuildPlan
+from appdeb.build.render import runtime_config
+from appdeb.build.spec import BUILD_COMMAND
+from appdeb.build.stage import build_inputs
+from appdeb.dev.env import runtime_paths, write_runtime
+from appdeb.errors import AppdebError, CommandError
+from appdeb.runner import run, which
+
+TAIL_LINES = 30  # of the command's output, in the error
+# Not a secret: the build step has no instance yet; an app that reads APPDEB_SECRET_FILE at import
+# time (Django's SECRET_KEY) finds a value, the same in every build, and it is never shipped.
+BUILD_SECRET = "appdeb-build-step-placeholder-not-a-secret\n"
+
+
+def run_build_step(plan: BuildPlan, lib: Path, work: Path) -> Path:
+    """Copy the app into work/app, run commands.build there and return that copy (the tree to ship)."""
+    command = plan.spec.command(BUILD_COMMAND)
+    assert command is not None
+    python = _interpreter(plan.python_version)
+    copy = work / "app"
+    copy_app(plan.spec.app_dir, plan.spec.exclude, copy)
+    root = _environment(plan, lib, copy, work / "env", python)
+    env = {"SOURCE_DATE_EPOCH": str(plan.source_date_epoch), "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
+    argv = [python, "-I", str(root / "appdeb" / "run.py"), str(root), "run", BUILD_COMMAND]
+    try:
+        run(argv, cwd=copy, env=env, input="")
+    except CommandError as exc:
+        tail = "\n".join(exc.output.rstrip().splitlines()[-TAIL_LINES:])
+        raise AppdebError(f"commands.build failed (exit {exc.returncode}): {command}\n{tail}".rstrip()) from None
+    _check_static(plan, copy)
+    return copy
+
+
+def copy_app(app_dir: Path, excludes: tuple[str, ...], dest: Path) -> None:
+    """The checkout's files as the build step may read them (build_inputs), links kept as links."""
+    dest.mkdir(parents=True)
+    for rel in build_inputs(app_dir, excludes):
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(app_dir / rel, dest / rel, follow_symlinks=False)
+
+
+def _interpreter(python_version: str) -> str:
+    """A python of the target version: the vendored binary wheels import only there."""
+    if python_version == "{}.{}".format(*sys.version_info[:2]):
+        return sys.executable
+    found = which(f"python{python_version}")
+    if found is None:
+        raise AppdebError(f"commands.build runs with the libraries vendored for python {python_version}, "
+                          f"but python{python_version} is not installed here (install it, or build with --python "
+                          "{}.{})".format(*sys.version_info[:2]))
+    return found
+
+
+def _environment(plan: BuildPlan, lib: Path, copy: Path, root: Path, python: str) -> Path:
+    """A runtime root like `appdeb run`'s (.appdeb/dev), for this build: the runtime, app.json, scripts."""
+    var = root / "var"
+    paths = runtime_paths(var, etc=var / "etc", settings=var / "etc" / "settings.env", launcher="appdeb build")
+    Path(paths["etc"]).mkdir(parents=True, exist_ok=True)
+    Path(paths["secret"]).write_text(BUILD_SECRET)
+    Path(paths["secret"]).chmod(0o600)
+    write_runtime(root, {**runtime_config(plan), "paths": paths}, app=copy, lib=lib, python=python)
+    return root
+
+
+def _check_static(plan: BuildPlan, copy: Path) -> None:
+    """static.dir may be the build's output: now it must be there, a directory inside the app."""
+    static = plan.spec.static
+    if static is None:
+        return
+    problem = app_dir_path(copy, static.dir)
+    if problem:
+        raise AppdebError(f"static.dir: after commands.build, {problem} (the build command must create it)")

@@ -1,0 +1,188 @@
+"""build: the pipeline parse → validate → plan → vendor → render → stage → assemble, with a no-change fast path."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from appdeb import __version__
+from appdeb.build.plan import BuildPlan, make_plan, with_vendor
+from appdeb.build.shipped import shipped_sources, template_dir
+from appdeb.build.spec import BUILD_COMMAND, AppSpec
+from appdeb.build.stage import app_files, build_inputs
+from appdeb.build.validate import load_spec
+from appdeb.progress import Reporter, quiet
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """How to build, as given on the command line."""
+
+    instance: str | None = None
+    build_number: int = 1
+    out_dir: Path = Path("dist")
+    vcs: str | None = None
+    python_version: str = "{}.{}".format(*sys.version_info[:2])
+    compression: str = "zstd"
+    source_date_epoch: int | None = None
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What happened: the .deb written (or found unchanged) and its identity."""
+
+    deb: Path
+    package: str
+    version: str
+    architecture: str
+    sha256: str
+    size: int
+    reused: bool
+    warnings: tuple[str, ...] = ()  # for stderr, not in as_json(); found when built, not repeated on reuse
+    port: int | None = None  # the instance's web port on 127.0.0.1
+
+    def as_json(self) -> dict[str, object]:
+        return {"deb": str(self.deb), "package": self.package, "version": self.version,
+                "architecture": self.architecture, "sha256": self.sha256, "size": self.size, "reused": self.reused,
+                "port": self.port}
+
+
+def default_epoch(app_dir: Path, spec: AppSpec) -> int:
+    """SOURCE_DATE_EPOCH if set, else the newest mtime among the app's files: stable for one checkout."""
+    env = os.environ.get("SOURCE_DATE_EPOCH")
+    if env:
+        return int(env)
+    mtimes = [int((app_dir / rel).lstat().st_mtime) for rel in _inputs(app_dir, spec)]
+    return max(mtimes, default=0)
+
+
+def _inputs(app_dir: Path, spec: AppSpec) -> Iterator[Path]:
+    """The files the .deb is made from: those that ship, and with a build step also the excluded
+    ones it may read (its output is derived from them, so they decide whether anything changed)."""
+    if spec.command(BUILD_COMMAND) is not None:
+        return build_inputs(app_dir, spec.exclude)
+    return app_files(app_dir, spec.exclude)
+
+
+def build(app_dir: Path, options: BuildOptions, report: Reporter = quiet) -> BuildResult:
+    """Build one package; returns quickly with the existing .deb when nothing changed."""
+    app_dir = app_dir.resolve()
+    spec = load_spec(app_dir)
+    epoch = options.source_date_epoch if options.source_date_epoch is not None else default_epoch(
+        app_dir, spec)
+    plan = make_plan(spec, instance=options.instance, build_number=options.build_number, vcs=options.vcs,
+                     python_version=options.python_version, compression=options.compression,
+                     source_date_epoch=epoch)
+    out_dir = options.out_dir.resolve()
+    fingerprint = _fingerprint(plan, options)
+    reused = _reuse(out_dir, plan.package, fingerprint)
+    if reused:  # no name lookup: it was done when this .deb was built, and costs up to ~1 s
+        return replace(reused, port=_port(plan))
+    return replace(_build_checking_name(plan, app_dir, out_dir, fingerprint, report), port=_port(plan))
+
+
+def _port(plan: BuildPlan) -> int | None:
+    """Where the instance's web process listens on 127.0.0.1 (None without a web process)."""
+    return plan.port if plan.web_unit else None
+
+
+def _build_checking_name(plan: BuildPlan, app_dir: Path, out_dir: Path, fingerprint: str,
+                         report: Reporter) -> BuildResult:
+    """_build, with the package name looked up in the host's apt sources alongside (namecheck)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from appdeb.build.namecheck import name_warnings
+
+    with ThreadPoolExecutor(1) as pool:  # apt-cache needs ~1 s where no pkgcache.bin is kept
+        warnings = pool.submit(name_warnings, plan.package)
+        result = _build(plan, app_dir, out_dir, fingerprint, report)
+        return replace(result, warnings=tuple(warnings.result()))
+
+
+def _build(plan: BuildPlan, app_dir: Path, out_dir: Path, fingerprint: str, report: Reporter) -> BuildResult:
+    """The real work, only when something changed (its modules are imported only then)."""
+    from appdeb.build.assemble import assemble, sha256_of
+    from appdeb.build.entrypoints import console_scripts
+    from appdeb.build.render import render
+    from appdeb.build.stage import refuse_build_paths, requirement_files, stage
+    from appdeb.build.vendor import cache_root, vendor
+
+    report(f"vendoring {len(plan.requirements)} requirements for python {plan.python_version}")
+    vendored = vendor(plan.requirements, plan.python_version, app_dir)
+    plan = with_vendor(plan, binary_dists=vendored.binary_dists, vendored=vendored.dists,
+                       console_scripts=console_scripts(vendored.lib))
+    files = render(plan)
+    with tempfile.TemporaryDirectory(prefix="appdeb-stage-") as tmp:
+        shipped = plan
+        if plan.spec.command(BUILD_COMMAND) is not None:
+            from appdeb.build.build_step import run_build_step
+
+            report(f"running commands.build: {plan.spec.command(BUILD_COMMAND)}")
+            copy = run_build_step(plan, vendored.lib, Path(tmp) / "build")
+            shipped = replace(plan, spec=replace(plan.spec, app_dir=copy))  # the copy, after the command
+        report("staging")
+        tree = Path(tmp) / "pkg"
+        stage(shipped, vendored.lib, files, tree)
+        refuse_build_paths(tree, [tmp, str(tree), str(app_dir), str(cache_root()), str(out_dir)],
+                           requirement_files(plan))
+        report(f"compressing ({plan.compression})")
+        deb = assemble(plan, tree, out_dir)
+    result = BuildResult(deb, plan.package, plan.version, plan.architecture, sha256_of(deb), deb.stat().st_size,
+                         reused=False)
+    _remember(out_dir, plan.package, fingerprint, result)
+    return result
+
+
+def _fingerprint(plan: BuildPlan, options: BuildOptions) -> str:
+    """Everything the .deb depends on: appdeb itself, templates, options and every app file's bytes."""
+    h = hashlib.sha256()
+    h.update(f"{__version__}\0{plan.package}\0{plan.version}\0{plan.python_version}\0{plan.compression}\0"
+             f"{plan.source_date_epoch}\0{options.instance}".encode())
+    for name, source in shipped_sources().items():
+        h.update(name.encode() + b"\0" + source)
+    for path in sorted(template_dir().iterdir()):
+        h.update(path.name.encode() + path.read_bytes())
+    for rel in _inputs(plan.spec.app_dir, plan.spec):
+        full = plan.spec.app_dir / rel
+        h.update(str(rel).encode() + b"\0" + (os.readlink(full).encode() if full.is_symlink() else full.read_bytes()))
+    return h.hexdigest()
+
+
+def _state_file(out_dir: Path, package: str) -> Path:
+    return out_dir / ".appdeb-state" / f"{package}.json"
+
+
+def _reuse(out_dir: Path, package: str, fingerprint: str) -> BuildResult | None:
+    try:
+        state = json.loads(_state_file(out_dir, package).read_text())
+    except (OSError, ValueError):
+        return None
+    deb = out_dir / state["deb"]
+    try:
+        st = deb.stat()
+    except OSError:
+        return None
+    if state["fingerprint"] != fingerprint or st.st_size != state["size"] or st.st_mtime_ns != state["mtime_ns"]:
+        return None
+    return BuildResult(deb, state["package"], state["version"], state["architecture"], state["sha256"],
+                       st.st_size, reused=True)
+
+
+def _remember(out_dir: Path, package: str, fingerprint: str, result: BuildResult) -> None:
+    path = _state_file(out_dir, package)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"fingerprint": fingerprint, "deb": result.deb.name, "package": result.package,
+            "version": result.version, "architecture": result.architecture, "sha256": result.sha256,
+            "size": result.size, "mtime_ns": result.deb.stat().st_mtime_ns}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+__all__ = ["BuildOptions", "BuildResult", "build"]

@@ -1,0 +1,210 @@
+"""stage: lay out the package tree on disk — the app, the vendored libraries, the rendered files."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import shutil
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+from appdeb.build.plan import BuildPlan
+from appdeb.errors import AppdebError
+
+if TYPE_CHECKING:
+    from appdeb.build.render import RenderedFile
+
+DEFAULT_EXCLUDES = (".git", ".hg", ".svn", ".appdeb", "dist", "__pycache__", "*.pyc", "*.pyo", ".venv",
+                    "venv", ".tox", ".pytest_cache", ".mypy_cache", ".ruff_cache", "*.deb", "*.swp", ".DS_Store")
+
+
+def app_files(app_dir: Path, excludes: tuple[str, ...]) -> Iterator[Path]:
+    """The app's files to ship, relative to app_dir, in sorted order (excluded names pruned).
+
+    Only regular files and symbolic links ship: reading a FIFO would hang the build forever and a
+    device or socket has no content to package, so such an entry is an error naming its path.
+    """
+    yield from _walk(app_dir, (*DEFAULT_EXCLUDES, *excludes), ())
+
+
+def build_inputs(app_dir: Path, excludes: tuple[str, ...]) -> Iterator[Path]:
+    """What a build step sees: the app's files, also those `exclude:` keeps out of the package (the
+    sources a build turns into shipped files); only DEFAULT_EXCLUDES (.git, .venv, dist …) stay out.
+    A FIFO, socket or device is skipped where `exclude:` names it, refused otherwise, as in app_files."""
+    yield from _walk(app_dir, DEFAULT_EXCLUDES, excludes)
+
+
+def _walk(app_dir: Path, prune: tuple[str, ...], skip_special: tuple[str, ...]) -> Iterator[Path]:
+    for dirpath, dirnames, filenames in os.walk(app_dir):
+        rel_dir = Path(dirpath).relative_to(app_dir)
+        dirnames[:] = sorted(d for d in dirnames if not _excluded(rel_dir / d, prune))
+        for name in sorted(filenames):
+            rel = rel_dir / name
+            if _excluded(rel, prune):
+                continue
+            if skip_special and _special(Path(dirpath, name)) and any(
+                    _excluded(Path(*rel.parts[: i + 1]), skip_special) for i in range(len(rel.parts))):
+                continue
+            _refuse_special(Path(dirpath, name))
+            yield rel
+
+
+def _special(path: Path) -> bool:
+    mode = path.lstat().st_mode
+    return not (stat.S_ISREG(mode) or stat.S_ISLNK(mode))
+
+
+def _refuse_special(path: Path) -> None:
+    mode = path.lstat().st_mode
+    if stat.S_ISREG(mode) or stat.S_ISLNK(mode):
+        return
+    kind = "FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device or special file"
+    raise AppdebError(f"{path} is a {kind}, not a regular file: remove it from the app, or add it to "
+                      "app.yaml's 'exclude:'")
+
+
+def _excluded(rel: Path, patterns: tuple[str, ...]) -> bool:
+    text = rel.as_posix()
+    return any(fnmatch.fnmatch(rel.name, p) or fnmatch.fnmatch(text, p.rstrip("/")) for p in patterns)
+
+
+def stage(plan: BuildPlan, lib: Path, files: dict[str, RenderedFile], dest: Path) -> None:
+    """Write the whole package tree under dest (which must be empty)."""
+    app_root = dest / plan.paths.app[1:]
+    for rel in app_files(plan.spec.app_dir, plan.spec.exclude):
+        target = app_root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(plan.spec.app_dir / rel, target, follow_symlinks=False)
+    _link_tree(lib, dest / plan.paths.lib[1:])
+    for rel_path, rendered in files.items():
+        target = dest / rel_path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(rendered.content)
+        target.chmod(rendered.mode)
+    normalize(dest, plan.source_date_epoch)
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    """Hard-link the cached library tree (copy across filesystems): cheap on a warm build.
+
+    Byte-code is skipped: `appdeb serve` runs from the same cache and Python writes it there.
+    """
+    def link(s: str, d: str) -> None:
+        try:
+            os.link(s, d)
+        except OSError:
+            shutil.copy2(s, d)
+    shutil.copytree(src, dst, copy_function=link, symlinks=True,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+
+
+def normalize(root: Path, epoch: int) -> None:
+    """Modes 0755/0644 and one timestamp everywhere, whatever the checkout or umask produced.
+
+    The root too: it is the package's "./" entry, and a umask of 077 would make it 0700.
+    """
+    os.chmod(root, 0o755)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path):
+                os.utime(path, (epoch, epoch), follow_symlinks=False)
+                continue
+            mode = os.stat(path).st_mode
+            os.chmod(path, 0o755 if mode & 0o111 else 0o644)
+            os.utime(path, (epoch, epoch))
+        for name in dirnames:
+            path = os.path.join(dirpath, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o755)
+    for dirpath, dirnames, _ in os.walk(root, topdown=False):
+        for name in dirnames:
+            os.utime(os.path.join(dirpath, name), (epoch, epoch), follow_symlinks=False)
+    os.utime(root, (epoch, epoch))
+
+
+@dataclass(frozen=True)
+class BuildPathHit:
+    """A build-machine path found in the package tree: where, and which one."""
+
+    path: str  # relative to the package root
+    line: int  # 1-based; 0 for a symbolic link's target
+    needle: str
+
+    def __str__(self) -> str:
+        where = f"{self.path} (symbolic link)" if self.line == 0 else f"{self.path}:{self.line}"
+        return f"{where}: {self.needle!r}"
+
+
+MAX_HITS = 200  # enough to show and count; a tree full of them need not be scanned to the end
+
+
+def comment_free(data: bytes) -> bytes:
+    """A requirements file with its comments blanked, lines kept: what pip reads of it.
+
+    `uv pip compile -o /abs/path` and pip-compile write the command line and `# via` notes there;
+    the installer ignores them and nothing on the node reads them, so they cannot leak or break.
+    """
+    return b"\n".join(re.sub(rb"(^|\s)#.*$", b"", line) for line in data.split(b"\n"))
+
+
+def find_build_paths(root: Path, needles: list[str], comments_ok: frozenset[str] = frozenset()) -> list[BuildPathHit]:
+    """Every line of the tree that still mentions a build-machine path (it would break or leak on the node).
+
+    comments_ok: requirements files (relative to root) whose comment text is not checked.
+    """
+    raw = sorted({n for n in needles if n and n != "/"}, key=len, reverse=True)
+    hits: list[BuildPathHit] = []
+    for dirpath, _, filenames in os.walk(root):
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            rel = str(path.relative_to(root))
+            link = path.is_symlink()
+            data = os.readlink(path).encode() if link else path.read_bytes()
+            if rel in comments_ok:
+                data = comment_free(data)
+            hits.extend(BuildPathHit(rel, 0 if link else line, needle) for line, needle in _file_hits(data, raw))
+            if len(hits) >= MAX_HITS:
+                return sorted(hits, key=lambda h: (h.path, h.line))
+    return sorted(hits, key=lambda h: (h.path, h.line))
+
+
+def _file_hits(data: bytes, needles: list[str]) -> list[tuple[int, str]]:
+    """(line, needle) per line that contains one; needles come longest first, so a directory found
+    inside a longer match (the stage dir inside the package root's path) is not reported twice."""
+    spans: list[tuple[int, int]] = []
+    found: dict[tuple[int, str], None] = {}
+    for needle in needles:
+        raw = needle.encode()
+        at = data.find(raw)
+        while at != -1:
+            if not any(start <= at < end for start, end in spans):
+                spans.append((at, at + len(raw)))
+                found[(data.count(b"\n", 0, at) + 1, needle)] = None
+            at = data.find(raw, at + 1)
+    return sorted(found)
+
+
+def refuse_build_paths(root: Path, needles: list[str], comments_ok: frozenset[str] = frozenset()) -> None:
+    """Stop the build, naming each file:line and the path found there, before a .deb is written."""
+    hits = find_build_paths(root, needles, comments_ok)
+    if hits:
+        files = len({h.path for h in hits})
+        shown = "\n  ".join(str(h) for h in hits[:20])
+        more = f"\n  … and {len(hits) - 20} more" if len(hits) > 20 else ""
+        count = f"{'at least ' if len(hits) >= MAX_HITS else ''}{len(hits)} lines in {files} files"
+        raise AppdebError(f"build paths would end up in the package ({count}):\n  "
+                          f"{shown}{more}\nremove them from the app (or exclude the files in app.yaml's 'exclude:')")
+
+
+def requirement_files(plan: BuildPlan) -> frozenset[str]:
+    """Package paths of the app's requirements files: the one require.pip names and the *.txt/*.in
+    files it includes; their comments are the resolver's notes (see comment_free)."""
+    req = plan.spec.require
+    included = [p for p in req.included if p.endswith((".txt", ".in"))]
+    names = [req.pip_file, *included] if req.pip_file else included
+    return frozenset(str(PurePosixPath(plan.paths.app[1:], name)) for name in names)

@@ -1,0 +1,205 @@
+"""vendor: install the app's Python requirements for the target Python into a content-keyed cache.
+
+The cache key covers everything that decides the result, so a warm build copies a finished
+tree instead of resolving again; the installer keeps its own wheel cache under the same root.
+uv is the installer when it is there; otherwise pip (Debian's python3-pip, for the packaged
+appdeb) makes the same tree from wheels, asked for the same target as uv's --python-platform.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import importlib.util
+import io
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from appdeb.build.requirements import absolute, included_files
+from appdeb.errors import AppdebError, CommandError
+from appdeb.runner import run, which
+
+RECIPE = "vendor-2"  # bump when the way trees are made changes
+TOOLS = ("uv", "pip")
+TOOL_ENV = "APPDEB_VENDOR_TOOL"  # uv | pip; unset: uv when installed, else pip
+GLIBC_MINOR = 36  # Debian 12's glibc: manylinux_2_36 and every older manylinux tag install there
+
+
+@dataclass(frozen=True)
+class VendorResult:
+    """A finished library tree in the cache and what it contains."""
+
+    lib: Path
+    key: str
+    dists: tuple[str, ...]  # name==version
+    binary_dists: tuple[str, ...]  # those whose wheels are not pure Python
+
+
+def cache_root() -> Path:
+    base = os.environ.get("APPDEB_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "appdeb")
+    return Path(base)
+
+
+def python_platform() -> str:
+    """The wheel platform of a Debian 12 node of this machine's architecture (glibc 2.36)."""
+    return f"{platform.machine()}-manylinux_2_{GLIBC_MINOR}"
+
+
+def pip_platforms() -> list[str]:
+    """python_platform() as pip's --platform values: pip takes tags literally, so every manylinux tag
+    a Debian 12 node accepts is named, newest first (pip prefers earlier ones, as uv prefers newer)."""
+    arch = platform.machine()
+    tags = [f"manylinux_2_{minor}_{arch}" for minor in range(GLIBC_MINOR, 4, -1)]
+    return [*tags, f"manylinux2014_{arch}", f"manylinux2010_{arch}", f"manylinux1_{arch}"]
+
+
+def installer() -> tuple[str, str]:
+    """(tool, program): uv when installed (or forced with APPDEB_VENDOR_TOOL=uv), else pip."""
+    forced = os.environ.get(TOOL_ENV, "")
+    if forced and forced not in TOOLS:
+        raise AppdebError(f"{TOOL_ENV}={forced!r}: allowed values are {', '.join(TOOLS)}")
+    uv = which("uv") or str(Path(sys.executable).with_name("uv"))
+    if forced != "pip" and Path(uv).exists():
+        return "uv", uv
+    if forced == "uv":
+        raise AppdebError(f"{TOOL_ENV}=uv, but uv is not installed (pip install uv)")
+    if importlib.util.find_spec("pip") is None:
+        raise AppdebError("uv or pip is needed to vendor Python requirements "
+                          "(pip install uv, or apt-get install python3-pip)")
+    return "pip", sys.executable
+
+
+def cache_key(requirements: tuple[str, ...], python_version: str, app_dir: Path, tool: str = "uv") -> str:
+    h = hashlib.sha256()
+    for part in (RECIPE, tool, python_version, python_platform(), *requirements):
+        h.update(part.encode() + b"\0")
+    for req in requirements:  # a local path requirement changes with its content
+        if req.startswith((".", "/")) and (app_dir / req).exists():
+            h.update(_tree_digest(app_dir / req).encode())
+    for inc in included_files(app_dir, requirements):  # and so does a file pulled in by -r/-c
+        if (app_dir / inc.path).is_file():
+            h.update(inc.path.encode() + b"\0" + (app_dir / inc.path).read_bytes())
+    return h.hexdigest()[:32]
+
+
+def _tree_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for f in files:
+        h.update(str(f.relative_to(path.parent)).encode() + f.read_bytes())
+    return h.hexdigest()
+
+
+def vendor(requirements: tuple[str, ...], python_version: str, app_dir: Path) -> VendorResult:
+    """Return the cached tree for these requirements, building it first if needed."""
+    tool, program = installer() if requirements else ("uv", "")
+    key = cache_key(requirements, python_version, app_dir, tool)
+    dest = cache_root() / "vendor" / key
+    meta = dest / "meta.json"
+    if meta.is_file():
+        data = json.loads(meta.read_text())
+        return VendorResult(dest / "lib", key, tuple(data["dists"]), tuple(data["binary"]))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=dest.parent))
+    try:
+        lib = tmp / "lib"
+        lib.mkdir()
+        if requirements:
+            _install(requirements, python_version, app_dir, lib, tmp, (tool, program))
+        dists, binary = _inspect(lib)
+        (tmp / "meta.json").write_text(json.dumps({"dists": dists, "binary": binary}, indent=1))
+        try:
+            tmp.rename(dest)
+        except OSError:  # another build finished the same key first
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return vendor(requirements, python_version, app_dir)
+
+
+def _install(requirements: tuple[str, ...], python_version: str, app_dir: Path, lib: Path, tmp: Path,
+             tool: tuple[str, str]) -> None:
+    reqfile = tmp / "requirements.txt"
+    reqfile.write_text("\n".join(absolute(requirements, app_dir)) + "\n")
+    argv = _uv_argv(tool[1], python_version) if tool[0] == "uv" else _pip_argv(tool[1], python_version)
+    try:
+        run([*argv, "--target", str(lib), "-r", str(reqfile)], cwd=app_dir,
+            env={"UV_NO_PROGRESS": "1", "UV_PYTHON_DOWNLOADS": "never", "PIP_NO_INPUT": "1"})
+    except CommandError as exc:
+        hint = ("\n(without uv, appdeb installs wheels only: a requirement without a wheel for "
+                f"{python_platform()} needs uv, pip install uv)") if tool[0] == "pip" else ""
+        raise AppdebError(f"could not install the Python requirements:\n{exc.output.strip()}{hint}") from None
+    tidy(lib)
+
+
+def tidy(lib: Path) -> None:
+    """Leave only what the node uses, the same whichever installer ran (uv's and pip's trees differ
+    only in bookkeeping): console scripts carry the build interpreter's path (the runtime starts
+    everything via python3 -m), direct_url.json records build-machine paths, REQUESTED and uv's
+    .lock describe the build, INSTALLER names the tool; each RECORD then lists exactly what ships."""
+    shutil.rmtree(lib / "bin", ignore_errors=True)
+    (lib / ".lock").unlink(missing_ok=True)
+    for info in sorted(lib.glob("*.dist-info")):
+        for name in ("direct_url.json", "REQUESTED"):
+            (info / name).unlink(missing_ok=True)
+        (info / "INSTALLER").write_text("appdeb\n")
+        if (info / "RECORD").is_file():
+            _rewrite_record(lib, info / "RECORD")
+
+
+def _rewrite_record(lib: Path, record: Path) -> None:
+    """RECORD rows for the files that are still there (rehashed where tidy changed them), sorted."""
+    rows = {}
+    for row in csv.reader(io.StringIO(record.read_text(encoding="utf-8"))):
+        if not row:
+            continue
+        path = os.path.normpath(row[0])
+        if path.startswith("..") or path == os.path.relpath(record, lib) or not (lib / path).is_file():
+            continue
+        rows[path] = row[1:3] if len(row) >= 3 else ["", ""]
+    for path in rows:
+        if path.endswith(".dist-info/INSTALLER"):
+            data = (lib / path).read_bytes()
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            rows[path] = [f"sha256={digest}", str(len(data))]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerows([path, *rows[path]] for path in sorted(rows))
+    writer.writerow([os.path.relpath(record, lib), "", ""])
+    record.write_text(out.getvalue(), encoding="utf-8")
+
+
+def _uv_argv(uv: str, python_version: str) -> list[str]:
+    return [uv, "pip", "install", "--quiet", "--python", sys.executable, "--python-version", python_version,
+            "--python-platform", python_platform(), "--link-mode", "copy", "--no-compile",
+            "--cache-dir", str(cache_root() / "uv")]
+
+
+def _pip_argv(python: str, python_version: str) -> list[str]:
+    """pip for the target, not for this interpreter: wheels only (pip cannot build an sdist for another
+    platform), the node's tags, no byte-code; the index is whatever pip's configuration says."""
+    abi = "cp" + python_version.replace(".", "")
+    platforms = [arg for tag in pip_platforms() for arg in ("--platform", tag)]
+    return [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-warn-script-location",
+            "--only-binary=:all:", *platforms, "--python-version", python_version, "--implementation", "cp",
+            "--abi", abi, "--no-compile", "--cache-dir", str(cache_root() / "pip")]
+
+
+def _inspect(lib: Path) -> tuple[list[str], list[str]]:
+    dists, binary = [], []
+    for info in sorted(lib.glob("*.dist-info")):
+        name, _, version = info.name[: -len(".dist-info")].partition("-")
+        dists.append(f"{name}=={version}")
+        wheel = info / "WHEEL"
+        if wheel.is_file() and "Root-Is-Purelib: false" in wheel.read_text():
+            binary.append(f"{name}=={version}")
+    return dists, binary

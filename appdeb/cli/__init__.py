@@ -1,0 +1,1 @@
+"""The command line (click lives in this package only)."""

@@ -1,0 +1,91 @@
+"""The development environment: the packaged runtime, run from a checkout (`appdeb serve`, `appdeb run`).
+
+The same runtime file and the same generated description drive it, so an app sees the same
+variables, paths and commands locally as on a node; only the directories point into .appdeb/dev.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from appdeb.build.plan import make_plan
+from appdeb.build.render import runtime_config
+from appdeb.build.shipped import shipped_sources
+from appdeb.build.validate import load_spec
+from appdeb.build.vendor import vendor
+from appdeb.errors import AppdebError
+from appdeb.progress import Reporter, quiet
+
+LOCAL_SETTINGS = "settings.local.env"
+
+
+def prepare(app_dir: Path, *, port: int | None = None, settings: Path | None = None,
+            report: Reporter = quiet) -> Path:
+    """Write .appdeb/dev (runtime + description) for app_dir and return that root."""
+    app_dir = app_dir.resolve()
+    spec = load_spec(app_dir)
+    version = "{}.{}".format(*sys.version_info[:2])
+    plan = make_plan(spec, python_version=version, source_date_epoch=0)
+    report(f"vendoring {len(plan.requirements)} requirements")
+    lib = vendor(plan.requirements, version, app_dir).lib
+    root = app_dir / ".appdeb" / "dev"
+    var = root / "var"
+    paths = runtime_paths(var, etc=app_dir, settings=settings or app_dir / LOCAL_SETTINGS, launcher="appdeb run")
+    if not Path(paths["secret"]).exists():  # a development secret, generated once per checkout
+        Path(paths["secret"]).write_text(secrets.token_urlsafe(48) + "\n")
+        Path(paths["secret"]).chmod(0o600)
+    meta = runtime_config(plan)
+    meta.update({"paths": paths, "instance": "dev"})
+    if port is not None and meta["web"]:
+        meta["web"]["port"] = port
+    write_runtime(root, meta, app=app_dir, lib=lib, python=sys.executable)
+    return root
+
+
+def runtime_paths(var: Path, *, etc: Path, settings: Path, launcher: str) -> dict[str, str]:
+    """A runtime root's paths outside a node (development, the build step): all below var, made here."""
+    paths = {"etc": str(etc), "settings": str(settings), "state": str(var / "lib"), "tmp": str(var / "tmp"),
+             "logs": str(var / "log"), "backups": str(var / "backups"), "launcher": launcher,
+             "secret": str(var / "secret"), "own": str(var / "appdeb"), "run": str(var / "run"),
+             "pin": str(var / "pin"), "config": str(var / "etc")}
+    for key in ("state", "tmp", "logs", "backups"):
+        Path(paths[key]).mkdir(parents=True, exist_ok=True)
+    return paths
+
+
+def write_runtime(root: Path, meta: dict[str, Any], *, app: Path, lib: Path, python: str) -> None:
+    """The runtime, app.json (a dev layout pointing at app and lib) and the console scripts under root.
+
+    The scripts are the vendored libraries' for `python`, and `python3` is `python` (the one the
+    libraries were vendored for): with the node's PATH, what runs here finds what a node finds.
+    """
+    from appdeb.build.entrypoints import console_scripts
+
+    bin_dir = root / "bin"
+    shutil.rmtree(bin_dir, ignore_errors=True)
+    bin_dir.mkdir(parents=True)
+    for script in console_scripts(lib):
+        (bin_dir / script.name).write_text(script.text(python))
+        (bin_dir / script.name).chmod(0o755)
+    (bin_dir / "python3").symlink_to(python)
+    meta = {**meta, "dev": True, "layout": {"app": str(app), "lib": str(lib), "bin": str(bin_dir)}}
+    (root / "appdeb").mkdir(parents=True, exist_ok=True)
+    (root / "appdeb" / "app.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+    for name, source in shipped_sources().items():
+        (root / "appdeb" / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / "appdeb" / name).write_bytes(source)
+
+
+def exec_runtime(root: Path, verb: str, args: list[str]) -> None:
+    """Replace this process with the runtime (signals and exit codes pass straight through)."""
+    runtime = root / "appdeb" / "run.py"
+    if not runtime.is_file():
+        raise AppdebError(f"{root} is not a prepared development environment")
+    argv = [sys.executable, "-I", str(runtime), str(root), verb, *args]
+    os.execv(sys.executable, argv)

@@ -1,0 +1,1 @@
+"""Throw-away Debian nodes on this machine: the image, the booted containers, their processes."""

@@ -1,0 +1,294 @@
+"""Local throw-away Debian nodes: systemd-nspawn containers booted on an overlay of a golden image.
+
+A node lets end-to-end tests (and developers) install the packages appdeb builds on a real,
+booted Debian without a VM. Each node lives in ``$APPDEB_NODE_DIR/NAME`` (default
+``/var/tmp/appdeb-nodes/NAME``): the overlay's upper, work and merged directories, console.log and pid files.
+
+Process layout (appdeb/nodeproc.py): a detached supervisor runs in the node's own cgroup and
+restarts systemd-nspawn when the node reboots. The node shares the host's network, so 127.0.0.1
+inside is 127.0.0.1 outside.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from appdeb.errors import AppdebError, CommandError
+from appdeb.node.image import CLEAN_ENV, ensure_image, mounts_under
+from appdeb.node.processes import (
+    alive,
+    cgroup_pids,
+    find_pid1,
+    nspawn_pid,
+    orphaned_pid1,
+    remove_cgroups,
+    supervisor_pid,
+    wait_for,
+)
+from appdeb.runner import run, spawn
+
+__all__ = [
+    "Node", "NodeInfo", "copy_in", "down", "ensure_image", "get", "install", "list_nodes",
+    "reboot", "run_in", "up",
+]
+
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,30}")
+BOOT_TIMEOUT = 120.0
+STOP_TIMEOUT = 30.0
+# Host-side copies into these are invisible in the node: nspawn mounts fresh file systems there.
+HIDDEN_IN_NODE = ("/tmp", "/run", "/dev", "/proc", "/sys")
+
+
+@dataclass(frozen=True)
+class Node:
+    """A booted node: its name, its root as seen from the host, and its PID 1 (host pid)."""
+
+    name: str
+    root: Path
+    pid1: int
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """One row of `list_nodes`; state is "running", "starting" or "stopped" (leftover, needs down)."""
+
+    name: str
+    state: str
+    pid1: int | None
+    root: Path
+
+
+def nodes_dir() -> Path:
+    """Where node state lives: on disk (not the repo), so a leftover node is findable after a crash."""
+    return Path(os.environ.get("APPDEB_NODE_DIR", "/var/tmp/appdeb-nodes"))
+
+
+def _state_dir(name: str) -> Path:
+    """Validate the name (it ends up in paths, cgroups and --machine) and map it to its dir."""
+    if not NAME_RE.fullmatch(name):
+        raise AppdebError(f"invalid node name {name!r}: use [a-z0-9][a-z0-9-]{{0,30}}")
+    return nodes_dir() / name
+
+
+# --- lifecycle ----------------------------------------------------------------------------------
+
+
+def up(name: str, progress: Callable[[str], None] | None = None) -> Node:
+    """Create and boot a node, returning once systemd reports running (or degraded)."""
+    state = _state_dir(name)
+    if cgroup_pids(name):
+        raise AppdebError(f"a node named {name!r} is already running (cgroup appdeb/{name} is busy)")
+    golden = ensure_image(progress)
+    nodes_dir().mkdir(parents=True, exist_ok=True)
+    try:
+        state.mkdir()
+    except FileExistsError:
+        raise AppdebError(f"node {name!r} already exists ({state}); run `appdeb node down {name}`") from None
+    try:
+        _prepare_root(name, state, golden)
+        _start_supervisor(name, state)
+        return _wait_ready(name, state, BOOT_TIMEOUT)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            _teardown(name, state)
+        raise
+
+
+def _prepare_root(name: str, state: Path, golden: Path) -> None:
+    """Mount the copy-on-write root and give it its own identity (machine-id, hostname)."""
+    upper, work, merged = (state / d for d in ("upper", "work", "merged"))
+    for d in (upper, work, merged):
+        d.mkdir()
+    if any(c in f"{golden}{state}" for c in ",:"):
+        raise AppdebError(f"overlayfs cannot use paths containing ',' or ':': {golden}, {state}")
+    run(["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={golden},upperdir={upper},workdir={work}",
+         merged])
+    etc = merged / "etc"
+    (etc / "machine-id").write_text(uuid.uuid4().hex + "\n")  # empty would trigger first-boot setup
+    (etc / "hostname").write_text(name + "\n")
+    (etc / "hosts").write_text(f"127.0.0.1\tlocalhost\n127.0.1.1\t{name}\n::1\tlocalhost ip6-localhost\n")
+
+
+def _start_supervisor(name: str, state: Path) -> None:
+    """Start the detached supervisor; the launcher exits once the pid file is written."""
+    src = str(Path(__file__).resolve().parents[2])
+    pythonpath = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p)
+    with open(state / "supervisor.log", "ab") as log:
+        launcher = spawn([sys.executable, "-m", "appdeb.node.processes", "_supervise", name, str(state)],
+                         cwd=Path("/"), env={"PYTHONPATH": pythonpath}, start_new_session=True,
+                         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    if launcher.wait(timeout=60) != 0:
+        raise AppdebError(f"node supervisor failed to start:\n{_tail(state / 'supervisor.log')}")
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    with contextlib.suppress(OSError):
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    return ""
+
+
+def _wait_ready(name: str, state: Path, timeout: float, old_pid1: int | None = None) -> Node:
+    """Poll until a (new) PID 1 answers `is-system-running` with running or degraded."""
+    deadline, last = time.monotonic() + timeout, ""
+    while time.monotonic() < deadline:
+        nspawn = nspawn_pid(name, state)
+        if nspawn is None and supervisor_pid(state) is None:
+            console = _tail(state / "console.log")
+            raise AppdebError(f"node {name!r} stopped while booting; console:\n{console}")
+        pid1 = find_pid1(nspawn)
+        if pid1 is not None and pid1 != old_pid1:
+            with contextlib.suppress(AppdebError):  # a timeout here just means "not yet"
+                last = run([*_nsenter(pid1), "systemctl", "is-system-running", "--wait"], check=False,
+                           timeout=max(1.0, deadline - time.monotonic())).stdout.strip()
+            if last in ("running", "degraded"):
+                return Node(name, state / "merged", pid1)
+        time.sleep(0.05)
+    raise AppdebError(f"node {name!r} not up after {timeout:.0f}s (state {last!r}); console:\n"
+                      f"{_tail(state / 'console.log')}")
+
+
+def get(name: str) -> Node:
+    """The running node of that name, for commands that act on an existing node."""
+    state = _state_dir(name)
+    pid1 = find_pid1(nspawn_pid(name, state))
+    if pid1 is None:
+        raise AppdebError(f"node {name!r} is not running")
+    return Node(name, state / "merged", pid1)
+
+
+def list_nodes() -> list[NodeInfo]:
+    """Every node dir, including leftovers of crashed runs (state "stopped") that need `down`."""
+    if not nodes_dir().is_dir():
+        return []
+    infos = []
+    for state in sorted(nodes_dir().iterdir()):
+        if not (state.is_dir() and NAME_RE.fullmatch(state.name)):
+            continue
+        pid1 = find_pid1(nspawn_pid(state.name, state))
+        status = "running" if pid1 else "starting" if supervisor_pid(state) else "stopped"
+        infos.append(NodeInfo(state.name, status, pid1, state / "merged"))
+    return infos
+
+
+def down(name: str) -> None:
+    """Power the node off, unmount its root and delete its state; nothing is left behind."""
+    state = _state_dir(name)
+    if not state.exists() and not cgroup_pids(name):
+        raise AppdebError(f"no node named {name!r}")
+    _teardown(name, state)
+
+
+def _teardown(name: str, state: Path) -> None:
+    _stop_processes(name, state)
+    for point in mounts_under(state):
+        _unmount(point)
+    if mounts_under(state):
+        raise AppdebError(f"cannot unmount {state}: {mounts_under(state)}")
+    if state.exists():
+        shutil.rmtree(state)
+    remove_cgroups(name)
+    with contextlib.suppress(OSError):
+        os.rmdir(f"/run/systemd/nspawn/propagate/{name}")
+
+
+def _unmount(point: str) -> None:
+    """Retry briefly (the last nspawn process may still be exiting), detach lazily as a last resort."""
+    if not wait_for(lambda: run(["umount", point], check=False).returncode == 0, 5.0):
+        run(["umount", "--lazy", point], check=False)
+
+
+def _stop_processes(name: str, state: Path) -> None:
+    """Orderly poweroff first (SIGRTMIN+3 to PID 1), then escalate so down never hangs."""
+    with contextlib.suppress(OSError):
+        (state / "stop").touch()  # tells the supervisor not to restart nspawn
+    nspawn = nspawn_pid(name, state)
+    supervisor = supervisor_pid(state)
+    pids = {p for p in (nspawn, supervisor) if p is not None}
+
+    def gone() -> bool:
+        return not any(alive(p) for p in pids) and not cgroup_pids(name)
+
+    pid1 = find_pid1(nspawn) or orphaned_pid1(name)
+    if pid1 is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid1, signal.SIGRTMIN + 3)
+    if wait_for(gone, STOP_TIMEOUT):
+        return
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids | cgroup_pids(name):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        if wait_for(gone, 10.0):
+            return
+    raise AppdebError(f"node {name!r}: processes survive SIGKILL: {sorted(cgroup_pids(name))}")
+
+
+def reboot(name: str) -> Node:
+    """Reboot from inside (as an admin would) and wait until a new PID 1 is running."""
+    node = get(name)
+    run_in(node, ["systemctl", "reboot"], timeout=60)
+    return _wait_ready(name, _state_dir(name), BOOT_TIMEOUT, old_pid1=node.pid1)
+
+
+# --- inside a node ------------------------------------------------------------------------------
+
+
+def _nsenter(pid1: int) -> list[str]:
+    """Enter every namespace of the node with a clean environment, like a root login would."""
+    return ["nsenter", "-t", str(pid1), "-a", "env", "-i", *(f"{k}={v}" for k, v in CLEAN_ENV.items())]
+
+
+def run_in(
+    node: Node,
+    argv: Sequence[str],
+    input: str | bytes | None = None,
+    check: bool = False,
+    timeout: float | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command in the node; exit code and (merged) output pass through unless check=True."""
+    return run([*_nsenter(node.pid1), *argv], input=input, check=check, timeout=timeout)
+
+
+def copy_in(node: Node, host_path: Path | str, dest_dir: str = "/var/tmp") -> str:
+    """Copy a file or tree into the node through its overlay root; returns the in-node path."""
+    src = Path(host_path)
+    if not src.exists():
+        raise AppdebError(f"{src}: no such file or directory")
+    dest = PurePosixPath("/", dest_dir)
+    if any(dest == PurePosixPath(h) or PurePosixPath(h) in dest.parents for h in HIDDEN_IN_NODE):
+        raise AppdebError(f"cannot copy into {dest} of a node: nspawn mounts its own file system there")
+    target_dir = node.root / str(dest).lstrip("/")
+    target_dir.mkdir(parents=True, exist_ok=True)
+    if not target_dir.resolve().is_relative_to(node.root.resolve()):
+        raise AppdebError(f"{dest} in node {node.name!r} leads outside the node (symlink)")
+    if src.is_dir():
+        shutil.copytree(src, target_dir / src.name, symlinks=True, dirs_exist_ok=True)
+    else:
+        shutil.copyfile(src, target_dir / src.name)
+        (target_dir / src.name).chmod(0o644)  # readable by apt's _apt sandbox user
+    return str(dest / src.name)
+
+
+def install(node: Node, debs: Sequence[Path], check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Install local .debs with apt so their Debian dependencies are resolved as on a real server."""
+    paths = [copy_in(node, deb, "/var/tmp/appdeb-install") for deb in debs]
+    argv = ["apt-get", "install", "-y", "--allow-downgrades", "-o", "Dpkg::Options::=--force-confdef",
+            "-o", "Dpkg::Options::=--force-confold", *paths]
+    result = run_in(node, argv, timeout=1800)
+    if result.returncode != 0 and re.search(r"Failed to fetch|Unable to locate|404", result.stdout):
+        run_in(node, ["apt-get", "update"], timeout=600)  # the image's package lists went stale
+        result = run_in(node, argv, timeout=1800)
+    if check and result.returncode != 0:
+        raise CommandError(list(result.args), result.returncode, result.stdout)
+    return result

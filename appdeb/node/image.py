@@ -1,0 +1,204 @@
+"""The golden Debian root file system that every throw-away node boots from.
+
+Built once with debootstrap and cached outside the repo, because building takes about a minute
+while an overlay over it takes milliseconds. The cache directory holds one subdirectory per recipe
+version (``<version>/root`` plus a ``<version>/stamp`` file); a changed recipe or host mirror gives a
+new version, so it is rebuilt rather than patched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from appdeb.errors import AppdebError
+from appdeb.runner import run
+
+SUITE = "bookworm"
+INCLUDE = ["systemd", "systemd-sysv", "dbus", "ca-certificates", "python3", "iproute2", "curl", "adduser"]
+# Downloaded, not installed: later tests install these in nodes quickly and without the network.
+PREDOWNLOAD = ["nginx", "postgresql", "redis-server"]
+MASKED_UNITS = ["apt-daily.timer", "apt-daily-upgrade.timer"]
+RECIPE_REVISION = 1  # bump when the build steps below change in a way the lists above don't show
+
+CLEAN_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "LANG": "C.UTF-8",
+    "TERM": "dumb",
+    "DEBIAN_FRONTEND": "noninteractive",
+    "HOME": "/root",
+}
+Progress = Callable[[str], None]
+
+
+def cache_dir() -> Path:
+    """Where images live; outside the repo so `git clean` does not cost a rebuild."""
+    return Path(os.environ.get("APPDEB_NODE_CACHE", "/var/cache/appdeb/node-image"))
+
+
+def _deb822_entries(text: str) -> Iterator[tuple[str, list[str]]]:
+    for stanza in text.split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in stanza.splitlines():
+            if line.startswith("#") or ":" not in line or line[:1].isspace():
+                continue
+            key, _, value = line.partition(":")
+            fields[key.strip().lower()] = value.strip()
+        if "deb" in fields.get("types", "").split() and fields.get("enabled", "yes") != "no":
+            uris = fields.get("uris", "").split()
+            if uris:
+                yield uris[0], fields.get("suites", "").split()
+
+
+def _one_line_entries(text: str) -> Iterator[tuple[str, list[str]]]:
+    for line in text.splitlines():
+        words = line.split("#", 1)[0].split()
+        if words[:1] != ["deb"]:
+            continue
+        words = words[1:]
+        if words and words[0].startswith("["):  # options, e.g. [signed-by=...]
+            while words and not words[0].endswith("]"):
+                words.pop(0)
+            words = words[1:]
+        if len(words) >= 2:
+            yield words[0], [words[1]]
+
+
+def host_mirrors(etc: Path = Path("/etc/apt")) -> tuple[str, str | None]:
+    """Read (mirror, security mirror) from the host's apt config: never hard-code a host name."""
+    entries: list[tuple[str, list[str]]] = []
+    for path in sorted((etc / "sources.list.d").glob("*.sources")):
+        entries += _deb822_entries(path.read_text(errors="replace"))
+    for path in [etc / "sources.list", *sorted((etc / "sources.list.d").glob("*.list"))]:
+        if path.is_file():
+            entries += _one_line_entries(path.read_text(errors="replace"))
+    main = [uri for uri, suites in entries if SUITE in suites]
+    main += [uri for uri, suites in entries if any(not s.endswith("-security") for s in suites)]
+    security = [uri for uri, suites in entries if any(s.endswith("-security") for s in suites)]
+    if not main:
+        raise AppdebError(f"no Debian mirror found in {etc}/sources.list(.d); cannot build a node image")
+    return main[0].rstrip("/"), security[0].rstrip("/") if security else None
+
+
+def recipe_version(mirror: str, security: str | None) -> str:
+    """Digest of everything that shapes the image, so a changed recipe means a rebuild."""
+    recipe = [SUITE, INCLUDE, PREDOWNLOAD, MASKED_UNITS, RECIPE_REVISION, mirror, security]
+    return f"{SUITE}-" + hashlib.sha256(json.dumps(recipe).encode()).hexdigest()[:12]
+
+
+def ensure_image(progress: Progress | None = None) -> Path:
+    """Return the golden root, building it first if missing or made by an older recipe."""
+    say = progress or (lambda _msg: None)
+    mirror, security = host_mirrors()
+    version = recipe_version(mirror, security)
+    final = cache_dir() / version
+    if (final / "stamp").is_file():
+        return final / "root"
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    with _locked(cache_dir() / ".lock", say):
+        if not (final / "stamp").is_file():  # another process may have built it while we waited
+            _discard_partial_builds()
+            _build(final, version, mirror, security, say)
+        _prune_old_images(keep=final)
+    return final / "root"
+
+
+@contextlib.contextmanager
+def _locked(path: Path, say: Progress) -> Iterator[None]:
+    """Serialise builders: two processes must not debootstrap the same image at once."""
+    with open(path, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say("waiting for another process building the node image")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _build(final: Path, version: str, mirror: str, security: str | None, say: Progress) -> None:
+    """Build into a temp dir and rename at the end: an interrupted build leaves no half image."""
+    tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=cache_dir()))
+    root = tmp / "root"
+    try:
+        say(f"debootstrap {SUITE} from {mirror} (about a minute)")
+        run(["debootstrap", "--variant=minbase", "--include=" + ",".join(INCLUDE), SUITE, root, mirror],
+            timeout=1800)
+        say("configuring image")
+        _configure(root, mirror, security)
+        say("pre-downloading " + " ".join(PREDOWNLOAD))
+        _chroot(root, ["apt-get", "update"])
+        _chroot(root, ["apt-get", "install", "--download-only", "-y", *PREDOWNLOAD])
+        (tmp / "stamp").write_text(version + "\n")
+        tmp.chmod(0o755)
+        tmp.rename(final)
+        say(f"node image ready: {final / 'root'}")
+    finally:
+        if tmp.exists():
+            _remove_tree(tmp)
+
+
+def _configure(root: Path, mirror: str, security: str | None) -> None:
+    """Make the tree boot quietly and predictably as a container."""
+    lines = [f"deb {mirror} {SUITE} main", f"deb {mirror} {SUITE}-updates main"]
+    if security:
+        lines.append(f"deb {security} {SUITE}-security main")
+    (root / "etc/apt/sources.list").write_text("\n".join(lines) + "\n")
+    (root / "etc/apt/apt.conf.d/90appdeb-node").write_text('Acquire::Languages "none";\n')
+    for unit in MASKED_UNITS:
+        link = root / "etc/systemd/system" / unit
+        link.unlink(missing_ok=True)
+        link.symlink_to("/dev/null")
+    # Each node writes its own identity; the golden copy must not carry the build host's.
+    (root / "etc/machine-id").write_text("")
+    (root / "var/lib/dbus/machine-id").unlink(missing_ok=True)
+    (root / "etc/hostname").write_text("localhost\n")
+
+
+def _chroot(root: Path, argv: list[str]) -> None:
+    """Run a command in the tree under construction, with /proc for tools that want it."""
+    proc = root / "proc"
+    run(["mount", "-t", "proc", "proc", proc])
+    try:
+        run(["env", "-i", *(f"{k}={v}" for k, v in CLEAN_ENV.items()), "chroot", root, *argv], timeout=1800)
+    finally:
+        run(["umount", proc], check=False)
+
+
+def mounts_under(path: Path) -> list[str]:
+    """Mount points at or below path (deepest first), from /proc/mounts."""
+    prefix = str(path).rstrip("/")
+    points = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    found = [p for p in points if p == prefix or p.startswith(prefix + "/")]
+    return sorted(found, key=len, reverse=True)
+
+
+def _remove_tree(path: Path) -> None:
+    """Delete a tree, but never through a mount left by an interrupted chroot step."""
+    for point in mounts_under(path):
+        run(["umount", point], check=False)
+    if mounts_under(path):
+        raise AppdebError(f"refusing to delete {path}: something is still mounted under it")
+    shutil.rmtree(path)
+
+
+def _discard_partial_builds() -> None:
+    for stale in cache_dir().glob(".build-*"):
+        _remove_tree(stale)
+
+
+def _prune_old_images(keep: Path) -> None:
+    """Drop images of older recipes unless a running node still uses one as its lower layer."""
+    mounts = Path("/proc/mounts").read_text()
+    for old in cache_dir().iterdir():
+        if old != keep and old.is_dir() and not old.name.startswith(".") and f"{old}/root" not in mounts:
+            _remove_tree(old)

@@ -1,0 +1,331 @@
+"""The signed apt repository: aptly local repos, snapshots and atomic signed switches.
+
+Each distribution D has one local repo `appdeb-D`; every change becomes a new
+snapshot `D-<UTC timestamp>` that is published signed (`publish snapshot` the first
+time, `publish switch` after), so nodes only ever see a complete, signed state.
+Repository setup lives in config.py, its history and ledger in store.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from debian.arfile import ArError
+from debian.debfile import DebError, DebFile
+from debian.debian_support import Version
+
+from appdeb.errors import AppdebError, CommandError
+from appdeb.repo import signing
+from appdeb.repo.config import RepoConfig, check_name
+from appdeb.repo.store import HistoryEntry, history, load_ledger, locked, record, save_ledger
+from appdeb.runner import run
+
+_FORMAT = "{{.Package}}|{{.Version}}|{{.Architecture}}|{{.SHA256}}"
+_STAMP_RE = r"\d{8}T\d{6}\.\d{6}Z"
+
+
+class PackageRef(NamedTuple):
+    """One binary package in the repository: what apt and aptly key packages by."""
+
+    name: str
+    version: str
+    arch: str
+
+    @property
+    def key(self) -> str:
+        """aptly's package reference, `name_version_arch`, also used in history."""
+        return f"{self.name}_{self.version}_{self.arch}"
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    """What a publish did; snapshot is None when there was nothing new to publish."""
+
+    distribution: str
+    snapshot: str | None
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Deb:
+    path: Path
+    ref: PackageRef
+    sha256: str
+
+    @property
+    def filename(self) -> str:
+        """Canonical pool name: aptly keeps the file name, so `app.deb` twice would clash."""
+        v = Version(self.ref.version)
+        bare = f"{v.upstream_version}-{v.debian_revision}" if v.debian_revision else v.upstream_version
+        return f"{self.ref.name}_{bare}_{self.ref.arch}.deb"
+
+
+def _aptly(cfg: RepoConfig, *args: str, check: bool = True) -> str:
+    """Every aptly call: explicit -config (else aptly writes ~/.aptly.conf) and the repo keyring."""
+    argv = ["aptly", f"-config={cfg.conf}", *args]
+    proc = run(argv, env=signing.gnupg_env(cfg.gnupg_home), check=check)
+    return proc.stdout
+
+
+def _search(cfg: RepoConfig, kind: str, *args: str) -> dict[PackageRef, str]:
+    """Packages (-> sha256) of `aptly {repo|snapshot|package} search`; aptly exits 1 on none."""
+    argv = ["aptly", f"-config={cfg.conf}", kind, "search", f"-format={_FORMAT}", *args]
+    proc = run(argv, env=signing.gnupg_env(cfg.gnupg_home), check=False)
+    if proc.returncode != 0:
+        if "no results" in proc.stdout:
+            return {}
+        raise CommandError(list(proc.args), proc.returncode, proc.stdout)
+    found: dict[PackageRef, str] = {}
+    for line in proc.stdout.splitlines():
+        parts = line.split("|")
+        if len(parts) == 4:
+            found[PackageRef(*parts[:3])] = parts[3]
+    return found
+
+
+def _published(cfg: RepoConfig) -> dict[str, tuple[str, str]]:
+    """distribution -> (snapshot, component) for what ROOT/public currently serves."""
+    out: list[dict[str, Any]] = json.loads(_aptly(cfg, "publish", "list", "-json") or "[]")
+    return {
+        p["Distribution"]: (p["Sources"][0]["Name"], p["Sources"][0]["Component"])
+        for p in out
+        if p.get("Prefix") == "." and p.get("Sources")
+    }
+
+
+def _local_repo(cfg: RepoConfig, dist: str, comp: str) -> str:
+    name = f"appdeb-{dist}"
+    if name not in _aptly(cfg, "repo", "list", "-raw").split():
+        _aptly(cfg, "repo", "create", f"-distribution={dist}", f"-component={comp}", name)
+    return name
+
+
+def _read_deb(path: Path) -> _Deb:
+    """Name/version/arch from the control file (python-debian), plus the bytes' sha256."""
+    try:
+        deb = DebFile(str(path))
+        try:
+            ctrl = deb.debcontrol()
+        finally:
+            deb.close()
+        ref = PackageRef(ctrl["Package"], ctrl["Version"], ctrl["Architecture"])
+    except (OSError, ArError, DebError, KeyError) as exc:
+        raise AppdebError(f"{path}: not a usable .deb ({exc})") from None
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return _Deb(path, ref, digest.hexdigest())
+
+
+def _immutable_split(cfg: RepoConfig, repo: str, debs: list[_Deb]) -> tuple[list[_Deb], list[str]]:
+    """(debs to add, keys already present); any same-version-other-bytes is fatal, before changes."""
+    known = load_ledger(cfg)
+    known.update({ref.key: sha for ref, sha in _search(cfg, "package").items()})
+    in_repo = {ref.key for ref in _search(cfg, "repo", repo)}
+    new: dict[str, _Deb] = {}
+    present: list[str] = []
+    clashes: list[str] = []
+    for deb in debs:
+        key = deb.ref.key
+        seen = known.get(key) or (new[key].sha256 if key in new else None)
+        if seen is not None and seen != deb.sha256:
+            clashes.append(f"{deb.path}: version {deb.ref.version} of {deb.ref.name} ({deb.ref.arch}) "
+                           "already published with different contents; versions are immutable — "
+                           "bump the build number")
+        elif key in in_repo:
+            present.append(key)
+        else:
+            new[key] = deb
+    if clashes:
+        raise AppdebError("\n".join(clashes))
+    return list(new.values()), sorted(set(present))
+
+
+def _add(cfg: RepoConfig, repo: str, debs: list[_Deb]) -> None:
+    """Copy into a staging dir under canonical names, then `aptly repo add` them in one call.
+
+    A copy (not a hard link) so a later rewrite of the caller's file cannot reach the pool.
+    """
+    if not debs:
+        return
+    with tempfile.TemporaryDirectory(prefix=".incoming-", dir=cfg.root) as tmp:
+        for deb in debs:
+            shutil.copyfile(deb.path, Path(tmp) / deb.filename)
+        _aptly(cfg, "repo", "add", repo, tmp)
+
+
+def _retain(cfg: RepoConfig, repo: str, keep: int) -> set[PackageRef]:
+    """Drop all but the `keep` highest Debian versions of each package/arch (0 keeps all).
+
+    Returns what the local repo holds afterwards.
+    """
+    held = set(_search(cfg, "repo", repo))
+    if keep <= 0:
+        return held
+    groups: dict[tuple[str, str], list[PackageRef]] = {}
+    for ref in held:
+        groups.setdefault((ref.name, ref.arch), []).append(ref)
+    old = [r for refs in groups.values() for r in sorted(refs, key=lambda r: Version(r.version))[:-keep]]
+    if old:
+        _aptly(cfg, "repo", "remove", repo, *(r.key for r in old))
+    return held - set(old)
+
+
+def _wait_for_new_second(index: Path) -> None:
+    """Make the new InRelease's mtime second differ from the old one's.
+
+    HTTP If-Modified-Since has 1 s resolution: a static server (nginx, Apache)
+    would otherwise answer 304 to a client that fetched the previous index in the
+    same second. Costs at most ~1 s, and only for back-to-back publishes.
+    """
+    try:
+        mtime = index.stat().st_mtime
+    except FileNotFoundError:
+        return
+    delay = int(mtime) + 1 - time.time() + 0.02  # 20 ms: the kernel's file clock lags time()
+    if delay > 0:
+        time.sleep(min(delay, 1.1))
+
+
+def _switch(cfg: RepoConfig, dist: str, comp: str, snap: str, *, first: bool) -> None:
+    """Publish `snap` signed; an existing distribution is switched atomically, never unsigned."""
+    _wait_for_new_second(cfg.public_dir / "dists" / dist / "InRelease")
+    sign = [f"-gpg-key={cfg.key}", "-batch"]
+    if first:
+        _aptly(cfg, "publish", "snapshot", *sign, f"-distribution={dist}", f"-component={comp}",
+               f"-origin={cfg.origin}", f"-label={cfg.label}", "-acquire-by-hash", snap, ".")
+    else:
+        _aptly(cfg, "publish", "switch", *sign, f"-component={comp}", dist, ".", snap)
+
+
+def publish(
+    cfg: RepoConfig,
+    debs: Sequence[Path],
+    distribution: str | None = None,
+    component: str | None = None,
+    keep: int | None = None,
+) -> PublishResult:
+    """Add .debs, apply retention, snapshot and publish signed; a no-op if nothing changed."""
+    dist, comp = distribution or cfg.distribution, component or cfg.component
+    check_name(dist)
+    check_name(comp)
+    incoming = [_read_deb(Path(p)) for p in debs]
+    if foreign := sorted({d.ref.arch for d in incoming} - {"all", *cfg.architectures}):
+        raise AppdebError(f"architecture {', '.join(foreign)} is not published by this repository "
+                          f"({', '.join(cfg.architectures)}); see architectures in settings.json")
+    with locked(cfg.root):
+        current = _published(cfg).get(dist)
+        if current and current[1] != comp:
+            raise AppdebError(f"{dist} is published with component {current[1]}, not {comp}")
+        repo = _local_repo(cfg, dist, comp)
+        new, present = _immutable_split(cfg, repo, incoming)
+        _add(cfg, repo, new)
+        after = _retain(cfg, repo, cfg.keep if keep is None else keep)
+        before = set(_search(cfg, "snapshot", current[0])) if current else set()
+        if after == before and (current or not after):
+            return PublishResult(dist, None, unchanged=present)
+        snap = f"{dist}-{datetime.now(UTC):%Y%m%dT%H%M%S.%fZ}"
+        _aptly(cfg, "snapshot", "create", snap, "from", "repo", repo)
+        _switch(cfg, dist, comp, snap, first=current is None)
+        save_ledger(cfg, {d.ref.key: d.sha256 for d in new})
+        entry = record(cfg, "publish", dist, snap, current[0] if current else None, *_diff(before, after))
+        _prune_snapshots(cfg, dist)
+    return PublishResult(dist, snap, entry.added, entry.removed, present)
+
+
+def _diff(before: set[PackageRef], after: set[PackageRef]) -> tuple[list[str], list[str]]:
+    """(added, removed) package keys between two package sets, for history."""
+    return sorted(r.key for r in after - before), sorted(r.key for r in before - after)
+
+
+def snapshots(cfg: RepoConfig, distribution: str | None = None) -> list[str]:
+    """appdeb's snapshots of one distribution, oldest first (the names sort by time)."""
+    dist = re.escape(distribution or cfg.distribution)
+    names = _aptly(cfg, "snapshot", "list", "-raw").split()
+    return sorted(n for n in names if re.fullmatch(f"{dist}-{_STAMP_RE}", n))
+
+
+def _prune_snapshots(cfg: RepoConfig, dist: str) -> None:
+    """Keep the newest keep_snapshots (rollback targets), drop the rest and their pool files."""
+    if cfg.keep_snapshots <= 0:
+        return
+    live = {snap for snap, _ in _published(cfg).values()}
+    names = snapshots(cfg, dist)
+    stale = [n for n in names[: -cfg.keep_snapshots] if n not in live]
+    for name in stale:
+        _aptly(cfg, "snapshot", "drop", name)
+    if stale:
+        _aptly(cfg, "db", "cleanup")
+
+
+def published_snapshot(cfg: RepoConfig, distribution: str | None = None) -> str | None:
+    """The snapshot nodes currently get for the distribution, if it is published."""
+    current = _published(cfg).get(distribution or cfg.distribution)
+    return current[0] if current else None
+
+
+def list_packages(cfg: RepoConfig, distribution: str | None = None) -> list[PackageRef]:
+    """What nodes see: the packages of the published snapshot, by name, arch, version."""
+    snap = published_snapshot(cfg, distribution)
+    refs = _search(cfg, "snapshot", snap) if snap else {}
+    return sorted(refs, key=lambda r: (r.name, r.arch, Version(r.version)))
+
+
+def rollback(cfg: RepoConfig, to: str | None = None, distribution: str | None = None) -> HistoryEntry:
+    """Switch the distribution atomically to the previous (or named) snapshot.
+
+    The local repo is then reset to that snapshot, so the next publish builds on
+    exactly what nodes now see (rolled-back versions stay in the immutability ledger).
+    """
+    dist = distribution or cfg.distribution
+    with locked(cfg.root):
+        current = _published(cfg).get(dist)
+        if current is None:
+            raise AppdebError(f"nothing is published for {dist}")
+        names = snapshots(cfg, dist)
+        target = to or _previous(cfg, dist, current[0], names)
+        if target is None or target not in names:
+            wanted = to or f"before {current[0]}"
+            raise AppdebError(f"no snapshot {wanted} for {dist}; have: {', '.join(names) or 'none'}")
+        if target == current[0]:
+            raise AppdebError(f"{target} is already published")
+        _switch(cfg, dist, current[1], target, first=False)
+        _reset_repo(cfg, dist, current[1], target)
+        before, after = set(_search(cfg, "snapshot", current[0])), set(_search(cfg, "snapshot", target))
+        return record(cfg, "rollback", dist, target, current[0], *_diff(before, after))
+
+
+def _previous(cfg: RepoConfig, dist: str, current: str, names: list[str]) -> str | None:
+    """What was published before `current` was published: undo the last publish.
+
+    Taken from history (so after rollback-then-publish it skips the rolled-back
+    snapshot); by name order only if history does not know `current`.
+    """
+    for entry in reversed(history(cfg, dist)):
+        if entry.action == "publish" and entry.snapshot == current:
+            return entry.previous
+    older = [n for n in names if n < current]
+    return older[-1] if older else None
+
+
+def _reset_repo(cfg: RepoConfig, dist: str, comp: str, snap: str) -> None:
+    """Rebuild `appdeb-D` from a snapshot: create aside, then drop and rename (aptly has no reset)."""
+    repo, tmp = f"appdeb-{dist}", f"appdeb-{dist}.reset"
+    _aptly(cfg, "repo", "drop", "-force", tmp, check=False)
+    _aptly(cfg, "repo", "create", f"-distribution={dist}", f"-component={comp}", tmp, "from", "snapshot",
+           snap)
+    _aptly(cfg, "repo", "drop", "-force", repo)
+    _aptly(cfg, "repo", "rename", tmp, repo)

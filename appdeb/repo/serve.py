@@ -1,0 +1,200 @@
+"""How nodes consume the repository: a small HTTP server for ROOT/public and apt client files.
+
+The server is for tests, demos and small setups (`appdeb repo serve`); a real
+deployment serves ROOT/public with any static web server (see repo/README.md).
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import threading
+from collections.abc import Callable
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO
+from urllib.parse import urlsplit
+
+from appdeb.repo.config import RepoConfig, check_name
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    """Static files, except that index files under dists/ are never answered 304.
+
+    apt revalidates InRelease with If-Modified-Since, which has 1 s resolution: a
+    publish in the same second as the client's previous fetch leaves the mtime
+    "not newer", and a plain static server would answer 304 with stale metadata.
+    Index files are small, so we always send them whole, marked no-cache. Pool
+    files (.deb) are immutable and keep normal conditional-GET behaviour.
+    """
+
+    quiet = True
+
+    def _is_index(self) -> bool:
+        return urlsplit(self.path).path.startswith("/dists/")
+
+    def send_head(self) -> io.BytesIO | BinaryIO | None:
+        if self._is_index():
+            del self.headers["If-Modified-Since"]
+            del self.headers["If-None-Match"]
+        return super().send_head()
+
+    def end_headers(self) -> None:
+        if self._is_index():
+            self.send_header("Cache-Control", "no-cache")
+        super().end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if not self.quiet:
+            super().log_message(format, *args)
+
+
+class RepoServer:
+    """A running HTTP server for ROOT/public; close() it (or use `with`)."""
+
+    def __init__(self, httpd: ThreadingHTTPServer, thread: threading.Thread | None) -> None:
+        self.httpd = httpd
+        self.thread = thread
+        host, port = httpd.server_address[:2]
+        self.url = f"http://{host!s}:{port}/"
+
+    def close(self) -> None:
+        """Stop serving and release the port."""
+        if self.thread is not None:
+            self.httpd.shutdown()
+            self.thread.join()
+        self.httpd.server_close()
+
+    def __enter__(self) -> RepoServer:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+def _server(cfg: RepoConfig, host: str, port: int, quiet: bool) -> ThreadingHTTPServer:
+    cfg.public_dir.mkdir(parents=True, exist_ok=True)  # servable (empty) before the first publish
+    handler = type("Handler", (_Handler,), {"quiet": quiet})
+    httpd = ThreadingHTTPServer((host, port), partial(handler, directory=str(cfg.public_dir)))
+    httpd.daemon_threads = True
+    return httpd
+
+
+def serve(cfg: RepoConfig, host: str = "127.0.0.1", port: int = 0, *, quiet: bool = True) -> RepoServer:
+    """Serve ROOT/public from a background thread; port 0 picks a free port (see .url)."""
+    httpd = _server(cfg, host, port, quiet)
+    thread = threading.Thread(target=httpd.serve_forever, name="appdeb-repo-http", daemon=True)
+    thread.start()
+    return RepoServer(httpd, thread)
+
+
+def serve_forever(
+    cfg: RepoConfig,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    *,
+    ready: Callable[[str], None] | None = None,
+    quiet: bool = False,
+) -> None:
+    """Blocking variant for `appdeb repo serve`; returns on Ctrl-C. `ready` gets the URL."""
+    server = RepoServer(_server(cfg, host, port, quiet), None)
+    if ready is not None:
+        ready(server.url)
+    try:
+        server.httpd.serve_forever()
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+    finally:
+        server.close()
+
+
+# Above the archive's 500 -- and above the 990 that APT::Default-Release gives the target
+# release, which a tie would hand to the higher (archive) version -- so the repository's
+# version is the candidate even when Debian has a higher one of the same name; below 1000,
+# so apt still never downgrades an installed package by itself (`PKG pin` uses 1001).
+PIN_PRIORITY = 995
+
+
+def _release_fields(cfg: RepoConfig, distribution: str) -> dict[str, str]:
+    """Header fields of the published Release of `distribution` ({} before its first publish)."""
+    try:
+        text = (cfg.public_dir / "dists" / distribution / "Release").read_text()
+    except FileNotFoundError:
+        return {}
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.startswith(" ") and ": " in line:
+            key, value = line.split(": ", 1)
+            fields[key] = value.strip()
+    return fields
+
+
+def apt_preferences(cfg: RepoConfig, name: str, distribution: str | None = None) -> str:
+    """An apt preferences stanza pinning this repository's packages above Debian's archive.
+
+    Without it an app named like an archive package (examples/hello) is replaced by the
+    archive's version on `apt-get upgrade` whenever that version is higher. The pin matches
+    the Origin/Label that nodes see in Release: the published values (aptly keeps those of a
+    distribution's first publish), else the settings the first publish will use.
+    """
+    dist = distribution or cfg.distribution
+    check_name(dist)
+    published = _release_fields(cfg, dist)
+    origin, label = published.get("Origin", cfg.origin), published.get("Label", cfg.label)
+    for value in (name, origin, label):
+        check_name(value)  # plain names only: nothing can break out of its line
+    return (
+        f"Explanation: appdeb repository {name}: its packages win over same-named ones of other sources\n"
+        "Explanation: (Debian's archive) even when those are newer; below 1000: never downgrades by itself\n"
+        "Package: *\n"
+        f"Pin: release o={origin},l={label}\n"
+        f"Pin-Priority: {PIN_PRIORITY}\n"
+    )
+
+
+def client_config(
+    cfg: RepoConfig,
+    url: str,
+    name: str,
+    distribution: str | None = None,
+    component: str | None = None,
+) -> dict[str, str]:
+    """Absolute path -> content of the three files a node needs to trust, use and prefer the repo.
+
+    The key goes to /etc/apt/keyrings and is bound to this source only (Signed-By),
+    so it cannot vouch for other repositories: no apt-key, no trusted.gpg.d. The
+    preferences file keeps Debian's archive from replacing the repository's packages.
+    """
+    dist, comp = distribution or cfg.distribution, component or cfg.component
+    for value in (name, dist, comp):
+        check_name(value)
+    keyfile = f"/etc/apt/keyrings/{name}.asc"
+    sources = f"Types: deb\nURIs: {url}\nSuites: {dist}\nComponents: {comp}\nSigned-By: {keyfile}\n"
+    return {
+        keyfile: cfg.key_asc.read_text(),
+        f"/etc/apt/sources.list.d/{name}.sources": sources,
+        f"/etc/apt/preferences.d/{name}.pref": apt_preferences(cfg, name, dist),
+    }
+
+
+def write_client_config(
+    root_dir: Path,
+    cfg: RepoConfig,
+    url: str,
+    name: str,
+    distribution: str | None = None,
+    component: str | None = None,
+) -> list[Path]:
+    """Write client_config() below root_dir (`/`, or a node image's root); world-readable
+    because apt reads them as the unprivileged _apt user."""
+    written: list[Path] = []
+    for path, text in client_config(cfg, url, name, distribution, component).items():
+        dest = root_dir / path.lstrip("/")
+        dest.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        dest.write_text(text)
+        dest.chmod(0o644)
+        written.append(dest)
+    return written

@@ -1,0 +1,84 @@
+"""The repository's own records beside aptly's: the writers' lock, the history and the version ledger.
+
+History (history.jsonl) is append-only JSON lines, cheap and crash-tolerant; the ledger
+(ledger.json) remembers the bytes of every version ever published, so a version stays immutable
+even after retention removed it. Both live in the repository root, written atomically or appended.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from appdeb.repo.config import RepoConfig
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace a state file whole, so a crash never leaves it half-written."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+@contextmanager
+def locked(root: Path) -> Iterator[None]:
+    """Serialise writers: two publishes must not interleave snapshot and switch."""
+    with (root / ".lock").open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One line of ROOT/history.jsonl: a publish or a rollback of one distribution."""
+
+    time: str
+    action: str
+    distribution: str
+    snapshot: str
+    previous: str | None
+    added: list[str]
+    removed: list[str]
+
+
+def record(cfg: RepoConfig, action: str, dist: str, snap: str, prev: str | None,
+           added: list[str], removed: list[str]) -> HistoryEntry:
+    """Append to ROOT/history.jsonl (append-only JSON lines: cheap and crash-tolerant)."""
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    entry = HistoryEntry(now, action, dist, snap, prev, added, removed)
+    with (cfg.root / "history.jsonl").open("a") as fh:
+        fh.write(json.dumps(asdict(entry)) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    return entry
+
+
+def load_ledger(cfg: RepoConfig) -> dict[str, str]:
+    """Every name_version_arch ever published -> sha256; survives retention and db cleanup."""
+    path = cfg.root / "ledger.json"
+    return dict(json.loads(path.read_text())) if path.exists() else {}
+
+
+def save_ledger(cfg: RepoConfig, added: dict[str, str]) -> None:
+    """Remember published versions' bytes, so versions stay immutable forever."""
+    if added:
+        write_atomic(cfg.root / "ledger.json", json.dumps({**load_ledger(cfg), **added}, indent=0))
+
+
+def history(cfg: RepoConfig, distribution: str | None = None) -> list[HistoryEntry]:
+    """Publishes and rollbacks, oldest first; all distributions unless one is named."""
+    path = cfg.root / "history.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    entries = [HistoryEntry(**json.loads(line)) for line in lines if line.strip()]
+    return [e for e in entries if distribution in (None, e.distribution)]

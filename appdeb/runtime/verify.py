@@ -1,0 +1,107 @@
+"""verify: appdeb's own checks of an installed instance, then the app's verify command."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from functools import partial
+
+from .app import SYSTEMD, AppPackage
+from .units import unit_problems
+
+
+def _systemctl(*args: str) -> int:
+    return subprocess.call(["systemctl", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _status(port: int, host: str | None, timeout: float, path: str = "/") -> int:
+    """One GET of the health path: the status code (redirects are not followed: the answer itself counts)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Host": host} if host else {})
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def _within(deadline: float, probe: Callable[[], int]) -> int:
+    """Run a probe with a hard deadline: a peer that drips bytes cannot hold verify (and dpkg) forever."""
+    box: list[int | BaseException] = []
+    worker = threading.Thread(target=lambda: box.append(_catch(probe)), daemon=True)
+    worker.start()
+    worker.join(max(0.1, deadline - time.monotonic()))
+    if not box:
+        raise TimeoutError("no complete answer in time")
+    if isinstance(box[0], BaseException):
+        raise box[0]
+    return box[0]
+
+
+def _catch(probe: Callable[[], int]) -> int | BaseException:
+    try:
+        return probe()
+    except (OSError, http.client.HTTPException) as exc:
+        return exc
+
+
+def check_web(port: int, deadline: float, host: str | None = None, path: str = "/") -> str | None:
+    """None if the web process answers GET path on 127.0.0.1:port (any status below 500), else why not."""
+    last = "no answer"
+    while True:
+        timeout = min(5.0, max(deadline - time.monotonic(), 0.5))
+        try:
+            status = _within(time.monotonic() + timeout + 1, partial(_status, port, host, timeout, path))
+            if status < 500:
+                return None
+            last = f"HTTP {status}"
+        except (OSError, http.client.HTTPException) as exc:
+            last = str(exc) or type(exc).__name__
+        if time.monotonic() > deadline:
+            return f"the web process does not answer GET {path} on 127.0.0.1:{port}: {last}"
+        time.sleep(0.3)
+
+
+def verify_problems(app: AppPackage) -> list[str]:
+    """appdeb's own checks: python, required settings, running units, the web answering."""
+    problems = []
+    found = "{}.{}".format(*sys.version_info[:2])
+    if found != app.meta["python_version"]:
+        problems.append(f"python3 is {found}, the package was built for {app.meta['python_version']}")
+    settings = app.settings()
+    missing = [s["name"] for s in app.meta["env"] if s["required"] and not settings.get(s["name"])]
+    if missing:
+        problems.append(f"required settings missing in {app.paths['settings']}: {', '.join(missing)}")
+    problems.extend(app.wiring().check(app))
+    if os.path.isdir(SYSTEMD) and not app.dev:
+        problems.extend(unit_problems(app))
+    web = app.meta.get("web")
+    web_unit = next((u["name"] for u in app.meta["units"] if u["kind"] == "web"), None)
+    if web and web_unit and not problems and (app.dev or _systemctl("is-active", "--quiet", web_unit) == 0):
+        health = web.get("health", "/")
+        why = check_web(int(web["port"]), time.monotonic() + 20, path=health)
+        if why:
+            problems.append(why)
+        site = f"/etc/nginx/sites-enabled/{app.meta['package']}.conf"
+        if not why and not app.dev and app.meta.get("nginx") and os.path.exists(site):
+            why = check_web(int(app.meta["public_port"]), time.monotonic() + 10, app.meta["server_name"], health)
+            if why:
+                problems.append(f"through nginx: {why}")
+    return problems
+
+
+def verb_verify(app: AppPackage, args: list[str]) -> int:
+    problems = verify_problems(app)
+    if not problems and app.has_command("verify"):
+        code = app.run_command(["verify"])
+        if code != 0:
+            problems.append(f"the app's verify command failed (exit {code}): {app.meta['commands']['verify']}")
+    for p in problems:
+        print(f"{app.meta['package']}: verify: {p}", file=sys.stderr)
+    if not problems:
+        print(f"{app.meta['package']} {app.meta['version']}: ok")
+    return 1 if problems else 0
