@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from appdeb.repo import aptly, signing
 from appdeb.repo import config as repoconfig
 from appdeb.repo import publish as repo
-from appdeb.repo import signing
 from appdeb.runner import run
 
 
@@ -60,7 +60,7 @@ def main() -> None:
             t0 = time.perf_counter()
             result = repo.publish(cfg, [extra])
             elapsed = time.perf_counter() - t0
-            held = len(repo.list_packages(cfg))
+            held = len(aptly.list_packages(cfg))
             print(f"one more publish into {held - 1} versions ({result.snapshot}): {elapsed:.3f}s")
             t0 = time.perf_counter()
             repo.publish(cfg, [extra])

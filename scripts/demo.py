@@ -31,10 +31,10 @@ sys.path.insert(0, str(ROOT))
 from appdeb.build.pipeline import BuildOptions, build  # noqa: E402
 from appdeb.errors import AppdebError  # noqa: E402
 from appdeb.node import harness as nodes  # noqa: E402
+from appdeb.repo import aptly, signing  # noqa: E402
 from appdeb.repo import config as repoconfig  # noqa: E402
 from appdeb.repo import publish as repo  # noqa: E402
 from appdeb.repo import serve as reposerve  # noqa: E402
-from appdeb.repo import signing  # noqa: E402
 
 T = TypeVar("T")
 INSTANCE = "demo"
@@ -100,7 +100,7 @@ def demo(repo_dir: str | None) -> None:
         with repository(repo_dir) as cfg:
             published = step("publish it (aptly snapshot, signed)", lambda: repo.publish(cfg, [result.deb]))
             say(f"    added {', '.join(published.added) or 'nothing new'}; "
-                f"serving {repo.published_snapshot(cfg)}")
+                f"serving {aptly.published_snapshot(cfg)}")
             with step("serve the repository on 127.0.0.1", lambda: reposerve.serve(cfg)) as server:
                 say(f"    {server.url}")
                 name = f"demo-{os.getpid()}"

@@ -54,7 +54,7 @@ def test_instance_naming() -> None:
 
 
 def _owned(plan) -> set[str]:  # type: ignore[no-untyped-def]
-    paths = {v for v in dataclasses.asdict(plan.paths).values() if v != "/lib/systemd/system"}
+    paths = {v for v in dataclasses.asdict(plan.paths).values() if v not in ("/lib/systemd/system", None)}
     return paths | {f"{plan.paths.unit_dir}/{u.name}" for u in plan.units} | {f"user:{plan.user}",
                                                                                f"port:{plan.port}"}
 

@@ -13,36 +13,21 @@ from pathlib import Path
 
 import pytest
 
-from appdeb.build.shipped import shipped_sources
 from appdeb.runtime import app as runtime_app
 from appdeb.runtime import backups, lifecycle, pinning
 from appdeb.runtime.app import LauncherError
 
 from .conftest import EXAMPLES
+from .noderoot import install_root
 
 
 def make_app(tmp_path: Path, keep: int = 3, settings: str = "") -> runtime_app.AppPackage:
-    root = tmp_path / "opt" / "hello-bk1"
-    (root / "appdeb").mkdir(parents=True)
-    paths = {k: str(tmp_path / k) for k in ("etc", "state", "logs", "backups", "own", "run")}
-    paths.update(settings=str(tmp_path / "etc" / "settings.env"), tmp=str(tmp_path / "state" / "tmp"),
-                 launcher=str(tmp_path / "launcher"), pin=str(tmp_path / "pin"))
-    for key in ("etc", "state", "backups"):
-        os.makedirs(paths[key], exist_ok=True)
-    Path(paths["settings"]).write_text(settings)
-    meta = {"package": "hello-bk1", "version": "2.0.0-1", "paths": paths, "dev": True, "commands": {},
-            "units": [], "env": [], "python_paths": [], "services": [], "user": "nobody",
-            "backups": {"keep": keep}}
-    (root / "appdeb" / "app.json").write_text(json.dumps(meta))
-    for name, source in shipped_sources().items():  # the service plug-ins, as a package ships them
-        (root / "appdeb" / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / "appdeb" / name).write_bytes(source)
-    return runtime_app.AppPackage(str(root))
+    return install_root(tmp_path, package="hello-bk1", dev=True, keep=keep, settings=settings)
 
 
 def fake_backup(app: runtime_app.AppPackage, day: int, version: str) -> str:
     name = f"202601{day:02d}T000000000000Z-{version}-upgrade"
-    d = Path(app.paths["backups"]) / name
+    d = Path(app.paths.backups) / name
     d.mkdir()
     (d / "meta.json").write_text(json.dumps({"version": version, "reason": "upgrade"}))
     return name
@@ -52,7 +37,7 @@ def test_prune_keeps_the_newest_and_the_pinned_versions_newest(tmp_path: Path) -
     app = make_app(tmp_path, keep=2)
     names = [fake_backup(app, d, v) for d, v in ((1, "1.0.0-1"), (2, "1.0.0-1"), (3, "1.1.0-1"), (4, "1.2.0-1"),
                                                   (5, "1.3.0-1"))]
-    Path(app.paths["pin"]).write_text(pinning.pin_text("hello-bk1", "1.0.0-1"))
+    Path(app.paths.pin).write_text(pinning.pin_text("hello-bk1", "1.0.0-1"))
     removed = backups.prune_backups(app)
     assert removed == [names[0], names[2]]
     assert backups.list_backups(app) == [names[1], names[3], names[4]]  # 1.0.0-1's newest stays: it is pinned
@@ -77,7 +62,7 @@ def test_restore_refuses_names_outside_the_backups(tmp_path: Path) -> None:
 
 def test_backup_then_restore_brings_the_state_back_but_not_scratch(tmp_path: Path) -> None:
     app = make_app(tmp_path)
-    state = Path(app.paths["state"])
+    state = Path(app.paths.state)
     (state / "uploads").mkdir()
     (state / "uploads" / "a.txt").write_text("kept")
     (state / "tmp").mkdir()
@@ -96,12 +81,12 @@ def test_backup_then_restore_brings_the_state_back_but_not_scratch(tmp_path: Pat
 
 def test_a_backup_that_cannot_fit_is_refused_before_it_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     app = make_app(tmp_path)
-    (Path(app.paths["state"]) / "data.bin").write_bytes(b"x" * 4096)
-    free = os.statvfs(app.paths["backups"])
+    (Path(app.paths.state) / "data.bin").write_bytes(b"x" * 4096)
+    free = os.statvfs(app.paths.backups)
     monkeypatch.setattr(backups, "MARGIN", free.f_bavail * free.f_frsize)  # the disk is "full"
     with pytest.raises(LauncherError, match="not enough space for the backup before upgrade"):
         backups.take_backup(app, "upgrade")
-    assert os.listdir(app.paths["backups"]) == []
+    assert os.listdir(app.paths.backups) == []
 
 
 def test_keep_count_comes_from_the_description_and_the_instance(tmp_path: Path) -> None:

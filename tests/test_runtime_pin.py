@@ -12,18 +12,13 @@ from appdeb.runtime import app as runtime_app
 from appdeb.runtime import main as runtime_main
 from appdeb.runtime import pinning, rollback
 
+from .noderoot import install_root
+
 pytestmark = pytest.mark.skipif(shutil.which("dpkg") is None, reason="needs dpkg (Debian version order)")
 
 
 def make_app(tmp_path: Path, *, dev: bool = False) -> runtime_app.AppPackage:
-    root = tmp_path / "opt" / "hello-rp1"
-    (root / "appdeb").mkdir(parents=True)
-    paths = {k: str(tmp_path / k) for k in ("etc", "settings", "state", "tmp", "logs", "backups")}
-    paths["launcher"] = str(tmp_path / "launcher")
-    meta = {"package": "hello-rp1", "version": "1.0.0-2", "paths": paths, "dev": dev, "commands": {},
-            "units": [], "env": [], "python_paths": []}
-    (root / "appdeb" / "app.json").write_text(json.dumps(meta))
-    return runtime_app.AppPackage(str(root))
+    return install_root(tmp_path, package="hello-rp1", version="1.0.0-2", dev=dev)
 
 
 def test_madison_lines_give_versions_once() -> None:
@@ -42,14 +37,12 @@ def test_versions_sort_in_debian_order() -> None:
     assert pinning.version_lt("1.0.0-9", "1.0.0-10") and not pinning.version_lt("1.0.0-10", "1.0.0-9")
 
 
-def test_pin_file_text_and_reading_it_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pinning, "APT_PREFERENCES", str(tmp_path / "preferences.d"))
+def test_pin_file_text_and_reading_it_back(tmp_path: Path) -> None:
     app = make_app(tmp_path)
-    assert pinning.pin_path(app) == str(tmp_path / "preferences.d" / "hello-rp1-appdeb-pin")
+    assert pinning.pin_path(app) == str(tmp_path / "pin")  # the contract's path, decided by the build's plan
     assert pinning.pinned_version(app) is None
     text = pinning.pin_text("hello-rp1", "1.0.0-1")
     assert text.endswith("Package: hello-rp1\nPin: version 1.0.0-1\nPin-Priority: 1001\n")
-    (tmp_path / "preferences.d").mkdir()
     Path(pinning.pin_path(app)).write_text(text)
     assert pinning.pinned_version(app) == "1.0.0-1"
 

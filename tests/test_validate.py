@@ -107,8 +107,10 @@ def test_reserved_command_names_are_the_launchers_verbs() -> None:
     from appdeb.build.validate import reserved_command_names
     from appdeb.runtime.main import VERBS
 
-    assert set(VERBS) - set(LIFECYCLE_COMMANDS) <= reserved_command_names()
-    assert {"pin", "hook", "status", "rollback", "unpin"} <= reserved_command_names()
+    reserved = reserved_command_names()
+    assert reserved == (set(VERBS) | {"help", "--help", "-h"}) - set(LIFECYCLE_COMMANDS)
+    assert {"pin", "hook", "status", "rollback", "unpin"} <= reserved
+    assert {"verify", "backup", "restore"} & reserved == set()  # the app's own, run by those verbs
 
 
 def test_unknown_references_and_bad_config_files_are_located_problems(tmp_path: Path) -> None:

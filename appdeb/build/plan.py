@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import zlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import PurePosixPath
 
 from debian.debian_support import Version
@@ -14,38 +14,35 @@ from appdeb.build.platforms import PLATFORMS, extra_requirements
 from appdeb.build.requirements import rebase
 from appdeb.build.spec import AppSpec
 from appdeb.errors import AppdebError
+from appdeb.runtime import contract
 
 COMPRESSIONS = ("zstd", "xz", "gzip", "none")
 PORT_BASE, PORT_SPAN = 20000, 10000
 # appdeb's own state on a node, root's alone: never inside a directory the app user can write.
 OWN_STATE = "/var/lib/appdeb"
-# app.json's layout version: the runtime of a newer package knows every older one.
-CONTRACT_FORMAT = 2
 DEFAULT_BACKUP_KEEP = 5
 
 
 @dataclass(frozen=True)
-class Paths:
-    """Where an instance lives on the node; nothing of one instance overlaps another's."""
+class Paths(contract.Paths):
+    """Where an instance lives on the node; nothing of one instance overlaps another's.
 
-    root: str  # /opt/PKG: the app, its libraries and the runtime
-    app: str
-    lib: str
-    bin: str  # console scripts of the vendored libraries (on the app's PATH)
-    runtime: str
-    etc: str
-    settings: str
-    state: str
-    tmp: str
-    logs: str
-    backups: str
-    launcher: str
-    own: str  # appdeb's own state (root's): configured-version marker, kept release, lock, staging
-    run: str  # per-run private copies of the secret (root's directory)
-    secret: str
-    pin: str  # the apt pin `PKG pin`/`rollback` write (removed on purge)
+    The runtime's share (contract.Paths: etc, settings, state, own, secret, pin …) plus what only
+    the package itself needs to know (where its files go).
+    """
+
+    root: str = ""  # /opt/PKG: the app, its libraries and the runtime
+    app: str = ""
+    lib: str = ""
+    bin: str = ""  # console scripts of the vendored libraries (on the app's PATH)
+    runtime: str = ""
     unit_dir: str = "/lib/systemd/system"
     doc: str = ""
+    nginx_site: str = ""  # the site's link in nginx's sites-enabled (contract.nginx_site_path decides it)
+
+    def for_runtime(self) -> contract.Paths:
+        """The share app.json carries."""
+        return contract.Paths(**{f.name: getattr(self, f.name) for f in fields(contract.Paths)})
 
 
 @dataclass(frozen=True)
@@ -153,7 +150,7 @@ def paths_for(package: str) -> Paths:
         state=f"/var/lib/{package}", tmp=f"/var/lib/{package}/tmp", logs=f"/var/log/{package}",
         backups=f"/var/backups/{package}", launcher=f"/usr/bin/{package}", doc=f"/usr/share/doc/{package}",
         own=f"{OWN_STATE}/{package}", run=f"/run/appdeb/{package}", secret=f"/etc/{package}/secret",
-        pin=f"/etc/apt/preferences.d/{package}-appdeb-pin",
+        pin=f"/etc/apt/preferences.d/{package}-appdeb-pin", nginx_site=contract.nginx_site_path(package),
     )
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -12,8 +11,9 @@ from typing import Any
 from debian.changelog import Changelog
 
 from appdeb.build import formats
-from appdeb.build.plan import CONTRACT_FORMAT, BuildPlan, Unit
+from appdeb.build.plan import BuildPlan, Unit
 from appdeb.build.shipped import environment, shipped_sources
+from appdeb.runtime import contract
 
 UNIT_TEMPLATES = {"socket": "web.socket.j2", "web": "web.service.j2", "process": "process.service.j2",
                   "timer-service": "timer-service.service.j2", "timer": "timer.timer.j2"}
@@ -33,14 +33,14 @@ def render(plan: BuildPlan) -> dict[str, RenderedFile]:
     """Every generated file of the package, keyed by its path inside the .deb."""
     env = environment()
     ctx: dict[str, Any] = {"plan": plan, **_description(plan), "after": service_after(plan), "writable_paths": (),
-                           "layout": CONTRACT_FORMAT, "where": where(plan)}
+                           "layout": contract.FORMAT, "where": where(plan)}
     files: dict[str, RenderedFile] = {"DEBIAN/control": _text(env.get_template("control.j2").render(ctx))}
     for script in SCRIPTS:
         files[f"DEBIAN/{script}"] = _text(env.get_template(f"{script}.j2").render(ctx), 0o755)
     for unit in plan.units:
         files[f"{plan.paths.unit_dir[1:]}/{unit.name}"] = _unit(plan, unit, ctx)
     files[plan.paths.launcher[1:]] = _text(env.get_template("launcher.j2").render(ctx), 0o755)
-    files[f"{plan.paths.runtime[1:]}/app.json"] = _text(json.dumps(runtime_config(plan), indent=1, sort_keys=True))
+    files[f"{plan.paths.runtime[1:]}/app.json"] = _text(runtime_config(plan).to_json())
     # the first settings file is data the package ships; postinst copies it, nothing is pasted into shell
     files[f"{plan.paths.runtime[1:]}/settings.env"] = _text(settings_template(plan) + "\n")
     for name, source in shipped_sources().items():
@@ -106,35 +106,29 @@ def settings_template(plan: BuildPlan) -> str:
     return "\n".join(out)
 
 
-def runtime_config(plan: BuildPlan) -> dict[str, Any]:
-    """What the runtime on the node needs to know, as JSON (the node has no PyYAML)."""
+def runtime_config(plan: BuildPlan) -> contract.Contract:
+    """What the runtime on the node needs to know (written as app.json: the node has no PyYAML)."""
     spec, p = plan.spec, plan.paths
-    return {
-        "package": plan.package, "instance": plan.instance, "app": spec.name, "version": plan.version,
-        "python_version": plan.python_version, "python_abi": plan.python_abi,
-        "binary_dists": list(plan.binary_dists), "python_paths": list(spec.python_paths),
-        "wsgi": spec.web.app if spec.web else None,
-        "web": None if spec.web is None else {
-            "port": plan.port, "workers": spec.web.workers, "timeout": spec.web.timeout,
-            "graceful_timeout": spec.web.graceful_timeout, "max_requests": spec.web.max_requests,
-            "max_requests_jitter": spec.web.max_requests_jitter, "max_worker_memory": spec.web.max_worker_memory,
-            "health": spec.web.health},
-        "commands": dict(spec.commands), "processes": {x.name: x.command for x in spec.processes},
-        "timers": {t.name: {"command": t.command, "schedule": t.schedule} for t in spec.timers},
-        "env": [{"name": s.name, "default": s.default, "required": s.required} for s in spec.env],
-        "services": [{"kind": s.kind, "options": dict(s.options)} for s in spec.services],
-        "static": None if spec.static is None else {"dir": spec.static.dir, "url": spec.static.url},
-        "units": [{"name": u.name, "kind": u.kind, "enabled": u.enabled} for u in plan.units],
-        "user": plan.user, "server_name": plan.server_name, "nginx": plan.nginx, "public_port": plan.public_port,
-        "paths": {"etc": p.etc, "settings": p.settings, "state": p.state, "tmp": p.tmp, "logs": p.logs,
-                  "backups": p.backups, "launcher": p.launcher, "secret": p.secret, "own": p.own, "run": p.run,
-                  "pin": p.pin},
-        "backups": {"keep": plan.backup_keep},
-        "format": CONTRACT_FORMAT,
-        "config_files": dict(spec.config_files),
-        "config": spec.raw,
-    }
-
+    web = spec.web
+    return contract.Contract(
+        package=plan.package, instance=plan.instance, app=spec.name, version=plan.version,
+        python_version=plan.python_version, python_abi=plan.python_abi,
+        binary_dists=list(plan.binary_dists), python_paths=list(spec.python_paths),
+        wsgi=web.app if web else None,
+        web=None if web is None else contract.Web(
+            port=plan.port, workers=web.workers, timeout=web.timeout, graceful_timeout=web.graceful_timeout,
+            max_requests=web.max_requests, max_requests_jitter=web.max_requests_jitter,
+            max_worker_memory=web.max_worker_memory, health=web.health),
+        commands=dict(spec.commands), processes={x.name: x.command for x in spec.processes},
+        timers={t.name: contract.Timer(t.command, t.schedule) for t in spec.timers},
+        env=[contract.Setting(s.name, s.default, s.required) for s in spec.env],
+        services=[contract.Service(s.kind, dict(s.options)) for s in spec.services],
+        static=None if spec.static is None else contract.Static(spec.static.dir, spec.static.url),
+        units=[contract.Unit(u.name, u.kind, u.enabled) for u in plan.units],
+        user=plan.user, server_name=plan.server_name, nginx=plan.nginx, public_port=plan.public_port,
+        paths=p.for_runtime(),
+        backups=contract.Backups(plan.backup_keep), config_files=dict(spec.config_files), config=spec.raw,
+    )
 
 
 def changelog_gz(plan: BuildPlan) -> bytes:

@@ -179,12 +179,12 @@ def _command(node: YNode, path: str, cmd: str, c: Checker) -> bool:
 
 
 def reserved_command_names() -> set[str]:
-    """The launcher's verbs (from its dispatch table: they shadow a command of the same name), plus
-    the lifecycle-free words the launcher answers itself. install/update/verify/backup/restore/
-    uninstall stay allowed: they are the app's lifecycle commands, run by those verbs."""
-    from appdeb.runtime.main import VERBS
+    """The launcher's verbs and help words, from its dispatch table (they shadow a command of the
+    same name). install/update/verify/backup/restore/uninstall stay allowed: they are the app's
+    lifecycle commands, run by those verbs."""
+    from appdeb.runtime.main import HELP_WORDS, VERBS
 
-    return (set(VERBS) | {"help", "shell", "version"}) - set(LIFECYCLE_COMMANDS)
+    return (set(VERBS) | set(HELP_WORDS)) - set(LIFECYCLE_COMMANDS)
 
 
 def _commands(node: YNode | None, c: Checker) -> tuple[tuple[str, str], ...]:

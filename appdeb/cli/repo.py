@@ -74,9 +74,9 @@ def repo_init(root: Path | None, key: str | None, distribution: str | None, comp
 def publish(debs: tuple[Path, ...], distribution: str | None, component: str | None, keep: int | None,
             root: Path | None, as_json: bool) -> None:
     """Add .debs to the repository and publish a new signed snapshot (a no-op if nothing changed)."""
+    from appdeb.repo.aptly import published_snapshot
     from appdeb.repo.config import open_repo
     from appdeb.repo.publish import publish as run_publish
-    from appdeb.repo.publish import published_snapshot
 
     cfg = open_repo(root)
     result = run_publish(cfg, list(debs), distribution, component, keep)
@@ -122,8 +122,8 @@ def repo_serve(root: Path | None, port: int, host: str, quiet: bool) -> None:
 @DISTRIBUTION
 def repo_list(root: Path | None, distribution: str | None) -> None:
     """List the packages nodes currently get (the published snapshot)."""
+    from appdeb.repo.aptly import list_packages, published_snapshot
     from appdeb.repo.config import open_repo
-    from appdeb.repo.publish import list_packages, published_snapshot
 
     cfg = open_repo(root)
     dist = distribution or cfg.distribution
@@ -166,8 +166,8 @@ def repo_history(root: Path | None, distribution: str | None, as_json: bool) -> 
 @DISTRIBUTION
 def repo_snapshots(root: Path | None, distribution: str | None) -> None:
     """List the snapshots kept as rollback targets, oldest first; * marks the published one."""
+    from appdeb.repo.aptly import published_snapshot, snapshots
     from appdeb.repo.config import open_repo
-    from appdeb.repo.publish import published_snapshot, snapshots
 
     cfg = open_repo(root)
     current = published_snapshot(cfg, distribution)

@@ -6,13 +6,12 @@ variables, paths and commands locally as on a node; only the directories point i
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import secrets
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
 
 from appdeb.build.plan import make_plan
 from appdeb.build.render import runtime_config
@@ -21,6 +20,7 @@ from appdeb.build.validate import load_spec
 from appdeb.build.vendor import vendor
 from appdeb.errors import AppdebError
 from appdeb.progress import Reporter, quiet
+from appdeb.runtime import contract
 
 LOCAL_SETTINGS = "settings.local.env"
 
@@ -37,29 +37,28 @@ def prepare(app_dir: Path, *, port: int | None = None, settings: Path | None = N
     root = app_dir / ".appdeb" / "dev"
     var = root / "var"
     paths = runtime_paths(var, etc=app_dir, settings=settings or app_dir / LOCAL_SETTINGS, launcher="appdeb run")
-    if not Path(paths["secret"]).exists():  # a development secret, generated once per checkout
-        Path(paths["secret"]).write_text(secrets.token_urlsafe(48) + "\n")
-        Path(paths["secret"]).chmod(0o600)
-    meta = runtime_config(plan)
-    meta.update({"paths": paths, "instance": "dev"})
-    if port is not None and meta["web"]:
-        meta["web"]["port"] = port
-    write_runtime(root, meta, app=app_dir, lib=lib, python=sys.executable)
+    if not Path(paths.secret).exists():  # a development secret, generated once per checkout
+        Path(paths.secret).write_text(secrets.token_urlsafe(48) + "\n")
+        Path(paths.secret).chmod(0o600)
+    described = runtime_config(plan).with_changes(paths=paths, instance="dev")
+    if port is not None and described.web:
+        described = described.with_changes(web=dataclasses.replace(described.web, port=port))
+    write_runtime(root, described, app=app_dir, lib=lib, python=sys.executable)
     return root
 
 
-def runtime_paths(var: Path, *, etc: Path, settings: Path, launcher: str) -> dict[str, str]:
+def runtime_paths(var: Path, *, etc: Path, settings: Path, launcher: str) -> contract.Paths:
     """A runtime root's paths outside a node (development, the build step): all below var, made here."""
-    paths = {"etc": str(etc), "settings": str(settings), "state": str(var / "lib"), "tmp": str(var / "tmp"),
-             "logs": str(var / "log"), "backups": str(var / "backups"), "launcher": launcher,
-             "secret": str(var / "secret"), "own": str(var / "appdeb"), "run": str(var / "run"),
-             "pin": str(var / "pin"), "config": str(var / "etc")}
-    for key in ("state", "tmp", "logs", "backups"):
-        Path(paths[key]).mkdir(parents=True, exist_ok=True)
+    paths = contract.Paths(
+        etc=str(etc), settings=str(settings), state=str(var / "lib"), tmp=str(var / "tmp"), logs=str(var / "log"),
+        backups=str(var / "backups"), launcher=launcher, secret=str(var / "secret"), own=str(var / "appdeb"),
+        run=str(var / "run"), pin=str(var / "pin"), config=str(var / "etc"))
+    for made in (paths.state, paths.tmp, paths.logs, paths.backups):
+        Path(made).mkdir(parents=True, exist_ok=True)
     return paths
 
 
-def write_runtime(root: Path, meta: dict[str, Any], *, app: Path, lib: Path, python: str) -> None:
+def write_runtime(root: Path, described: contract.Contract, *, app: Path, lib: Path, python: str) -> None:
     """The runtime, app.json (a dev layout pointing at app and lib) and the console scripts under root.
 
     The scripts are the vendored libraries' for `python`, and `python3` is `python` (the one the
@@ -74,9 +73,9 @@ def write_runtime(root: Path, meta: dict[str, Any], *, app: Path, lib: Path, pyt
         (bin_dir / script.name).write_text(script.text(python))
         (bin_dir / script.name).chmod(0o755)
     (bin_dir / "python3").symlink_to(python)
-    meta = {**meta, "dev": True, "layout": {"app": str(app), "lib": str(lib), "bin": str(bin_dir)}}
+    described = described.with_changes(dev=True, layout=contract.Layout(str(app), str(lib), str(bin_dir)))
     (root / "appdeb").mkdir(parents=True, exist_ok=True)
-    (root / "appdeb" / "app.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+    (root / "appdeb" / "app.json").write_text(described.to_json())
     for name, source in shipped_sources().items():
         (root / "appdeb" / name).parent.mkdir(parents=True, exist_ok=True)
         (root / "appdeb" / name).write_bytes(source)

@@ -9,8 +9,6 @@ Repository setup lives in config.py, its history and ledger in store.py.
 from __future__ import annotations
 
 import hashlib
-import json
-import re
 import shutil
 import tempfile
 import time
@@ -18,33 +16,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
 
 from debian.arfile import ArError
 from debian.debfile import DebError, DebFile
 from debian.debian_support import Version
 
-from appdeb.errors import AppdebError, CommandError
-from appdeb.repo import signing
+from appdeb.errors import AppdebError
+from appdeb.repo.aptly import PackageRef, aptly, published, search, snapshots
 from appdeb.repo.config import RepoConfig, check_name
 from appdeb.repo.store import HistoryEntry, history, load_ledger, locked, record, save_ledger
-from appdeb.runner import run
-
-_FORMAT = "{{.Package}}|{{.Version}}|{{.Architecture}}|{{.SHA256}}"
-_STAMP_RE = r"\d{8}T\d{6}\.\d{6}Z"
-
-
-class PackageRef(NamedTuple):
-    """One binary package in the repository: what apt and aptly key packages by."""
-
-    name: str
-    version: str
-    arch: str
-
-    @property
-    def key(self) -> str:
-        """aptly's package reference, `name_version_arch`, also used in history."""
-        return f"{self.name}_{self.version}_{self.arch}"
 
 
 @dataclass(frozen=True)
@@ -72,43 +52,10 @@ class _Deb:
         return f"{self.ref.name}_{bare}_{self.ref.arch}.deb"
 
 
-def _aptly(cfg: RepoConfig, *args: str, check: bool = True) -> str:
-    """Every aptly call: explicit -config (else aptly writes ~/.aptly.conf) and the repo keyring."""
-    argv = ["aptly", f"-config={cfg.conf}", *args]
-    proc = run(argv, env=signing.gnupg_env(cfg.gnupg_home), check=check)
-    return proc.stdout
-
-
-def _search(cfg: RepoConfig, kind: str, *args: str) -> dict[PackageRef, str]:
-    """Packages (-> sha256) of `aptly {repo|snapshot|package} search`; aptly exits 1 on none."""
-    argv = ["aptly", f"-config={cfg.conf}", kind, "search", f"-format={_FORMAT}", *args]
-    proc = run(argv, env=signing.gnupg_env(cfg.gnupg_home), check=False)
-    if proc.returncode != 0:
-        if "no results" in proc.stdout:
-            return {}
-        raise CommandError(list(proc.args), proc.returncode, proc.stdout)
-    found: dict[PackageRef, str] = {}
-    for line in proc.stdout.splitlines():
-        parts = line.split("|")
-        if len(parts) == 4:
-            found[PackageRef(*parts[:3])] = parts[3]
-    return found
-
-
-def _published(cfg: RepoConfig) -> dict[str, tuple[str, str]]:
-    """distribution -> (snapshot, component) for what ROOT/public currently serves."""
-    out: list[dict[str, Any]] = json.loads(_aptly(cfg, "publish", "list", "-json") or "[]")
-    return {
-        p["Distribution"]: (p["Sources"][0]["Name"], p["Sources"][0]["Component"])
-        for p in out
-        if p.get("Prefix") == "." and p.get("Sources")
-    }
-
-
 def _local_repo(cfg: RepoConfig, dist: str, comp: str) -> str:
     name = f"appdeb-{dist}"
-    if name not in _aptly(cfg, "repo", "list", "-raw").split():
-        _aptly(cfg, "repo", "create", f"-distribution={dist}", f"-component={comp}", name)
+    if name not in aptly(cfg, "repo", "list", "-raw").split():
+        aptly(cfg, "repo", "create", f"-distribution={dist}", f"-component={comp}", name)
     return name
 
 
@@ -133,8 +80,8 @@ def _read_deb(path: Path) -> _Deb:
 def _immutable_split(cfg: RepoConfig, repo: str, debs: list[_Deb]) -> tuple[list[_Deb], list[str]]:
     """(debs to add, keys already present); any same-version-other-bytes is fatal, before changes."""
     known = load_ledger(cfg)
-    known.update({ref.key: sha for ref, sha in _search(cfg, "package").items()})
-    in_repo = {ref.key for ref in _search(cfg, "repo", repo)}
+    known.update({ref.key: sha for ref, sha in search(cfg, "package").items()})
+    in_repo = {ref.key for ref in search(cfg, "repo", repo)}
     new: dict[str, _Deb] = {}
     present: list[str] = []
     clashes: list[str] = []
@@ -164,7 +111,7 @@ def _add(cfg: RepoConfig, repo: str, debs: list[_Deb]) -> None:
     with tempfile.TemporaryDirectory(prefix=".incoming-", dir=cfg.root) as tmp:
         for deb in debs:
             shutil.copyfile(deb.path, Path(tmp) / deb.filename)
-        _aptly(cfg, "repo", "add", repo, tmp)
+        aptly(cfg, "repo", "add", repo, tmp)
 
 
 def _retain(cfg: RepoConfig, repo: str, keep: int) -> set[PackageRef]:
@@ -172,7 +119,7 @@ def _retain(cfg: RepoConfig, repo: str, keep: int) -> set[PackageRef]:
 
     Returns what the local repo holds afterwards.
     """
-    held = set(_search(cfg, "repo", repo))
+    held = set(search(cfg, "repo", repo))
     if keep <= 0:
         return held
     groups: dict[tuple[str, str], list[PackageRef]] = {}
@@ -180,7 +127,7 @@ def _retain(cfg: RepoConfig, repo: str, keep: int) -> set[PackageRef]:
         groups.setdefault((ref.name, ref.arch), []).append(ref)
     old = [r for refs in groups.values() for r in sorted(refs, key=lambda r: Version(r.version))[:-keep]]
     if old:
-        _aptly(cfg, "repo", "remove", repo, *(r.key for r in old))
+        aptly(cfg, "repo", "remove", repo, *(r.key for r in old))
     return held - set(old)
 
 
@@ -205,10 +152,10 @@ def _switch(cfg: RepoConfig, dist: str, comp: str, snap: str, *, first: bool) ->
     _wait_for_new_second(cfg.public_dir / "dists" / dist / "InRelease")
     sign = [f"-gpg-key={cfg.key}", "-batch"]
     if first:
-        _aptly(cfg, "publish", "snapshot", *sign, f"-distribution={dist}", f"-component={comp}",
+        aptly(cfg, "publish", "snapshot", *sign, f"-distribution={dist}", f"-component={comp}",
                f"-origin={cfg.origin}", f"-label={cfg.label}", "-acquire-by-hash", snap, ".")
     else:
-        _aptly(cfg, "publish", "switch", *sign, f"-component={comp}", dist, ".", snap)
+        aptly(cfg, "publish", "switch", *sign, f"-component={comp}", dist, ".", snap)
 
 
 def publish(
@@ -227,18 +174,18 @@ def publish(
         raise AppdebError(f"architecture {', '.join(foreign)} is not published by this repository "
                           f"({', '.join(cfg.architectures)}); see architectures in settings.json")
     with locked(cfg.root):
-        current = _published(cfg).get(dist)
+        current = published(cfg).get(dist)
         if current and current[1] != comp:
             raise AppdebError(f"{dist} is published with component {current[1]}, not {comp}")
         repo = _local_repo(cfg, dist, comp)
         new, present = _immutable_split(cfg, repo, incoming)
         _add(cfg, repo, new)
         after = _retain(cfg, repo, cfg.keep if keep is None else keep)
-        before = set(_search(cfg, "snapshot", current[0])) if current else set()
+        before = set(search(cfg, "snapshot", current[0])) if current else set()
         if after == before and (current or not after):
             return PublishResult(dist, None, unchanged=present)
         snap = f"{dist}-{datetime.now(UTC):%Y%m%dT%H%M%S.%fZ}"
-        _aptly(cfg, "snapshot", "create", snap, "from", "repo", repo)
+        aptly(cfg, "snapshot", "create", snap, "from", "repo", repo)
         _switch(cfg, dist, comp, snap, first=current is None)
         save_ledger(cfg, {d.ref.key: d.sha256 for d in new})
         entry = record(cfg, "publish", dist, snap, current[0] if current else None, *_diff(before, after))
@@ -251,37 +198,17 @@ def _diff(before: set[PackageRef], after: set[PackageRef]) -> tuple[list[str], l
     return sorted(r.key for r in after - before), sorted(r.key for r in before - after)
 
 
-def snapshots(cfg: RepoConfig, distribution: str | None = None) -> list[str]:
-    """appdeb's snapshots of one distribution, oldest first (the names sort by time)."""
-    dist = re.escape(distribution or cfg.distribution)
-    names = _aptly(cfg, "snapshot", "list", "-raw").split()
-    return sorted(n for n in names if re.fullmatch(f"{dist}-{_STAMP_RE}", n))
-
-
 def _prune_snapshots(cfg: RepoConfig, dist: str) -> None:
     """Keep the newest keep_snapshots (rollback targets), drop the rest and their pool files."""
     if cfg.keep_snapshots <= 0:
         return
-    live = {snap for snap, _ in _published(cfg).values()}
+    live = {snap for snap, _ in published(cfg).values()}
     names = snapshots(cfg, dist)
     stale = [n for n in names[: -cfg.keep_snapshots] if n not in live]
     for name in stale:
-        _aptly(cfg, "snapshot", "drop", name)
+        aptly(cfg, "snapshot", "drop", name)
     if stale:
-        _aptly(cfg, "db", "cleanup")
-
-
-def published_snapshot(cfg: RepoConfig, distribution: str | None = None) -> str | None:
-    """The snapshot nodes currently get for the distribution, if it is published."""
-    current = _published(cfg).get(distribution or cfg.distribution)
-    return current[0] if current else None
-
-
-def list_packages(cfg: RepoConfig, distribution: str | None = None) -> list[PackageRef]:
-    """What nodes see: the packages of the published snapshot, by name, arch, version."""
-    snap = published_snapshot(cfg, distribution)
-    refs = _search(cfg, "snapshot", snap) if snap else {}
-    return sorted(refs, key=lambda r: (r.name, r.arch, Version(r.version)))
+        aptly(cfg, "db", "cleanup")
 
 
 def rollback(cfg: RepoConfig, to: str | None = None, distribution: str | None = None) -> HistoryEntry:
@@ -292,7 +219,7 @@ def rollback(cfg: RepoConfig, to: str | None = None, distribution: str | None = 
     """
     dist = distribution or cfg.distribution
     with locked(cfg.root):
-        current = _published(cfg).get(dist)
+        current = published(cfg).get(dist)
         if current is None:
             raise AppdebError(f"nothing is published for {dist}")
         names = snapshots(cfg, dist)
@@ -304,7 +231,7 @@ def rollback(cfg: RepoConfig, to: str | None = None, distribution: str | None = 
             raise AppdebError(f"{target} is already published")
         _switch(cfg, dist, current[1], target, first=False)
         _reset_repo(cfg, dist, current[1], target)
-        before, after = set(_search(cfg, "snapshot", current[0])), set(_search(cfg, "snapshot", target))
+        before, after = set(search(cfg, "snapshot", current[0])), set(search(cfg, "snapshot", target))
         return record(cfg, "rollback", dist, target, current[0], *_diff(before, after))
 
 
@@ -324,8 +251,8 @@ def _previous(cfg: RepoConfig, dist: str, current: str, names: list[str]) -> str
 def _reset_repo(cfg: RepoConfig, dist: str, comp: str, snap: str) -> None:
     """Rebuild `appdeb-D` from a snapshot: create aside, then drop and rename (aptly has no reset)."""
     repo, tmp = f"appdeb-{dist}", f"appdeb-{dist}.reset"
-    _aptly(cfg, "repo", "drop", "-force", tmp, check=False)
-    _aptly(cfg, "repo", "create", f"-distribution={dist}", f"-component={comp}", tmp, "from", "snapshot",
+    aptly(cfg, "repo", "drop", "-force", tmp, check=False)
+    aptly(cfg, "repo", "create", f"-distribution={dist}", f"-component={comp}", tmp, "from", "snapshot",
            snap)
-    _aptly(cfg, "repo", "drop", "-force", repo)
-    _aptly(cfg, "repo", "rename", tmp, repo)
+    aptly(cfg, "repo", "drop", "-force", repo)
+    aptly(cfg, "repo", "rename", tmp, repo)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import pwd
 import re
-import subprocess
 import sys
 from typing import Any
 
-SYSTEMD = "/run/systemd/system"
+from . import proc
+from .contract import Contract, ContractError
+
 NODE_PATH = "/usr/local/bin:/usr/bin:/bin"  # a node's PATH for services (and so for the app in development)
 
 
@@ -57,30 +57,34 @@ class AppPackage:
     def __init__(self, root: str | None = None) -> None:
         self.root = os.path.abspath(root or os.environ["APPDEB_ROOT"])
         with open(os.path.join(self.root, "appdeb", "app.json"), encoding="utf-8") as f:
-            self.meta: dict[str, Any] = json.load(f)
-        layout = self.meta.get("layout", {})
-        self.app_dir = os.path.join(self.root, layout.get("app", "app"))
-        self.lib_dir = os.path.join(self.root, layout.get("lib", "lib"))
-        self.bin_dir = os.path.join(self.root, layout.get("bin", "bin"))
-        self.paths: dict[str, str] = self.meta["paths"]
-        self.dev = bool(self.meta.get("dev"))
+            try:
+                self.contract = Contract.from_json(f.read())
+            except ContractError as exc:
+                raise LauncherError(f"{f.name}: {exc}") from None
+        layout = self.contract.layout
+        self.app_dir = layout.app if layout else os.path.join(self.root, "app")
+        self.lib_dir = layout.lib if layout else os.path.join(self.root, "lib")
+        self.bin_dir = layout.bin if layout else os.path.join(self.root, "bin")
+        self.paths = self.contract.paths
+        self.dev = self.contract.dev
+        self.proc = proc  # the door to other programs, also for the service plug-ins
 
     @property
     def config(self) -> dict[str, Any]:
         """The app description as the developer wrote it (app.yaml, parsed)."""
-        return dict(self.meta["config"])
+        return dict(self.contract.config)
 
     def settings(self) -> dict[str, str]:
-        values = {s["name"]: s["default"] for s in self.meta["env"] if s.get("default") is not None}
+        values = {s.name: s.default for s in self.contract.env if s.default is not None}
         try:
-            with open(self.paths["settings"], encoding="utf-8") as f:
+            with open(self.paths.settings, encoding="utf-8") as f:
                 values.update(parse_settings(f.read()))
         except FileNotFoundError:
             pass
         return values
 
     def sys_path(self) -> list[str]:
-        extra = [os.path.join(self.app_dir, p) for p in self.meta["python_paths"]]
+        extra = [os.path.join(self.app_dir, p) for p in self.contract.python_paths]
         return [self.app_dir, *extra, self.lib_dir, os.path.join(self.root, "appdeb")]
 
     def wiring(self) -> Any:
@@ -93,17 +97,17 @@ class AppPackage:
     def instance_vars(self) -> dict[str, str]:
         """APPDEB_* and friends: what the package decided for this instance (also usable as ${NAME} in
         settings values and config-file templates)."""
-        p, meta = self.paths, self.meta
+        p, c = self.paths, self.contract
         out = {
-            "APPDEB_ROOT": self.root, "APPDEB_PACKAGE": meta["package"], "APPDEB_APP": meta["app"],
-            "APPDEB_INSTANCE": meta["instance"], "APPDEB_VERSION": meta["version"], "APPDEB_ETC_DIR": p["etc"],
-            "APPDEB_SETTINGS": p["settings"], "APPDEB_STATE_DIR": p["state"], "APPDEB_LOG_DIR": p["logs"],
-            "APPDEB_BACKUP_ROOT": p["backups"], "TMPDIR": p["tmp"], "HOME": p["state"],
+            "APPDEB_ROOT": self.root, "APPDEB_PACKAGE": c.package, "APPDEB_APP": c.app,
+            "APPDEB_INSTANCE": c.instance, "APPDEB_VERSION": c.version, "APPDEB_ETC_DIR": p.etc,
+            "APPDEB_SETTINGS": p.settings, "APPDEB_STATE_DIR": p.state, "APPDEB_LOG_DIR": p.logs,
+            "APPDEB_BACKUP_ROOT": p.backups, "TMPDIR": p.tmp, "HOME": p.state,
         }
-        if meta.get("web"):
-            out["APPDEB_PORT"] = str(meta["web"]["port"])
-        for name in meta.get("config_files", {}):
-            out[config_var(name)] = os.path.join(p.get("config") or p["etc"], name)
+        if c.web:
+            out["APPDEB_PORT"] = str(c.web.port)
+        for name in c.config_files:
+            out[config_var(name)] = os.path.join(p.config_dir, name)
         return out
 
     def environ(self, base: dict[str, str] | None = None) -> dict[str, str]:
@@ -138,7 +142,7 @@ class AppPackage:
         env = self.environ(dict(os.environ))
         os.environ.clear()
         os.environ.update(env)
-        os.makedirs(self.paths["tmp"], exist_ok=True) if self.dev else None
+        os.makedirs(self.paths.tmp, exist_ok=True) if self.dev else None
 
     def load_object(self, spec: str) -> Any:
         """Import 'module:object' (dotted attributes allowed) with the app's paths active."""
@@ -151,7 +155,7 @@ class AppPackage:
 
     def command_argv(self, name_or_argv: list[str]) -> list[str]:
         """A named command from the description runs through sh; anything else runs as given."""
-        commands = self.meta["commands"]
+        commands = self.contract.commands
         if len(name_or_argv) == 1 and name_or_argv[0] in commands:
             return ["/bin/sh", "-c", commands[name_or_argv[0]]]
         return name_or_argv
@@ -169,15 +173,13 @@ class AppPackage:
         env = {**self.environ(plain_env() if demote else None), **(extra_env or {})}
         copy = None
         if demote is not None:  # the root-only secret, delivered to this one command as a private copy
-            user = pwd.getpwnam(self.meta["user"])
+            user = pwd.getpwnam(self.contract.user)
             copy = self.wiring().deliver_secret(self, user.pw_uid, user.pw_gid)
             if copy:
                 env["APPDEB_SECRET_FILE"] = copy
         try:
-            if demote is None or interactive:
-                return subprocess.call(argv, cwd=self.app_dir, env=env, preexec_fn=demote,
-                                       start_new_session=demote is not None)
-            return _relayed(argv, cwd=self.app_dir, env=env, preexec_fn=demote)
+            return proc.relay(argv, cwd=self.app_dir, env=env, preexec_fn=demote,
+                              interactive=demote is None or interactive)
         except FileNotFoundError:
             raise LauncherError(f"command not found: {argv[0]}") from None
         finally:
@@ -185,32 +187,19 @@ class AppPackage:
                 os.unlink(copy)
 
     def _demote(self) -> None:
-        user = pwd.getpwnam(self.meta["user"])
+        user = pwd.getpwnam(self.contract.user)
         os.setgroups([])
         os.setgid(user.pw_gid)
         os.setuid(user.pw_uid)
 
     def has_command(self, name: str) -> bool:
-        return name in self.meta["commands"]
+        return name in self.contract.commands
 
 
 def plain_env() -> dict[str, str]:
     """What of root's environment a command of the app user's may see: locale and PATH, no tokens."""
     keep = ("PATH", "LANG", "LANGUAGE", "TZ", "TERM")
     return {k: v for k, v in os.environ.items() if k in keep or k.startswith("LC_")}
-
-
-def _relayed(argv: list[str], **kwargs: Any) -> int:
-    """Run without root's stdin and terminal; copy the command's output (both streams) to ours."""
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True, **kwargs)
-    assert proc.stdout is not None
-    out = sys.stdout.buffer
-    fd = proc.stdout.fileno()
-    for chunk in iter(lambda: os.read(fd, 65536), b""):
-        out.write(chunk)
-        out.flush()
-    return proc.wait()
 
 
 def get_secret(root: str | None = None) -> str:

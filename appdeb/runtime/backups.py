@@ -13,10 +13,10 @@ import datetime
 import json
 import os
 import shutil
-import subprocess
 import sys
 
-from .app import SYSTEMD, AppPackage, LauncherError
+from . import proc
+from .app import AppPackage, LauncherError
 from .commands import services_step
 from .guard import app_output, app_user, instance_lock, new_staging, on_node_as_root, remove_tree, run_as_app
 
@@ -31,15 +31,15 @@ def _option(args: list[str], name: str, default: str = "") -> str:
 def list_backups(app: AppPackage) -> list[str]:
     """Finished backups, oldest first (names start with a UTC time stamp)."""
     try:
-        names = os.listdir(app.paths["backups"])
+        names = os.listdir(app.paths.backups)
     except FileNotFoundError:
         return []
     return sorted(n for n in names if not n.endswith(".partial")
-                  and os.path.isfile(os.path.join(app.paths["backups"], n, "meta.json")))
+                  and os.path.isfile(os.path.join(app.paths.backups, n, "meta.json")))
 
 
 def backup_meta(app: AppPackage, name: str) -> dict[str, str]:
-    with open(os.path.join(app.paths["backups"], name, "meta.json"), encoding="utf-8") as f:
+    with open(os.path.join(app.paths.backups, name, "meta.json"), encoding="utf-8") as f:
         return dict(json.load(f))
 
 
@@ -58,7 +58,7 @@ def tree_size(path: str, skip_top: tuple[str, ...] = ()) -> int:
 def state_size(app: AppPackage) -> int:
     """Bytes the state directory would put into a backup, as `du` run by the app user reports them
     (root does not walk the app's tree)."""
-    state = app.paths["state"]
+    state = app.paths.state
     if not os.path.isdir(state):
         return 0
     scratch = [os.path.join(state, x) for x in EXCLUDED]
@@ -70,14 +70,14 @@ def state_size(app: AppPackage) -> int:
 def check_space(app: AppPackage, reason: str) -> None:
     """Refuse, before anything changes, a backup that would not fit (with room to spare)."""
     need = state_size(app) + services_step(app, "size_estimate")
-    os.makedirs(app.paths["backups"], mode=0o700, exist_ok=True)
-    st = os.statvfs(app.paths["backups"])
+    os.makedirs(app.paths.backups, mode=0o700, exist_ok=True)
+    st = os.statvfs(app.paths.backups)
     free = st.f_bavail * st.f_frsize
     if need + need // 10 + MARGIN > free:
         raise LauncherError(
             f"not enough space for the backup before {reason}: it needs about {_mib(need)} and "
-            f"{app.paths['backups']} has {_mib(free)} free; nothing was changed. Free space (older backups: "
-            f"'{app.meta['package']} backups'), or lower APPDEB_BACKUP_KEEP in {app.paths['settings']}, then retry")
+            f"{app.paths.backups} has {_mib(free)} free; nothing was changed. Free space (older backups: "
+            f"'{app.contract.package} backups'), or lower APPDEB_BACKUP_KEEP in {app.paths.settings}, then retry")
 
 
 def _mib(size: int) -> str:
@@ -108,8 +108,8 @@ def take_backup(app: AppPackage, reason: str, version: str | None = None) -> str
     with instance_lock(app, "backup"):
         check_space(app, reason)
         stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        version = version or app.meta["version"]
-        final = os.path.join(app.paths["backups"], f"{stamp}-{version.replace(':', '_')}-{reason}")
+        version = version or app.contract.version
+        final = os.path.join(app.paths.backups, f"{stamp}-{version.replace(':', '_')}-{reason}")
         work = final + ".partial"
         os.makedirs(work, mode=0o700)
         try:
@@ -117,8 +117,8 @@ def take_backup(app: AppPackage, reason: str, version: str | None = None) -> str
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
-        meta = {"package": app.meta["package"], "version": version, "reason": reason, "time": stamp,
-                "format": 2, "made_by": app.meta["version"]}
+        meta = {"package": app.contract.package, "version": version, "reason": reason, "time": stamp,
+                "format": 2, "made_by": app.contract.version}
         with open(os.path.join(work, "meta.json"), "w", encoding="utf-8") as f:
             json.dump(meta, f)
         os.rename(work, final)
@@ -127,10 +127,10 @@ def take_backup(app: AppPackage, reason: str, version: str | None = None) -> str
 
 
 def _fill(app: AppPackage, work: str) -> None:
-    if os.path.exists(app.paths["settings"]):
-        shutil.copy2(app.paths["settings"], os.path.join(work, "settings.env"))
-    if os.path.isdir(app.paths["state"]):
-        _tar_from_app(app, app.paths["state"], os.path.join(work, "state.tar"), EXCLUDED)
+    if os.path.exists(app.paths.settings):
+        shutil.copy2(app.paths.settings, os.path.join(work, "settings.env"))
+    if os.path.isdir(app.paths.state):
+        _tar_from_app(app, app.paths.state, os.path.join(work, "state.tar"), EXCLUDED)
     services_step(app, "backup", work)
     if app.has_command("backup"):
         # The command runs as the app user into a fresh directory of its own; the app user then archives it.
@@ -138,7 +138,7 @@ def _fill(app: AppPackage, work: str) -> None:
         try:
             code = app.run_command(["backup"], extra_env={"APPDEB_BACKUP_DIR": staging})
             if code != 0:
-                raise LauncherError(f"the app's backup command failed (exit {code}): {app.meta['commands']['backup']}")
+                raise LauncherError(f"the app's backup command failed (exit {code}): {app.contract.commands['backup']}")
             _tar_from_app(app, staging, os.path.join(work, "app.tar"))
         finally:
             remove_tree(staging)
@@ -149,7 +149,7 @@ def backup_keep(app: AppPackage) -> int:
     text = app.settings().get("APPDEB_BACKUP_KEEP", "")
     if text.isdigit():
         return int(text)
-    return int(app.meta.get("backups", {}).get("keep", 5))
+    return app.contract.backups.keep
 
 
 def prune_backups(app: AppPackage, keep_also: str = "") -> list[str]:
@@ -168,13 +168,13 @@ def prune_backups(app: AppPackage, keep_also: str = "") -> list[str]:
     newest = set(names[-keep:])
     doomed = [n for n in names if n not in newest and n not in protected]
     for name in doomed:
-        remove_tree(os.path.join(app.paths["backups"], name))
+        remove_tree(os.path.join(app.paths.backups, name))
     return doomed
 
 
 def resolve_backup(app: AppPackage, name: str) -> str:
-    path = os.path.abspath(os.path.join(app.paths["backups"], name))
-    inside = os.path.dirname(path) == os.path.abspath(app.paths["backups"])
+    path = os.path.abspath(os.path.join(app.paths.backups, name))
+    inside = os.path.dirname(path) == os.path.abspath(app.paths.backups)
     if not inside or not os.path.isfile(os.path.join(path, "meta.json")):
         known = ", ".join(list_backups(app)[-5:]) or "none"
         raise LauncherError(f"no backup '{name}' (recent: {known})")
@@ -182,8 +182,15 @@ def resolve_backup(app: AppPackage, name: str) -> str:
 
 
 def _units(app: AppPackage) -> list[str]:
-    units = [u["name"] for u in app.meta["units"] if u["enabled"]]
-    return units if os.path.isdir(SYSTEMD) and not app.dev else []
+    units = [u.name for u in app.contract.units if u.enabled]
+    return units if proc.systemd_running() and not app.dev else []
+
+
+def _systemctl(app: AppPackage, action: str, units: list[str]) -> None:
+    try:
+        proc.run(["systemctl", action, *units], check=True, what=f"systemctl {action} {' '.join(units)}")
+    except proc.Failed as exc:
+        raise LauncherError(f"{exc} (journalctl -u {units[0]})") from None
 
 
 def restore_backup(app: AppPackage, path: str, *, restart: bool = True) -> None:
@@ -191,17 +198,17 @@ def restore_backup(app: AppPackage, path: str, *, restart: bool = True) -> None:
     units = _units(app)
     with instance_lock(app, "restore"):
         if units:
-            subprocess.call(["systemctl", "stop", *units])
+            _systemctl(app, "stop", units)  # nothing is touched while the app may still write
         if os.path.exists(os.path.join(path, "settings.env")):
             _restore_settings(app, os.path.join(path, "settings.env"))
         if os.path.exists(os.path.join(path, "state.tar")):
-            _untar_as_app(app, os.path.join(path, "state.tar"), app.paths["state"], clear=True)
+            _untar_as_app(app, os.path.join(path, "state.tar"), app.paths.state, clear=True)
         services_step(app, "restore", path)
         code = _restore_app_part(app, path)
     if units and restart:
-        subprocess.call(["systemctl", "start", *units])
+        _systemctl(app, "start", units)
     if code != 0:
-        raise LauncherError(f"the app's restore command failed (exit {code}): {app.meta['commands']['restore']}")
+        raise LauncherError(f"the app's restore command failed (exit {code}): {app.contract.commands['restore']}")
 
 
 def _restore_app_part(app: AppPackage, path: str) -> int:
@@ -215,7 +222,7 @@ def _restore_app_part(app: AppPackage, path: str) -> int:
         if os.path.isdir(legacy) and not os.path.exists(archive):
             archive = os.path.join(staging + ".tar")
             with open(archive, "xb") as out:
-                subprocess.run(["tar", "-C", legacy, "-cf", "-", "."], stdout=out, check=True)
+                proc.run(["tar", "-C", legacy, "-cf", "-", "."], stdout=out, check=True)
         if os.path.exists(archive):
             _untar_as_app(app, archive, staging, clear=False)
         return app.run_command(["restore"], extra_env={"APPDEB_BACKUP_DIR": staging})
@@ -227,7 +234,7 @@ def _restore_app_part(app: AppPackage, path: str) -> int:
 
 def _restore_settings(app: AppPackage, source: str) -> None:
     """Put the backed-up settings back with the owner and mode the runtime needs (root:USER 0640)."""
-    target = app.paths["settings"]
+    target = app.paths.settings
     tmp = target + ".restore"
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)
@@ -255,9 +262,9 @@ def verb_backups(app: AppPackage, args: list[str]) -> int:
     """backups: every backup with whose data it holds, why it was taken and its size."""
     for name in list_backups(app):
         meta = backup_meta(app, name)
-        size = tree_size(os.path.join(app.paths["backups"], name))
+        size = tree_size(os.path.join(app.paths.backups, name))
         print(f"{name}\tversion={meta['version']}\treason={meta['reason']}\tsize={_mib(size)}")
-    print(f"keeping the newest {backup_keep(app) or 'all'} (APPDEB_BACKUP_KEEP in {app.paths['settings']})",
+    print(f"keeping the newest {backup_keep(app) or 'all'} (APPDEB_BACKUP_KEEP in {app.paths.settings})",
           file=sys.stderr)
     return 0
 

@@ -26,8 +26,8 @@ def verb_env(app: AppPackage, args: list[str]) -> int:
 
 def verb_web(app: AppPackage, args: list[str]) -> int:
     """Serve the WSGI app with gunicorn sync workers: timeout kills a stuck request, max_requests recycles."""
-    web = app.meta["web"]
-    if not web:
+    web, wsgi = app.contract.web, app.contract.wsgi
+    if not web or not wsgi:
         raise LauncherError("this app has no wsgi: section")
     _not_as_root(app, "web")
     _dev_config(app)
@@ -35,26 +35,26 @@ def verb_web(app: AppPackage, args: list[str]) -> int:
     from gunicorn.app.wsgiapp import WSGIApplication  # type: ignore[import-untyped]  # vendored
 
     sys.argv = [
-        "gunicorn", "--bind", f"127.0.0.1:{os.environ.get('APPDEB_PORT', web['port'])}",
-        "--worker-class", "sync", "--workers", str(web["workers"]), "--timeout", str(web["timeout"]),
-        "--graceful-timeout", str(web["graceful_timeout"]), "--max-requests", str(web["max_requests"]),
-        "--max-requests-jitter", str(web["max_requests_jitter"]), "--chdir", app.app_dir,
-        "--access-logfile", "-", "--name", app.meta["package"],
-        "--config", "python:appdeb_runtime.gunicorn_conf", *args, app.meta["wsgi"],
+        "gunicorn", "--bind", f"127.0.0.1:{os.environ.get('APPDEB_PORT', web.port)}",
+        "--worker-class", "sync", "--workers", str(web.workers), "--timeout", str(web.timeout),
+        "--graceful-timeout", str(web.graceful_timeout), "--max-requests", str(web.max_requests),
+        "--max-requests-jitter", str(web.max_requests_jitter), "--chdir", app.app_dir,
+        "--access-logfile", "-", "--name", app.contract.package,
+        "--config", "python:appdeb_runtime.gunicorn_conf", *args, wsgi,
     ]
-    os.environ["APPDEB_WORKER_MEMORY_MB"] = str(web.get("max_worker_memory", 0))
+    os.environ["APPDEB_WORKER_MEMORY_MB"] = str(web.max_worker_memory)
     WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]").run()
     return 0
 
 
 def verb_process(app: AppPackage, args: list[str]) -> int:
     name = args[0] if args else ""
-    if name not in app.meta["processes"]:
-        raise LauncherError(f"no process named '{name}' (known: {', '.join(app.meta['processes']) or 'none'})")
+    if name not in app.contract.processes:
+        raise LauncherError(f"no process named '{name}' (known: {', '.join(app.contract.processes) or 'none'})")
     _not_as_root(app, f"process {name}")
     env = app.environ()
     os.chdir(app.app_dir)
-    os.execve("/bin/sh", ["/bin/sh", "-c", "exec " + app.meta["processes"][name]], env)
+    os.execve("/bin/sh", ["/bin/sh", "-c", "exec " + app.contract.processes[name]], env)
     return 1
 
 
@@ -70,16 +70,16 @@ def _dev_config(app: AppPackage) -> None:
 def _not_as_root(app: AppPackage, verb: str) -> None:
     """The app's own processes never run as root: its units start them as the app's user."""
     if os.geteuid() == 0 and not app.dev:
-        unit = app.meta["package"]
-        raise LauncherError(f"'{verb}' runs the app as root; its unit runs it as {app.meta['user']} "
-                            f"(systemctl restart {unit}…), or: runuser -u {app.meta['user']} -- {unit} {verb}")
+        unit = app.contract.package
+        raise LauncherError(f"'{verb}' runs the app as root; its unit runs it as {app.contract.user} "
+                            f"(systemctl restart {unit}…), or: runuser -u {app.contract.user} -- {unit} {verb}")
 
 
 def verb_timer(app: AppPackage, args: list[str]) -> int:
     name = args[0] if args else ""
-    if name not in app.meta["timers"]:
-        raise LauncherError(f"no timer named '{name}' (known: {', '.join(app.meta['timers']) or 'none'})")
-    return app.run_command(["/bin/sh", "-c", app.meta["timers"][name]["command"]])
+    if name not in app.contract.timers:
+        raise LauncherError(f"no timer named '{name}' (known: {', '.join(app.contract.timers) or 'none'})")
+    return app.run_command(["/bin/sh", "-c", app.contract.timers[name].command])
 
 
 def services_step(app: AppPackage, step: str, *args: str) -> Any:

@@ -46,14 +46,14 @@ def _digest(path: str) -> str | None:
 
 def render_config_files(app: AppPackage) -> list[str]:
     """Render every config file; returns notices for files the admin changed (kept as they are)."""
-    files: dict[str, str] = app.meta.get("config_files", {})
+    files = app.contract.config_files
     if not files:
         return []
     values, notices = _values(app), []
     for name, template in sorted(files.items()):
         with open(os.path.join(app.app_dir, template), encoding="utf-8") as f:
             text = expand(f.read(), values)
-        target = os.path.join(app.paths.get("config") or app.paths["etc"], name)
+        target = os.path.join(app.paths.config_dir, name)
         os.makedirs(os.path.dirname(target), exist_ok=True)
         marker = f"config-{name}.sha256"
         current, rendered = _digest(target), read_own(app, marker)

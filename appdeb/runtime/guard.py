@@ -14,12 +14,12 @@ import fcntl
 import os
 import pwd
 import stat
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from typing import IO, Any
 
+from . import proc
 from .app import AppPackage, LauncherError, plain_env
 
 _held: dict[str, int] = {}  # lock path -> nesting depth in this process
@@ -30,7 +30,7 @@ def on_node_as_root(app: AppPackage) -> bool:
 
 
 def app_user(app: AppPackage) -> pwd.struct_passwd:
-    return pwd.getpwnam(app.meta["user"])
+    return pwd.getpwnam(app.contract.user)
 
 
 def ensure_root_dir(path: str, mode: int = 0o755) -> str:
@@ -50,7 +50,7 @@ def ensure_root_dir(path: str, mode: int = 0o755) -> str:
 
 def own_dir(app: AppPackage) -> str:
     """appdeb's root-owned state directory of this instance (a dev checkout keeps it under .appdeb/dev)."""
-    path = app.paths.get("own") or os.path.join(app.paths["state"], ".appdeb-own")
+    path = app.paths.own
     return ensure_root_dir(path, 0o755) if on_node_as_root(app) else _mkdirs(path)
 
 
@@ -110,7 +110,7 @@ def _acquire(fd: int, app: AppPackage, what: str) -> None:
         return
     except BlockingIOError:
         pass
-    print(f"{app.meta['package']}: waiting for another configure, backup or restore of this instance to "
+    print(f"{app.contract.package}: waiting for another configure, backup or restore of this instance to "
           f"finish{' (' + what + ')' if what else ''}", file=sys.stderr, flush=True)
     deadline = time.monotonic() + 3600
     while True:
@@ -124,22 +124,18 @@ def _acquire(fd: int, app: AppPackage, what: str) -> None:
 
 
 def as_app_argv(app: AppPackage, argv: list[str]) -> list[str]:
-    """argv run as the app user when we are root on a node (runuser: util-linux, always present)."""
-    if on_node_as_root(app):
-        return ["runuser", "-u", app.meta["user"], "--", *argv]
-    return argv
+    """argv run as the app user when we are root on a node."""
+    return proc.as_user(app.contract.user if on_node_as_root(app) else None, argv)
 
 
 def run_as_app(app: AppPackage, argv: list[str], *, stdin: IO[Any] | None = None,
                stdout: IO[Any] | int | None = None, what: str = "") -> None:
     """Run a tool on the app's data as the app user; a failure is one line with its error output."""
-    proc = subprocess.run(as_app_argv(app, argv), stdin=stdin if stdin is not None else subprocess.DEVNULL,
-                          stdout=stdout if stdout is not None else subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          check=False, start_new_session=True,  # never root's terminal
-                          env=plain_env() if on_node_as_root(app) else None)  # nor root's environment
-    if proc.returncode != 0:
-        err = proc.stderr.decode(errors="replace").strip().splitlines()[-3:]
-        raise LauncherError(f"{what or argv[0]} failed (exit {proc.returncode}): {' / '.join(err)}")
+    try:  # never root's terminal (the door gives every program its own session), nor root's environment
+        proc.run(as_app_argv(app, argv), stdin=stdin, stdout=stdout if stdout is not None else proc.QUIET,
+                 env=plain_env() if on_node_as_root(app) else None, check=True, what=what)
+    except proc.Failed as exc:
+        raise LauncherError(str(exc)) from None
 
 
 def app_output(app: AppPackage, argv: list[str]) -> str:
@@ -154,7 +150,7 @@ def app_output(app: AppPackage, argv: list[str]) -> str:
 
 def ensure_app_dirs(app: AppPackage) -> None:
     """The app's own directories inside its state directory, made by the app user itself."""
-    run_as_app(app, ["mkdir", "-p", "-m", "0750", app.paths["tmp"]], what=f"creating {app.paths['tmp']}")
+    run_as_app(app, ["mkdir", "-p", "-m", "0750", app.paths.tmp], what=f"creating {app.paths.tmp}")
 
 
 def new_staging(app: AppPackage) -> str:

@@ -36,12 +36,12 @@ def run_app_hook(app: AppPackage, name: str, from_version: str | None = None) ->
     if name in ("provision", "install", "update"):
         services_step(app, "provision")
         for notice in render_config_files(app):  # before the app's command, which may read them
-            print(f"{app.meta['package']}: {notice}", flush=True)
+            print(f"{app.contract.package}: {notice}", flush=True)
     if name != "provision" and app.has_command(name):
         extra = {"APPDEB_FROM_VERSION": from_version} if from_version else {}
         code = app.run_command([name], extra_env=extra)
         if code != 0:
-            raise LauncherError(f"the app's '{name}' command failed (exit {code}): {app.meta['commands'][name]}")
+            raise LauncherError(f"the app's '{name}' command failed (exit {code}): {app.contract.commands[name]}")
     if name == "uninstall":
         services_step(app, "purge")
 
@@ -54,7 +54,7 @@ def configure(app: AppPackage) -> None:
         if on_node_as_root(app):
             ensure_app_dirs(app)
         previous = data_version(app)
-        version = app.meta["version"]
+        version = app.contract.version
         if previous is None:
             run_app_hook(app, "install")
         elif previous != version:
@@ -73,7 +73,7 @@ def configure(app: AppPackage) -> None:
 def _legacy_dir_fd(app: AppPackage) -> int | None:
     """The 0.1.0 state directory STATE/.appdeb, opened without following links, if root's."""
     try:
-        state_fd = os.open(app.paths["state"], os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        state_fd = os.open(app.paths.state, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     except OSError:
         return None
     try:
@@ -102,7 +102,7 @@ def migrate_legacy_state(app: AppPackage) -> None:
                 set_data_version(app, text)
     finally:
         os.close(fd)
-    remove_tree(os.path.join(app.paths["state"], LEGACY_DIR))
+    remove_tree(os.path.join(app.paths.state, LEGACY_DIR))
 
 
 def _read_root_file(dir_fd: int, name: str) -> str | None:
@@ -125,9 +125,9 @@ def prepare_downgrade(app: AppPackage, target: str) -> None:
     written through a verified root-owned directory, never through a path the app user controls.
     """
     version = data_version(app)
-    if not on_node_as_root(app) or version is None or not version_lt(target, app.meta["version"]):
+    if not on_node_as_root(app) or version is None or not version_lt(target, app.contract.version):
         return
-    state_fd = os.open(app.paths["state"], os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    state_fd = os.open(app.paths.state, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
         fd = _root_legacy_dir(state_fd)
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from . import proc
 from .app import AppPackage, LauncherError
 from .backups import verb_backup, verb_backups, verb_restore
 from .commands import verb_env, verb_process, verb_run, verb_timer, verb_web
@@ -34,6 +35,8 @@ VERBS.update({
                                 "then optionally restore its data"),
 })
 
+HELP_WORDS = ("help", "--help", "-h")  # answered by the launcher itself, like a verb
+
 
 def main(argv: list[str]) -> int:
     if len(argv) < 1:
@@ -42,30 +45,30 @@ def main(argv: list[str]) -> int:
     app = AppPackage(argv[0])
     verb, args = (argv[1], argv[2:]) if len(argv) > 1 else ("help", [])
     if verb not in VERBS:
-        asked = verb in ("help", "--help", "-h")
+        asked = verb in HELP_WORDS
         out = sys.stdout if asked else sys.stderr
         if not asked:
-            print(f"{app.meta['package']}: unknown verb '{verb}'", file=out)
-        print(f"{app.meta['package']} {app.meta['version']}\n", file=out)
+            print(f"{app.contract.package}: unknown verb '{verb}'", file=out)
+        print(f"{app.contract.package} {app.contract.version}\n", file=out)
         for _, text in VERBS.values():
             print("  " + text, file=out)
-        names = ", ".join(app.meta["commands"]) or "none"
+        names = ", ".join(app.contract.commands) or "none"
         print(f"\ncommands in the description: {names}", file=out)
         return 0 if asked else 2
     try:
         return VERBS[verb][0](app, args)
     except LauncherError as exc:
-        print(f"{app.meta['package']}: {exc}", file=sys.stderr)
+        print(f"{app.contract.package}: {exc}", file=sys.stderr)
         return 1
     except PermissionError as exc:  # e.g. backup or restore by a user who is not root
-        print(f"{app.meta['package']}: {verb}: {exc} (run it as root)", file=sys.stderr)
+        print(f"{app.contract.package}: {verb}: {exc} (run it as root)", file=sys.stderr)
         return 1
     except OSError as exc:  # a file or directory the verb needs is missing or unusable: one line, no traceback
-        print(f"{app.meta['package']}: {verb}: {exc}", file=sys.stderr)
+        print(f"{app.contract.package}: {verb}: {exc}", file=sys.stderr)
         return 1
-    except (ValueError, KeyError, RecursionError, subprocess.SubprocessError) as exc:  # maintainer scripts read
-        # one line: a traceback in dpkg's output hides the cause from the admin
-        print(f"{app.meta['package']}: {verb}: {type(exc).__name__}: {exc}", file=sys.stderr)
+    except (ValueError, KeyError, RecursionError, subprocess.SubprocessError, proc.Failed) as exc:
+        # maintainer scripts read one line: a traceback in dpkg's output hides the cause from the admin
+        print(f"{app.contract.package}: {verb}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
 
 

@@ -7,9 +7,9 @@ install one of them even as a downgrade, and keeps `apt-get upgrade` from leavin
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 
+from . import proc
 from .app import AppPackage, LauncherError
 
 APT_PREFERENCES = "/etc/apt/preferences.d"
@@ -18,7 +18,7 @@ APT_INSTALL = ("apt-get", "install", "-y", "--allow-downgrades",
 
 
 def pin_path(app: AppPackage) -> str:
-    return app.paths.get("pin") or os.path.join(APT_PREFERENCES, f"{app.meta['package']}-appdeb-pin")
+    return app.paths.pin
 
 
 def pin_text(package: str, version: str) -> str:
@@ -37,8 +37,7 @@ def pinned_version(app: AppPackage) -> str | None:
 
 def _query(argv: list[str]) -> str:
     """stdout of apt-cache/dpkg-query in the C locale (parsed), or '' if the command failed."""
-    proc = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "LC_ALL": "C"})
-    return proc.stdout if proc.returncode == 0 else ""
+    return proc.output(argv)
 
 
 def installed_version(package: str) -> str | None:
@@ -59,7 +58,7 @@ def parse_madison(text: str, package: str) -> list[str]:
 
 def version_lt(a: str, b: str) -> bool:
     """Debian version order, by dpkg itself (the node always has it)."""
-    return subprocess.call(["dpkg", "--compare-versions", a, "lt", b]) == 0
+    return proc.call(["dpkg", "--compare-versions", a, "lt", b]) == 0
 
 
 def sort_versions(versions: list[str]) -> list[str]:
@@ -79,11 +78,11 @@ def available_versions(package: str) -> list[str]:
 
 def choose_version(app: AppPackage, wanted: str) -> str:
     """VERSION as given (if apt knows it), or for --previous the newest available below the installed."""
-    package = app.meta["package"]
+    package = app.contract.package
     available = available_versions(package)
     shown = ", ".join(available) or "none"
     if wanted == "--previous":
-        current = installed_version(package) or app.meta["version"]
+        current = installed_version(package) or app.contract.version
         older = [v for v in available if version_lt(v, current)]
         if not older:
             raise LauncherError(f"no version older than {current} is available from apt (available: {shown}); "
@@ -112,10 +111,10 @@ def layout_of(package: str, version: str) -> int:
 def refuse_old_layout(app: AppPackage, version: str, allowed: bool) -> None:
     """Going back to a package whose scripts keep root's state inside the app's directory is the
     admin's explicit choice: those scripts follow paths the app user controls."""
-    if allowed or layout_of(app.meta["package"], version) >= 2:
+    if allowed or layout_of(app.contract.package, version) >= 2:
         return
     raise LauncherError(f"{version} was built by appdeb 0.1.0, whose maintainer scripts keep root's state in "
-                        f"{app.paths['state']}/.appdeb, where the app's user can plant links and code; nothing was "
+                        f"{app.paths.state}/.appdeb, where the app's user can plant links and code; nothing was "
                         f"changed. Rebuild that version with this appdeb, or pass {OLD_LAYOUT} to go back anyway")
 
 
@@ -123,7 +122,7 @@ def _apt_install(app: AppPackage) -> int:
     """apt-get install the package's candidate (the pinned version, if pinned); apt's output passes through."""
     sys.stdout.flush()
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    return subprocess.call([*APT_INSTALL, app.meta["package"]], env=env)
+    return proc.relay([*APT_INSTALL, app.contract.package], cwd="/", env=env, interactive=True)
 
 
 def need_root(app: AppPackage, verb: str) -> None:
@@ -135,9 +134,9 @@ def need_root(app: AppPackage, verb: str) -> None:
 
 def install_pinned(app: AppPackage, version: str) -> str:
     """Write the pin file, install the pinned version (downgrading if need be), check it is installed."""
-    package = app.meta["package"]
+    package = app.contract.package
     path = pin_path(app)
-    os.makedirs(APT_PREFERENCES, mode=0o755, exist_ok=True)
+    os.makedirs(os.path.dirname(pin_path(app)), mode=0o755, exist_ok=True)
     with open(path + ".new", "w", encoding="utf-8") as f:
         f.write(pin_text(package, version))
     os.chmod(path + ".new", 0o644)
@@ -153,7 +152,7 @@ def install_pinned(app: AppPackage, version: str) -> str:
 
 def verb_pin(app: AppPackage, args: list[str]) -> int:
     """pin VERSION|--previous: hold the package at a version (installing it); no argument shows the state."""
-    package = app.meta["package"]
+    package = app.contract.package
     if not args:
         pinned = pinned_version(app)
         print(f"{package}: installed {installed_version(package) or 'none'}, "
@@ -174,7 +173,7 @@ def verb_pin(app: AppPackage, args: list[str]) -> int:
 def verb_unpin(app: AppPackage, args: list[str]) -> int:
     """unpin: remove the pin and install apt's candidate (the newest version) again."""
     need_root(app, "unpin")
-    package = app.meta["package"]
+    package = app.contract.package
     try:
         os.remove(pin_path(app))
         print(f"{package}: pin removed ({pin_path(app)})", flush=True)

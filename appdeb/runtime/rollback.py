@@ -32,7 +32,7 @@ def verb_rollback(app: AppPackage, args: list[str]) -> int:
     if len(rest) > 1 or any(a.startswith("-") and a != "--previous" for a in rest):
         raise LauncherError(f"usage: rollback [VERSION] [--restore-backup] [{OLD_LAYOUT}]")
     need_root(app, "rollback")
-    package = app.meta["package"]
+    package = app.contract.package
     version = choose_version(app, rest[0] if rest else "--previous")
     refuse_old_layout(app, version, OLD_LAYOUT in args)
     if restore:
@@ -45,17 +45,17 @@ def verb_rollback(app: AppPackage, args: list[str]) -> int:
 
 
 def _rollback_with_data(app: AppPackage, version: str) -> None:
-    package = app.meta["package"]
+    package = app.contract.package
     backup = backup_of_version(app, version)
     if backup is None:  # refuse before anything changes
         raise LauncherError(f"no backup holds the data of {version} ('{package} backups'); nothing was changed "
                             f"(without --restore-backup the app would run {version} on the newer data)")
     with instance_lock(app, "rollback"):
-        current = data_version(app) or app.meta["version"]
+        current = data_version(app) or app.contract.version
         safety = take_backup(app, "rollback", current)
         print(f"{package}: current data ({current}) backed up in {safety}", flush=True)
         print(f"{package}: restoring {backup} (the data of {version})", flush=True)
-        restore_backup(app, f"{app.paths['backups']}/{backup}", restart=False)
+        restore_backup(app, f"{app.paths.backups}/{backup}", restart=False)
         set_data_version(app, version)
     try:
         install_pinned(app, version)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
 
-from .app import SYSTEMD, AppPackage, LauncherError
+from . import proc
+from .app import AppPackage, LauncherError
 
 
 def _unit_state(name: str) -> str:
-    out = subprocess.run(["systemctl", "is-active", name], capture_output=True, text=True, check=False)
-    return out.stdout.strip() or "unknown"
+    out = proc.run(["systemctl", "is-active", name])
+    return out.text.strip() or "unknown"
 
 
 def status_lines(app: AppPackage) -> list[str]:
@@ -21,17 +20,16 @@ def status_lines(app: AppPackage) -> list[str]:
     from .pinning import pinned_version
     from .verify import check_web
 
-    meta, lines = app.meta, [f"package: {app.meta['package']} {app.meta['version']}"]
-    lines.append(f"data: {data_version(app) or 'none (not configured yet)'}")
-    web = meta.get("web")
-    if web:
-        lines.append(f"web: 127.0.0.1:{web['port']} (health {web.get('health', '/')})")
-        if meta.get("nginx"):
-            lines.append(f"site: http://{meta['server_name']}:{meta['public_port']}/")
-        why = check_web(int(web["port"]), time.monotonic() + 3, path=web.get("health", "/"))
+    c = app.contract
+    lines = [f"package: {c.package} {c.version}", f"data: {data_version(app) or 'none (not configured yet)'}"]
+    if c.web:
+        lines.append(f"web: 127.0.0.1:{c.web.port} (health {c.web.health})")
+        if c.nginx:
+            lines.append(f"site: http://{c.server_name}:{c.public_port}/")
+        why = check_web(c.web.port, time.monotonic() + 3, path=c.web.health)
         lines.append(f"health: {'ok' if why is None else why}")
-    if os.path.isdir(SYSTEMD) and not app.dev:
-        lines += [f"unit: {u['name']} {_unit_state(u['name'])}" for u in meta["units"]]
+    if proc.systemd_running() and not app.dev:
+        lines += [f"unit: {u.name} {_unit_state(u.name)}" for u in c.units]
     backups = list_backups(app)
     lines.append(f"backups: {len(backups)}, newest {backups[-1] if backups else 'none'}")
     pinned = pinned_version(app)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import time
 
+from . import proc
 from .app import AppPackage
 
 SETTLE = 2.5  # seconds a unit must have been active to count as running
@@ -20,13 +20,8 @@ EXIT_MEANINGS = {"127": "command not found", "126": "command not executable", "2
                  "executed", "1": "the app exited with an error", "3": "gunicorn: the app could not be loaded"}
 
 
-def _systemctl(*args: str) -> int:
-    return subprocess.call(["systemctl", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
 def props(name: str) -> dict[str, str]:
-    out = subprocess.run(["systemctl", "show", *(f"--property={p}" for p in PROPS), name], capture_output=True,
-                         text=True, check=False).stdout
+    out = proc.run(["systemctl", "show", *(f"--property={p}" for p in PROPS), name]).text
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
@@ -45,7 +40,7 @@ def settled(name: str, timeout: float = 45) -> dict[str, str]:
 def _policy_denies(unit: str) -> bool:
     """policy-rc.d may forbid starting services (chroots, image builds); verify must respect that."""
     policy = "/usr/sbin/policy-rc.d"
-    return os.access(policy, os.X_OK) and subprocess.call([policy, unit, "start"]) == 101
+    return os.access(policy, os.X_OK) and proc.call([policy, unit, "start"]) == 101
 
 
 def why_down(name: str, p: dict[str, str]) -> str:
@@ -60,8 +55,7 @@ def why_down(name: str, p: dict[str, str]) -> str:
         cause = f"exit status {status} ({EXIT_MEANINGS.get(status, 'see the log')})"
     else:
         cause = f"result {p.get('Result', '?')}"
-    log = subprocess.run(["journalctl", "-u", name, "-n", "300", "-o", "cat", "--no-pager"], capture_output=True,
-                         text=True, check=False).stdout.splitlines()
+    log = proc.run(["journalctl", "-u", name, "-n", "300", "-o", "cat", "--no-pager"]).text.splitlines()
     lines = [f"{name} is not running: {state}, {cause} (journalctl -u {name})"]
     lines += [f"    | {line}" for line in app_error(log) or log[-8:]]
     return "\n".join(lines)
@@ -85,14 +79,14 @@ def app_error(log: list[str]) -> list[str]:
 def unit_problems(app: AppPackage) -> list[str]:
     """Every enabled service and socket of the package must run (unless the admin or policy-rc.d said no)."""
     problems = []
-    for unit in app.meta["units"]:
-        name = unit["name"]
-        if not unit["enabled"] or not name.endswith((".service", ".socket")):
+    for unit in app.contract.units:
+        name = unit.name
+        if not unit.enabled or not name.endswith((".service", ".socket")):
             continue
         p = settled(name)
         if p.get("ActiveState") == "active":
             continue
         # like deb-systemd-invoke: a unit the admin disabled, or policy-rc.d forbids, is not started
-        if _systemctl("is-enabled", "--quiet", name) == 0 and not _policy_denies(name):
+        if proc.systemctl("is-enabled", "--quiet", name) == 0 and not _policy_denies(name):
             problems.append(why_down(name, p))
     return problems

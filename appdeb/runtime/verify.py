@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import http.client
 import os
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
 from functools import partial
 
-from .app import SYSTEMD, AppPackage
+from . import proc
+from .app import AppPackage
 from .units import unit_problems
-
-
-def _systemctl(*args: str) -> int:
-    return subprocess.call(["systemctl", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _status(port: int, host: str | None, timeout: float, path: str = "/") -> int:
@@ -70,25 +66,23 @@ def verify_problems(app: AppPackage) -> list[str]:
     """appdeb's own checks: python, required settings, running units, the web answering."""
     problems = []
     found = "{}.{}".format(*sys.version_info[:2])
-    if found != app.meta["python_version"]:
-        problems.append(f"python3 is {found}, the package was built for {app.meta['python_version']}")
+    if found != app.contract.python_version:
+        problems.append(f"python3 is {found}, the package was built for {app.contract.python_version}")
     settings = app.settings()
-    missing = [s["name"] for s in app.meta["env"] if s["required"] and not settings.get(s["name"])]
+    missing = [s.name for s in app.contract.env if s.required and not settings.get(s.name)]
     if missing:
-        problems.append(f"required settings missing in {app.paths['settings']}: {', '.join(missing)}")
+        problems.append(f"required settings missing in {app.paths.settings}: {', '.join(missing)}")
     problems.extend(app.wiring().check(app))
-    if os.path.isdir(SYSTEMD) and not app.dev:
+    if proc.systemd_running() and not app.dev:
         problems.extend(unit_problems(app))
-    web = app.meta.get("web")
-    web_unit = next((u["name"] for u in app.meta["units"] if u["kind"] == "web"), None)
-    if web and web_unit and not problems and (app.dev or _systemctl("is-active", "--quiet", web_unit) == 0):
-        health = web.get("health", "/")
-        why = check_web(int(web["port"]), time.monotonic() + 20, path=health)
+    web = app.contract.web
+    web_unit = next((u.name for u in app.contract.units if u.kind == "web"), None)
+    if web and web_unit and not problems and (app.dev or proc.systemctl("is-active", "--quiet", web_unit) == 0):
+        why = check_web(web.port, time.monotonic() + 20, path=web.health)
         if why:
             problems.append(why)
-        site = f"/etc/nginx/sites-enabled/{app.meta['package']}.conf"
-        if not why and not app.dev and app.meta.get("nginx") and os.path.exists(site):
-            why = check_web(int(app.meta["public_port"]), time.monotonic() + 10, app.meta["server_name"], health)
+        if not why and not app.dev and app.contract.nginx and os.path.exists(app.contract.nginx_site):
+            why = check_web(app.contract.public_port, time.monotonic() + 10, app.contract.server_name, web.health)
             if why:
                 problems.append(f"through nginx: {why}")
     return problems
@@ -99,9 +93,9 @@ def verb_verify(app: AppPackage, args: list[str]) -> int:
     if not problems and app.has_command("verify"):
         code = app.run_command(["verify"])
         if code != 0:
-            problems.append(f"the app's verify command failed (exit {code}): {app.meta['commands']['verify']}")
+            problems.append(f"the app's verify command failed (exit {code}): {app.contract.commands['verify']}")
     for p in problems:
-        print(f"{app.meta['package']}: verify: {p}", file=sys.stderr)
+        print(f"{app.contract.package}: verify: {p}", file=sys.stderr)
     if not problems:
-        print(f"{app.meta['package']} {app.meta['version']}: ok")
+        print(f"{app.contract.package} {app.contract.version}: ok")
     return 1 if problems else 0

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import os
-import subprocess
-from typing import Any, Protocol
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:  # on a node the runtime is appdeb_runtime; services only read what it passes in
+    from appdeb.runtime.contract import Contract, Paths
 
 
 class App(Protocol):
     """What a service may use of the runtime's AppPackage."""
 
-    meta: dict[str, Any]
-    paths: dict[str, str]
+    contract: Contract
+    paths: Paths
     dev: bool
+    proc: ModuleType  # the runtime's door to other programs (appdeb.runtime.proc)
 
     def settings(self) -> dict[str, str]: ...
 
@@ -38,8 +42,8 @@ class Service:
     def __init__(self, app: App, options: dict[str, Any]) -> None:
         self.app = app
         self.options = options
-        self.package: str = app.meta["package"]
-        self.user: str = app.meta["user"]
+        self.package: str = app.contract.package
+        self.user: str = app.contract.user
 
     def provision(self) -> None:
         """Create what the instance needs; must be idempotent."""
@@ -64,17 +68,16 @@ class Service:
         """Remove what provision created (the backup taken before purge is kept)."""
 
     def run(self, argv: list[str], *, user: str | None = None, stdin: Any = None, stdout: Any = None,
-            check: bool = True) -> subprocess.CompletedProcess[bytes]:
-        """Run a tool, as another user if asked (runuser is in util-linux, always present)."""
-        full = ["runuser", "-u", user, "--", *argv] if user and os.geteuid() == 0 and not self.app.dev else argv
-        proc = subprocess.run(full, stdin=stdin if stdin is not None else subprocess.DEVNULL,
-                              stdout=stdout if stdout is not None else subprocess.PIPE,
-                              stderr=subprocess.PIPE, check=False, start_new_session=True,  # never root's tty
-                              env=_plain_env() if full is not argv else None)  # nor root's environment
-        if check and proc.returncode != 0:
-            err = proc.stderr.decode(errors="replace").strip()
-            raise ServiceError(f"{self.kind}: {' '.join(argv)} failed (exit {proc.returncode}): {err}")
-        return proc
+            check: bool = True) -> Any:
+        """Run a tool through the runtime's door (app.proc), as another user if asked; a failure names it."""
+        door = self.app.proc
+        other = user if user and os.geteuid() == 0 and not self.app.dev else None
+        done = door.run(door.as_user(other, argv), stdin=stdin, stdout=stdout,
+                        env=_plain_env() if other else None)  # never root's environment for another user
+        if check and not done.ok:
+            err = done.err.decode(errors="replace").strip()
+            raise ServiceError(f"{self.kind}: {' '.join(argv)} failed (exit {done.code}): {err}")
+        return done
 
 
 def _plain_env() -> dict[str, str]:

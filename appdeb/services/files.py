@@ -20,7 +20,7 @@ class Files(Service):
 
     @property
     def directory(self) -> str:
-        return os.path.join(self.app.paths["state"], "files")
+        return os.path.join(self.app.paths.state, "files")
 
     def provision(self) -> None:
         self.run(["mkdir", "-p", "-m", "0750", self.directory], user=self.user)
@@ -34,7 +34,7 @@ class Files(Service):
             return
         script = 'cd "$1" && rm -rf files && tar -xzf - --no-same-owner files'
         with open(archive, "rb") as data:
-            self.run(["sh", "-c", script, "sh", self.app.paths["state"]], user=self.user, stdin=data)
+            self.run(["sh", "-c", script, "sh", self.app.paths.state], user=self.user, stdin=data)
         self.provision()
 
     def check(self) -> list[str]:

@@ -7,7 +7,6 @@ needs no password at all. Backups are pg_dump custom-format archives; restore is
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 
 from .base import Service, ServiceError
@@ -38,11 +37,11 @@ class Postgres(Service):
 
     def psql(self, sql: str, *, db: str = "postgres") -> str:
         out = self.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db, "-tAc", sql], user="postgres")
-        return out.stdout.decode().strip()
+        return str(out.text.strip())
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
-        while subprocess.call(["pg_isready", "-q", "-h", SOCKET_DIR]) != 0:
+        while self.app.proc.call(["pg_isready", "-q", "-h", SOCKET_DIR]) != 0:
             if time.monotonic() > deadline:
                 raise ServiceError("postgres: the server does not accept connections (pg_lsclusters; "
                                    "systemctl status postgresql)")
@@ -76,7 +75,7 @@ class Postgres(Service):
         with open(os.path.join(dest, DUMP), "wb") as f:
             self.run(["pg_dump", "-Fc", "-d", self.dbname], user=self.user, stdout=f)
         with open(os.path.join(dest, DUMP), "rb") as f:
-            self.run(["pg_restore", "--list"], user=self.user, stdin=f, stdout=subprocess.DEVNULL)
+            self.run(["pg_restore", "--list"], user=self.user, stdin=f, stdout=self.app.proc.QUIET)
 
     def restore(self, src: str) -> None:
         dump = os.path.join(src, DUMP)
@@ -98,8 +97,8 @@ class Postgres(Service):
         if self.app.dev:
             return []
         probe = self.run(["psql", "-X", "-d", self.dbname, "-tAc", "SELECT 1"], user=self.user, check=False)
-        if probe.returncode != 0:
-            return [f"postgres: cannot connect as {self.user}: {probe.stderr.decode(errors='replace').strip()}"]
+        if not probe.ok:
+            return [f"postgres: cannot connect as {self.user}: {probe.err.decode(errors='replace').strip()}"]
         return []
 
     def purge(self) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-import subprocess
 import time
 
 from .base import Service, ServiceError
@@ -61,7 +60,7 @@ class Redis(Service):
         os.makedirs(dropin, exist_ok=True)
         with open(os.path.join(dropin, "appdeb.conf"), "w", encoding="utf-8") as f:
             f.write(f"[Service]\nGroup={self.user}\nReadWritePaths={self.data_dir}\n")
-        if os.path.isdir("/run/systemd/system"):
+        if self.app.proc.systemd_running():
             self.run(["systemctl", "daemon-reload"])
             self.run(["systemctl", "enable", "--now", self.unit])
             self.wait_ready()
@@ -75,7 +74,7 @@ class Redis(Service):
 
     def cli(self, *args: str, check: bool = True) -> str:
         out = self.run(["redis-cli", "-s", self.socket, *args], check=check)
-        return out.stdout.decode(errors="replace")
+        return str(out.text)
 
     def environ(self) -> dict[str, str]:
         if self.app.dev:  # development: settings.local.env says where a redis is, if the app needs one
@@ -113,13 +112,13 @@ class Redis(Service):
         if self.app.dev:
             return []
         probe = self.run(["redis-cli", "-s", self.socket, "PING"], user=self.user, check=False)
-        if probe.stdout.decode().strip() != "PONG":
+        if probe.text.strip() != "PONG":
             return [f"redis: {self.unit} does not answer the app's user on {self.socket}"]
         return []
 
     def purge(self) -> None:
-        if os.path.isdir("/run/systemd/system"):
-            subprocess.call(["systemctl", "disable", "--now", self.unit], stderr=subprocess.DEVNULL)
+        if self.app.proc.systemd_running():
+            self.run(["systemctl", "disable", "--now", self.unit], check=False)
         shutil.rmtree(f"/etc/systemd/system/{self.unit}.d", ignore_errors=True)
         for path in (self.conf,):
             if os.path.exists(path):

@@ -10,18 +10,15 @@ import contextlib
 import os
 import secrets
 import stat
-import subprocess
 import tempfile
 from typing import Any
 
 from . import SERVICES
 from .base import App, Service, ServiceError
 
-NGINX_ENABLED = "/etc/nginx/sites-enabled"
-
 
 def services(app: App) -> list[Service]:
-    return [SERVICES[s["kind"]](app, s.get("options", {})) for s in app.meta.get("services", [])]
+    return [SERVICES[s.kind](app, s.options) for s in app.contract.services]
 
 
 def environ(app: App) -> dict[str, str]:
@@ -32,7 +29,7 @@ def environ(app: App) -> dict[str, str]:
 
 
 def secret_path(app: App) -> str:
-    return app.paths.get("secret") or os.path.join(app.paths["etc"], "secret")
+    return app.paths.secret
 
 
 def ensure_secret(app: App) -> str:
@@ -80,38 +77,34 @@ def purge(app: App) -> None:
     nginx_disable(app)
 
 
-def _nginx_site(app: App) -> str:
-    return os.path.join(NGINX_ENABLED, f"{app.meta['package']}.conf")
-
-
-def _nginx_reload() -> None:
-    if os.path.isdir("/run/systemd/system") and subprocess.call(
-            ["systemctl", "is-active", "--quiet", "nginx"]) == 0:
-        subprocess.call(["systemctl", "reload", "nginx"])
+def _nginx_reload(app: App) -> None:
+    door = app.proc
+    if door.systemd_running() and door.systemctl("is-active", "--quiet", "nginx") == 0:
+        door.run(["systemctl", "reload", "nginx"], check=True, what="reloading nginx")
 
 
 def nginx_enable(app: App) -> None:
     """Link the package's site into nginx; refuse (and undo) a configuration nginx rejects."""
     source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "nginx-site.conf")
-    if app.dev or not app.meta.get("nginx") or not os.path.isdir(NGINX_ENABLED):
+    if app.dev or not app.contract.nginx or not os.path.isdir(os.path.dirname(app.contract.nginx_site)):
         return
-    site = _nginx_site(app)
+    site = app.contract.nginx_site
     if os.path.realpath(site) != os.path.realpath(source):
         if os.path.lexists(site):
             os.unlink(site)
         os.symlink(os.path.realpath(source), site)
-    test = subprocess.run(["nginx", "-t", "-q"], capture_output=True, text=True)
-    if test.returncode != 0:
+    test = app.proc.run(["nginx", "-t", "-q"])
+    if not test.ok:
         os.unlink(site)
-        raise ServiceError(f"nginx rejects the site of {app.meta['package']}: {test.stderr.strip()}")
-    _nginx_reload()
+        raise ServiceError(f"nginx rejects the site of {app.contract.package}: {test.err.decode().strip()}")
+    _nginx_reload(app)
 
 
 def nginx_disable(app: App) -> None:
-    site = _nginx_site(app)
+    site = app.contract.nginx_site
     if os.path.lexists(site):
         os.unlink(site)
-        _nginx_reload()
+        _nginx_reload(app)
 
 
 def deliver_secret(app: App, uid: int, gid: int) -> str | None:
@@ -123,7 +116,7 @@ def deliver_secret(app: App, uid: int, gid: int) -> str | None:
     path = secret_path(app)
     if not os.path.exists(path):
         return None
-    runtime_dir = app.paths.get("run") or os.path.join("/run", "appdeb", app.meta["package"])
+    runtime_dir = app.paths.run
     _root_dir(os.path.dirname(runtime_dir), 0o755)
     _root_dir(runtime_dir, 0o711)
     fd, copy = tempfile.mkstemp(prefix="secret-", dir=runtime_dir)

@@ -27,10 +27,10 @@ from appdeb import __version__
 from appdeb.build.pipeline import BuildOptions, BuildResult, build
 from appdeb.errors import AppdebError
 from appdeb.node import harness as nodes
+from appdeb.repo import aptly, signing, store
 from appdeb.repo import config as repoconfig
 from appdeb.repo import publish as repo
 from appdeb.repo import serve as reposerve
-from appdeb.repo import signing, store
 
 ROOT = Path(__file__).resolve().parents[2]
 EPOCH = 1767225600
@@ -188,7 +188,7 @@ def test_install_upgrade_repo_rollback_pin_and_unpin(
     assert (again.snapshot, again.unchanged) == (None, [key(v1)])
     with pytest.raises(AppdebError, match="immutable"):
         repo.publish(cfg, [hello_other_bytes.deb])
-    assert repo.snapshots(cfg) == [first.snapshot]
+    assert aptly.snapshots(cfg) == [first.snapshot]
 
     # v2 is published, then pulled again before this node upgraded: its candidate is v1 again
     second = repo.publish(cfg, [v2.deb])
@@ -244,7 +244,7 @@ def test_retention_keeps_exactly_n(
 ) -> None:
     for n in (1, 2, 3):
         repo.publish(cfg, [hello[n].deb], keep=2)
-    assert [r.version for r in repo.list_packages(cfg)] == ["1.0.0-2", "1.0.0-3"]
+    assert [r.version for r in aptly.list_packages(cfg)] == ["1.0.0-2", "1.0.0-3"]
     assert sorted(p.name for p in (cfg.public_dir / "pool").rglob("*.deb")) == [
         "hello-rp1_1.0.0-2_all.deb", "hello-rp1_1.0.0-3_all.deb"]
     assert store.history(cfg)[-1].removed == [key(hello[1])]

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from appdeb.errors import AppdebError
+from appdeb.repo import aptly, signing, store
 from appdeb.repo import config as repoconfig
 from appdeb.repo import publish as repo
 from appdeb.repo import serve as reposerve
-from appdeb.repo import signing, store
 from appdeb.runner import run
 
 pytestmark = [
@@ -122,32 +122,32 @@ def test_publish_is_signed_and_lists_the_package(cfg: repoconfig.RepoConfig, deb
     run(["gpgv", "--keyring", str(cfg.key_gpg), str(dists / "Release.gpg"), str(dists / "Release")])
     assert "Acquire-By-Hash: yes" in (dists / "Release").read_text()
     assert published_versions(cfg) == ["1.0-1"]
-    assert repo.list_packages(cfg) == [("hello", "1.0-1", "all")]
+    assert aptly.list_packages(cfg) == [("hello", "1.0-1", "all")]
     assert (cfg.public_dir / "pool/main/h/hello/hello_1.0-1_all.deb").is_file()
 
 
 def test_republishing_the_same_file_creates_no_snapshot(cfg: repoconfig.RepoConfig, debs: Path) -> None:
     deb = make_deb(debs, "hello", "1.0-1")
     repo.publish(cfg, [deb])
-    snaps, hist = repo.snapshots(cfg), store.history(cfg)
+    snaps, hist = aptly.snapshots(cfg), store.history(cfg)
     result = repo.publish(cfg, [deb])
     assert result.snapshot is None
     assert result.unchanged == ["hello_1.0-1_all"]
-    assert repo.snapshots(cfg) == snaps
+    assert aptly.snapshots(cfg) == snaps
     assert store.history(cfg) == hist
 
 
 def test_same_version_with_different_bytes_is_refused(cfg: repoconfig.RepoConfig, debs: Path) -> None:
     repo.publish(cfg, [make_deb(debs, "hello", "1.0-1")])
     inrelease = (cfg.public_dir / "dists/bookworm/InRelease").read_bytes()
-    snaps = repo.snapshots(cfg)
+    snaps = aptly.snapshots(cfg)
     v2 = make_deb(debs, "hello", "1.0-2")
     changed = make_deb(debs, "hello", "1.0-1", payload="rebuilt\n")
     expected = r"already published with different contents.*bump the build number"
     with pytest.raises(AppdebError, match=expected):
         repo.publish(cfg, [v2, changed])
-    assert repo.snapshots(cfg) == snaps
-    assert repo.list_packages(cfg) == [("hello", "1.0-1", "all")]
+    assert aptly.snapshots(cfg) == snaps
+    assert aptly.list_packages(cfg) == [("hello", "1.0-1", "all")]
     assert (cfg.public_dir / "dists/bookworm/InRelease").read_bytes() == inrelease
     assert repo.publish(cfg, [v2]).added == ["hello_1.0-2_all"]  # the valid one is still publishable
 
@@ -155,7 +155,7 @@ def test_same_version_with_different_bytes_is_refused(cfg: repoconfig.RepoConfig
 def test_package_for_an_unpublished_architecture_is_refused(cfg: repoconfig.RepoConfig, debs: Path) -> None:
     with pytest.raises(AppdebError, match="architecture s390x is not published"):
         repo.publish(cfg, [make_deb(debs, "hello", "1.0-1", arch="s390x")])
-    assert repo.snapshots(cfg) == []
+    assert aptly.snapshots(cfg) == []
 
 
 def test_new_version_is_listed_alongside_the_old(cfg: repoconfig.RepoConfig, debs: Path) -> None:
@@ -163,7 +163,7 @@ def test_new_version_is_listed_alongside_the_old(cfg: repoconfig.RepoConfig, deb
     result = repo.publish(cfg, [make_deb(debs, "hello", "1.0-2"), make_deb(debs, "other", "2.0-1")])
     assert result.added == ["hello_1.0-2_all", "other_2.0-1_all"]
     assert published_versions(cfg) == ["1.0-1", "1.0-2"]
-    assert len(repo.snapshots(cfg)) == 2
+    assert len(aptly.snapshots(cfg)) == 2
 
 
 def test_keep_retains_the_newest_by_debian_version_order(cfg: repoconfig.RepoConfig, debs: Path) -> None:
@@ -172,7 +172,7 @@ def test_keep_retains_the_newest_by_debian_version_order(cfg: repoconfig.RepoCon
     result = repo.publish(cfg, [make_deb(debs, "hello", versions[2])], keep=2)
     assert result.removed == ["hello_1.0-9_all"]
     assert published_versions(cfg) == ["1.0-10", "1.0-11"]
-    assert [r.version for r in repo.list_packages(cfg)] == ["1.0-10", "1.0-11"]
+    assert [r.version for r in aptly.list_packages(cfg)] == ["1.0-10", "1.0-11"]
     # a version dropped by retention stays immutable
     with pytest.raises(AppdebError, match="versions are immutable"):
         repo.publish(cfg, [make_deb(debs, "hello", "1.0-9", payload="other bytes")], keep=2)
@@ -181,11 +181,11 @@ def test_keep_retains_the_newest_by_debian_version_order(cfg: repoconfig.RepoCon
 def test_rollback_switches_back_and_later_publishes_build_on_it(cfg: repoconfig.RepoConfig, debs: Path) -> None:
     repo.publish(cfg, [make_deb(debs, "hello", "1.0-1")])
     repo.publish(cfg, [make_deb(debs, "hello", "1.0-2")])
-    first, second = repo.snapshots(cfg)
+    first, second = aptly.snapshots(cfg)
     entry = repo.rollback(cfg)
     assert (entry.action, entry.snapshot, entry.previous) == ("rollback", first, second)
     assert entry.removed == ["hello_1.0-2_all"]
-    assert repo.published_snapshot(cfg) == first
+    assert aptly.published_snapshot(cfg) == first
     assert published_versions(cfg) == ["1.0-1"]
     signing.verify_clearsigned(cfg.key_gpg, cfg.public_dir / "dists/bookworm/InRelease")
     assert store.history(cfg)[-1] == entry

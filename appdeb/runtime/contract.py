@@ -1,0 +1,191 @@
+"""The build→node contract: what a package tells its runtime, as typed values with a format number.
+
+`appdeb build` makes one `Contract` from its plan and writes it as `appdeb/app.json` in the
+package; the runtime on the node (and `appdeb serve`/`run`, and the tests) read it back into the
+same classes. Both sides import this one module (it ships with the runtime, so it uses the standard
+library only): a field renamed on one side is a type error on the other, not a KeyError on a node.
+`FORMAT` goes up when the meaning of a field changes; a runtime refuses a format it does not know.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+FORMAT = 2  # also the package's control field Appdeb-Layout
+NGINX_ENABLED = "/etc/nginx/sites-enabled"
+
+
+class ContractError(ValueError):
+    """app.json is not a contract this runtime understands (a different format, a missing field)."""
+
+
+def nginx_site_path(package: str) -> str:
+    """Where an instance's nginx site is linked while the package is installed (one decision)."""
+    return f"{NGINX_ENABLED}/{package}.conf"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Every node path of an instance the runtime needs (decided in appdeb.build.plan.Paths)."""
+
+    etc: str
+    settings: str
+    state: str
+    tmp: str
+    logs: str
+    backups: str
+    launcher: str
+    secret: str
+    own: str  # appdeb's own state for the instance (root's)
+    run: str  # root-only runtime files (per-command secret copies)
+    pin: str
+    config: str | None = None  # where config files are rendered, when not the etc directory (development)
+
+    @property
+    def config_dir(self) -> str:
+        return self.config or self.etc
+
+
+@dataclass(frozen=True)
+class Web:
+    """The web process's settings as the unit and the launcher apply them."""
+
+    port: int
+    workers: int
+    timeout: int
+    graceful_timeout: int
+    max_requests: int
+    max_requests_jitter: int
+    max_worker_memory: int
+    health: str
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str | None
+    required: bool
+
+
+@dataclass(frozen=True)
+class Service:
+    kind: str
+    options: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Static:
+    dir: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Timer:
+    command: str
+    schedule: str
+
+
+@dataclass(frozen=True)
+class Unit:
+    name: str
+    kind: str  # socket, web, process, timer-service, timer
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class Backups:
+    keep: int
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where app, libraries and console scripts are when they are not below the root (development)."""
+
+    app: str
+    lib: str
+    bin: str
+
+
+@dataclass(frozen=True)
+class Contract:
+    """One instance of one release of an app, as its runtime sees it."""
+
+    package: str
+    instance: str
+    app: str
+    version: str
+    python_version: str
+    python_abi: str
+    binary_dists: list[str]
+    python_paths: list[str]
+    wsgi: str | None
+    web: Web | None
+    commands: dict[str, str]
+    processes: dict[str, str]
+    timers: dict[str, Timer]
+    env: list[Setting]
+    services: list[Service]
+    static: Static | None
+    units: list[Unit]
+    user: str
+    server_name: str
+    nginx: bool
+    public_port: int
+    paths: Paths
+    backups: Backups
+    config_files: dict[str, str]
+    config: dict[str, Any]  # app.yaml as the developer wrote it, parsed
+    format: int = FORMAT
+    dev: bool = False  # a development root (appdeb serve/run, the build step), not an installed package
+    layout: Layout | None = None
+
+    @property
+    def nginx_site(self) -> str:
+        return nginx_site_path(self.package)
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        for name in ("dev", "layout"):  # only a development root has them
+            if not data[name]:
+                del data[name]
+        if data["paths"]["config"] is None:
+            del data["paths"]["config"]
+        return json.dumps(data, indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Contract:
+        data = json.loads(text)
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            found = data.get("format") if isinstance(data, dict) else None
+            raise ContractError(f"app.json has format {found!r}; this runtime reads format {FORMAT}")
+        try:
+            return _contract(data)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ContractError(f"app.json does not match format {FORMAT}: {type(exc).__name__}: {exc}") from None
+
+    def with_changes(self, **changes: Any) -> Contract:
+        return replace(self, **changes)
+
+
+def _contract(data: dict[str, Any]) -> Contract:
+    nested: dict[str, Callable[[Any], Any]] = {
+        "web": lambda v: None if v is None else Web(**v),
+        "timers": lambda v: {name: Timer(**t) for name, t in v.items()},
+        "env": lambda v: [Setting(**s) for s in v],
+        "services": lambda v: [Service(**s) for s in v],
+        "static": lambda v: None if v is None else Static(**v),
+        "units": lambda v: [Unit(**u) for u in v],
+        "paths": lambda v: Paths(**v),
+        "backups": lambda v: Backups(**v),
+        "layout": lambda v: None if v is None else Layout(**v),
+    }
+    known = {f.name for f in fields(Contract)}
+    unknown = set(data) - known
+    if unknown:
+        raise KeyError(", ".join(sorted(unknown)))
+    values: dict[str, Any] = {k: nested[k](v) if k in nested else v for k, v in data.items()}
+    return Contract(**values)
+

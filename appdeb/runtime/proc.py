@@ -1,0 +1,135 @@
+"""The node side's one door to other programs: systemctl, journalctl, tar, dpkg, apt, nginx, the pg tools.
+
+Every program the runtime and the service plug-ins start goes through `RUNNER`, in one style: no
+stdin unless given, its own session (never root's terminal), output captured unless redirected, and
+a `Done` that says what ran and how it ended, so no caller can forget an exit status by accident
+(`check=True` turns a failure into an exception that names the program and its error output).
+Tests swap `RUNNER` for a fake (`use`), which lets node-side logic run without root and without
+systemd: they see which programs would have run and answer for them. The app's own commands, which
+run with their output relayed to the admin, go through `relay` here too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import IO, Any
+
+SYSTEMD = "/run/systemd/system"
+QUIET = subprocess.DEVNULL  # stdout=QUIET discards the output instead of capturing it
+
+
+class Failed(Exception):
+    """A program ended with a non-zero status where the caller needed it to succeed."""
+
+    def __init__(self, done: Done, what: str = "") -> None:
+        err = done.err.decode(errors="replace").strip().splitlines()[-3:]
+        super().__init__(f"{what or done.argv[0]} failed (exit {done.code}){': ' if err else ''}{' / '.join(err)}")
+        self.done = done
+
+
+@dataclass(frozen=True)
+class Done:
+    """A program that ran: its argv, exit status and captured output (empty where it was redirected)."""
+
+    argv: tuple[str, ...]
+    code: int
+    out: bytes = b""
+    err: bytes = b""
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 0
+
+    @property
+    def text(self) -> str:
+        return self.out.decode(errors="replace")
+
+
+class Runner:
+    """Starts real programs. Subclassed by tests to record and answer instead."""
+
+    def run(self, argv: Sequence[str], *, stdin: IO[Any] | None = None, stdout: IO[Any] | int | None = None,
+            env: dict[str, str] | None = None, cwd: str | None = None) -> Done:
+        try:
+            proc = subprocess.run(list(argv), stdin=stdin if stdin is not None else subprocess.DEVNULL,
+                                  stdout=stdout if stdout is not None else subprocess.PIPE, stderr=subprocess.PIPE,
+                                  env=env, cwd=cwd, check=False, start_new_session=True)
+        except FileNotFoundError:
+            return Done(tuple(argv), 127, b"", f"{argv[0]}: command not found".encode())
+        return Done(tuple(argv), proc.returncode, proc.stdout or b"", proc.stderr or b"")
+
+    def relay(self, argv: Sequence[str], *, cwd: str, env: dict[str, str],
+              preexec_fn: Callable[[], None] | None, interactive: bool) -> int:
+        """Run a command for a person: interactively (their terminal), or with stdin closed and both
+        output streams copied to ours through a pipe (no terminal of root's reaches the command)."""
+        if interactive:
+            return subprocess.call(list(argv), cwd=cwd, env=env, preexec_fn=preexec_fn,
+                                   start_new_session=preexec_fn is not None)
+        proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, start_new_session=True, cwd=cwd, env=env,
+                                preexec_fn=preexec_fn)
+        assert proc.stdout is not None
+        out, fd = sys.stdout.buffer, proc.stdout.fileno()
+        for chunk in iter(lambda: os.read(fd, 65536), b""):
+            out.write(chunk)
+            out.flush()
+        return proc.wait()
+
+    def systemd(self) -> bool:
+        """Is systemd the init of this machine (a node), rather than a chroot, a build or a laptop?"""
+        return os.path.isdir(SYSTEMD)
+
+
+RUNNER: Runner = Runner()
+
+
+@contextlib.contextmanager
+def use(runner: Runner) -> Iterator[Runner]:
+    """Run node-side code against another runner (a test's fake) for the duration of a block."""
+    global RUNNER
+    previous, RUNNER = RUNNER, runner
+    try:
+        yield runner
+    finally:
+        RUNNER = previous
+
+
+def run(argv: Sequence[str], *, check: bool = False, what: str = "", **kwargs: Any) -> Done:
+    done = RUNNER.run(argv, **kwargs)
+    if check and not done.ok:
+        raise Failed(done, what)
+    return done
+
+
+def call(argv: Sequence[str], **kwargs: Any) -> int:
+    """The exit status only; the output is discarded."""
+    return RUNNER.run(argv, stdout=QUIET, **kwargs).code
+
+
+def output(argv: Sequence[str]) -> str:
+    """stdout in the C locale (for parsing), or '' when the program failed."""
+    done = RUNNER.run(argv, env={**os.environ, "LC_ALL": "C"})
+    return done.text if done.ok else ""
+
+
+def systemctl(*args: str) -> int:
+    return call(["systemctl", *args])
+
+
+def systemd_running() -> bool:
+    return RUNNER.systemd()
+
+
+def relay(argv: Sequence[str], *, cwd: str, env: dict[str, str], preexec_fn: Callable[[], None] | None = None,
+          interactive: bool = False) -> int:
+    return RUNNER.relay(argv, cwd=cwd, env=env, preexec_fn=preexec_fn, interactive=interactive)
+
+
+def as_user(user: str | None, argv: Sequence[str]) -> list[str]:
+    """argv run as another user (runuser is in util-linux, on every Debian); as is without a user."""
+    return ["runuser", "-u", user, "--", *argv] if user else list(argv)
