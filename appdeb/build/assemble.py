@@ -62,11 +62,3 @@ def assemble(plan: BuildPlan, stage: Path, out_dir: Path) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return final
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

@@ -107,11 +107,12 @@ def _build_checking_name(plan: BuildPlan, app_dir: Path, out_dir: Path, fingerpr
 
 def _build(plan: BuildPlan, app_dir: Path, out_dir: Path, fingerprint: str, report: Reporter) -> BuildResult:
     """The real work, only when something changed (its modules are imported only then)."""
-    from appdeb.build.assemble import assemble, sha256_of
+    from appdeb.build.assemble import assemble
     from appdeb.build.entrypoints import console_scripts
     from appdeb.build.render import render
     from appdeb.build.stage import refuse_build_paths, requirement_files, stage
     from appdeb.build.vendor import cache_root, vendor
+    from appdeb.files import sha256_of
 
     report(f"vendoring {len(plan.requirements)} requirements for python {plan.python_version}")
     vendored = vendor(plan.requirements, plan.python_version, app_dir)

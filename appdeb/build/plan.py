@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import zlib
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import PurePosixPath
 
 from debian.debian_support import Version
@@ -14,6 +14,7 @@ from appdeb.build.platforms import PLATFORMS, extra_requirements
 from appdeb.build.requirements import rebase
 from appdeb.build.spec import AppSpec
 from appdeb.errors import AppdebError
+from appdeb.files import debian_arch
 from appdeb.runtime import contract
 
 COMPRESSIONS = ("zstd", "xz", "gzip", "none")
@@ -100,7 +101,6 @@ class BuildPlan:
     vendored: tuple[str, ...] = ()
     console_scripts: tuple[Script, ...] = ()  # of the vendored libraries, shipped in paths.bin
     backup_keep: int = DEFAULT_BACKUP_KEEP  # backups kept per instance (0: all); settings may override
-    extra: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def web_unit(self) -> Unit | None:
@@ -248,9 +248,7 @@ def service_depends(spec: AppSpec) -> tuple[str, ...]:
 def with_vendor(plan: BuildPlan, *, binary_dists: tuple[str, ...], vendored: tuple[str, ...],
                 console_scripts: tuple[Script, ...] = ()) -> BuildPlan:
     """Record what vendoring found: binary wheels make the package architecture-specific."""
-    import platform as _platform
-
-    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(_platform.machine(), _platform.machine())
+    arch = debian_arch()
     abi = "cp" + plan.python_version.replace(".", "") if binary_dists else ""
     return replace(plan, architecture=arch if binary_dists else "all", python_abi=abi,
                    binary_dists=binary_dists, vendored=vendored, console_scripts=console_scripts)

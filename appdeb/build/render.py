@@ -32,7 +32,7 @@ class RenderedFile:
 def render(plan: BuildPlan) -> dict[str, RenderedFile]:
     """Every generated file of the package, keyed by its path inside the .deb."""
     env = environment()
-    ctx: dict[str, Any] = {"plan": plan, **_description(plan), "after": service_after(plan), "writable_paths": (),
+    ctx: dict[str, Any] = {"plan": plan, **_description(plan), "after": service_after(plan),
                            "layout": contract.FORMAT, "where": where(plan)}
     files: dict[str, RenderedFile] = {"DEBIAN/control": _text(env.get_template("control.j2").render(ctx))}
     for script in SCRIPTS:

@@ -8,8 +8,6 @@ new version, so it is rebuilt rather than patched.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -19,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from appdeb.errors import AppdebError
+from appdeb.files import locked
 from appdeb.runner import run
 
 SUITE = "bookworm"
@@ -44,14 +43,12 @@ def cache_dir() -> Path:
 
 
 def _deb822_entries(text: str) -> Iterator[tuple[str, list[str]]]:
-    for stanza in text.split("\n\n"):
-        fields: dict[str, str] = {}
-        for line in stanza.splitlines():
-            if line.startswith("#") or ":" not in line or line[:1].isspace():
-                continue
-            key, _, value = line.partition(":")
-            fields[key.strip().lower()] = value.strip()
-        if "deb" in fields.get("types", "").split() and fields.get("enabled", "yes") != "no":
+    """(first URI, suites) of each enabled `Types: deb` stanza of a .sources file (python-debian parses it)."""
+    from debian.deb822 import Deb822
+
+    for stanza in Deb822.iter_paragraphs(text.splitlines()):
+        fields = {key.lower(): value for key, value in stanza.items()}
+        if "deb" in fields.get("types", "").split() and fields.get("enabled", "yes").strip() != "no":
             uris = fields.get("uris", "").split()
             if uris:
                 yield uris[0], fields.get("suites", "").split()
@@ -102,27 +99,12 @@ def ensure_image(progress: Progress | None = None) -> Path:
     if (final / "stamp").is_file():
         return final / "root"
     cache_dir().mkdir(parents=True, exist_ok=True)
-    with _locked(cache_dir() / ".lock", say):
+    with locked(cache_dir() / ".lock", lambda: say("waiting for another process building the node image")):
         if not (final / "stamp").is_file():  # another process may have built it while we waited
             _discard_partial_builds()
             _build(final, version, mirror, security, say)
         _prune_old_images(keep=final)
     return final / "root"
-
-
-@contextlib.contextmanager
-def _locked(path: Path, say: Progress) -> Iterator[None]:
-    """Serialise builders: two processes must not debootstrap the same image at once."""
-    with open(path, "a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            say("waiting for another process building the node image")
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _build(final: Path, version: str, mirror: str, security: str | None, say: Progress) -> None:

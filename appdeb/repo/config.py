@@ -20,9 +20,9 @@ import jinja2
 
 from appdeb.datafiles import data_path
 from appdeb.errors import AppdebError
+from appdeb.files import debian_arch, write_atomic
 from appdeb.repo import signing
-from appdeb.repo.store import locked, write_atomic
-from appdeb.runner import run
+from appdeb.repo.store import locked
 
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -186,7 +186,7 @@ def init_repo(
             _forget_moved_agent(old, _read_conf(old))
         home = root / "gnupg"
         fpr = signing.ensure_key(home, old.key if old else None, key, name, email)
-        base = old or RepoConfig(root=root, key=fpr, architectures=(_host_arch(),))
+        base = old or RepoConfig(root=root, key=fpr, architectures=(debian_arch(),))
         given: dict[str, Any] = {
             "distribution": distribution, "component": component, "origin": origin, "label": label,
             "keep": keep, "keep_snapshots": keep_snapshots,
@@ -199,10 +199,6 @@ def init_repo(
         _save_settings(cfg)
         signing.export_public(home, fpr, cfg.key_gpg, cfg.key_asc)
     return cfg
-
-
-def _host_arch() -> str:
-    return run(["dpkg", "--print-architecture"]).stdout.strip()
 
 
 def check_name(value: str) -> None:

@@ -8,7 +8,6 @@ Repository setup lives in config.py, its history and ledger in store.py.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 import time
@@ -22,6 +21,7 @@ from debian.debfile import DebError, DebFile
 from debian.debian_support import Version
 
 from appdeb.errors import AppdebError
+from appdeb.files import sha256_of
 from appdeb.repo.aptly import PackageRef, aptly, published, search, snapshots
 from appdeb.repo.config import RepoConfig, check_name
 from appdeb.repo.store import HistoryEntry, history, load_ledger, locked, record, save_ledger
@@ -70,11 +70,7 @@ def _read_deb(path: Path) -> _Deb:
         ref = PackageRef(ctrl["Package"], ctrl["Version"], ctrl["Architecture"])
     except (OSError, ArError, DebError, KeyError) as exc:
         raise AppdebError(f"{path}: not a usable .deb ({exc})") from None
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return _Deb(path, ref, digest.hexdigest())
+    return _Deb(path, ref, sha256_of(path))
 
 
 def _immutable_split(cfg: RepoConfig, repo: str, debs: list[_Deb]) -> tuple[list[_Deb], list[str]]:

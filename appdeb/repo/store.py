@@ -7,36 +7,24 @@ even after retention removed it. Both live in the repository root, written atomi
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from appdeb import files
+from appdeb.files import write_atomic
+
 if TYPE_CHECKING:
     from appdeb.repo.config import RepoConfig
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Replace a state file whole, so a crash never leaves it half-written."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
-@contextmanager
-def locked(root: Path) -> Iterator[None]:
+def locked(root: Path) -> contextlib.AbstractContextManager[None]:
     """Serialise writers: two publishes must not interleave snapshot and switch."""
-    with (root / ".lock").open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    return files.locked(root / ".lock")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from typing import Any
 
 from . import proc
 from .contract import Contract, ContractError
+from .proc import plain_env
 
 NODE_PATH = "/usr/local/bin:/usr/bin:/bin"  # a node's PATH for services (and so for the app in development)
 
@@ -194,12 +195,6 @@ class AppPackage:
 
     def has_command(self, name: str) -> bool:
         return name in self.contract.commands
-
-
-def plain_env() -> dict[str, str]:
-    """What of root's environment a command of the app user's may see: locale and PATH, no tokens."""
-    keep = ("PATH", "LANG", "LANGUAGE", "TZ", "TERM")
-    return {k: v for k, v in os.environ.items() if k in keep or k.startswith("LC_")}
 
 
 def get_secret(root: str | None = None) -> str:

@@ -20,7 +20,8 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from . import proc
-from .app import AppPackage, LauncherError, plain_env
+from .app import AppPackage, LauncherError
+from .proc import plain_env
 
 _held: dict[str, int] = {}  # lock path -> nesting depth in this process
 

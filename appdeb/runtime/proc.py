@@ -130,6 +130,12 @@ def relay(argv: Sequence[str], *, cwd: str, env: dict[str, str], preexec_fn: Cal
     return RUNNER.relay(argv, cwd=cwd, env=env, preexec_fn=preexec_fn, interactive=interactive)
 
 
+def plain_env() -> dict[str, str]:
+    """What of root's environment a program run for another user may see: locale and PATH, no tokens."""
+    keep = ("PATH", "LANG", "LANGUAGE", "TZ", "TERM")
+    return {k: v for k, v in os.environ.items() if k in keep or k.startswith("LC_")}
+
+
 def as_user(user: str | None, argv: Sequence[str]) -> list[str]:
     """argv run as another user (runuser is in util-linux, on every Debian); as is without a user."""
     return ["runuser", "-u", user, "--", *argv] if user else list(argv)

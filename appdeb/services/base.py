@@ -73,14 +73,8 @@ class Service:
         door = self.app.proc
         other = user if user and os.geteuid() == 0 and not self.app.dev else None
         done = door.run(door.as_user(other, argv), stdin=stdin, stdout=stdout,
-                        env=_plain_env() if other else None)  # never root's environment for another user
+                        env=door.plain_env() if other else None)  # never root's environment for another user
         if check and not done.ok:
             err = done.err.decode(errors="replace").strip()
             raise ServiceError(f"{self.kind}: {' '.join(argv)} failed (exit {done.code}): {err}")
         return done
-
-
-def _plain_env() -> dict[str, str]:
-    """Locale and PATH only: a tool run as another user sees none of root's other variables."""
-    keep = ("PATH", "LANG", "LANGUAGE", "TZ")
-    return {k: v for k, v in os.environ.items() if k in keep or k.startswith("LC_")}
