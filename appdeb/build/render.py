@@ -122,7 +122,7 @@ def runtime_config(plan: BuildPlan) -> contract.Contract:
         commands=dict(spec.commands), processes={x.name: x.command for x in spec.processes},
         timers={t.name: contract.Timer(t.command, t.schedule) for t in spec.timers},
         env=[contract.Setting(s.name, s.default, s.required) for s in spec.env],
-        services=[contract.Service(s.kind, dict(s.options)) for s in spec.services],
+        services=[contract.RequestedService(s.kind, dict(s.options)) for s in spec.services],
         static=None if spec.static is None else contract.Static(spec.static.dir, spec.static.url),
         units=[contract.Unit(u.name, u.kind, u.enabled) for u in plan.units],
         user=plan.user, server_name=plan.server_name, nginx=plan.nginx, public_port=plan.public_port,

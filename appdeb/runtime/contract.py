@@ -71,7 +71,7 @@ class Setting:
 
 
 @dataclass(frozen=True)
-class Service:
+class RequestedService:
     kind: str
     options: dict[str, Any]
 
@@ -127,7 +127,7 @@ class Contract:
     processes: dict[str, str]
     timers: dict[str, Timer]
     env: list[Setting]
-    services: list[Service]
+    services: list[RequestedService]
     static: Static | None
     units: list[Unit]
     user: str
@@ -175,7 +175,7 @@ def _contract(data: dict[str, Any]) -> Contract:
         "web": lambda v: None if v is None else Web(**v),
         "timers": lambda v: {name: Timer(**t) for name, t in v.items()},
         "env": lambda v: [Setting(**s) for s in v],
-        "services": lambda v: [Service(**s) for s in v],
+        "services": lambda v: [RequestedService(**s) for s in v],
         "static": lambda v: None if v is None else Static(**v),
         "units": lambda v: [Unit(**u) for u in v],
         "paths": lambda v: Paths(**v),
