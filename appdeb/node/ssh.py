@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 from pathlib import Path
 
 from appdeb.errors import AppdebError
@@ -63,8 +64,8 @@ def ensure_client_key(nodes: Path) -> Path:
     folder = ssh_dir(nodes)
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     st = os.lstat(folder)
-    if st.st_uid != os.geteuid() or not os.path.isdir(folder) or os.path.islink(folder):
-        raise AppdebError(f"{folder} is not a directory owned by us; remove it")
+    if st.st_uid != os.geteuid() or not stat.S_ISDIR(st.st_mode):
+        raise AppdebError(f"{folder} is not a directory of this user (a symlink?); remove it")
     folder.chmod(0o700)
     key = key_path(nodes)
     if not (key.is_file() and key.with_name(key.name + ".pub").is_file()):

@@ -103,6 +103,8 @@ def test_ssh_with_harness_key_and_strict_known_hosts(private_node: PrivateFactor
     assert nodes.run_in(a, ["cat", "/root/.ssh/authorized_keys"]).stdout == pub
     listening = nodes.run_in(a, ["ss", "-Hltn", "sport = :22"]).stdout
     assert listening.strip(), "sshd listens in the node's own namespace"
+    after = nodes.reboot(a.name)  # nspawn comes back in the same namespace, with the same address and keys
+    assert (after.address, _ssh(after, "hostname")) == (a.address, (0, f"{a.name}\n"))
 
 
 def test_traffic_stays_on_the_node_network(private_node: PrivateFactory) -> None:
