@@ -15,13 +15,18 @@ def node() -> None:
 
 @node.command("up")
 @click.argument("name")
-def node_up(name: str) -> None:
+@click.option("--network", type=click.Choice(["host", "private"]), default="host", show_default=True,
+              help="host: share this machine's network (the default for now). private: a network namespace "
+                   "and address of the node's own on the harness's /24, reachable from this machine and the "
+                   "other private nodes only, with sshd and harness keys (see `node inventory`).")
+def node_up(name: str, network: str) -> None:
     """Boot node NAME (builds the cached base image on first use)."""
     from appdeb.node import harness as nodes
     from appdeb.progress import reporter
 
-    n = nodes.up(name, progress=reporter(True))
-    click.echo(f"{n.name}: running (pid1 {n.pid1}, root {n.root})")
+    n = nodes.up(name, progress=reporter(True), network=network)
+    where = f", address {n.address}" if n.address else ""
+    click.echo(f"{n.name}: running (pid1 {n.pid1}, root {n.root}{where})")
 
 
 @node.command("exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -50,11 +55,24 @@ def node_install(name: str, debs: tuple[Path, ...]) -> None:
 
 @node.command("list")
 def node_list() -> None:
-    """List nodes."""
+    """List nodes: name, state, PID 1, network (host or private), address (- on the host's network), root."""
     from appdeb.node import harness as nodes
 
     for info in nodes.list_nodes():
-        click.echo(f"{info.name}\t{info.state}\t{info.pid1 or '-'}\t{info.root}")
+        click.echo(f"{info.name}\t{info.state}\t{info.pid1 or '-'}\t{info.network}\t{info.address or '-'}\t"
+                   f"{info.root}")
+
+
+@node.command("inventory")
+def node_inventory() -> None:
+    """Print an Ansible inventory (INI format) of the running private nodes, in group appdeb_nodes.
+
+    Each host logs in as root with the harness's key and checks the node's host key strictly against
+    the harness's known_hosts. Use it as `appdeb node inventory > hosts.ini; ansible -i hosts.ini …`.
+    """
+    from appdeb.node import harness as nodes
+
+    click.echo(nodes.inventory_text(), nl=False)
 
 
 @node.command("down")

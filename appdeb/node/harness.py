@@ -4,9 +4,12 @@ A node lets end-to-end tests (and developers) install the packages appdeb builds
 booted Debian without a VM. Each node lives in ``$APPDEB_NODE_DIR/NAME`` (default
 ``/var/tmp/appdeb-nodes/NAME``): the overlay's upper, work and merged directories, console.log and pid files.
 
-Process layout (appdeb/nodeproc.py): a detached supervisor runs in the node's own cgroup and
-restarts systemd-nspawn when the node reboots. The node shares the host's network, so 127.0.0.1
-inside is 127.0.0.1 outside.
+Process layout (appdeb/node/processes.py): a detached supervisor runs in the node's own cgroup and
+restarts systemd-nspawn when the node reboots. By default (network "host") the node shares the
+host's network, so 127.0.0.1 inside is 127.0.0.1 outside. A "private" node gets a namespace and
+an address of its own (appdeb/node/network.py) and sshd with harness keys (appdeb/node/ssh.py); host
+tools reach it with `Node.address`, `ssh_options()` (or `ssh_key_path()`, `known_hosts_path()`),
+`inventory_text()` for Ansible, and serve it things on `host_address()`.
 """
 
 from __future__ import annotations
@@ -15,9 +18,7 @@ import contextlib
 import os
 import re
 import shutil
-import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -25,38 +26,42 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from appdeb.errors import AppdebError, CommandError
+from appdeb.node import network as private_net
+from appdeb.node import ssh
 from appdeb.node.image import CLEAN_ENV, ensure_image, mounts_under
 from appdeb.node.processes import (
-    alive,
     cgroup_pids,
     find_pid1,
     nspawn_pid,
-    orphaned_pid1,
     remove_cgroups,
+    start_supervisor,
+    stop_processes,
     supervisor_pid,
-    wait_for,
+    tail,
+    unmount,
 )
-from appdeb.runner import run, spawn
+from appdeb.runner import run
 
 __all__ = [
-    "Node", "NodeInfo", "copy_in", "down", "ensure_image", "get", "install", "list_nodes",
-    "reboot", "run_in", "up",
+    "Node", "NodeInfo", "copy_in", "down", "ensure_image", "get", "host_address", "install", "inventory_text",
+    "known_hosts_path", "list_nodes", "reboot", "run_in", "ssh_key_path", "ssh_options", "up",
 ]
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,30}")
 BOOT_TIMEOUT = 120.0
-STOP_TIMEOUT = 30.0
+NETWORKS = ("host", "private")
 # Host-side copies into these are invisible in the node: nspawn mounts fresh file systems there.
 HIDDEN_IN_NODE = ("/tmp", "/run", "/dev", "/proc", "/sys")
 
 
 @dataclass(frozen=True)
 class Node:
-    """A booted node: its name, its root as seen from the host, and its PID 1 (host pid)."""
+    """A booted node: name, root as seen from the host, PID 1 (host pid), private address (None: host network)."""
 
     name: str
     root: Path
     pid1: int
+    address: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,8 @@ class NodeInfo:
     state: str
     pid1: int | None
     root: Path
+    network: str = "host"
+    address: str | None = None
 
 
 def nodes_dir() -> Path:
@@ -84,8 +91,10 @@ def _state_dir(name: str) -> Path:
 # --- lifecycle ----------------------------------------------------------------------------------
 
 
-def up(name: str, progress: Callable[[str], None] | None = None) -> Node:
-    """Create and boot a node, returning once systemd reports running (or degraded)."""
+def up(name: str, progress: Callable[[str], None] | None = None, network: str = "host") -> Node:
+    """Boot a node; return once systemd is running. network: "host" (default) or "private" (see above)."""
+    if network not in NETWORKS:
+        raise AppdebError(f"unknown node network {network!r}: use one of {', '.join(NETWORKS)}")
     state = _state_dir(name)
     if cgroup_pids(name):
         raise AppdebError(f"a node named {name!r} is already running (cgroup appdeb/{name} is busy)")
@@ -97,7 +106,9 @@ def up(name: str, progress: Callable[[str], None] | None = None) -> Node:
         raise AppdebError(f"node {name!r} already exists ({state}); run `appdeb node down {name}`") from None
     try:
         _prepare_root(name, state, golden)
-        _start_supervisor(name, state)
+        if network == "private":
+            _attach_private(name, state)
+        start_supervisor(name, state)
         return _wait_ready(name, state, BOOT_TIMEOUT)
     except BaseException:
         with contextlib.suppress(Exception):
@@ -120,22 +131,14 @@ def _prepare_root(name: str, state: Path, golden: Path) -> None:
     (etc / "hosts").write_text(f"127.0.0.1\tlocalhost\n127.0.1.1\t{name}\n::1\tlocalhost ip6-localhost\n")
 
 
-def _start_supervisor(name: str, state: Path) -> None:
-    """Start the detached supervisor; the launcher exits once the pid file is written."""
-    src = str(Path(__file__).resolve().parents[2])
-    pythonpath = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p)
-    with open(state / "supervisor.log", "ab") as log:
-        launcher = spawn([sys.executable, "-m", "appdeb.node.processes", "_supervise", name, str(state)],
-                         cwd=Path("/"), env={"PYTHONPATH": pythonpath}, start_new_session=True,
-                         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-    if launcher.wait(timeout=60) != 0:
-        raise AppdebError(f"node supervisor failed to start:\n{_tail(state / 'supervisor.log')}")
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    with contextlib.suppress(OSError):
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    return ""
+def _attach_private(name: str, state: Path) -> None:
+    """Build the node's network and ssh identity before it boots (both undone by _teardown)."""
+    with private_net.lock(nodes_dir()):
+        address = private_net.attach(name, state, nodes_dir())
+        ssh.prepare_node(nodes_dir(), name, state, state / "merged")
+        ssh.write_known_hosts(nodes_dir(), private_net.private_nodes(nodes_dir()))
+    hosts = state / "merged/etc/hosts"
+    hosts.write_text(hosts.read_text().replace(f"127.0.1.1\t{name}", f"{address}\t{name}"))
 
 
 def _wait_ready(name: str, state: Path, timeout: float, old_pid1: int | None = None) -> Node:
@@ -144,7 +147,7 @@ def _wait_ready(name: str, state: Path, timeout: float, old_pid1: int | None = N
     while time.monotonic() < deadline:
         nspawn = nspawn_pid(name, state)
         if nspawn is None and supervisor_pid(state) is None:
-            console = _tail(state / "console.log")
+            console = tail(state / "console.log")
             raise AppdebError(f"node {name!r} stopped while booting; console:\n{console}")
         pid1 = find_pid1(nspawn)
         if pid1 is not None and pid1 != old_pid1:
@@ -152,10 +155,10 @@ def _wait_ready(name: str, state: Path, timeout: float, old_pid1: int | None = N
                 last = run([*_nsenter(pid1), "systemctl", "is-system-running", "--wait"], check=False,
                            timeout=max(1.0, deadline - time.monotonic())).stdout.strip()
             if last in ("running", "degraded"):
-                return Node(name, state / "merged", pid1)
+                return Node(name, state / "merged", pid1, private_net.address_of(state))
         time.sleep(0.05)
     raise AppdebError(f"node {name!r} not up after {timeout:.0f}s (state {last!r}); console:\n"
-                      f"{_tail(state / 'console.log')}")
+                      f"{tail(state / 'console.log')}")
 
 
 def get(name: str) -> Node:
@@ -164,7 +167,7 @@ def get(name: str) -> Node:
     pid1 = find_pid1(nspawn_pid(name, state))
     if pid1 is None:
         raise AppdebError(f"node {name!r} is not running")
-    return Node(name, state / "merged", pid1)
+    return Node(name, state / "merged", pid1, private_net.address_of(state))
 
 
 def list_nodes() -> list[NodeInfo]:
@@ -177,7 +180,8 @@ def list_nodes() -> list[NodeInfo]:
             continue
         pid1 = find_pid1(nspawn_pid(state.name, state))
         status = "running" if pid1 else "starting" if supervisor_pid(state) else "stopped"
-        infos.append(NodeInfo(state.name, status, pid1, state / "merged"))
+        addr = private_net.address_of(state)
+        infos.append(NodeInfo(state.name, status, pid1, state / "merged", "private" if addr else "host", addr))
     return infos
 
 
@@ -190,11 +194,14 @@ def down(name: str) -> None:
 
 
 def _teardown(name: str, state: Path) -> None:
-    _stop_processes(name, state)
+    stop_processes(name, state)
     for point in mounts_under(state):
-        _unmount(point)
+        unmount(point)
     if mounts_under(state):
         raise AppdebError(f"cannot unmount {state}: {mounts_under(state)}")
+    with private_net.lock(nodes_dir()):
+        if private_net.detach(name, state, nodes_dir()):
+            ssh.write_known_hosts(nodes_dir(), private_net.private_nodes(nodes_dir()))
     if state.exists():
         shutil.rmtree(state)
     remove_cgroups(name)
@@ -202,43 +209,40 @@ def _teardown(name: str, state: Path) -> None:
         os.rmdir(f"/run/systemd/nspawn/propagate/{name}")
 
 
-def _unmount(point: str) -> None:
-    """Retry briefly (the last nspawn process may still be exiting), detach lazily as a last resort."""
-    if not wait_for(lambda: run(["umount", point], check=False).returncode == 0, 5.0):
-        run(["umount", "--lazy", point], check=False)
-
-
-def _stop_processes(name: str, state: Path) -> None:
-    """Orderly poweroff first (SIGRTMIN+3 to PID 1), then escalate so down never hangs."""
-    with contextlib.suppress(OSError):
-        (state / "stop").touch()  # tells the supervisor not to restart nspawn
-    nspawn = nspawn_pid(name, state)
-    supervisor = supervisor_pid(state)
-    pids = {p for p in (nspawn, supervisor) if p is not None}
-
-    def gone() -> bool:
-        return not any(alive(p) for p in pids) and not cgroup_pids(name)
-
-    pid1 = find_pid1(nspawn) or orphaned_pid1(name)
-    if pid1 is not None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid1, signal.SIGRTMIN + 3)
-    if wait_for(gone, STOP_TIMEOUT):
-        return
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in pids | cgroup_pids(name):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
-        if wait_for(gone, 10.0):
-            return
-    raise AppdebError(f"node {name!r}: processes survive SIGKILL: {sorted(cgroup_pids(name))}")
-
-
 def reboot(name: str) -> Node:
     """Reboot from inside (as an admin would) and wait until a new PID 1 is running."""
     node = get(name)
     run_in(node, ["systemctl", "reboot"], timeout=60)
     return _wait_ready(name, _state_dir(name), BOOT_TIMEOUT, old_pid1=node.pid1)
+
+
+# --- reaching private nodes from the host --------------------------------------------------------
+
+
+def host_address() -> str:
+    """The host's address on the private node network (serve a repository there for the nodes)."""
+    return private_net.host_address()
+
+
+def ssh_key_path() -> Path:
+    """The private key that logs in as root on every private node."""
+    return ssh.key_path(nodes_dir())
+
+
+def known_hosts_path() -> Path:
+    """The known_hosts file with every private node's host key under its address."""
+    return ssh.known_hosts_path(nodes_dir())
+
+
+def ssh_options() -> list[str]:
+    """ssh options (key, known_hosts, strict checking, batch mode): `ssh *ssh_options() root@ADDR CMD`."""
+    return ssh.ssh_options(nodes_dir())
+
+
+def inventory_text() -> str:
+    """An Ansible INI inventory of the running private nodes, all in group appdeb_nodes."""
+    hosts = [(i.name, i.address) for i in list_nodes() if i.state == "running" and i.address]
+    return ssh.inventory_text(nodes_dir(), hosts)
 
 
 # --- inside a node ------------------------------------------------------------------------------

@@ -21,11 +21,17 @@ from appdeb.files import locked
 from appdeb.runner import run
 
 SUITE = "bookworm"
-INCLUDE = ["systemd", "systemd-sysv", "dbus", "ca-certificates", "python3", "iproute2", "curl", "adduser"]
+INCLUDE = ["systemd", "systemd-sysv", "dbus", "ca-certificates", "python3", "iproute2", "curl", "adduser",
+           "openssh-server"]
 # Downloaded, not installed: later tests install these in nodes quickly and without the network.
 PREDOWNLOAD = ["nginx", "postgresql", "redis-server"]
-MASKED_UNITS = ["apt-daily.timer", "apt-daily-upgrade.timer"]
-RECIPE_REVISION = 1  # bump when the build steps below change in a way the lists above don't show
+# ssh.service is masked in the image: a node on the host's network must not start sshd on the host's
+# port 22; a node with a private network unmasks it (appdeb/node/ssh.py).
+MASKED_UNITS = ["apt-daily.timer", "apt-daily-upgrade.timer", "ssh.service"]
+SSHD_DROP_IN = ("# appdeb node: key logins only, with the host key the harness gives each node\n"
+                "HostKey /etc/ssh/ssh_host_ed25519_key\nPasswordAuthentication no\n"
+                "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n")
+RECIPE_REVISION = 2  # bump when the build steps below change in a way the lists above don't show
 
 CLEAN_ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -144,6 +150,9 @@ def _configure(root: Path, mirror: str, security: str | None) -> None:
     (root / "etc/machine-id").write_text("")
     (root / "var/lib/dbus/machine-id").unlink(missing_ok=True)
     (root / "etc/hostname").write_text("localhost\n")
+    for key in (root / "etc/ssh").glob("ssh_host_*"):  # made by openssh-server's postinst: shared by all
+        key.unlink()
+    (root / "etc/ssh/sshd_config.d/appdeb-node.conf").write_text(SSHD_DROP_IN)
 
 
 def _chroot(root: Path, argv: list[str]) -> None:

@@ -1,6 +1,6 @@
-"""The processes behind a node: pid files, liveness, per-node cgroups, and the detached supervisor.
+"""The processes behind a node: pid files, liveness, per-node cgroups, stopping, and the detached supervisor.
 
-The supervisor (``python -m appdeb.nodeproc _supervise NAME STATE``) runs in the node's own cgroup
+The supervisor (``python -m appdeb.node.processes _supervise NAME STATE``) runs in the node's own cgroup
 ``appdeb/NAME`` and restarts systemd-nspawn when it exits with 133 (a reboot inside the node).
 """
 
@@ -16,9 +16,12 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from appdeb.runner import spawn
+from appdeb.errors import AppdebError
+from appdeb.node.network import address_of, netns_path
+from appdeb.runner import run, spawn
 
 CGROUP_ROOTS = (Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup/unified"))
+STOP_TIMEOUT = 30.0
 REBOOT_EXIT = 133  # systemd-nspawn's exit status when the container asked for a reboot
 
 
@@ -139,14 +142,69 @@ def remove_cgroups(name: str) -> None:
                 os.rmdir(dirpath)
 
 
+# --- stopping ----------------------------------------------------------------------------------
 
 
-# --- supervisor (runs detached, as `python -m appdeb.nodeproc _supervise NAME STATE`) ------------
+def unmount(point: str) -> None:
+    """Retry briefly (the last nspawn process may still be exiting), detach lazily as a last resort."""
+    if not wait_for(lambda: run(["umount", point], check=False).returncode == 0, 5.0):
+        run(["umount", "--lazy", point], check=False)
+
+
+def stop_processes(name: str, state: Path) -> None:
+    """Orderly poweroff first (SIGRTMIN+3 to PID 1), then escalate so down never hangs."""
+    with contextlib.suppress(OSError):
+        (state / "stop").touch()  # tells the supervisor not to restart nspawn
+    nspawn = nspawn_pid(name, state)
+    supervisor = supervisor_pid(state)
+    pids = {p for p in (nspawn, supervisor) if p is not None}
+
+    def gone() -> bool:
+        return not any(alive(p) for p in pids) and not cgroup_pids(name)
+
+    pid1 = find_pid1(nspawn) or orphaned_pid1(name)
+    if pid1 is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid1, signal.SIGRTMIN + 3)
+    if wait_for(gone, STOP_TIMEOUT):
+        return
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids | cgroup_pids(name):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        if wait_for(gone, 10.0):
+            return
+    raise AppdebError(f"node {name!r}: processes survive SIGKILL: {sorted(cgroup_pids(name))}")
+
+
+# --- supervisor (runs detached, as `python -m appdeb.node.processes _supervise NAME STATE`) ----
 
 
 def nspawn_argv(name: str, state: Path) -> list[str]:
+    """The node's nspawn command: the host's network, or the namespace network.attach built for it."""
+    network = [f"--network-namespace-path={netns_path(name)}"] if address_of(state) else []
     return ["systemd-nspawn", "--quiet", "--boot", "--register=no", "--keep-unit", "--console=read-only",
-            f"--machine={name}", "-D", str(state / "merged"), "--link-journal=no", "systemd.show_status=1"]
+            f"--machine={name}", *network, "-D", str(state / "merged"), "--link-journal=no",
+            "systemd.show_status=1"]
+
+
+def start_supervisor(name: str, state: Path) -> None:
+    """Start the detached supervisor; the launcher exits once the pid file is written."""
+    src = str(Path(__file__).resolve().parents[2])
+    pythonpath = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p)
+    with open(state / "supervisor.log", "ab") as log:
+        launcher = spawn([sys.executable, "-m", "appdeb.node.processes", "_supervise", name, str(state)],
+                         cwd=Path("/"), env={"PYTHONPATH": pythonpath}, start_new_session=True,
+                         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    if launcher.wait(timeout=60) != 0:
+        raise AppdebError(f"node supervisor failed to start:\n{tail(state / 'supervisor.log')}")
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    """The end of a log, for error messages."""
+    with contextlib.suppress(OSError):
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    return ""
 
 
 def supervise(name: str, state: Path) -> None:
@@ -196,7 +254,7 @@ def main(argv: list[str]) -> int:
     if len(argv) == 3 and argv[0] == "_supervise":
         launch_supervisor(argv[1], Path(argv[2]))
         return 0
-    print("usage: python -m appdeb.nodeproc _supervise NAME STATE_DIR  (internal helper)", file=sys.stderr)
+    print("usage: python -m appdeb.node.processes _supervise NAME STATE_DIR  (internal helper)", file=sys.stderr)
     return 2
 
 
