@@ -6,6 +6,7 @@ signed Release files and the Packages indexes under ROOT/public.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from appdeb.repo import promote as channels
 from appdeb.repo import publish as repo
 from appdeb.runner import run
 
+from ..test_cli_repo import appdeb
 from .test_repo import make_deb
 
 pytestmark = [
@@ -124,3 +126,24 @@ def test_yank_of_an_epoch_version_of_another_distribution(cfg: repoconfig.RepoCo
     repo.publish(cfg, [make_deb(debs, "tool", "1:2.0-1"), make_deb(debs, "tool", "1:2.0-2")], distribution="qa")
     assert channels.yank(cfg, "tool=1:2.0-1", distribution="qa").removed == ["tool_1:2.0-1_all"]
     assert sorted(index(cfg, "qa")) == [("tool", "1:2.0-2")]
+
+
+def test_the_command_line(cfg: repoconfig.RepoConfig, debs: Path) -> None:
+    root = cfg.root
+    repo.publish(cfg, [make_deb(debs, "hello", "1.0-1"), make_deb(debs, "hello", "1.0-2")],
+                 distribution="staging")
+    assert "either a SNAPSHOT or --from" in appdeb("repo", "promote", "--to", "prod", root=root,
+                                                   check_code=2).stderr
+    out = appdeb("repo", "promote", "--from", "staging", "--to", "prod", root=root).stdout
+    assert out.startswith("prod: now serving prod-") and "    + hello_1.0-2_all" in out
+    assert "nothing changed" in appdeb("repo", "promote", "--from", "staging", "--to", "prod", root=root).stdout
+    out = appdeb("repo", "yank", "hello=1.0-2", "--distribution", "prod", root=root).stdout
+    assert "    - hello_1.0-2_all" in out
+    err = appdeb("repo", "yank", "hello=1.0-2", "--distribution", "prod", root=root, check_code=1).stderr
+    assert err == ("appdeb: error: hello 1.0-2 is not published in prod (published versions of hello: 1.0-1)\n")
+    history = appdeb("repo", "history", "--distribution", "prod", "--json", root=root).stdout.splitlines()
+    assert [json.loads(line)["action"] for line in history] == ["promote", "yank"]
+    for bad, said in ((["--pull", "Hello;x"], "not an appdeb package name"),
+                      (["--pull", "hello", "--pull-every", "5s"], "at most every 10 s")):
+        err = appdeb("repo", "client-config", "--url", "http://127.0.0.1:1/", *bad, root=root, check_code=1).stderr
+        assert said in err
