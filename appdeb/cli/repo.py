@@ -9,10 +9,14 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from appdeb.errors import AppdebError
+
+if TYPE_CHECKING:
+    from appdeb.repo.store import HistoryEntry
 
 REPO_ROOT = click.option("--root", type=click.Path(file_okay=False, path_type=Path),
                          help="Repository root (default: $APPDEB_REPO, else ~/.local/share/appdeb/repo).")
@@ -184,14 +188,50 @@ def repo_rollback(root: Path | None, distribution: str | None, to: str | None) -
     from appdeb.repo.config import open_repo
     from appdeb.repo.publish import rollback
 
-    entry = rollback(open_repo(root), to, distribution)
-    click.echo(f"{entry.distribution}: now serving {entry.snapshot} (was {entry.previous})")
+    _echo_entry(rollback(open_repo(root), to, distribution))
+    click.echo("nodes see this after apt-get update; apt never downgrades an installed package by itself: "
+               "run 'PKG rollback VERSION' on nodes that must go back too", err=True)
+
+
+def _echo_entry(entry: HistoryEntry) -> None:
+    """What a rollback, promotion or yank changed for the distribution's nodes."""
+    click.echo(f"{entry.distribution}: now serving {entry.snapshot} (was {entry.previous or 'nothing'})")
     for key in entry.added:
         click.echo(f"    + {key}")
     for key in entry.removed:
         click.echo(f"    - {key}")
-    click.echo("nodes see this after apt-get update; apt never downgrades an installed package by itself: "
-               "run 'PKG rollback VERSION' on nodes that must go back too", err=True)
+
+
+@repo_group.command("promote")
+@REPO_ROOT
+@click.argument("snapshot", required=False)
+@click.option("--from", "from_dist", metavar="DIST", help="Promote what this distribution serves now.")
+@click.option("--to", "to", metavar="DIST", required=True, help="Distribution to publish it to (e.g. prod).")
+def repo_promote(root: Path | None, snapshot: str | None, from_dist: str | None, to: str) -> None:
+    """Publish exactly the packages (the same bytes) of SNAPSHOT or of --from DIST to --to DIST, signed."""
+    from appdeb.repo.config import open_repo
+    from appdeb.repo.promote import promote
+
+    if (snapshot is None) == (from_dist is None):
+        raise click.UsageError("name either a SNAPSHOT or --from DIST")
+    entry = promote(open_repo(root), to, snapshot, from_dist)
+    if entry is None:
+        click.echo(f"nothing changed: {to} already serves exactly these packages")
+        return
+    _echo_entry(entry)
+
+
+@repo_group.command("yank")
+@REPO_ROOT
+@DISTRIBUTION
+@click.argument("spec", metavar="PKG=VERSION")
+def repo_yank(root: Path | None, distribution: str | None, spec: str) -> None:
+    """Withdraw one version from what a distribution serves; it is never published again."""
+    from appdeb.repo.config import open_repo
+    from appdeb.repo.promote import yank
+
+    _echo_entry(yank(open_repo(root), spec, distribution))
+    click.echo("nodes that installed it keep it until they move on ('PKG pin', or the next release)", err=True)
 
 
 @repo_group.command("client-config")
@@ -203,22 +243,35 @@ def repo_rollback(root: Path | None, distribution: str | None, to: str | None) -
 @click.option("--write-to", type=click.Path(file_okay=False, path_type=Path), metavar="ROOT",
               help="Write the files below ROOT (/ on the node itself, or a node image's root) instead of "
                    "printing them.")
+@click.option("--pull", "pull", multiple=True, metavar="PKG",
+              help="Let the node take new releases of PKG by itself (a systemd timer runs 'PKG pull'); repeatable.")
+@click.option("--pull-every", default="15min", show_default=True, metavar="SPAN",
+              help="How often the pull timer looks for a new release (e.g. 15min, 1h; randomized by a quarter).")
 def repo_client_config(root: Path | None, url: str, name: str, distribution: str | None, component: str | None,
-                       write_to: Path | None) -> None:
+                       write_to: Path | None, pull: tuple[str, ...], pull_every: str) -> None:
     """The three files a node needs: the key, a deb822 source bound to it, and a pin over Debian's archive.
 
-    Printed as a shell script to run as root on a node; no apt-key, nothing in trusted.gpg.d.
+    Printed as a shell script to run as root on a node; no apt-key, nothing in trusted.gpg.d. With
+    --pull also the pull timer and service, enabled for each PKG.
     """
+    from appdeb.build.formats import shell
     from appdeb.repo.config import open_repo
-    from appdeb.repo.serve import client_config, write_client_config
+    from appdeb.repo.serve import client_config, pull_files, pull_links, write_client_config
 
     cfg = open_repo(root)
     if write_to is not None:
-        for written in write_client_config(write_to, cfg, url, name, distribution, component):
+        for written in write_client_config(write_to, cfg, url, name, distribution, component, pull=pull,
+                                           pull_every=pull_every):
             click.echo(f"wrote {written}")
         return
+    files = client_config(cfg, url, name, distribution, component)
+    files.update(pull_files(name, pull, pull_every) if pull else {})
     click.echo(f"# apt client configuration for {url} (run as root on the node, e.g. | ssh root@NODE sh)\nset -e")
-    for path, text in client_config(cfg, url, name, distribution, component).items():
+    for path, text in files.items():
         click.echo(f"install -d -m 0755 {Path(path).parent}\n"
                    f"cat > {path} <<'APPDEB_EOF'\n{text.rstrip(chr(10))}\nAPPDEB_EOF\nchmod 0644 {path}")
     click.echo("apt-get update --error-on=any")
+    for link, target in pull_links(pull).items():
+        timer = shell(Path(link).name)
+        click.echo(f"install -d -m 0755 {Path(link).parent}\nln -sfn {target} {shell(link)}\n"
+                   f"if [ -d /run/systemd/system ]; then systemctl daemon-reload; systemctl start {timer}; fi")

@@ -24,7 +24,7 @@ from appdeb.errors import AppdebError
 from appdeb.files import sha256_of
 from appdeb.repo.aptly import PackageRef, aptly, published, search, snapshots
 from appdeb.repo.config import RepoConfig, check_name
-from appdeb.repo.store import HistoryEntry, history, load_ledger, locked, record, save_ledger
+from appdeb.repo.store import HistoryEntry, history, load_ledger, load_yanked, locked, record, save_ledger
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def _read_deb(path: Path) -> _Deb:
 
 def _immutable_split(cfg: RepoConfig, repo: str, debs: list[_Deb]) -> tuple[list[_Deb], list[str]]:
     """(debs to add, keys already present); any same-version-other-bytes is fatal, before changes."""
-    known = load_ledger(cfg)
+    known, yanked = load_ledger(cfg), load_yanked(cfg)
     known.update({ref.key: sha for ref, sha in search(cfg, "package").items()})
     in_repo = {ref.key for ref in search(cfg, "repo", repo)}
     new: dict[str, _Deb] = {}
@@ -84,7 +84,10 @@ def _immutable_split(cfg: RepoConfig, repo: str, debs: list[_Deb]) -> tuple[list
     for deb in debs:
         key = deb.ref.key
         seen = known.get(key) or (new[key].sha256 if key in new else None)
-        if seen is not None and seen != deb.sha256:
+        if key in yanked:
+            clashes.append(f"{deb.path}: version {deb.ref.version} of {deb.ref.name} ({deb.ref.arch}) was yanked "
+                           f"({yanked[key]}) and is never published again — bump the build number")
+        elif seen is not None and seen != deb.sha256:
             clashes.append(f"{deb.path}: version {deb.ref.version} of {deb.ref.name} ({deb.ref.arch}) "
                            "already published with different contents; versions are immutable — "
                            "bump the build number")
@@ -143,7 +146,7 @@ def _wait_for_new_second(index: Path) -> None:
         time.sleep(min(delay, 1.1))
 
 
-def _switch(cfg: RepoConfig, dist: str, comp: str, snap: str, *, first: bool) -> None:
+def switch(cfg: RepoConfig, dist: str, comp: str, snap: str, *, first: bool) -> None:
     """Publish `snap` signed; an existing distribution is switched atomically, never unsigned."""
     _wait_for_new_second(cfg.public_dir / "dists" / dist / "InRelease")
     sign = [f"-gpg-key={cfg.key}", "-batch"]
@@ -180,21 +183,34 @@ def publish(
         before = set(search(cfg, "snapshot", current[0])) if current else set()
         if after == before and (current or not after):
             return PublishResult(dist, None, unchanged=present)
-        snap = f"{dist}-{datetime.now(UTC):%Y%m%dT%H%M%S.%fZ}"
+        snap = snapshot_name(dist)
         aptly(cfg, "snapshot", "create", snap, "from", "repo", repo)
-        _switch(cfg, dist, comp, snap, first=current is None)
+        switch(cfg, dist, comp, snap, first=current is None)
         save_ledger(cfg, {d.ref.key: d.sha256 for d in new})
-        entry = record(cfg, "publish", dist, snap, current[0] if current else None, *_diff(before, after))
-        _prune_snapshots(cfg, dist)
+        entry = record(cfg, "publish", dist, snap, current[0] if current else None, *diff(before, after))
+        prune_snapshots(cfg, dist)
     return PublishResult(dist, snap, entry.added, entry.removed, present)
 
 
-def _diff(before: set[PackageRef], after: set[PackageRef]) -> tuple[list[str], list[str]]:
+def snapshot_name(dist: str) -> str:
+    """`D-<UTC timestamp>`: a distribution's snapshots sort by time and are found by name (aptly.snapshots)."""
+    return f"{dist}-{datetime.now(UTC):%Y%m%dT%H%M%S.%fZ}"
+
+
+def refuse_yanked(cfg: RepoConfig, snap: str, refs: set[PackageRef]) -> None:
+    """A yanked version never comes back: not by a rollback, not by a promotion of a snapshot holding it."""
+    yanked = load_yanked(cfg)
+    if back := sorted(r.key for r in refs if r.key in yanked):
+        raise AppdebError(f"{snap} holds yanked {', '.join(back)}; it would serve again what was withdrawn "
+                          f"({', '.join(yanked[k] for k in back)})")
+
+
+def diff(before: set[PackageRef], after: set[PackageRef]) -> tuple[list[str], list[str]]:
     """(added, removed) package keys between two package sets, for history."""
     return sorted(r.key for r in after - before), sorted(r.key for r in before - after)
 
 
-def _prune_snapshots(cfg: RepoConfig, dist: str) -> None:
+def prune_snapshots(cfg: RepoConfig, dist: str) -> None:
     """Keep the newest keep_snapshots (rollback targets), drop the rest and their pool files."""
     if cfg.keep_snapshots <= 0:
         return
@@ -225,30 +241,31 @@ def rollback(cfg: RepoConfig, to: str | None = None, distribution: str | None = 
             raise AppdebError(f"no snapshot {wanted} for {dist}; have: {', '.join(names) or 'none'}")
         if target == current[0]:
             raise AppdebError(f"{target} is already published")
-        _switch(cfg, dist, current[1], target, first=False)
-        _reset_repo(cfg, dist, current[1], target)
         before, after = set(search(cfg, "snapshot", current[0])), set(search(cfg, "snapshot", target))
-        return record(cfg, "rollback", dist, target, current[0], *_diff(before, after))
+        refuse_yanked(cfg, target, after)
+        switch(cfg, dist, current[1], target, first=False)
+        reset_repo(cfg, dist, current[1], target)
+        return record(cfg, "rollback", dist, target, current[0], *diff(before, after))
 
 
 def _previous(cfg: RepoConfig, dist: str, current: str, names: list[str]) -> str | None:
-    """What was published before `current` was published: undo the last publish.
+    """What was published before `current` was published: undo the last publish (promote, yank).
 
     Taken from history (so after rollback-then-publish it skips the rolled-back
     snapshot); by name order only if history does not know `current`.
     """
     for entry in reversed(history(cfg, dist)):
-        if entry.action == "publish" and entry.snapshot == current:
+        if entry.action in ("publish", "promote", "yank") and entry.snapshot == current:
             return entry.previous
     older = [n for n in names if n < current]
     return older[-1] if older else None
 
 
-def _reset_repo(cfg: RepoConfig, dist: str, comp: str, snap: str) -> None:
+def reset_repo(cfg: RepoConfig, dist: str, comp: str, snap: str) -> None:
     """Rebuild `appdeb-D` from a snapshot: create aside, then drop and rename (aptly has no reset)."""
     repo, tmp = f"appdeb-{dist}", f"appdeb-{dist}.reset"
     aptly(cfg, "repo", "drop", "-force", tmp, check=False)
     aptly(cfg, "repo", "create", f"-distribution={dist}", f"-component={comp}", tmp, "from", "snapshot",
            snap)
-    aptly(cfg, "repo", "drop", "-force", repo)
+    aptly(cfg, "repo", "drop", "-force", repo, check=False)  # a promotion's target may have none yet
     aptly(cfg, "repo", "rename", tmp, repo)

@@ -7,9 +7,10 @@ deployment serves ROOT/public with any static web server (see repo/README.md).
 from __future__ import annotations
 
 import io
+import re
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -17,6 +18,8 @@ from types import TracebackType
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
+from appdeb.build import formats, rules
+from appdeb.errors import AppdebError
 from appdeb.repo.config import RepoConfig, check_name
 
 
@@ -180,6 +183,57 @@ def client_config(
     }
 
 
+SYSTEMD_DIR = "/etc/systemd/system"
+PULL_CONF_DIR = "/etc/appdeb/pull"  # read by the launcher's `pull` verb (appdeb/runtime/pull.py)
+_SPAN_RE = re.compile(r"([0-9]{1,6})(sec|min|s|m|h|d)?")
+_SECONDS = {"": 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+
+
+def span_seconds(text: str) -> int:
+    """`15min`, `20s`, `1h`, `1h30min` as seconds; the allow-list for the pull interval (at least 10 s)."""
+    if not re.fullmatch(f"(?:{_SPAN_RE.pattern})+", text):
+        raise AppdebError(f"{text!r} is not a time span such as 15min, 20s, 1h or 1h30min")
+    seconds = sum(int(number) * _SECONDS[unit] for number, unit in _SPAN_RE.findall(text))
+    if seconds < 10:
+        raise AppdebError(f"--pull-every {text}: pull at most every 10 s")
+    return seconds
+
+
+def pull_files(name: str, packages: Sequence[str], every: str) -> dict[str, str]:
+    """The pull units (templates, one timer per package by instance) and each package's config.
+
+    The service runs `/usr/bin/PKG pull`, which updates from the source file named in
+    /etc/appdeb/pull/PKG.conf only; the timer's jitter spreads a fleet's fetches after a release.
+    """
+    check_name(name)
+    for package in packages:
+        if not rules.NAME_RE.fullmatch(package):
+            raise AppdebError(f"--pull {package!r}: not an appdeb package name (lowercase letters, digits, '-')")
+    seconds = span_seconds(every)
+    span, jitter = formats.unit(f"{seconds}s", word=True), formats.unit(f"{max(1, seconds // 4)}s", word=True)
+    files = {
+        f"{SYSTEMD_DIR}/appdeb-pull@.service": (
+            "[Unit]\nDescription=appdeb pull: take the new release of %i from its repository, verify it\n"
+            f"After=network-online.target\nWants=network-online.target\nConditionPathExists={PULL_CONF_DIR}/%i.conf"
+            "\n\n[Service]\nType=oneshot\nExecStart=/usr/bin/%i pull\n"),
+        f"{SYSTEMD_DIR}/appdeb-pull@.timer": (
+            f"[Unit]\nDescription=appdeb pull: look for a new release of %i every {span}\n\n"
+            f"[Timer]\nOnBootSec={span}\nOnUnitActiveSec={span}\nRandomizedDelaySec={jitter}\nAccuracySec=1s\n\n"
+            "[Install]\nWantedBy=timers.target\n"),
+    }
+    for package in packages:
+        files[f"{PULL_CONF_DIR}/{package}.conf"] = (
+            "# written by 'appdeb repo client-config --pull': the apt source that 'PKG pull' updates from\n"
+            f"sources=/etc/apt/sources.list.d/{name}.sources\n")
+    return files
+
+
+def pull_links(packages: Sequence[str]) -> dict[str, str]:
+    """link -> target that `systemctl enable appdeb-pull@PKG.timer` would create."""
+    return {f"{SYSTEMD_DIR}/timers.target.wants/appdeb-pull@{p}.timer": f"{SYSTEMD_DIR}/appdeb-pull@.timer"
+            for p in packages}
+
+
 def write_client_config(
     root_dir: Path,
     cfg: RepoConfig,
@@ -187,14 +241,26 @@ def write_client_config(
     name: str,
     distribution: str | None = None,
     component: str | None = None,
+    *,
+    pull: Sequence[str] = (),
+    pull_every: str = "15min",
 ) -> list[Path]:
-    """Write client_config() below root_dir (`/`, or a node image's root); world-readable
-    because apt reads them as the unprivileged _apt user."""
+    """Write client_config() (and with `pull` the pull units, configs and timer links) below root_dir
+    (`/`, or a node image's root); world-readable because apt reads them as the unprivileged _apt user."""
+    files = client_config(cfg, url, name, distribution, component)
+    if pull:
+        files.update(pull_files(name, pull, pull_every))
     written: list[Path] = []
-    for path, text in client_config(cfg, url, name, distribution, component).items():
+    for path, text in files.items():
         dest = root_dir / path.lstrip("/")
         dest.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
         dest.write_text(text)
         dest.chmod(0o644)
+        written.append(dest)
+    for link, target in pull_links(pull).items():
+        dest = root_dir / link.lstrip("/")
+        dest.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        dest.unlink(missing_ok=True)
+        dest.symlink_to(target)
         written.append(dest)
     return written

@@ -2,7 +2,8 @@
 
 History (history.jsonl) is append-only JSON lines, cheap and crash-tolerant; the ledger
 (ledger.json) remembers the bytes of every version ever published, so a version stays immutable
-even after retention removed it. Both live in the repository root, written atomically or appended.
+even after retention removed it; yanked.json remembers the versions withdrawn by `repo yank`, which
+never come back. All live in the repository root, written atomically or appended.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def locked(root: Path) -> contextlib.AbstractContextManager[None]:
 
 @dataclass(frozen=True)
 class HistoryEntry:
-    """One line of ROOT/history.jsonl: a publish or a rollback of one distribution."""
+    """One line of ROOT/history.jsonl: a publish, rollback, promote or yank of one distribution."""
 
     time: str
     action: str
@@ -64,8 +65,21 @@ def save_ledger(cfg: RepoConfig, added: dict[str, str]) -> None:
         write_atomic(cfg.root / "ledger.json", json.dumps({**load_ledger(cfg), **added}, indent=0))
 
 
+def load_yanked(cfg: RepoConfig) -> dict[str, str]:
+    """name_version_arch -> where and when it was yanked ("DIST at TIME"); such versions never return."""
+    path = cfg.root / "yanked.json"
+    return dict(json.loads(path.read_text())) if path.exists() else {}
+
+
+def save_yanked(cfg: RepoConfig, keys: list[str], dist: str) -> None:
+    """Remember withdrawn versions, so no publish, promote or rollback serves them again."""
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    write_atomic(cfg.root / "yanked.json",
+                 json.dumps({**load_yanked(cfg), **{k: f"{dist} at {now}" for k in keys}}, indent=0))
+
+
 def history(cfg: RepoConfig, distribution: str | None = None) -> list[HistoryEntry]:
-    """Publishes and rollbacks, oldest first; all distributions unless one is named."""
+    """Publishes, rollbacks, promotions and yanks, oldest first; all distributions unless one is named."""
     path = cfg.root / "history.jsonl"
     lines = path.read_text().splitlines() if path.exists() else []
     entries = [HistoryEntry(**json.loads(line)) for line in lines if line.strip()]

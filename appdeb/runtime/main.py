@@ -11,6 +11,7 @@ from .backups import verb_backup, verb_backups, verb_restore
 from .commands import verb_env, verb_process, verb_run, verb_timer, verb_web
 from .lifecycle import verb_hook
 from .pinning import verb_pin, verb_unpin
+from .pull import verb_pull
 from .rollback import verb_rollback
 from .status import verb_status
 from .verify import verb_verify
@@ -33,6 +34,7 @@ VERBS.update({
     "unpin": (verb_unpin, "unpin: drop the pin and install the newest version again"),
     "rollback": (verb_rollback, "rollback [VERSION] [--restore-backup]: pin the previous (or given) version, "
                                 "then optionally restore its data"),
+    "pull": (verb_pull, "pull: take the repository's newer release, verify it, else go back (the pull timer runs it)"),
 })
 
 HELP_WORDS = ("help", "--help", "-h")  # answered by the launcher itself, like a verb
