@@ -12,7 +12,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml scripts/install-host-deps.sh
 	./scripts/install-host-deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,deploy]'
 	touch $@
 
 lint: setup

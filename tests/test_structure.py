@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "appdeb"
-PARTS = ("appdeb.build", "appdeb.repo", "appdeb.node", "appdeb.dev", "appdeb.cli", "appdeb.runtime",
+PARTS = ("appdeb.build", "appdeb.repo", "appdeb.node", "appdeb.dev", "appdeb.cli", "appdeb.deploy", "appdeb.runtime",
          "appdeb.services", "appdeb.failsafe")
 MAX_LINES = 300
 WINDOW = 6  # this many identical lines in two places is code written twice

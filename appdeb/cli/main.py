@@ -11,6 +11,7 @@ import click
 
 from appdeb import __version__
 from appdeb.cli.bench import bench
+from appdeb.cli.deploy import deploy
 from appdeb.cli.node import node
 from appdeb.cli.repo import publish, repo_group
 from appdeb.errors import AppdebError, SpecError
@@ -105,7 +106,7 @@ def init(directory: Path, name: str | None) -> None:
     click.echo(f"created {scaffold(directory, name)}")
 
 
-for group in (node, bench, repo_group, publish):  # the parts of the command line, each in its own module
+for group in (node, bench, repo_group, publish, deploy):  # the parts of the command line, each in its own module
     main.add_command(group)
 
 

@@ -1,0 +1,100 @@
+"""`appdeb deploy` without hosts: inventories as Ansible reads them, batches, the play as data, outcomes.
+
+The rollouts themselves run on private-network nodes in tests/e2e/test_deploy.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from appdeb.deploy import playbook
+from appdeb.deploy.ansible import TaskResult
+from appdeb.deploy.inventory import Fleet, fleet
+from appdeb.deploy.rollout import emit, outcome
+from appdeb.errors import AppdebError
+
+FILES = {"/etc/apt/keyrings/appdeb.asc": "KEY\n", "/etc/apt/sources.list.d/appdeb.sources": "Types: deb\n"}
+
+
+def _task(name: str, *, failed: bool = False, stdout: str = "", message: str = "", skipped: bool = False,
+          unreachable: bool = False) -> TaskResult:
+    return TaskResult(name, failed, unreachable, skipped, False, stdout, message)
+
+
+def test_inventory_order_decides_canary_and_batches(tmp_path: Path) -> None:
+    inv = tmp_path / "hosts.ini"
+    inv.write_text("[web]\nweb3 ansible_host=10.0.0.3\nweb1 ansible_host=10.0.0.1\n\n[db]\ndb1\nweb1\n")
+    hosts = fleet(inv)
+    assert hosts == Fleet(("web3", "web1", "db1"), ("web3",))
+    assert hosts.batches("1") == [("web3",), ("web1",), ("db1",)]
+    assert hosts.batches("100%") == [("web3",), ("web1", "db1")]
+    assert fleet(inv, canary="db1").batches("2") == [("db1",), ("web3", "web1")]
+    assert fleet(inv, limit="web").hosts == ("web3", "web1")
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "x", "150%", "1.5"])
+def test_bad_batch_sizes_are_refused(bad: str) -> None:
+    with pytest.raises(AppdebError, match="--batch"):
+        Fleet(("a", "b"), ("a",)).batches(bad)
+
+
+def test_unknown_canary_and_empty_inventory_are_refused(tmp_path: Path) -> None:
+    inv = tmp_path / "hosts.ini"
+    inv.write_text("[web]\nweb1\n")
+    with pytest.raises(AppdebError, match="not a host"):
+        fleet(inv, canary="web9")
+    empty = tmp_path / "empty.ini"
+    empty.write_text("[web]\n")
+    with pytest.raises(AppdebError, match="no hosts"):
+        fleet(empty)
+
+
+def test_the_play_is_argv_lists_with_a_rescue_that_goes_back() -> None:
+    play = playbook.deploy_play("blog-prod", "1.2.0-3", FILES)
+    tasks = play[0]["tasks"]
+    assert [t["ansible.builtin.copy"]["dest"] for t in tasks[:2]] == list(FILES)
+    block = tasks[-1]
+    assert [t["ansible.builtin.command"]["argv"] for t in block["block"]] == [
+        ["apt-get", "install", "-y", "--allow-downgrades", "blog-prod=1.2.0-3"],
+        ["/usr/bin/blog-prod", "verify"], ["/usr/bin/blog-prod", "pin", "1.2.0-3"]]
+    assert [t["name"] for t in block["rescue"]] == [playbook.ROLLBACK, playbook.REMOVE, playbook.FAILED]
+    text = yaml.safe_dump(play)
+    assert "shell" not in text  # nothing is ever a shell line
+
+
+@pytest.mark.parametrize(("package", "version"), [("blog; rm -rf /", "1.0"), ("blog", "1.0 && reboot"),
+                                                  ("Blog", "1.0"), ("blog", "{{ lookup('pipe','id') }}")])
+def test_hostile_package_or_version_never_reaches_a_play(package: str, version: str) -> None:
+    with pytest.raises(AppdebError, match="not a Debian"):
+        playbook.deploy_play(package, version, FILES)
+
+
+def test_outcomes_read_from_task_results() -> None:
+    before = _task(playbook.BEFORE, stdout="installed 1.0.0-1")
+    ok = outcome("a", [before, _task(playbook.INSTALL), _task(playbook.VERIFY)], "1.1.0-1", 1.0, 2.0)
+    assert (ok.status, ok.before, ok.after) == ("ok", "1.0.0-1", "1.1.0-1")
+    failed = outcome("b", [before, _task(playbook.INSTALL), _task(playbook.VERIFY, failed=True, message="exit 1"),
+                           _task(playbook.ROLLBACK), _task(playbook.FAILED, failed=True)], "1.1.0-1", 1.0, 2.0)
+    assert (failed.status, failed.after) == ("failed", "1.0.0-1")
+    assert failed.error.startswith("health gate: exit 1")
+    down = outcome("c", [_task("connect", failed=True, unreachable=True)], "1.1.0-1", 1.0, 2.0)
+    assert down.status == "down"
+    first = outcome("d", [_task(playbook.BEFORE, stdout="not-installed "), _task(playbook.INSTALL, failed=True),
+                          _task(playbook.ROLLBACK, skipped=True), _task(playbook.REMOVE)], "1.1.0-1", 1.0, 2.0)
+    assert (first.status, first.after) == ("failed", "removed")
+
+
+def test_emit_writes_a_playbook_ansible_accepts(tmp_path: Path) -> None:
+    from appdeb.deploy.ansible import ansible_env, tool
+    from appdeb.runner import run
+
+    inv = tmp_path / "hosts.ini"
+    inv.write_text("[web]\nweb1 ansible_host=10.0.0.1\n")
+    written = emit(tmp_path / "out", inv, "blog-prod", "1.2.0-3", FILES)
+    assert [p.name for p in written] == ["deploy.yml", "inventory.ini", "ansible.cfg"]
+    syntax = run([tool("ansible-playbook"), "--syntax-check", "-i", str(written[1]), str(written[0])],
+                 env=ansible_env(ANSIBLE_STDOUT_CALLBACK="default"), check=False)
+    assert syntax.returncode == 0, syntax.stdout
