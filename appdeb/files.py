@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import os
 import platform
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -53,3 +54,50 @@ def locked(path: Path, waiting: Callable[[], None] | None = None) -> Iterator[No
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _dir_below(root: Path, parts: tuple[str, ...]) -> int:
+    """A descriptor of root/parts…, made 0755 where missing, never through a symbolic link.
+
+    The root may be another system's (a node's file system seen from the host, whose root user is
+    not this one): a link planted there must not lead a write of ours to the host's own files.
+    """
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in parts:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(part, 0o755, dir_fd=fd)
+            child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def write_below(root: Path, path: str, text: str, mode: int = 0o644) -> Path:
+    """Write root/path (an absolute path inside root) without following any link on the way."""
+    rel = Path(path.lstrip("/"))
+    fd = _dir_below(root, rel.parts[:-1])
+    try:
+        out = os.open(rel.name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode, dir_fd=fd)
+        with os.fdopen(out, "w", encoding="utf-8") as f:
+            os.fchmod(f.fileno(), mode)
+            f.write(text)
+    finally:
+        os.close(fd)
+    return root / rel
+
+
+def link_below(root: Path, path: str, target: str) -> Path:
+    """Make root/path a symbolic link to target (replacing what is there), without following links."""
+    rel = Path(path.lstrip("/"))
+    fd = _dir_below(root, rel.parts[:-1])
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(rel.name, dir_fd=fd)
+        os.symlink(target, rel.name, dir_fd=fd)
+    finally:
+        os.close(fd)
+    return root / rel

@@ -41,6 +41,13 @@ def test_bad_batch_sizes_are_refused(bad: str) -> None:
         Fleet(("a", "b"), ("a",)).batches(bad)
 
 
+def test_host_names_that_would_split_a_limit_are_refused(tmp_path: Path) -> None:
+    inv = tmp_path / "hosts.yml"
+    inv.write_text("all:\n  hosts:\n    'web1,web2':\n      ansible_host: 10.0.0.1\n")
+    with pytest.raises(AppdebError, match="host names must be"):
+        fleet(inv)
+
+
 def test_unknown_canary_and_empty_inventory_are_refused(tmp_path: Path) -> None:
     inv = tmp_path / "hosts.ini"
     inv.write_text("[web]\nweb1\n")
@@ -56,6 +63,7 @@ def test_the_play_is_argv_lists_with_a_rescue_that_goes_back() -> None:
     play = playbook.deploy_play("blog-prod", "1.2.0-3", FILES)
     tasks = play[0]["tasks"]
     assert [t["ansible.builtin.copy"]["dest"] for t in tasks[:2]] == list(FILES)
+    assert all("content" not in t["ansible.builtin.copy"] for t in tasks[:2])  # never a template
     block = tasks[-1]
     assert [t["ansible.builtin.command"]["argv"] for t in block["block"]] == [
         ["apt-get", "install", "-y", "--allow-downgrades", "blog-prod=1.2.0-3"],
@@ -74,7 +82,8 @@ def test_hostile_package_or_version_never_reaches_a_play(package: str, version: 
 
 def test_outcomes_read_from_task_results() -> None:
     before = _task(playbook.BEFORE, stdout="installed 1.0.0-1")
-    ok = outcome("a", [before, _task(playbook.INSTALL), _task(playbook.VERIFY)], "1.1.0-1", 1.0, 2.0)
+    ok = outcome("a", [before, _task(playbook.INSTALL), _task(playbook.VERIFY), _task(playbook.HOLD)], "1.1.0-1",
+                 1.0, 2.0)
     assert (ok.status, ok.before, ok.after) == ("ok", "1.0.0-1", "1.1.0-1")
     failed = outcome("b", [before, _task(playbook.INSTALL), _task(playbook.VERIFY, failed=True, message="exit 1"),
                            _task(playbook.ROLLBACK), _task(playbook.FAILED, failed=True)], "1.1.0-1", 1.0, 2.0)
@@ -85,6 +94,8 @@ def test_outcomes_read_from_task_results() -> None:
     first = outcome("d", [_task(playbook.BEFORE, stdout="not-installed "), _task(playbook.INSTALL, failed=True),
                           _task(playbook.ROLLBACK, skipped=True), _task(playbook.REMOVE)], "1.1.0-1", 1.0, 2.0)
     assert (first.status, first.after) == ("failed", "removed")
+    assert outcome("e", [], "1.1.0-1", 1.0, 2.0).status == "failed"  # silence is not success
+    assert outcome("f", [before, _task(playbook.INSTALL)], "1.1.0-1", 1.0, 2.0).status == "failed"
 
 
 def test_emit_writes_a_playbook_ansible_accepts(tmp_path: Path) -> None:
@@ -95,6 +106,42 @@ def test_emit_writes_a_playbook_ansible_accepts(tmp_path: Path) -> None:
     inv.write_text("[web]\nweb1 ansible_host=10.0.0.1\n")
     written = emit(tmp_path / "out", inv, "blog-prod", "1.2.0-3", FILES)
     assert [p.name for p in written] == ["deploy.yml", "inventory.ini", "ansible.cfg"]
+    assert (tmp_path / "out" / "files" / "appdeb.sources").read_text() == "Types: deb\n"
     syntax = run([tool("ansible-playbook"), "--syntax-check", "-i", str(written[1]), str(written[0])],
                  env=ansible_env(ANSIBLE_STDOUT_CALLBACK="default"), check=False)
     assert syntax.returncode == 0, syntax.stdout
+
+
+@pytest.mark.parametrize("url", ["http://x/{{lookup(dict(pipe=1)|list|first,dict(id=1)|list|first)}}",
+                                 "http://x/\nTrusted: yes", "http://x/ a", "http://x/#{%raw%}"])
+def test_a_hostile_repository_url_reaches_no_play_and_no_source(url: str, tmp_path: Path) -> None:
+    """The URL lands in a deb822 field on every host; a template or a second line would be code or trust."""
+    import subprocess
+    import sys
+
+    inv = tmp_path / "hosts.ini"
+    inv.write_text("[web]\nweb1\n")
+    proc = subprocess.run([sys.executable, "-m", "appdeb.cli", "deploy", "hello", "-i", str(inv), "--repo-url", url,
+                           "--root", str(tmp_path / "no-repo")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "is not an http://" in proc.stderr
+    from appdeb.repo.serve import check_url
+
+    with pytest.raises(AppdebError):
+        check_url(url)
+
+
+def test_nothing_is_written_through_a_link_planted_in_a_node_root(tmp_path: Path) -> None:
+    """A node's root user can plant links in its file system; the host writes there as its own root."""
+    import os
+
+    from appdeb.files import write_below
+
+    node_root, victim = tmp_path / "node", tmp_path / "host-file"
+    victim.write_text("host\n")
+    (node_root / "etc/apt/preferences.d").mkdir(parents=True)
+    os.symlink(victim, node_root / "etc/apt/preferences.d/appdeb.pref")
+    os.symlink(tmp_path, node_root / "etc/apt/keyrings")
+    for path in ("/etc/apt/preferences.d/appdeb.pref", "/etc/apt/keyrings/host-file"):
+        with pytest.raises(OSError):
+            write_below(node_root, path, "attacker\n")
+    assert victim.read_text() == "host\n"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from appdeb.cli.repo import check_url_option
 from appdeb.errors import AppdebError
 
 
@@ -17,7 +18,7 @@ from appdeb.errors import AppdebError
 @click.option("-i", "--inventory", required=True, type=click.Path(exists=True, path_type=Path),
               help="Ansible inventory of the hosts (any format Ansible reads; `appdeb node inventory` writes one).")
 @click.option("--version", "version", help="Version to deploy (default: the newest one published).")
-@click.option("--repo-url", required=True,
+@click.option("--repo-url", required=True, callback=check_url_option,
               help="URL the hosts fetch the repository from (as for `repo client-config`).")
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path),
               help="Repository root (default: $APPDEB_REPO, else ~/.local/share/appdeb/repo).")

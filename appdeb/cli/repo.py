@@ -26,11 +26,13 @@ KEEP = click.option("--keep", type=click.IntRange(min=0),
                     help="Versions kept per package and architecture; 0 keeps all.")
 
 
-def _check_url(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
-    import re
+def check_url_option(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    from appdeb.repo.serve import check_url
 
-    if not re.fullmatch(r"(https?|file)://[^\s\"'<>]+", value):
-        raise click.BadParameter(f"{value!r} is not an http://, https:// or file:// URL")
+    try:
+        check_url(value)
+    except AppdebError as exc:
+        raise click.BadParameter(str(exc)) from None
     return value
 
 
@@ -236,7 +238,7 @@ def repo_yank(root: Path | None, distribution: str | None, spec: str) -> None:
 
 @repo_group.command("client-config")
 @REPO_ROOT
-@click.option("--url", required=True, callback=_check_url, help="URL nodes fetch the published tree from.")
+@click.option("--url", required=True, callback=check_url_option, help="URL nodes fetch the published tree from.")
 @click.option("--name", default="appdeb", show_default=True, help="Name of the keyring, .sources and .pref files.")
 @DISTRIBUTION
 @COMPONENT

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,11 +63,14 @@ def run_playbook(playbook: Path, inventory: Path, hosts: tuple[str, ...], *, che
             str(playbook)]
     if check:
         argv.insert(1, "--check")
-    proc = run(argv, env=ansible_env(), check=False, timeout=timeout)
-    try:
-        report: dict[str, Any] = json.JSONDecoder().raw_decode(proc.stdout[proc.stdout.index("{"):])[0]
-    except ValueError:
-        raise AppdebError(f"ansible-playbook failed (exit {proc.returncode}): {proc.stdout.strip()[-800:]}") from None
+    with tempfile.TemporaryDirectory(prefix="appdeb-ansible-") as tmp:
+        report_file = Path(tmp) / "report.json"
+        proc = run(argv, env=ansible_env(APPDEB_ANSIBLE_REPORT=str(report_file)), check=False, timeout=timeout)
+        try:  # read from our own file: nothing a host prints can stand in for the report
+            report: dict[str, Any] = json.loads(report_file.read_text())
+        except (OSError, ValueError):
+            raise AppdebError(f"ansible-playbook failed (exit {proc.returncode}): "
+                              f"{proc.stdout.strip()[-800:]}") from None
     results: dict[str, list[TaskResult]] = {h: [] for h in hosts}
     for play in report.get("plays", []):
         for task in play.get("tasks", []):

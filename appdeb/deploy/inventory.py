@@ -18,6 +18,7 @@ from appdeb.runner import run
 
 from .ansible import ansible_env, tool
 
+HOST_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 BATCH_RE = re.compile(r"([1-9][0-9]{0,5})(%?)")
 
 
@@ -62,6 +63,9 @@ def read_inventory(inventory: Path, limit: str | None = None) -> list[str]:
             walk(child)
 
     walk("all")
+    odd = [h for h in hosts if not HOST_RE.fullmatch(h)]
+    if odd:  # names go into --limit (comma-separated patterns) and into the report
+        raise AppdebError(f"host names must be letters, digits, '.', '_' or '-': {', '.join(map(repr, odd))}")
     if not hosts:
         raise AppdebError(f"no hosts in {inventory}{' matching ' + limit if limit else ''}")
     return hosts

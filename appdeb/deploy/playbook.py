@@ -21,6 +21,7 @@ from appdeb.errors import AppdebError
 
 BEFORE, INSTALL, VERIFY, HOLD = "version before", "install", "health gate", "hold the version"
 ROLLBACK, REMOVE, FAILED = "back to the version before", "remove the failed first install", "deploy failed"
+FILES_DIR = "files"
 PACKAGE_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
 VERSION_RE = re.compile(r"[0-9][A-Za-z0-9.+~:-]*")
 
@@ -38,11 +39,15 @@ def _command(name: str, argv: list[str], **options: Any) -> dict[str, Any]:
 
 
 def repository_tasks(files: dict[str, str]) -> list[dict[str, Any]]:
-    """The client configuration, file by file (a changed key or URL shows as 'changed' under --check)."""
+    """The client configuration, file by file (a changed key or URL shows as 'changed' under --check).
+
+    The files travel as files beside the play (`src:`), never as `content:`, which Ansible would
+    evaluate as a template on the controller.
+    """
     return [{"name": f"repository file {path}",
-             "ansible.builtin.copy": {"dest": path, "content": content, "mode": "0644", "owner": "root",
-                                      "group": "root"}}
-            for path, content in files.items()]
+             "ansible.builtin.copy": {"dest": path, "src": f"{FILES_DIR}/{Path(path).name}", "mode": "0644",
+                                      "owner": "root", "group": "root"}}
+            for path in files]
 
 
 def deploy_play(package: str, version: str, files: dict[str, str]) -> list[dict[str, Any]]:
@@ -75,7 +80,11 @@ def deploy_play(package: str, version: str, files: dict[str, str]) -> list[dict[
                        {"name": "install, gate, hold", "block": block, "rescue": rescue}]}]
 
 
-def write_play(play: list[dict[str, Any]], path: Path) -> Path:
+def write_play(play: list[dict[str, Any]], path: Path, files: dict[str, str]) -> Path:
+    """The playbook, and the repository files it copies in files/ beside it."""
+    (path.parent / FILES_DIR).mkdir(exist_ok=True)
+    for dest, content in files.items():
+        (path.parent / FILES_DIR / Path(dest).name).write_text(content)
     path.write_text("# written by appdeb deploy; run: ansible-playbook -i INVENTORY " + path.name + "\n"
                     + yaml.safe_dump(play, sort_keys=False, width=120))
     return path

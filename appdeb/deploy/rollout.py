@@ -57,6 +57,9 @@ def _version(results: list[TaskResult], task: str) -> str:
 
 def outcome(host: str, results: list[TaskResult], version: str, started: float, finished: float) -> HostOutcome:
     before = _version(results, playbook.BEFORE)
+    if not results:  # Ansible said nothing of this host: never count silence as success
+        return HostOutcome(host, "failed", error="no result from Ansible for this host", started=started,
+                           finished=finished)
     if any(r.unreachable for r in results):
         return HostOutcome(host, "down", error="unreachable (ssh did not answer)", started=started, finished=finished)
     failure = next((r for r in results if r.failed and r.task != playbook.FAILED), None)
@@ -67,6 +70,10 @@ def outcome(host: str, results: list[TaskResult], version: str, started: float, 
         if back is not None and back.failed:
             error += f"; going back failed too: {back.message}"[:200]
         return HostOutcome(host, "failed", before, after if before else "removed", error, started, finished)
+    held = next((r for r in results if r.task == playbook.HOLD and not r.skipped and not r.failed), None)
+    if held is None:
+        return HostOutcome(host, "failed", before, error="the version was not installed and held", started=started,
+                           finished=finished)
     return HostOutcome(host, "ok", before, version, started=started, finished=finished)
 
 
@@ -77,7 +84,7 @@ def deploy(fleet: Fleet, inventory: Path, package: str, version: str, files: dic
     rollout = Rollout(package, version)
     batches = fleet.batches(batch)
     with tempfile.TemporaryDirectory(prefix="appdeb-deploy-") as tmp:
-        path = playbook.write_play(play, Path(tmp) / "deploy.yml")
+        path = playbook.write_play(play, Path(tmp) / "deploy.yml", files)
         for number, hosts in enumerate(batches, 1):
             label = "canary" if hosts == fleet.canary else f"batch {number}/{len(batches)}"
             progress(f"{label}: {', '.join(hosts)}")
@@ -99,7 +106,7 @@ def check(fleet: Fleet, inventory: Path, package: str, version: str, files: dict
     """What a deploy would change, per host, changing nothing (Ansible's check mode)."""
     rollout = Rollout(package, version)
     with tempfile.TemporaryDirectory(prefix="appdeb-deploy-") as tmp:
-        path = playbook.write_play(playbook.deploy_play(package, version, files), Path(tmp) / "deploy.yml")
+        path = playbook.write_play(playbook.deploy_play(package, version, files), Path(tmp) / "deploy.yml", files)
         results = run_playbook(path, inventory, fleet.hosts, check=True)
     for host in fleet.hosts:
         got = results.get(host, [])
@@ -117,7 +124,7 @@ def check(fleet: Fleet, inventory: Path, package: str, version: str, files: dict
 def emit(directory: Path, inventory: Path, package: str, version: str, files: dict[str, str]) -> list[Path]:
     """The playbook, the inventory and an ansible.cfg, for teams that run Ansible themselves."""
     directory.mkdir(parents=True, exist_ok=True)
-    play = playbook.write_play(playbook.deploy_play(package, version, files), directory / "deploy.yml")
+    play = playbook.write_play(playbook.deploy_play(package, version, files), directory / "deploy.yml", files)
     inv = directory / ("inventory" + inventory.suffix)
     if inventory.resolve() != inv.resolve():
         shutil.copyfile(inventory, inv)

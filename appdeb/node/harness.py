@@ -40,6 +40,7 @@ from appdeb.node.processes import (
     tail,
     unmount,
 )
+from appdeb.node.state import NAME_RE, nodes_dir, state_dir
 from appdeb.runner import run
 
 __all__ = [
@@ -47,7 +48,6 @@ __all__ = [
     "known_hosts_path", "list_nodes", "reboot", "run_in", "ssh_key_path", "ssh_options", "up",
 ]
 
-NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,30}")
 BOOT_TIMEOUT = 120.0
 NETWORKS = ("host", "private")
 # Host-side copies into these are invisible in the node: nspawn mounts fresh file systems there.
@@ -76,18 +76,6 @@ class NodeInfo:
     address: str | None = None
 
 
-def nodes_dir() -> Path:
-    """Where node state lives: on disk (not the repo), so a leftover node is findable after a crash."""
-    return Path(os.environ.get("APPDEB_NODE_DIR", "/var/tmp/appdeb-nodes"))
-
-
-def _state_dir(name: str) -> Path:
-    """Validate the name (it ends up in paths, cgroups and --machine) and map it to its dir."""
-    if not NAME_RE.fullmatch(name):
-        raise AppdebError(f"invalid node name {name!r}: use [a-z0-9][a-z0-9-]{{0,30}}")
-    return nodes_dir() / name
-
-
 # --- lifecycle ----------------------------------------------------------------------------------
 
 
@@ -95,7 +83,7 @@ def up(name: str, progress: Callable[[str], None] | None = None, network: str = 
     """Boot a node; return once systemd is running. network: "host" (default) or "private" (see above)."""
     if network not in NETWORKS:
         raise AppdebError(f"unknown node network {network!r}: use one of {', '.join(NETWORKS)}")
-    state = _state_dir(name)
+    state = state_dir(name)
     if cgroup_pids(name):
         raise AppdebError(f"a node named {name!r} is already running (cgroup appdeb/{name} is busy)")
     golden = ensure_image(progress)
@@ -163,7 +151,7 @@ def _wait_ready(name: str, state: Path, timeout: float, old_pid1: int | None = N
 
 def get(name: str) -> Node:
     """The running node of that name, for commands that act on an existing node."""
-    state = _state_dir(name)
+    state = state_dir(name)
     pid1 = find_pid1(nspawn_pid(name, state))
     if pid1 is None:
         raise AppdebError(f"node {name!r} is not running")
@@ -187,7 +175,7 @@ def list_nodes() -> list[NodeInfo]:
 
 def down(name: str) -> None:
     """Power the node off, unmount its root and delete its state; nothing is left behind."""
-    state = _state_dir(name)
+    state = state_dir(name)
     if not state.exists() and not cgroup_pids(name):
         raise AppdebError(f"no node named {name!r}")
     _teardown(name, state)
@@ -213,7 +201,7 @@ def reboot(name: str) -> Node:
     """Reboot from inside (as an admin would) and wait until a new PID 1 is running."""
     node = get(name)
     run_in(node, ["systemctl", "reboot"], timeout=60)
-    return _wait_ready(name, _state_dir(name), BOOT_TIMEOUT, old_pid1=node.pid1)
+    return _wait_ready(name, state_dir(name), BOOT_TIMEOUT, old_pid1=node.pid1)
 
 
 # --- reaching private nodes from the host --------------------------------------------------------

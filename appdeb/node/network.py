@@ -64,9 +64,15 @@ def netns_path(name: str) -> Path:
 
 
 def address_of(state: Path) -> str | None:
-    """A node's private address, or None for a node on the host's network."""
-    with contextlib.suppress(OSError):
-        return (state / ADDRESS_FILE).read_text().strip() or None
+    """A node's private address, or None for a node on the host's network (or a file that is not one).
+
+    The file is the harness's own, but its value reaches inventories and known_hosts: only an
+    address on the harness's /24 counts.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        address = ipaddress.IPv4Address((state / ADDRESS_FILE).read_text().strip())
+        if address in subnet():
+            return str(address)
     return None
 
 

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from appdeb.build import formats, rules
 from appdeb.errors import AppdebError
+from appdeb.files import link_below, write_below
 from appdeb.repo.config import RepoConfig, check_name
 
 
@@ -158,6 +159,16 @@ def apt_preferences(cfg: RepoConfig, name: str, distribution: str | None = None)
     )
 
 
+URL_RE = re.compile(r"(https?|file)://[A-Za-z0-9._~%:@\[\]/?=&+,;!*()$-]+")
+
+
+def check_url(url: str) -> None:
+    """The repository URL goes into a deb822 field, a shell script and an Ansible play: a plain URL only
+    (no blank, quote, brace, '#' or line break that could add a field, a command or a template)."""
+    if not URL_RE.fullmatch(url) or "{" in url or "}" in url:
+        raise AppdebError(f"{url!r} is not an http://, https:// or file:// URL (plain: no blank, quote, brace or '#')")
+
+
 def client_config(
     cfg: RepoConfig,
     url: str,
@@ -174,6 +185,7 @@ def client_config(
     dist, comp = distribution or cfg.distribution, component or cfg.component
     for value in (name, dist, comp):
         check_name(value)
+    check_url(url)
     keyfile = f"/etc/apt/keyrings/{name}.asc"
     sources = f"Types: deb\nURIs: {url}\nSuites: {dist}\nComponents: {comp}\nSigned-By: {keyfile}\n"
     return {
@@ -215,7 +227,9 @@ def pull_files(name: str, packages: Sequence[str], every: str) -> dict[str, str]
         f"{SYSTEMD_DIR}/appdeb-pull@.service": (
             "[Unit]\nDescription=appdeb pull: take the new release of %i from its repository, verify it\n"
             f"After=network-online.target\nWants=network-online.target\nConditionPathExists={PULL_CONF_DIR}/%i.conf"
-            "\n\n[Service]\nType=oneshot\nExecStart=/usr/bin/%i pull\n"),
+            "\n\n[Service]\nType=oneshot\nExecStart=/usr/bin/%i pull\n"
+            # bounded: a verify that hangs (the app's own command) must not stop every later pull
+            "TimeoutStartSec=30min\n"),
         f"{SYSTEMD_DIR}/appdeb-pull@.timer": (
             f"[Unit]\nDescription=appdeb pull: look for a new release of %i every {span}\n\n"
             f"[Timer]\nOnBootSec={span}\nOnUnitActiveSec={span}\nRandomizedDelaySec={jitter}\nAccuracySec=1s\n\n"
@@ -250,17 +264,12 @@ def write_client_config(
     files = client_config(cfg, url, name, distribution, component)
     if pull:
         files.update(pull_files(name, pull, pull_every))
-    written: list[Path] = []
-    for path, text in files.items():
-        dest = root_dir / path.lstrip("/")
-        dest.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-        dest.write_text(text)
-        dest.chmod(0o644)
-        written.append(dest)
-    for link, target in pull_links(pull).items():
-        dest = root_dir / link.lstrip("/")
-        dest.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-        dest.unlink(missing_ok=True)
-        dest.symlink_to(target)
-        written.append(dest)
+    # root_dir may be a node's file system: no link planted there may lead these writes elsewhere
+    try:
+        root_dir.mkdir(parents=True, exist_ok=True)
+        written = [write_below(root_dir, path, text) for path, text in files.items()]
+        written += [link_below(root_dir, link, target) for link, target in pull_links(pull).items()]
+    except OSError as exc:
+        raise AppdebError(f"cannot write the client configuration below {root_dir}: {exc.filename or ''} "
+                          f"{exc.strerror} (nothing is written through a symbolic link)") from None
     return written

@@ -6,11 +6,13 @@ install one of them even as a downgrade, and keeps `apt-get upgrade` from leavin
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
 from . import proc
 from .app import AppPackage, LauncherError
+from .guard import own_dir
 
 APT_PREFERENCES = "/etc/apt/preferences.d"
 APT_INSTALL = ("apt-get", "install", "-y", "--allow-downgrades",
@@ -132,6 +134,15 @@ def need_root(app: AppPackage, verb: str) -> None:
         raise LauncherError(f"{verb} needs root: it changes {APT_PREFERENCES} and runs apt-get")
 
 
+PULL_HELD = "pull-held"  # pull's own pin (runtime/pull.py), in the instance's root-owned state
+
+
+def forget_pull_hold(app: AppPackage) -> None:
+    """An admin's pin, unpin or rollback is the admin's decision from now on: pull no longer owns the pin."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(own_dir(app), PULL_HELD))
+
+
 def install_pinned(app: AppPackage, version: str) -> str:
     """Write the pin file, install the pinned version (downgrading if need be), check it is installed."""
     package = app.contract.package
@@ -163,6 +174,7 @@ def verb_pin(app: AppPackage, args: list[str]) -> int:
     if len(rest) != 1:
         raise LauncherError(f"usage: pin VERSION|--previous [{OLD_LAYOUT}]")
     need_root(app, "pin")
+    forget_pull_hold(app)
     version = choose_version(app, rest[0])
     refuse_old_layout(app, version, OLD_LAYOUT in args)
     version = install_pinned(app, version)
@@ -173,6 +185,7 @@ def verb_pin(app: AppPackage, args: list[str]) -> int:
 def verb_unpin(app: AppPackage, args: list[str]) -> int:
     """unpin: remove the pin and install apt's candidate (the newest version) again."""
     need_root(app, "unpin")
+    forget_pull_hold(app)
     package = app.contract.package
     try:
         os.remove(pin_path(app))

@@ -20,11 +20,19 @@ import stat
 from . import proc
 from .app import AppPackage, LauncherError
 from .guard import own_dir
-from .pinning import available_versions, install_pinned, installed_version, need_root, pinned_version, version_lt
+from .pinning import (
+    PULL_HELD,
+    available_versions,
+    install_pinned,
+    installed_version,
+    need_root,
+    pinned_version,
+    version_lt,
+)
 
 CONF_DIR = "/etc/appdeb/pull"
 SOURCES_RE = re.compile(r"/etc/apt/sources\.list\.d/[A-Za-z0-9][A-Za-z0-9._-]*\.(?:sources|list)")
-HELD = "pull-held"  # in the instance's own state: "PINNED FAILED", the pin pull set after FAILED failed
+HELD = PULL_HELD  # in the instance's own state: "PINNED FAILED", the pin pull set after FAILED failed
 
 
 def _root_owned(path: str) -> os.stat_result:

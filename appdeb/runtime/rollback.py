@@ -12,7 +12,7 @@ from .app import AppPackage, LauncherError
 from .backups import backup_meta, list_backups, restore_backup, take_backup
 from .guard import instance_lock
 from .lifecycle import data_version, set_data_version
-from .pinning import OLD_LAYOUT, choose_version, install_pinned, need_root, refuse_old_layout
+from .pinning import OLD_LAYOUT, choose_version, forget_pull_hold, install_pinned, need_root, refuse_old_layout
 
 
 def backup_of_version(app: AppPackage, version: str) -> str | None:
@@ -35,6 +35,7 @@ def verb_rollback(app: AppPackage, args: list[str]) -> int:
     package = app.contract.package
     version = choose_version(app, rest[0] if rest else "--previous")
     refuse_old_layout(app, version, OLD_LAYOUT in args)
+    forget_pull_hold(app)
     if restore:
         _rollback_with_data(app, version)
     else:

@@ -8,6 +8,7 @@ outcome as data, so it brings this small one (loaded through ANSIBLE_CALLBACK_PL
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from ansible.plugins.callback import CallbackBase
@@ -16,7 +17,8 @@ DOCUMENTATION = """
     name: appdeb_json
     type: stdout
     short_description: appdeb's machine-readable play report
-    description: every task result per host and the per-host stats, as one JSON document on stdout
+    description: every task result per host and the per-host stats, as one JSON document
+      (to the file named by APPDEB_ANSIBLE_REPORT, else stdout)
 """
 
 
@@ -60,4 +62,10 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
 
     def v2_playbook_on_stats(self, stats: Any) -> None:
         summary = {host: stats.summarize(host) for host in sorted(stats.processed)}
-        self._display.display(json.dumps({"plays": self.plays, "stats": summary}, default=str))
+        text = json.dumps({"plays": self.plays, "stats": summary}, default=str)
+        target = os.environ.get("APPDEB_ANSIBLE_REPORT")
+        if target:  # a file of the controller's own, out of reach of whatever hosts print
+            with open(target, "w", encoding="utf-8") as f:
+                f.write(text)
+        else:
+            self._display.display(text)
