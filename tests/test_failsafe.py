@@ -76,7 +76,7 @@ def test_requests_go_out_at_the_scheduled_rate_even_while_earlier_ones_hang() ->
             for i in range(20)]
     started = time.monotonic()
     records = serve(lambda port, _: run_schedule(port, plan))
-    assert time.monotonic() - started < 1.0 + 19 / 40 + 0.5  # bounded by the last request's timeout
+    assert time.monotonic() - started < 1.0 + 19 / 40 + 2.5  # bounded by the last timeout (+ slack: loaded CI)
     assert [r.kind for r in records] == [spec.kind for _, spec in plan]
     errors = [abs(record.start - offset) for (offset, _), record in zip(plan, records, strict=True)]
     assert max(errors) < 0.05 and sum(errors) / len(errors) < 0.01, errors  # absolute offsets: no drift
