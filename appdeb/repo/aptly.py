@@ -1,18 +1,23 @@
 """What the repository holds, as aptly tells it: packages, snapshots, what each distribution serves.
 
-The read side of the repository (publish.py changes it): every aptly call goes through `aptly()`
-with the repository's own config and keyring, so aptly never falls back to ~/.aptly.conf.
+The read side of the repository (publish.py changes it), and the door to aptly: every aptly call
+goes through `aptly()` (or `task()`, several commands in one process) with the repository's own
+config and keyring, so aptly never falls back to ~/.aptly.conf. Also the published Release files'
+mtimes, which HTTP servers turn into Last-Modified.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from debian.debian_support import Version
 
-from appdeb.errors import CommandError
+from appdeb.errors import AppdebError, CommandError
 from appdeb.repo import signing
 from appdeb.repo.config import RepoConfig
 from appdeb.runner import run
@@ -39,6 +44,56 @@ def aptly(cfg: RepoConfig, *args: str, check: bool = True) -> str:
     argv = ["aptly", f"-config={cfg.conf}", *args]
     proc = run(argv, env=signing.gnupg_env(cfg.gnupg_home), check=check)
     return proc.stdout
+
+
+def task(cfg: RepoConfig, commands: Sequence[Sequence[str]]) -> str:
+    """Several aptly commands in one process (`aptly task run`): one start and one database open.
+
+    A publish is a handful of commands, each of which costs an aptly start and a read of the
+    package database on its own. aptly runs them in order and stops at the first that fails
+    (exit 1, the rest skipped), as separate calls would. A trailing comma on an argument ends a
+    command, so no argument may end with one (names are checked, paths are ours).
+    """
+    if len(commands) == 1:
+        return aptly(cfg, *commands[0])
+    argv: list[str] = []
+    for command in commands:
+        if not command or any(arg.endswith(",") for arg in command):
+            raise AppdebError(f"cannot pass {list(command)} to aptly task run")
+        argv += [*command[:-1], command[-1] + ","]
+    argv[-1] = argv[-1][:-1]
+    return aptly(cfg, "task", "run", *argv)
+
+
+def repo_packages(cfg: RepoConfig, repo: str) -> dict[PackageRef, str] | None:
+    """The local repo's packages (-> sha256); None if there is no such repo."""
+    try:
+        return search(cfg, "repo", repo)
+    except CommandError as exc:
+        if f"local repo with name {repo} not found" in exc.output:
+            return None
+        raise
+
+
+def served_packages(cfg: RepoConfig, dist: str, comp: str) -> set[PackageRef]:
+    """What nodes get now, read from the published Packages indexes of `dist` (no aptly process).
+
+    The same set `aptly snapshot search` of the published snapshot gives (arch-all packages are
+    listed under every architecture), at the cost of reading a file.
+    """
+    refs: set[PackageRef] = set()
+    for index in (cfg.public_dir / "dists" / dist / comp).glob("binary-*/Packages"):
+        fields: dict[str, str] = {}
+        for line in [*index.read_text().splitlines(), ""]:
+            if not line:
+                if fields:
+                    refs.add(PackageRef(fields["Package"], fields["Version"], fields["Architecture"]))
+                fields = {}
+            elif not line[0].isspace():
+                key, _, value = line.partition(":")
+                if key in ("Package", "Version", "Architecture"):
+                    fields[key] = value.strip()
+    return refs
 
 
 def search(cfg: RepoConfig, kind: str, *args: str) -> dict[PackageRef, str]:
@@ -85,3 +140,31 @@ def list_packages(cfg: RepoConfig, distribution: str | None = None) -> list[Pack
     snap = published_snapshot(cfg, distribution)
     refs = search(cfg, "snapshot", snap) if snap else {}
     return sorted(refs, key=lambda r: (r.name, r.arch, Version(r.version)))
+
+
+def release_mtime(dist_dir: Path) -> float | None:
+    """The published InRelease's mtime (None before the first publish), for advance_release_mtime."""
+    try:
+        return (dist_dir / "InRelease").stat().st_mtime
+    except FileNotFoundError:
+        return None
+
+
+def advance_release_mtime(dist_dir: Path, previous: float | None) -> None:
+    """Give the new InRelease (and Release, Release.gpg) a later whole second than the previous InRelease.
+
+    HTTP If-Modified-Since has 1 s resolution: a static server (nginx, Apache) would answer 304
+    to a node that fetched the previous InRelease in the same second, and the node would keep
+    the old indexes. Instead of waiting for the clock (at most one publish a second), the new
+    files' mtime is set one second past the previous one when the clock has not got there yet:
+    Last-Modified then grows with every publish, ahead of the clock by at most the publishes
+    of a burst beyond one a second, which the clock catches up with afterwards.
+    """
+    if previous is None:
+        return
+    floor = int(previous) + 1
+    for name in ("InRelease", "Release", "Release.gpg"):
+        path = dist_dir / name
+        stat = path.stat()
+        if stat.st_mtime < floor:
+            os.utime(path, (stat.st_atime, floor))

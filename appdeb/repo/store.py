@@ -60,9 +60,10 @@ def load_ledger(cfg: RepoConfig) -> dict[str, str]:
 
 
 def save_ledger(cfg: RepoConfig, added: dict[str, str]) -> None:
-    """Remember published versions' bytes, so versions stay immutable forever."""
-    if added:
-        write_atomic(cfg.root / "ledger.json", json.dumps({**load_ledger(cfg), **added}, indent=0))
+    """Remember published versions' bytes, so versions stay immutable forever (never overwritten)."""
+    ledger = load_ledger(cfg)
+    if added.keys() - ledger.keys():
+        write_atomic(cfg.root / "ledger.json", json.dumps({**added, **ledger}, indent=0))
 
 
 def load_yanked(cfg: RepoConfig) -> dict[str, str]:
@@ -84,3 +85,28 @@ def history(cfg: RepoConfig, distribution: str | None = None) -> list[HistoryEnt
     lines = path.read_text().splitlines() if path.exists() else []
     entries = [HistoryEntry(**json.loads(line)) for line in lines if line.strip()]
     return [e for e in entries if distribution in (None, e.distribution)]
+
+
+def removed_since(cfg: RepoConfig, distribution: str, since: str, tail: int = 1 << 18) -> bool:
+    """Whether an entry of `distribution` at or after `since` (ISO time) removed packages.
+
+    Only then can dropping a snapshot from that time on leave packages that nothing holds any
+    more, i.e. work for `aptly db cleanup`. Reads the end of history.jsonl only (it grows with
+    every publish) and answers True when that does not reach back to `since`.
+    """
+    try:
+        with (cfg.root / "history.jsonl").open("rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, size - tail))
+            lines = fh.read().splitlines()
+    except FileNotFoundError:
+        return True
+    for line in reversed(lines[1:] if size > tail else lines):
+        if not line.strip():
+            continue
+        entry = json.loads(line)
+        if entry["time"] < since:
+            return False
+        if entry["distribution"] == distribution and entry["removed"]:
+            return True
+    return size > tail
