@@ -142,10 +142,14 @@ def list_packages(cfg: RepoConfig, distribution: str | None = None) -> list[Pack
     return sorted(refs, key=lambda r: (r.name, r.arch, Version(r.version)))
 
 
-def release_mtime(dist_dir: Path) -> float | None:
-    """The published InRelease's mtime (None before the first publish), for advance_release_mtime."""
+def prepare_switch(public: Path, dist: str) -> float | None:
+    """Before a switch: by-hash links rebased (rebase_by_hash_links); InRelease's mtime (None if none yet).
+
+    The mtime is what advance_release_mtime moves the new InRelease past.
+    """
+    rebase_by_hash_links(public, dist)
     try:
-        return (dist_dir / "InRelease").stat().st_mtime
+        return (public / "dists" / dist / "InRelease").stat().st_mtime
     except FileNotFoundError:
         return None
 
@@ -168,3 +172,18 @@ def advance_release_mtime(dist_dir: Path, previous: float | None) -> None:
         stat = path.stat()
         if stat.st_mtime < floor:
             os.utime(path, (stat.st_atime, floor))
+
+
+def rebase_by_hash_links(public: Path, dist: str) -> None:
+    """Point the distribution's by-hash links back into this root's `public` tree.
+
+    aptly links `by-hash/ALGO/Packages` (and `.old`) to the hash-named file by absolute path,
+    and on the next publish deletes the `.old` target. In a copied or moved root those paths
+    still name the root it came from, whose published files a publish here would delete.
+    """
+    for link in (public / "dists" / dist).glob("*/*/by-hash/*/*"):
+        if link.is_symlink():
+            target = Path(os.readlink(link))
+            if target.is_absolute() and not target.is_relative_to(public):
+                link.unlink()
+                link.symlink_to(link.parent / target.name)

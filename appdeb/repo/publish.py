@@ -25,8 +25,8 @@ from appdeb.repo.aptly import (
     PackageRef,
     advance_release_mtime,
     aptly,
+    prepare_switch,
     published,
-    release_mtime,
     repo_packages,
     search,
     served_packages,
@@ -146,7 +146,7 @@ def switch(cfg: RepoConfig, dist: str, comp: str, snap: str, *, first: bool,
     create). InRelease's mtime then moves to a later second than the one nodes may hold.
     """
     dist_dir = cfg.public_dir / "dists" / dist
-    previous = release_mtime(dist_dir)
+    previous = prepare_switch(cfg.public_dir, dist)
     sign = [f"-gpg-key={cfg.key}", "-batch"]
     if first:
         command = ["publish", "snapshot", *sign, f"-distribution={dist}", f"-component={comp}",

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from appdeb.errors import AppdebError
-from appdeb.repo import aptly, store
+from appdeb.repo import aptly, signing, store
 from appdeb.repo import config as repoconfig
 from appdeb.repo import publish as repo
 from appdeb.repo import serve as reposerve
@@ -154,6 +154,29 @@ def test_retention_still_frees_the_pool(cfg: repoconfig.RepoConfig, debs: Path) 
     # the snapshot holding the last copy of 1.0-3 was dropped, so its file went; everything served stays
     assert _pooled(cfg) == ["hello_1.0-4", "other_1.0-1", "third_1.0-1"]
     assert [r.key for r in aptly.list_packages(cfg)] == ["hello_1.0-4_all", "other_1.0-1_all", "third_1.0-1_all"]
+
+
+def _published_files(public: Path) -> dict[Path, bytes]:
+    """Every file under dists/ as a client would get it (links followed; a dangling link is missing)."""
+    return {p.relative_to(public): p.read_bytes() for p in (public / "dists").rglob("*") if p.is_file()}
+
+
+def test_a_copied_root_publishes_without_touching_the_original(cfg: repoconfig.RepoConfig, debs: Path,
+                                                               tmp_path: Path) -> None:
+    """aptly's by-hash links are absolute: in a copy they name the original's files, which it would delete."""
+    for build in (1, 2):
+        repo.publish(cfg, [make_deb(debs, "hello", f"1.0-{build}")])
+    original = _published_files(cfg.public_dir)
+    run(["cp", "-a", str(cfg.root), str(tmp_path / "copy")])
+    copy = repoconfig.open_repo(tmp_path / "copy")
+    try:
+        for build in (3, 4):
+            repo.publish(copy, [make_deb(debs, "hello", f"1.0-{build}")])
+    finally:
+        signing.stop_agent(copy.gnupg_home)
+    assert _published_files(cfg.public_dir) == original
+    links = [p for p in (copy.public_dir / "dists").rglob("*") if p.is_symlink()]
+    assert links and all(p.exists() and p.resolve().is_relative_to(copy.root) for p in links)
 
 
 @pytest.fixture
