@@ -78,9 +78,12 @@ def build_cache(cache: Path, packages: int, versions: int) -> None:
     (cache / "debs").mkdir(parents=True)
     t0 = time.perf_counter()
     debs = [make_deb(cache / "debs", f"app{p:03d}", f"1.0.{v}-1") for p in range(packages) for v in range(versions)]
+    (cache / "later").mkdir()
     cfg = repoconfig.init_repo(cache / "appdeb", keep=versions, architectures=["amd64"])
     try:
         repo.publish(cfg, debs)
+        for i in range(cfg.keep_snapshots):  # steady state: every later publish drops a snapshot
+            repo.publish(cfg, [make_deb(cache / "later", f"app{packages - 1:03d}", f"1.1.{i}-1")])
         (cache / "plain").mkdir()
         _plain_root(cache / "plain", cfg)
         _plain(cache / "plain", cfg, "repo", "create", "-distribution=bookworm", "-component=main", "plain")

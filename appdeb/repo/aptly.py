@@ -65,14 +65,39 @@ def task(cfg: RepoConfig, commands: Sequence[Sequence[str]]) -> str:
     return aptly(cfg, "task", "run", *argv)
 
 
-def repo_packages(cfg: RepoConfig, repo: str) -> dict[PackageRef, str] | None:
-    """The local repo's packages (-> sha256); None if there is no such repo."""
-    try:
-        return search(cfg, "repo", repo)
-    except CommandError as exc:
-        if f"local repo with name {repo} not found" in exc.output:
-            return None
-        raise
+class State(NamedTuple):
+    """What a publish starts from: what is published, the snapshots, the local repo (None: none yet)."""
+
+    published: dict[str, tuple[str, str]]
+    snapshots: list[str]
+    held: dict[PackageRef, str] | None
+
+
+_FIELD = re.compile(r"^(Package|Version|Architecture):(.*)$", re.M)
+_SECTION = re.compile(r"Begin command output: -+\n(.*?)\nEnd command output: -+", re.S)
+
+
+def read_state(cfg: RepoConfig, dist: str) -> State:
+    """publish list, snapshot list and the search of `appdeb-D` from one aptly process (`task run`).
+
+    Each output is the section aptly prints between its Begin/End command output lines; the
+    search, last, fails for an empty or missing repo, which is an answer here, not an error.
+    """
+    repo = f"appdeb-{dist}"
+    argv = ["aptly", f"-config={cfg.conf}", "task", "run", "publish", "list", "-json,", "snapshot", "list",
+            "-raw,", "repo", "search", f"-format={FORMAT}", repo]
+    proc = run(argv, env=signing.gnupg_env(cfg.gnupg_home), check=False)
+    sections = _SECTION.findall(proc.stdout)
+    if len(sections) != 3 or (proc.returncode != 0 and "ERROR: " not in sections[2]):
+        raise CommandError(list(proc.args), proc.returncode, proc.stdout)
+    pub, names, found = sections
+    held: dict[PackageRef, str] | None = _found(found)
+    if proc.returncode != 0:
+        if f"local repo with name {repo} not found" in found:
+            held = None
+        elif "ERROR: no results" not in found:
+            raise CommandError(list(proc.args), proc.returncode, proc.stdout)
+    return State(_published(pub), _of_distribution(names, dist), held)
 
 
 def served_packages(cfg: RepoConfig, dist: str, comp: str) -> set[PackageRef]:
@@ -84,15 +109,13 @@ def served_packages(cfg: RepoConfig, dist: str, comp: str) -> set[PackageRef]:
     refs: set[PackageRef] = set()
     for index in (cfg.public_dir / "dists" / dist / comp).glob("binary-*/Packages"):
         fields: dict[str, str] = {}
-        for line in [*index.read_text().splitlines(), ""]:
-            if not line:
-                if fields:
-                    refs.add(PackageRef(fields["Package"], fields["Version"], fields["Architecture"]))
+        for key, value in _FIELD.findall(index.read_text()):
+            if key == "Package" and fields:
+                refs.add(PackageRef(fields["Package"], fields["Version"], fields["Architecture"]))
                 fields = {}
-            elif not line[0].isspace():
-                key, _, value = line.partition(":")
-                if key in ("Package", "Version", "Architecture"):
-                    fields[key] = value.strip()
+            fields[key] = value.strip()
+        if fields:
+            refs.add(PackageRef(fields["Package"], fields["Version"], fields["Architecture"]))
     return refs
 
 
@@ -104,8 +127,12 @@ def search(cfg: RepoConfig, kind: str, *args: str) -> dict[PackageRef, str]:
         if "no results" in proc.stdout:
             return {}
         raise CommandError(list(proc.args), proc.returncode, proc.stdout)
+    return _found(proc.stdout)
+
+
+def _found(text: str) -> dict[PackageRef, str]:
     found: dict[PackageRef, str] = {}
-    for line in proc.stdout.splitlines():
+    for line in text.splitlines():
         parts = line.split("|")
         if len(parts) == 4:
             found[PackageRef(*parts[:3])] = parts[3]
@@ -114,7 +141,11 @@ def search(cfg: RepoConfig, kind: str, *args: str) -> dict[PackageRef, str]:
 
 def published(cfg: RepoConfig) -> dict[str, tuple[str, str]]:
     """distribution -> (snapshot, component) for what ROOT/public currently serves."""
-    out: list[dict[str, Any]] = json.loads(aptly(cfg, "publish", "list", "-json") or "[]")
+    return _published(aptly(cfg, "publish", "list", "-json"))
+
+
+def _published(text: str) -> dict[str, tuple[str, str]]:
+    out: list[dict[str, Any]] = json.loads(text.strip() or "[]")
     return {
         p["Distribution"]: (p["Sources"][0]["Name"], p["Sources"][0]["Component"])
         for p in out
@@ -124,9 +155,11 @@ def published(cfg: RepoConfig) -> dict[str, tuple[str, str]]:
 
 def snapshots(cfg: RepoConfig, distribution: str | None = None) -> list[str]:
     """appdeb's snapshots of one distribution, oldest first (the names sort by time)."""
-    dist = re.escape(distribution or cfg.distribution)
-    names = aptly(cfg, "snapshot", "list", "-raw").split()
-    return sorted(n for n in names if re.fullmatch(f"{dist}-{STAMP_RE}", n))
+    return _of_distribution(aptly(cfg, "snapshot", "list", "-raw"), distribution or cfg.distribution)
+
+
+def _of_distribution(names: str, dist: str) -> list[str]:
+    return sorted(n for n in names.split() if re.fullmatch(f"{re.escape(dist)}-{STAMP_RE}", n))
 
 
 def published_snapshot(cfg: RepoConfig, distribution: str | None = None) -> str | None:

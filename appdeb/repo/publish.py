@@ -27,7 +27,7 @@ from appdeb.repo.aptly import (
     aptly,
     prepare_switch,
     published,
-    repo_packages,
+    read_state,
     search,
     served_packages,
     snapshots,
@@ -85,16 +85,6 @@ def _read_deb(path: Path) -> _Deb:
     return _Deb(path, ref, sha256_of(path))
 
 
-def _held(cfg: RepoConfig, dist: str, comp: str) -> dict[PackageRef, str]:
-    """The packages (-> sha256) of the distribution's local repo `appdeb-D`, created if missing."""
-    repo = f"appdeb-{dist}"
-    held = repo_packages(cfg, repo)
-    if held is None:
-        aptly(cfg, "repo", "create", f"-distribution={dist}", f"-component={comp}", repo)
-        return {}
-    return held
-
-
 def _immutable_split(cfg: RepoConfig, held: dict[PackageRef, str], debs: list[_Deb]) -> tuple[list[_Deb], list[str]]:
     """(debs to add, keys already present); any same-version-other-bytes is fatal, before changes.
 
@@ -135,7 +125,8 @@ def _expired(refs: set[PackageRef], keep: int) -> set[PackageRef]:
     groups: dict[tuple[str, str], list[PackageRef]] = {}
     for ref in refs:
         groups.setdefault((ref.name, ref.arch), []).append(ref)
-    return {r for refs in groups.values() for r in sorted(refs, key=lambda r: Version(r.version))[:-keep]}
+    full = [refs for refs in groups.values() if len(refs) > keep]  # Version() is slow: sort only these
+    return {r for refs in full for r in sorted(refs, key=lambda r: Version(r.version))[:-keep]}
 
 
 def switch(cfg: RepoConfig, dist: str, comp: str, snap: str, *, first: bool,
@@ -188,11 +179,13 @@ def publish(
         raise AppdebError(f"architecture {', '.join(foreign)} is not published by this repository "
                           f"({', '.join(cfg.architectures)}); see architectures in settings.json")
     with locked(cfg.root), tempfile.TemporaryDirectory(prefix=".incoming-", dir=cfg.root) as staging:
-        served = published(cfg)
-        current = served.get(dist)
+        state = read_state(cfg, dist)
+        current = state.published.get(dist)
         if current and current[1] != comp:
             raise AppdebError(f"{dist} is published with component {current[1]}, not {comp}")
-        held = _held(cfg, dist, comp)
+        if state.held is None:
+            aptly(cfg, "repo", "create", f"-distribution={dist}", f"-component={comp}", f"appdeb-{dist}")
+        held = state.held or {}
         new, present = _immutable_split(cfg, held, incoming)
         grown = set(held) | {d.ref for d in new}
         old = _expired(grown, cfg.keep if keep is None else keep)
@@ -208,7 +201,8 @@ def publish(
         switch(cfg, dist, comp, snap, first=current is None,
                before=[*changes, ["snapshot", "create", snap, "from", "repo", f"appdeb-{dist}"]])
         entry = record(cfg, "publish", dist, snap, current[0] if current else None, *diff(before, after))
-        prune_snapshots(cfg, dist, {s for d, (s, _) in served.items() if d != dist} | {snap})
+        live = {s for d, (s, _) in state.published.items() if d != dist} | {snap}
+        prune_snapshots(cfg, dist, live, [*state.snapshots, snap])
     return PublishResult(dist, snap, entry.added, entry.removed, present)
 
 
@@ -230,17 +224,20 @@ def diff(before: set[PackageRef], after: set[PackageRef]) -> tuple[list[str], li
     return sorted(r.key for r in after - before), sorted(r.key for r in before - after)
 
 
-def prune_snapshots(cfg: RepoConfig, dist: str, live: set[str] | None = None) -> None:
+def prune_snapshots(cfg: RepoConfig, dist: str, live: set[str] | None = None, names: list[str] | None = None
+                    ) -> None:
     """Keep the newest keep_snapshots (rollback targets), drop the rest (never a published one).
 
-    `live`: the snapshots published now, if the caller knows. `aptly db cleanup` (pool files
-    nothing holds any more) runs only when a history entry since the oldest dropped snapshot
-    removed packages: otherwise everything those snapshots held is still held.
+    Dropped in batches of a fifth of keep_snapshots (at least 1), so most publishes drop none
+    and `aptly db cleanup` (pool files nothing holds any more) runs once per batch, and only
+    when a history entry since the oldest dropped snapshot removed packages: otherwise all
+    those snapshots held is still held. `live`/`names`: the published snapshots and the
+    distribution's snapshots, if the caller knows them.
     """
     if cfg.keep_snapshots <= 0:
         return
-    names = snapshots(cfg, dist)
-    if len(names) <= cfg.keep_snapshots:
+    names = snapshots(cfg, dist) if names is None else names
+    if len(names) < cfg.keep_snapshots + max(1, cfg.keep_snapshots // 5):
         return
     live = {snap for snap, _ in published(cfg).values()} if live is None else live
     stale = [n for n in names[: -cfg.keep_snapshots] if n not in live]
