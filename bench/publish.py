@@ -9,6 +9,7 @@ shape signed with the same key) are generated once and cached in the system temp
 
 - appdeb: `publish.publish()` (what `appdeb publish` runs) of one new version — ledger
   check, add, retention (drops one version), snapshot, signed switch, history;
+- command: the same as the `appdeb publish` command (adds Python's start and imports);
 - plain: `aptly repo add` of one new version + signed `aptly publish update`.
 
 Medians and their ratio are printed, then `--burst` publishes in a row (publishes per
@@ -109,24 +110,34 @@ def _report(name: str, times: list[float]) -> float:
     return med
 
 
+def _cli_publish(cfg: repoconfig.RepoConfig, deb: Path) -> None:
+    """`appdeb publish` as a command: the same publish plus Python's start and appdeb's imports."""
+    run([sys.executable, "-m", "appdeb.cli", "publish", "--root", str(cfg.root), str(deb)],
+        env={"PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+
+
 def compare(work: Path, cfg: repoconfig.RepoConfig, rounds: int) -> None:
-    """Interleaved rounds (the order alternates): one appdeb publish, one plain add + publish update."""
+    """Interleaved rounds (the order rotates): appdeb publish in-process, `appdeb publish`, plain aptly."""
     plain = work / "plain"
-    mine: list[float] = []
-    theirs: list[float] = []
+    series: dict[str, list[float]] = {"appdeb": [], "command": [], "plain": []}
     for i in range(rounds):
-        ours = make_deb(work / "new", "app000", f"2.{i}.0-1")
-        other = make_deb(work / "new-plain", "app000", f"2.{i}.0-1")
+        ours, cli, other = (make_deb(work / sub, "app000", f"2.{i}.{n}-1")
+                            for n, sub in enumerate(("new", "new", "new-plain")))
 
         def plain_publish(deb: Path = other) -> None:
             _plain(plain, cfg, "repo", "add", "plain", str(deb))
             _plain(plain, cfg, "publish", "update", f"-gpg-key={cfg.key}", "-batch", "bookworm", ".")
 
-        steps = [(mine, lambda deb=ours: repo.publish(cfg, [deb])), (theirs, plain_publish)]
-        for times, fn in steps if i % 2 == 0 else steps[::-1]:
-            times.append(_timed(fn))
-    a, b = _report("appdeb", mine), _report("plain", theirs)
-    print(f"ratio appdeb/plain (medians): {a / b:.2f}x")
+        steps: list[tuple[str, Callable[[], object]]] = [
+            ("appdeb", lambda deb=ours: repo.publish(cfg, [deb])),
+            ("command", lambda deb=cli: _cli_publish(cfg, deb)),
+            ("plain", plain_publish),
+        ]
+        for name, fn in steps[i % 3:] + steps[:i % 3]:
+            series[name].append(_timed(fn))
+    medians = {name: _report(name, times) for name, times in series.items()}
+    print(f"ratio to plain (medians): appdeb {medians['appdeb'] / medians['plain']:.2f}x, "
+          f"`appdeb publish` {medians['command'] / medians['plain']:.2f}x")
 
 
 def burst(work: Path, cfg: repoconfig.RepoConfig, count: int) -> None:

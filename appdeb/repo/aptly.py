@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -66,57 +66,61 @@ def task(cfg: RepoConfig, commands: Sequence[Sequence[str]]) -> str:
 
 
 class State(NamedTuple):
-    """What a publish starts from: what is published, the snapshots, the local repo (None: none yet)."""
+    """What a publish starts from: what is published, and the distribution's snapshots."""
 
     published: dict[str, tuple[str, str]]
     snapshots: list[str]
-    held: dict[PackageRef, str] | None
 
 
-_FIELD = re.compile(r"^(Package|Version|Architecture):(.*)$", re.M)
+_FIELD = re.compile(r"^(Package|Version|Architecture|SHA256):(.*)$", re.M)
 _SECTION = re.compile(r"Begin command output: -+\n(.*?)\nEnd command output: -+", re.S)
 
 
 def read_state(cfg: RepoConfig, dist: str) -> State:
-    """publish list, snapshot list and the search of `appdeb-D` from one aptly process (`task run`).
+    """`publish list` and `snapshot list` from one aptly process (`task run`).
 
-    Each output is the section aptly prints between its Begin/End command output lines; the
-    search, last, fails for an empty or missing repo, which is an answer here, not an error.
+    Each output is the section aptly prints between its Begin/End command output lines.
     """
-    repo = f"appdeb-{dist}"
-    argv = ["aptly", f"-config={cfg.conf}", "task", "run", "publish", "list", "-json,", "snapshot", "list",
-            "-raw,", "repo", "search", f"-format={FORMAT}", repo]
-    proc = run(argv, env=signing.gnupg_env(cfg.gnupg_home), check=False)
-    sections = _SECTION.findall(proc.stdout)
-    if len(sections) != 3 or (proc.returncode != 0 and "ERROR: " not in sections[2]):
-        raise CommandError(list(proc.args), proc.returncode, proc.stdout)
-    pub, names, found = sections
-    held: dict[PackageRef, str] | None = _found(found)
-    if proc.returncode != 0:
-        if f"local repo with name {repo} not found" in found:
-            held = None
-        elif "ERROR: no results" not in found:
-            raise CommandError(list(proc.args), proc.returncode, proc.stdout)
-    return State(_published(pub), _of_distribution(names, dist), held)
+    out = aptly(cfg, "task", "run", "publish", "list", "-json,", "snapshot", "list", "-raw")
+    sections = _SECTION.findall(out)
+    if len(sections) != 2:
+        raise AppdebError(f"aptly task run printed no outputs to read:\n{out}")
+    return State(_published(sections[0]), _of_distribution(sections[1], dist))
 
 
-def served_packages(cfg: RepoConfig, dist: str, comp: str) -> set[PackageRef]:
-    """What nodes get now, read from the published Packages indexes of `dist` (no aptly process).
+def repo_packages(cfg: RepoConfig, repo: str) -> dict[PackageRef, str] | None:
+    """The local repo's packages (-> sha256); None if there is no such repo."""
+    try:
+        return search(cfg, "repo", repo)
+    except CommandError as exc:
+        if f"local repo with name {repo} not found" in exc.output:
+            return None
+        raise
 
-    The same set `aptly snapshot search` of the published snapshot gives (arch-all packages are
-    listed under every architecture), at the cost of reading a file.
+
+def served_packages(cfg: RepoConfig, dist: str, comp: str) -> dict[PackageRef, str]:
+    """What nodes get now (-> sha256), read from the published Packages indexes of `dist`.
+
+    The same as `aptly snapshot search` of the published snapshot gives (arch-all packages are
+    listed under every architecture), at the cost of reading a file instead of an aptly run.
     """
-    refs: set[PackageRef] = set()
+    refs: dict[PackageRef, str] = {}
     for index in (cfg.public_dir / "dists" / dist / comp).glob("binary-*/Packages"):
-        fields: dict[str, str] = {}
-        for key, value in _FIELD.findall(index.read_text()):
-            if key == "Package" and fields:
-                refs.add(PackageRef(fields["Package"], fields["Version"], fields["Architecture"]))
-                fields = {}
-            fields[key] = value.strip()
-        if fields:
-            refs.add(PackageRef(fields["Package"], fields["Version"], fields["Architecture"]))
+        stanzas = [dict(fields) for fields in _stanzas(_FIELD.findall(index.read_text()))]
+        refs.update({PackageRef(f["Package"], f["Version"], f["Architecture"]): f["SHA256"] for f in stanzas})
     return refs
+
+
+def _stanzas(fields: list[tuple[str, str]]) -> Iterator[list[tuple[str, str]]]:
+    """Group (field, value) pairs into stanzas: each starts with its Package field."""
+    stanza: list[tuple[str, str]] = []
+    for key, value in fields:
+        if key == "Package" and stanza:
+            yield stanza
+            stanza = []
+        stanza.append((key, value.strip()))
+    if stanza:
+        yield stanza
 
 
 def search(cfg: RepoConfig, kind: str, *args: str) -> dict[PackageRef, str]:

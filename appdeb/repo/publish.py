@@ -21,6 +21,7 @@ from debian.debian_support import Version
 
 from appdeb.errors import AppdebError
 from appdeb.files import sha256_of
+from appdeb.repo import store
 from appdeb.repo.aptly import (
     PackageRef,
     advance_release_mtime,
@@ -28,22 +29,14 @@ from appdeb.repo.aptly import (
     prepare_switch,
     published,
     read_state,
+    repo_packages,
     search,
     served_packages,
     snapshots,
     task,
 )
 from appdeb.repo.config import RepoConfig, check_name
-from appdeb.repo.store import (
-    HistoryEntry,
-    history,
-    load_ledger,
-    load_yanked,
-    locked,
-    record,
-    removed_since,
-    save_ledger,
-)
+from appdeb.repo.store import HistoryEntry, locked, record
 
 
 @dataclass(frozen=True)
@@ -85,6 +78,14 @@ def _read_deb(path: Path) -> _Deb:
     return _Deb(path, ref, sha256_of(path))
 
 
+def _held(cfg: RepoConfig, dist: str, comp: str) -> dict[PackageRef, str]:
+    """The packages (-> sha256) of the local repo `appdeb-D` by an aptly search; created if missing."""
+    held = repo_packages(cfg, f"appdeb-{dist}")
+    if held is None:
+        aptly(cfg, "repo", "create", f"-distribution={dist}", f"-component={comp}", f"appdeb-{dist}")
+    return held or {}
+
+
 def _immutable_split(cfg: RepoConfig, held: dict[PackageRef, str], debs: list[_Deb]) -> tuple[list[_Deb], list[str]]:
     """(debs to add, keys already present); any same-version-other-bytes is fatal, before changes.
 
@@ -92,7 +93,7 @@ def _immutable_split(cfg: RepoConfig, held: dict[PackageRef, str], debs: list[_D
     the local repo's own packages are checked too, so a repository whose ledger missed one still
     refuses other bytes for it.
     """
-    known, yanked = load_ledger(cfg), load_yanked(cfg)
+    known, yanked = store.load_ledger(cfg), store.load_yanked(cfg)
     for ref, sha in held.items():
         known.setdefault(ref.key, sha)
     in_repo = {ref.key for ref in held}
@@ -183,21 +184,22 @@ def publish(
         current = state.published.get(dist)
         if current and current[1] != comp:
             raise AppdebError(f"{dist} is published with component {current[1]}, not {comp}")
-        if state.held is None:
-            aptly(cfg, "repo", "create", f"-distribution={dist}", f"-component={comp}", f"appdeb-{dist}")
-        held = state.held or {}
+        served = served_packages(cfg, dist, comp) if current else {}
+        held = served if current and store.load_synced(cfg).get(dist) == current[0] else _held(cfg, dist, comp)
         new, present = _immutable_split(cfg, held, incoming)
         grown = set(held) | {d.ref for d in new}
         old = _expired(grown, cfg.keep if keep is None else keep)
         changes = _changes(Path(staging), f"appdeb-{dist}", new, old)
-        before, after = served_packages(cfg, dist, comp) if current else set(), grown - old
+        before, after = set(served), grown - old
         # written ahead: a version is taken with these bytes before any node can see it
-        save_ledger(cfg, {**{r.key: sha for r, sha in held.items()}, **{d.ref.key: d.sha256 for d in new}})
+        store.save_ledger(cfg, {**{r.key: sha for r, sha in held.items()}, **{d.ref.key: d.sha256 for d in new}})
         if after == before and (current or not after):
             if changes:
                 task(cfg, changes)  # the local repo catches up with what is served
+                store.save_synced(cfg, dist, current[0] if current else None)
             return PublishResult(dist, None, unchanged=present)
         snap = snapshot_name(dist)
+        store.save_synced(cfg, dist, snap)  # trusted only once `snap` is what is published
         switch(cfg, dist, comp, snap, first=current is None,
                before=[*changes, ["snapshot", "create", snap, "from", "repo", f"appdeb-{dist}"]])
         entry = record(cfg, "publish", dist, snap, current[0] if current else None, *diff(before, after))
@@ -213,7 +215,7 @@ def snapshot_name(dist: str) -> str:
 
 def refuse_yanked(cfg: RepoConfig, snap: str, refs: set[PackageRef]) -> None:
     """A yanked version never comes back: not by a rollback, not by a promotion of a snapshot holding it."""
-    yanked = load_yanked(cfg)
+    yanked = store.load_yanked(cfg)
     if back := sorted(r.key for r in refs if r.key in yanked):
         raise AppdebError(f"{snap} holds yanked {', '.join(back)}; it would serve again what was withdrawn "
                           f"({', '.join(yanked[k] for k in back)})")
@@ -228,11 +230,9 @@ def prune_snapshots(cfg: RepoConfig, dist: str, live: set[str] | None = None, na
                     ) -> None:
     """Keep the newest keep_snapshots (rollback targets), drop the rest (never a published one).
 
-    Dropped in batches of a fifth of keep_snapshots (at least 1), so most publishes drop none
-    and `aptly db cleanup` (pool files nothing holds any more) runs once per batch, and only
-    when a history entry since the oldest dropped snapshot removed packages: otherwise all
-    those snapshots held is still held. `live`/`names`: the published snapshots and the
-    distribution's snapshots, if the caller knows them.
+    Dropped in batches of a fifth of keep_snapshots (at least 1): most publishes drop none, and
+    `aptly db cleanup` runs once a batch, only if a history entry since the oldest dropped one
+    removed packages (else all they held is still held). `live`, `names`: if the caller knows.
     """
     if cfg.keep_snapshots <= 0:
         return
@@ -245,7 +245,7 @@ def prune_snapshots(cfg: RepoConfig, dist: str, live: set[str] | None = None, na
         return
     drops = [["snapshot", "drop", name] for name in stale]
     stamp = datetime.strptime(stale[0][len(dist) + 1:], "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=UTC)
-    cleanup = [["db", "cleanup"]] if removed_since(cfg, dist, stamp.isoformat(timespec="seconds")) else []
+    cleanup = [["db", "cleanup"]] if store.removed_since(cfg, dist, stamp.isoformat(timespec="seconds")) else []
     task(cfg, drops + cleanup)
 
 
@@ -280,7 +280,7 @@ def _previous(cfg: RepoConfig, dist: str, current: str, names: list[str]) -> str
     Taken from history (so after rollback-then-publish it skips the rolled-back
     snapshot); by name order only if history does not know `current`.
     """
-    for entry in reversed(history(cfg, dist)):
+    for entry in reversed(store.history(cfg, dist)):
         if entry.action in ("publish", "promote", "yank") and entry.snapshot == current:
             return entry.previous
     older = [n for n in names if n < current]
@@ -290,8 +290,10 @@ def _previous(cfg: RepoConfig, dist: str, current: str, names: list[str]) -> str
 def reset_repo(cfg: RepoConfig, dist: str, comp: str, snap: str) -> None:
     """Rebuild `appdeb-D` from a snapshot: create aside, then drop and rename (aptly has no reset)."""
     repo, tmp = f"appdeb-{dist}", f"appdeb-{dist}.reset"
+    store.save_synced(cfg, dist, None)
     aptly(cfg, "repo", "drop", "-force", tmp, check=False)
     aptly(cfg, "repo", "create", f"-distribution={dist}", f"-component={comp}", tmp, "from", "snapshot",
            snap)
     aptly(cfg, "repo", "drop", "-force", repo, check=False)  # a promotion's target may have none yet
     aptly(cfg, "repo", "rename", tmp, repo)
+    store.save_synced(cfg, dist, snap)

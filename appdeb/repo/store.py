@@ -66,6 +66,28 @@ def save_ledger(cfg: RepoConfig, added: dict[str, str]) -> None:
         write_atomic(cfg.root / "ledger.json", json.dumps({**added, **ledger}, indent=0))
 
 
+def load_synced(cfg: RepoConfig) -> dict[str, str]:
+    """distribution -> the snapshot its local repo `appdeb-D` is known to hold exactly (local-repos.json).
+
+    Lets a publish take the local repo's packages from the published index instead of an aptly
+    search. Written before a publish changes the repo (naming the snapshot it is about to make
+    and switch to: until that is published, the entry names no published snapshot and is not
+    trusted) and after a rollback, promotion or yank reset the repo (removed before).
+    """
+    path = cfg.root / "local-repos.json"
+    return dict(json.loads(path.read_text())) if path.exists() else {}
+
+
+def save_synced(cfg: RepoConfig, dist: str, snap: str | None) -> None:
+    """Record (or with None forget) which snapshot `appdeb-D` equals; see load_synced."""
+    synced = load_synced(cfg)
+    if snap is None:
+        synced.pop(dist, None)
+    else:
+        synced[dist] = snap
+    write_atomic(cfg.root / "local-repos.json", json.dumps(synced, indent=0))
+
+
 def load_yanked(cfg: RepoConfig) -> dict[str, str]:
     """name_version_arch -> where and when it was yanked ("DIST at TIME"); such versions never return."""
     path = cfg.root / "yanked.json"

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from appdeb.errors import AppdebError
-from appdeb.repo import aptly, signing, store
+from appdeb.repo import aptly, signing
 from appdeb.repo import config as repoconfig
 from appdeb.repo import publish as repo
 from appdeb.repo import serve as reposerve
@@ -122,18 +122,27 @@ def test_inrelease_moves_past_a_last_modified_ahead_of_the_clock(cfg: repoconfig
     assert _get(url + INRELEASE, {"If-Modified-Since": stamp})[0] == 304
 
 
-def test_a_version_added_but_never_served_is_published_and_stays_taken(cfg: repoconfig.RepoConfig,
-                                                                       debs: Path) -> None:
-    """A publish that stopped after `repo add` (a crash, a failed signature) leaves the local repo ahead."""
+def test_a_publish_that_failed_after_adding_is_completed_by_the_next(cfg: repoconfig.RepoConfig,
+                                                                      debs: Path) -> None:
+    """The switch fails (here: a key gpg does not have) after `repo add`: the local repo is ahead of what
+    is served, so the next publish must not take the repo's packages from the published index."""
     repo.publish(cfg, [make_deb(debs, "hello", "1.0-1")])
     stranded = make_deb(debs, "hello", "1.0-2")
-    aptly.aptly(cfg, "repo", "add", "appdeb-bookworm", str(stranded))
+    with pytest.raises(AppdebError):
+        repo.publish(dataclasses.replace(cfg, key="0" * 40), [stranded])
+    assert [r.version for r in aptly.list_packages(cfg)] == ["1.0-1"]
+    # the ledger was written first: the version is taken with these bytes although it was never served
     with pytest.raises(AppdebError, match="already published with different contents"):
         repo.publish(cfg, [make_deb(debs, "hello", "1.0-2", payload="other bytes")])
-    result = repo.publish(cfg, [stranded])
-    assert result.snapshot is not None and result.added == ["hello_1.0-2_all"]
-    assert [r.version for r in aptly.list_packages(cfg)] == ["1.0-1", "1.0-2"]
-    assert "hello_1.0-2_all" in store.load_ledger(cfg)
+    # the next publish (of anything) serves what the repo holds, and says so in history
+    result = repo.publish(cfg, [make_deb(debs, "other", "1.0-1")])
+    assert result.added == ["hello_1.0-2_all", "other_1.0-1_all"]
+    assert [r.key for r in aptly.list_packages(cfg)] == ["hello_1.0-1_all", "hello_1.0-2_all", "other_1.0-1_all"]
+    assert repo.publish(cfg, [stranded]).snapshot is None  # the same bytes again: nothing to do
+    # and a publish after a rollback builds on exactly what is served again
+    repo.rollback(cfg)
+    assert repo.publish(cfg, [make_deb(debs, "hello", "1.0-3")]).added == ["hello_1.0-3_all"]
+    assert [r.key for r in aptly.list_packages(cfg)] == ["hello_1.0-1_all", "hello_1.0-3_all"]
 
 
 def _pooled(cfg: repoconfig.RepoConfig) -> list[str]:
