@@ -2,6 +2,7 @@
 """Time `appdeb publish` into a repository of ~1,000 versions against plain aptly, and publishes in a row.
 
 Usage: python3 bench/publish.py [--packages 200] [--versions 5] [--rounds 7] [--burst 10] [--fresh]
+                                [--cache DIR]
 
 Real aptly + gpg. The repositories (an appdeb root, and a plain aptly root of the same
 shape signed with the same key) are generated once and cached in the system temp dir
@@ -34,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from appdeb.repo import config as repoconfig
 from appdeb.repo import publish as repo
 from appdeb.repo import signing
+from appdeb.repo.aptly import rebase_by_hash_links
 from appdeb.runner import run
 
 
@@ -156,8 +158,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7, help="interleaved appdeb/plain rounds")
     parser.add_argument("--burst", type=int, default=10, help="publishes in a row")
     parser.add_argument("--fresh", action="store_true", help="regenerate the cached repositories")
+    parser.add_argument("--cache", type=Path, help="where to cache them (default: in the temp dir)")
     args = parser.parse_args()
-    cache = Path(tempfile.gettempdir()) / f"appdeb-bench-publish-{args.packages}x{args.versions}"
+    cache = args.cache or Path(tempfile.gettempdir()) / f"appdeb-bench-publish-{args.packages}x{args.versions}"
     if args.fresh or not (cache / "ready").exists():
         build_cache(cache, args.packages, args.versions)
     with tempfile.TemporaryDirectory(prefix="appdeb-bench-") as tmp:
@@ -168,6 +171,7 @@ def main() -> None:
         (work / "new-plain").mkdir()
         cfg = repoconfig.open_repo(work / "appdeb")  # re-derives aptly.conf for the copy
         _plain_root(work / "plain", cfg)
+        rebase_by_hash_links(work / "plain" / "public", "bookworm")  # else aptly deletes the cache's files
         try:
             print(f"repository of {args.packages * args.versions} versions (keep {args.versions})")
             compare(work, cfg, args.rounds)
