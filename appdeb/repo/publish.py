@@ -78,8 +78,12 @@ def _read_deb(path: Path) -> _Deb:
     return _Deb(path, ref, sha256_of(path))
 
 
-def _held(cfg: RepoConfig, dist: str, comp: str) -> dict[PackageRef, str]:
-    """The packages (-> sha256) of the local repo `appdeb-D` by an aptly search; created if missing."""
+def _held(cfg: RepoConfig, dist: str, comp: str, current: str | None, served: dict[PackageRef, str]
+          ) -> dict[PackageRef, str]:
+    """The local repo's packages (-> sha256): `served` if local-repos.json says it is exactly the
+    published snapshot `current`, else by an aptly search (the repo created if missing)."""
+    if current and served and store.load_synced(cfg).get(dist) == current:
+        return served
     held = repo_packages(cfg, f"appdeb-{dist}")
     if held is None:
         aptly(cfg, "repo", "create", f"-distribution={dist}", f"-component={comp}", f"appdeb-{dist}")
@@ -134,9 +138,8 @@ def switch(cfg: RepoConfig, dist: str, comp: str, snap: str, *, first: bool,
            before: Sequence[Sequence[str]] = ()) -> None:
     """Publish `snap` signed; an existing distribution is switched atomically, never unsigned.
 
-    `before`: aptly commands to run first in the same aptly process (add, remove, snapshot
-    create). InRelease's mtime then moves to a later second than the one nodes may hold.
-    """
+    `before`: aptly commands to run first in the same aptly process (add, remove, snapshot create).
+    InRelease's mtime then moves to a later second than the one nodes may hold."""
     dist_dir = cfg.public_dir / "dists" / dist
     previous = prepare_switch(cfg.public_dir, dist)
     sign = [f"-gpg-key={cfg.key}", "-batch"]
@@ -150,10 +153,8 @@ def switch(cfg: RepoConfig, dist: str, comp: str, snap: str, *, first: bool,
 
 
 def _changes(staging: Path, repo: str, new: list[_Deb], old: set[PackageRef]) -> list[list[str]]:
-    """The aptly commands that bring the local repo to its new state: add the new .debs, drop expired.
-
-    The .debs are copied (not hard-linked) into `staging`: a later rewrite of a caller's file cannot reach the pool.
-    """
+    """aptly commands adding `new` (copied into `staging`, so no later rewrite of a caller's file can
+    reach the pool) and removing `old` from the local repo."""
     for deb in new:
         shutil.copyfile(deb.path, staging / deb.filename)
     add = [["repo", "add", repo, str(staging)]] if new else []
@@ -185,7 +186,7 @@ def publish(
         if current and current[1] != comp:
             raise AppdebError(f"{dist} is published with component {current[1]}, not {comp}")
         served = served_packages(cfg, dist, comp) if current else {}
-        held = served if current and store.load_synced(cfg).get(dist) == current[0] else _held(cfg, dist, comp)
+        held = _held(cfg, dist, comp, current[0] if current else None, served)
         new, present = _immutable_split(cfg, held, incoming)
         grown = set(held) | {d.ref for d in new}
         old = _expired(grown, cfg.keep if keep is None else keep)
