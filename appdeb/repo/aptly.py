@@ -180,11 +180,12 @@ def list_packages(cfg: RepoConfig, distribution: str | None = None) -> list[Pack
 
 
 def prepare_switch(public: Path, dist: str) -> float | None:
-    """Before a switch: by-hash links rebased (rebase_by_hash_links); InRelease's mtime (None if none yet).
+    """Before a switch: by-hash links rebased and kept (keep_by_hash); InRelease's mtime (None if none yet).
 
     The mtime is what advance_release_mtime moves the new InRelease past.
     """
     rebase_by_hash_links(public, dist)
+    keep_by_hash(public, dist)
     try:
         return (public / "dists" / dist / "InRelease").stat().st_mtime
     except FileNotFoundError:
@@ -224,3 +225,29 @@ def rebase_by_hash_links(public: Path, dist: str) -> None:
             if target.is_absolute() and not target.is_relative_to(public):
                 link.unlink()
                 link.symlink_to(link.parent / target.name)
+
+
+BY_HASH_KEPT = 20  # index files per by-hash directory: Packages and Packages.gz of the last ten publishes
+
+
+def keep_by_hash(public: Path, dist: str) -> None:
+    """Keep earlier publishes' by-hash index files for nodes whose update is still fetching them.
+
+    aptly keeps those of the current and the previous publish only: each publish deletes the file
+    the `.old` link names, and a node that read InRelease two publishes ago would get 404 for its
+    indexes (its update fails). Without `.old` links aptly deletes nothing; the files beyond the
+    newest BY_HASH_KEPT of a directory are removed here instead, never one a link names.
+    """
+    for directory in (public / "dists" / dist).glob("*/*/by-hash/*"):
+        named: set[str] = set()
+        files: list[tuple[float, Path]] = []
+        for path in directory.iterdir():
+            if path.is_symlink():
+                named.add(Path(os.readlink(path)).name)
+                if path.name.endswith(".old"):
+                    path.unlink()
+            else:
+                files.append((path.stat().st_mtime, path))
+        for _, path in sorted(files, reverse=True)[BY_HASH_KEPT:]:
+            if path.name not in named:
+                path.unlink()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import email.utils
+import hashlib
 import os
 import shutil
 import threading
@@ -99,6 +100,31 @@ def test_a_node_sees_every_publish_of_a_burst(cfg: repoconfig.RepoConfig, debs: 
         # apt took the indexes by hash (Acquire-By-Hash), and nothing it asked for was missing
         assert any("/by-hash/SHA512/" in path and code == 200 for path, code in log)
         assert not [entry for entry in log if entry[1] >= 400]
+
+
+def _promised(inrelease: bytes, index: str) -> str:
+    """The SHA256 an InRelease lists for `index` (e.g. main/binary-amd64/Packages.gz)."""
+    section = inrelease.decode().split("\nSHA256:\n", 1)[1]
+    return next(line.split()[0] for line in section.splitlines() if line.split()[-1:] == [index])
+
+
+def test_a_node_still_fetching_gets_the_indexes_its_inrelease_names(cfg: repoconfig.RepoConfig, debs: Path,
+                                                                   static: tuple[str, list[tuple[str, int]]]) -> None:
+    """An update reads InRelease, then the indexes by hash: publishes in between must not take them away."""
+    url, _ = static
+    repo.publish(cfg, [make_deb(debs, "hello", "1.0-1")])
+    sha = _promised(_get(url + INRELEASE)[1], "main/binary-amd64/Packages.gz")
+    by_hash = url + f"dists/bookworm/main/binary-amd64/by-hash/SHA256/{sha}"
+    for build in range(2, 6):  # four publishes while that node is still busy
+        repo.publish(cfg, [make_deb(debs, "hello", f"1.0-{build}")])
+    status, body, _ = _get(by_hash)
+    assert status == 200 and hashlib.sha256(body).hexdigest() == sha
+    # kept for the last ten publishes (two index files each), not for ever
+    for build in range(6, 6 + aptly.BY_HASH_KEPT // 2):
+        repo.publish(cfg, [make_deb(debs, "hello", f"1.0-{build}")])
+    assert _get(by_hash)[0] == 404
+    newest = _promised(_get(url + INRELEASE)[1], "main/binary-amd64/Packages.gz")
+    assert _get(url + f"dists/bookworm/main/binary-amd64/by-hash/SHA256/{newest}")[0] == 200
 
 
 def test_inrelease_moves_past_a_last_modified_ahead_of_the_clock(cfg: repoconfig.RepoConfig, debs: Path,
