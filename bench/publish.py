@@ -13,8 +13,9 @@ shape signed with the same key) are generated once and cached in the system temp
 - command: the same as the `appdeb publish` command (adds Python's start and imports);
 - plain: `aptly repo add` of one new version + signed `aptly publish update`.
 
-Medians and their ratio are printed, then `--burst` publishes in a row (publishes per
-second: nothing waits for a new wall-clock second any more).
+Medians and their ratios are printed, then `--burst` publishes in a row (publishes per
+second: nothing waits for a new wall-clock second any more), and as many plain aptly
+ones for comparison: what aptly itself manages on this machine.
 """
 
 from __future__ import annotations
@@ -118,22 +119,23 @@ def _cli_publish(cfg: repoconfig.RepoConfig, deb: Path) -> None:
         env={"PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
 
 
+def plain_publish(work: Path, cfg: repoconfig.RepoConfig, deb: Path) -> None:
+    """The plain aptly way: add the .deb to the local repo, update the signed publish."""
+    _plain(work / "plain", cfg, "repo", "add", "plain", str(deb))
+    _plain(work / "plain", cfg, "publish", "update", f"-gpg-key={cfg.key}", "-batch", "bookworm", ".")
+
+
 def compare(work: Path, cfg: repoconfig.RepoConfig, rounds: int) -> None:
     """Interleaved rounds (the order rotates): appdeb publish in-process, `appdeb publish`, plain aptly."""
-    plain = work / "plain"
     series: dict[str, list[float]] = {"appdeb": [], "command": [], "plain": []}
     for i in range(rounds):
         ours, cli, other = (make_deb(work / sub, "app000", f"2.{i}.{n}-1")
                             for n, sub in enumerate(("new", "new", "new-plain")))
 
-        def plain_publish(deb: Path = other) -> None:
-            _plain(plain, cfg, "repo", "add", "plain", str(deb))
-            _plain(plain, cfg, "publish", "update", f"-gpg-key={cfg.key}", "-batch", "bookworm", ".")
-
         steps: list[tuple[str, Callable[[], object]]] = [
             ("appdeb", lambda deb=ours: repo.publish(cfg, [deb])),
             ("command", lambda deb=cli: _cli_publish(cfg, deb)),
-            ("plain", plain_publish),
+            ("plain", lambda deb=other: plain_publish(work, cfg, deb)),
         ]
         for name, fn in steps[i % 3:] + steps[:i % 3]:
             series[name].append(_timed(fn))
@@ -143,12 +145,13 @@ def compare(work: Path, cfg: repoconfig.RepoConfig, rounds: int) -> None:
 
 
 def burst(work: Path, cfg: repoconfig.RepoConfig, count: int) -> None:
-    """`count` publishes in a row, each adding one new version: publishes per second."""
-    debs = [make_deb(work / "new", "app001", f"3.{i}.0-1") for i in range(count)]
-    times = [_timed(lambda deb=deb: repo.publish(cfg, [deb])) for deb in debs]
-    total = sum(times)
-    print(f"{count} publishes in a row: {total:.2f}s, {count / total:.1f} publishes/s "
-          f"(median {statistics.median(times) * 1000:.0f} ms)")
+    """`count` publishes in a row, each adding one new version (publishes per second); plain aptly the same."""
+    for name, sub, publish in (("appdeb", "new", lambda deb: repo.publish(cfg, [deb])),
+                               ("plain", "new-plain", lambda deb: plain_publish(work, cfg, deb))):
+        debs = [make_deb(work / sub, "app001", f"3.{i}.0-1") for i in range(count)]
+        times = [_timed(lambda deb=deb, publish=publish: publish(deb)) for deb in debs]
+        print(f"{count} publishes in a row, {name}: {sum(times):.2f}s, {count / sum(times):.1f} publishes/s "
+              f"(median {statistics.median(times) * 1000:.0f} ms)")
 
 
 def main() -> None:
