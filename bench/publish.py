@@ -128,6 +128,8 @@ def plain_publish(work: Path, cfg: repoconfig.RepoConfig, deb: Path) -> None:
 def compare(work: Path, cfg: repoconfig.RepoConfig, rounds: int) -> None:
     """Interleaved rounds (the order rotates): appdeb publish in-process, `appdeb publish`, plain aptly."""
     series: dict[str, list[float]] = {"appdeb": [], "command": [], "plain": []}
+    repo.publish(cfg, [make_deb(work / "new", "app002", "2.0.0-1")])  # untimed: gpg-agent starts, links are
+    plain_publish(work, cfg, make_deb(work / "new-plain", "app002", "2.0.0-1"))  # rebased after the copy
     for i in range(rounds):
         ours, cli, other = (make_deb(work / sub, "app000", f"2.{i}.{n}-1")
                             for n, sub in enumerate(("new", "new", "new-plain")))
