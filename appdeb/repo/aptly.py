@@ -1,18 +1,23 @@
 """What the repository holds, as aptly tells it: packages, snapshots, what each distribution serves.
 
-The read side of the repository (publish.py changes it): every aptly call goes through `aptly()`
-with the repository's own config and keyring, so aptly never falls back to ~/.aptly.conf.
+The read side of the repository (publish.py changes it), and the door to aptly: every aptly call
+goes through `aptly()` (or `task()`, several commands in one process) with the repository's own
+config and keyring, so aptly never falls back to ~/.aptly.conf. Also the published Release files'
+mtimes, which HTTP servers turn into Last-Modified.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from debian.debian_support import Version
 
-from appdeb.errors import CommandError
+from appdeb.errors import AppdebError, CommandError
 from appdeb.repo import signing
 from appdeb.repo.config import RepoConfig
 from appdeb.runner import run
@@ -41,6 +46,83 @@ def aptly(cfg: RepoConfig, *args: str, check: bool = True) -> str:
     return proc.stdout
 
 
+def task(cfg: RepoConfig, commands: Sequence[Sequence[str]]) -> str:
+    """Several aptly commands in one process (`aptly task run`): one start and one database open.
+
+    A publish is a handful of commands, each of which costs an aptly start and a read of the
+    package database on its own. aptly runs them in order and stops at the first that fails
+    (exit 1, the rest skipped), as separate calls would. A trailing comma on an argument ends a
+    command, so no argument may end with one (names are checked, paths are ours).
+    """
+    if len(commands) == 1:
+        return aptly(cfg, *commands[0])
+    argv: list[str] = []
+    for command in commands:
+        if not command or any(arg.endswith(",") for arg in command):
+            raise AppdebError(f"cannot pass {list(command)} to aptly task run")
+        argv += [*command[:-1], command[-1] + ","]
+    argv[-1] = argv[-1][:-1]
+    return aptly(cfg, "task", "run", *argv)
+
+
+class State(NamedTuple):
+    """What a publish starts from: what is published, and the distribution's snapshots."""
+
+    published: dict[str, tuple[str, str]]
+    snapshots: list[str]
+
+
+_FIELD = re.compile(r"^(Package|Version|Architecture|SHA256):(.*)$", re.M)
+_SECTION = re.compile(r"Begin command output: -+\n(.*?)\nEnd command output: -+", re.S)
+
+
+def read_state(cfg: RepoConfig, dist: str) -> State:
+    """`publish list` and `snapshot list` from one aptly process (`task run`).
+
+    Each output is the section aptly prints between its Begin/End command output lines.
+    """
+    out = aptly(cfg, "task", "run", "publish", "list", "-json,", "snapshot", "list", "-raw")
+    sections = _SECTION.findall(out)
+    if len(sections) != 2:
+        raise AppdebError(f"aptly task run printed no outputs to read:\n{out}")
+    return State(_published(sections[0]), _of_distribution(sections[1], dist))
+
+
+def repo_packages(cfg: RepoConfig, repo: str) -> dict[PackageRef, str] | None:
+    """The local repo's packages (-> sha256); None if there is no such repo."""
+    try:
+        return search(cfg, "repo", repo)
+    except CommandError as exc:
+        if f"local repo with name {repo} not found" in exc.output:
+            return None
+        raise
+
+
+def served_packages(cfg: RepoConfig, dist: str, comp: str) -> dict[PackageRef, str]:
+    """What nodes get now (-> sha256), read from the published Packages indexes of `dist`.
+
+    The same as `aptly snapshot search` of the published snapshot gives (arch-all packages are
+    listed under every architecture), at the cost of reading a file instead of an aptly run.
+    """
+    refs: dict[PackageRef, str] = {}
+    for index in (cfg.public_dir / "dists" / dist / comp).glob("binary-*/Packages"):
+        stanzas = [dict(fields) for fields in _stanzas(_FIELD.findall(index.read_text()))]
+        refs.update({PackageRef(f["Package"], f["Version"], f["Architecture"]): f["SHA256"] for f in stanzas})
+    return refs
+
+
+def _stanzas(fields: list[tuple[str, str]]) -> Iterator[list[tuple[str, str]]]:
+    """Group (field, value) pairs into stanzas: each starts with its Package field."""
+    stanza: list[tuple[str, str]] = []
+    for key, value in fields:
+        if key == "Package" and stanza:
+            yield stanza
+            stanza = []
+        stanza.append((key, value.strip()))
+    if stanza:
+        yield stanza
+
+
 def search(cfg: RepoConfig, kind: str, *args: str) -> dict[PackageRef, str]:
     """Packages (-> sha256) of `aptly {repo|snapshot|package} search`; aptly exits 1 on none."""
     argv = ["aptly", f"-config={cfg.conf}", kind, "search", f"-format={FORMAT}", *args]
@@ -49,8 +131,12 @@ def search(cfg: RepoConfig, kind: str, *args: str) -> dict[PackageRef, str]:
         if "no results" in proc.stdout:
             return {}
         raise CommandError(list(proc.args), proc.returncode, proc.stdout)
+    return _found(proc.stdout)
+
+
+def _found(text: str) -> dict[PackageRef, str]:
     found: dict[PackageRef, str] = {}
-    for line in proc.stdout.splitlines():
+    for line in text.splitlines():
         parts = line.split("|")
         if len(parts) == 4:
             found[PackageRef(*parts[:3])] = parts[3]
@@ -59,7 +145,11 @@ def search(cfg: RepoConfig, kind: str, *args: str) -> dict[PackageRef, str]:
 
 def published(cfg: RepoConfig) -> dict[str, tuple[str, str]]:
     """distribution -> (snapshot, component) for what ROOT/public currently serves."""
-    out: list[dict[str, Any]] = json.loads(aptly(cfg, "publish", "list", "-json") or "[]")
+    return _published(aptly(cfg, "publish", "list", "-json"))
+
+
+def _published(text: str) -> dict[str, tuple[str, str]]:
+    out: list[dict[str, Any]] = json.loads(text.strip() or "[]")
     return {
         p["Distribution"]: (p["Sources"][0]["Name"], p["Sources"][0]["Component"])
         for p in out
@@ -69,9 +159,11 @@ def published(cfg: RepoConfig) -> dict[str, tuple[str, str]]:
 
 def snapshots(cfg: RepoConfig, distribution: str | None = None) -> list[str]:
     """appdeb's snapshots of one distribution, oldest first (the names sort by time)."""
-    dist = re.escape(distribution or cfg.distribution)
-    names = aptly(cfg, "snapshot", "list", "-raw").split()
-    return sorted(n for n in names if re.fullmatch(f"{dist}-{STAMP_RE}", n))
+    return _of_distribution(aptly(cfg, "snapshot", "list", "-raw"), distribution or cfg.distribution)
+
+
+def _of_distribution(names: str, dist: str) -> list[str]:
+    return sorted(n for n in names.split() if re.fullmatch(f"{re.escape(dist)}-{STAMP_RE}", n))
 
 
 def published_snapshot(cfg: RepoConfig, distribution: str | None = None) -> str | None:
@@ -85,3 +177,77 @@ def list_packages(cfg: RepoConfig, distribution: str | None = None) -> list[Pack
     snap = published_snapshot(cfg, distribution)
     refs = search(cfg, "snapshot", snap) if snap else {}
     return sorted(refs, key=lambda r: (r.name, r.arch, Version(r.version)))
+
+
+def prepare_switch(public: Path, dist: str) -> float | None:
+    """Before a switch: by-hash links rebased and kept (keep_by_hash); InRelease's mtime (None if none yet).
+
+    The mtime is what advance_release_mtime moves the new InRelease past.
+    """
+    rebase_by_hash_links(public, dist)
+    keep_by_hash(public, dist)
+    try:
+        return (public / "dists" / dist / "InRelease").stat().st_mtime
+    except FileNotFoundError:
+        return None
+
+
+def advance_release_mtime(dist_dir: Path, previous: float | None) -> None:
+    """Give the new InRelease (and Release, Release.gpg) a later whole second than the previous InRelease.
+
+    HTTP If-Modified-Since has 1 s resolution: a static server (nginx, Apache) would answer 304
+    to a node that fetched the previous InRelease in the same second, and the node would keep
+    the old indexes. Instead of waiting for the clock (at most one publish a second), the new
+    files' mtime is set one second past the previous one when the clock has not got there yet:
+    Last-Modified then grows with every publish, ahead of the clock by at most the publishes
+    of a burst beyond one a second, which the clock catches up with afterwards.
+    """
+    if previous is None:
+        return
+    floor = int(previous) + 1
+    for name in ("InRelease", "Release", "Release.gpg"):
+        path = dist_dir / name
+        stat = path.stat()
+        if stat.st_mtime < floor:
+            os.utime(path, (stat.st_atime, floor))
+
+
+def rebase_by_hash_links(public: Path, dist: str) -> None:
+    """Point the distribution's by-hash links back into this root's `public` tree.
+
+    aptly links `by-hash/ALGO/Packages` (and `.old`) to the hash-named file by absolute path,
+    and on the next publish deletes the `.old` target. In a copied or moved root those paths
+    still name the root it came from, whose published files a publish here would delete.
+    """
+    for link in (public / "dists" / dist).glob("*/*/by-hash/*/*"):
+        if link.is_symlink():
+            target = Path(os.readlink(link))
+            if target.is_absolute() and not target.is_relative_to(public):
+                link.unlink()
+                link.symlink_to(link.parent / target.name)
+
+
+BY_HASH_KEPT = 20  # index files per by-hash directory: Packages and Packages.gz of the last ten publishes
+
+
+def keep_by_hash(public: Path, dist: str) -> None:
+    """Keep earlier publishes' by-hash index files for nodes whose update is still fetching them.
+
+    aptly keeps those of the current and the previous publish only: each publish deletes the file
+    the `.old` link names, and a node that read InRelease two publishes ago would get 404 for its
+    indexes (its update fails). Without `.old` links aptly deletes nothing; the files beyond the
+    newest BY_HASH_KEPT of a directory are removed here instead, never one a link names.
+    """
+    for directory in (public / "dists" / dist).glob("*/*/by-hash/*"):
+        named: set[str] = set()
+        files: list[tuple[float, Path]] = []
+        for path in directory.iterdir():
+            if path.is_symlink():
+                named.add(Path(os.readlink(path)).name)
+                if path.name.endswith(".old"):
+                    path.unlink()
+            else:
+                files.append((path.stat().st_mtime, path))
+        for _, path in sorted(files, reverse=True)[BY_HASH_KEPT:]:
+            if path.name not in named:
+                path.unlink()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,9 +21,22 @@ from debian.debian_support import Version
 
 from appdeb.errors import AppdebError
 from appdeb.files import sha256_of
-from appdeb.repo.aptly import PackageRef, aptly, published, search, snapshots
+from appdeb.repo import store
+from appdeb.repo.aptly import (
+    PackageRef,
+    advance_release_mtime,
+    aptly,
+    prepare_switch,
+    published,
+    read_state,
+    repo_packages,
+    search,
+    served_packages,
+    snapshots,
+    task,
+)
 from appdeb.repo.config import RepoConfig, check_name
-from appdeb.repo.store import HistoryEntry, history, load_ledger, load_yanked, locked, record, save_ledger
+from appdeb.repo.store import HistoryEntry, locked, record
 
 
 @dataclass(frozen=True)
@@ -52,13 +64,6 @@ class _Deb:
         return f"{self.ref.name}_{bare}_{self.ref.arch}.deb"
 
 
-def _local_repo(cfg: RepoConfig, dist: str, comp: str) -> str:
-    name = f"appdeb-{dist}"
-    if name not in aptly(cfg, "repo", "list", "-raw").split():
-        aptly(cfg, "repo", "create", f"-distribution={dist}", f"-component={comp}", name)
-    return name
-
-
 def _read_deb(path: Path) -> _Deb:
     """Name/version/arch from the control file (python-debian), plus the bytes' sha256."""
     try:
@@ -73,11 +78,29 @@ def _read_deb(path: Path) -> _Deb:
     return _Deb(path, ref, sha256_of(path))
 
 
-def _immutable_split(cfg: RepoConfig, repo: str, debs: list[_Deb]) -> tuple[list[_Deb], list[str]]:
-    """(debs to add, keys already present); any same-version-other-bytes is fatal, before changes."""
-    known, yanked = load_ledger(cfg), load_yanked(cfg)
-    known.update({ref.key: sha for ref, sha in search(cfg, "package").items()})
-    in_repo = {ref.key for ref in search(cfg, "repo", repo)}
+def _held(cfg: RepoConfig, dist: str, comp: str, current: str | None, served: dict[PackageRef, str]
+          ) -> dict[PackageRef, str]:
+    """The local repo's packages (-> sha256): `served` if local-repos.json says it is exactly the
+    published snapshot `current`, else by an aptly search (the repo created if missing)."""
+    if current and served and store.load_synced(cfg).get(dist) == current:
+        return served
+    held = repo_packages(cfg, f"appdeb-{dist}")
+    if held is None:
+        aptly(cfg, "repo", "create", f"-distribution={dist}", f"-component={comp}", f"appdeb-{dist}")
+    return held or {}
+
+
+def _immutable_split(cfg: RepoConfig, held: dict[PackageRef, str], debs: list[_Deb]) -> tuple[list[_Deb], list[str]]:
+    """(debs to add, keys already present); any same-version-other-bytes is fatal, before changes.
+
+    The ledger knows every version ever published (it is written before a version is added);
+    the local repo's own packages are checked too, so a repository whose ledger missed one still
+    refuses other bytes for it.
+    """
+    known, yanked = store.load_ledger(cfg), store.load_yanked(cfg)
+    for ref, sha in held.items():
+        known.setdefault(ref.key, sha)
+    in_repo = {ref.key for ref in held}
     new: dict[str, _Deb] = {}
     present: list[str] = []
     clashes: list[str] = []
@@ -100,61 +123,42 @@ def _immutable_split(cfg: RepoConfig, repo: str, debs: list[_Deb]) -> tuple[list
     return list(new.values()), sorted(set(present))
 
 
-def _add(cfg: RepoConfig, repo: str, debs: list[_Deb]) -> None:
-    """Copy into a staging dir under canonical names, then `aptly repo add` them in one call.
-
-    A copy (not a hard link) so a later rewrite of the caller's file cannot reach the pool.
-    """
-    if not debs:
-        return
-    with tempfile.TemporaryDirectory(prefix=".incoming-", dir=cfg.root) as tmp:
-        for deb in debs:
-            shutil.copyfile(deb.path, Path(tmp) / deb.filename)
-        aptly(cfg, "repo", "add", repo, tmp)
-
-
-def _retain(cfg: RepoConfig, repo: str, keep: int) -> set[PackageRef]:
-    """Drop all but the `keep` highest Debian versions of each package/arch (0 keeps all).
-
-    Returns what the local repo holds afterwards.
-    """
-    held = set(search(cfg, "repo", repo))
+def _expired(refs: set[PackageRef], keep: int) -> set[PackageRef]:
+    """All but the `keep` highest Debian versions of each package/arch (0 keeps all): retention."""
     if keep <= 0:
-        return held
+        return set()
     groups: dict[tuple[str, str], list[PackageRef]] = {}
-    for ref in held:
+    for ref in refs:
         groups.setdefault((ref.name, ref.arch), []).append(ref)
-    old = [r for refs in groups.values() for r in sorted(refs, key=lambda r: Version(r.version))[:-keep]]
-    if old:
-        aptly(cfg, "repo", "remove", repo, *(r.key for r in old))
-    return held - set(old)
+    full = [refs for refs in groups.values() if len(refs) > keep]  # Version() is slow: sort only these
+    return {r for refs in full for r in sorted(refs, key=lambda r: Version(r.version))[:-keep]}
 
 
-def _wait_for_new_second(index: Path) -> None:
-    """Make the new InRelease's mtime second differ from the old one's.
+def switch(cfg: RepoConfig, dist: str, comp: str, snap: str, *, first: bool,
+           before: Sequence[Sequence[str]] = ()) -> None:
+    """Publish `snap` signed; an existing distribution is switched atomically, never unsigned.
 
-    HTTP If-Modified-Since has 1 s resolution: a static server (nginx, Apache)
-    would otherwise answer 304 to a client that fetched the previous index in the
-    same second. Costs at most ~1 s, and only for back-to-back publishes.
-    """
-    try:
-        mtime = index.stat().st_mtime
-    except FileNotFoundError:
-        return
-    delay = int(mtime) + 1 - time.time() + 0.02  # 20 ms: the kernel's file clock lags time()
-    if delay > 0:
-        time.sleep(min(delay, 1.1))
-
-
-def switch(cfg: RepoConfig, dist: str, comp: str, snap: str, *, first: bool) -> None:
-    """Publish `snap` signed; an existing distribution is switched atomically, never unsigned."""
-    _wait_for_new_second(cfg.public_dir / "dists" / dist / "InRelease")
+    `before`: aptly commands to run first in the same aptly process (add, remove, snapshot create).
+    InRelease's mtime then moves to a later second than the one nodes may hold."""
+    dist_dir = cfg.public_dir / "dists" / dist
+    previous = prepare_switch(cfg.public_dir, dist)
     sign = [f"-gpg-key={cfg.key}", "-batch"]
     if first:
-        aptly(cfg, "publish", "snapshot", *sign, f"-distribution={dist}", f"-component={comp}",
-               f"-origin={cfg.origin}", f"-label={cfg.label}", "-acquire-by-hash", snap, ".")
+        command = ["publish", "snapshot", *sign, f"-distribution={dist}", f"-component={comp}",
+                   f"-origin={cfg.origin}", f"-label={cfg.label}", "-acquire-by-hash", snap, "."]
     else:
-        aptly(cfg, "publish", "switch", *sign, f"-component={comp}", dist, ".", snap)
+        command = ["publish", "switch", *sign, f"-component={comp}", dist, ".", snap]
+    task(cfg, [*before, command])
+    advance_release_mtime(dist_dir, previous)
+
+
+def _changes(staging: Path, repo: str, new: list[_Deb], old: set[PackageRef]) -> list[list[str]]:
+    """aptly commands adding `new` (copied into `staging`, so no later rewrite of a caller's file can
+    reach the pool) and removing `old` from the local repo."""
+    for deb in new:
+        shutil.copyfile(deb.path, staging / deb.filename)
+    add = [["repo", "add", repo, str(staging)]] if new else []
+    return add + ([["repo", "remove", repo, *sorted(r.key for r in old)]] if old else [])
 
 
 def publish(
@@ -164,7 +168,11 @@ def publish(
     component: str | None = None,
     keep: int | None = None,
 ) -> PublishResult:
-    """Add .debs, apply retention, snapshot and publish signed; a no-op if nothing changed."""
+    """Add .debs, apply retention, snapshot and publish signed; a no-op if nothing changed.
+
+    One aptly search (the local repo) and the published Packages index tell the state; the
+    changes (add, remove, snapshot, signed switch) then run in one aptly process.
+    """
     dist, comp = distribution or cfg.distribution, component or cfg.component
     check_name(dist)
     check_name(comp)
@@ -172,23 +180,32 @@ def publish(
     if foreign := sorted({d.ref.arch for d in incoming} - {"all", *cfg.architectures}):
         raise AppdebError(f"architecture {', '.join(foreign)} is not published by this repository "
                           f"({', '.join(cfg.architectures)}); see architectures in settings.json")
-    with locked(cfg.root):
-        current = published(cfg).get(dist)
+    with locked(cfg.root), tempfile.TemporaryDirectory(prefix=".incoming-", dir=cfg.root) as staging:
+        state = read_state(cfg, dist)
+        current = state.published.get(dist)
         if current and current[1] != comp:
             raise AppdebError(f"{dist} is published with component {current[1]}, not {comp}")
-        repo = _local_repo(cfg, dist, comp)
-        new, present = _immutable_split(cfg, repo, incoming)
-        _add(cfg, repo, new)
-        after = _retain(cfg, repo, cfg.keep if keep is None else keep)
-        before = set(search(cfg, "snapshot", current[0])) if current else set()
+        served = served_packages(cfg, dist, comp) if current else {}
+        held = _held(cfg, dist, comp, current[0] if current else None, served)
+        new, present = _immutable_split(cfg, held, incoming)
+        grown = set(held) | {d.ref for d in new}
+        old = _expired(grown, cfg.keep if keep is None else keep)
+        changes = _changes(Path(staging), f"appdeb-{dist}", new, old)
+        before, after = set(served), grown - old
+        # written ahead: a version is taken with these bytes before any node can see it
+        store.save_ledger(cfg, {**{r.key: sha for r, sha in held.items()}, **{d.ref.key: d.sha256 for d in new}})
         if after == before and (current or not after):
+            if changes:
+                task(cfg, changes)  # the local repo catches up with what is served
+                store.save_synced(cfg, dist, current[0] if current else None)
             return PublishResult(dist, None, unchanged=present)
         snap = snapshot_name(dist)
-        aptly(cfg, "snapshot", "create", snap, "from", "repo", repo)
-        switch(cfg, dist, comp, snap, first=current is None)
-        save_ledger(cfg, {d.ref.key: d.sha256 for d in new})
+        store.save_synced(cfg, dist, snap)  # trusted only once `snap` is what is published
+        switch(cfg, dist, comp, snap, first=current is None,
+               before=[*changes, ["snapshot", "create", snap, "from", "repo", f"appdeb-{dist}"]])
         entry = record(cfg, "publish", dist, snap, current[0] if current else None, *diff(before, after))
-        prune_snapshots(cfg, dist)
+        live = {s for d, (s, _) in state.published.items() if d != dist} | {snap}
+        prune_snapshots(cfg, dist, live, [*state.snapshots, snap])
     return PublishResult(dist, snap, entry.added, entry.removed, present)
 
 
@@ -199,7 +216,7 @@ def snapshot_name(dist: str) -> str:
 
 def refuse_yanked(cfg: RepoConfig, snap: str, refs: set[PackageRef]) -> None:
     """A yanked version never comes back: not by a rollback, not by a promotion of a snapshot holding it."""
-    yanked = load_yanked(cfg)
+    yanked = store.load_yanked(cfg)
     if back := sorted(r.key for r in refs if r.key in yanked):
         raise AppdebError(f"{snap} holds yanked {', '.join(back)}; it would serve again what was withdrawn "
                           f"({', '.join(yanked[k] for k in back)})")
@@ -210,17 +227,27 @@ def diff(before: set[PackageRef], after: set[PackageRef]) -> tuple[list[str], li
     return sorted(r.key for r in after - before), sorted(r.key for r in before - after)
 
 
-def prune_snapshots(cfg: RepoConfig, dist: str) -> None:
-    """Keep the newest keep_snapshots (rollback targets), drop the rest and their pool files."""
+def prune_snapshots(cfg: RepoConfig, dist: str, live: set[str] | None = None, names: list[str] | None = None
+                    ) -> None:
+    """Keep the newest keep_snapshots (rollback targets), drop the rest (never a published one).
+
+    Dropped in batches of a fifth of keep_snapshots (at least 1): most publishes drop none, and
+    `aptly db cleanup` runs once a batch, only if a history entry since the oldest dropped one
+    removed packages (else all they held is still held). `live`, `names`: if the caller knows.
+    """
     if cfg.keep_snapshots <= 0:
         return
-    live = {snap for snap, _ in published(cfg).values()}
-    names = snapshots(cfg, dist)
+    names = snapshots(cfg, dist) if names is None else names
+    if len(names) < cfg.keep_snapshots + max(1, cfg.keep_snapshots // 5):
+        return
+    live = {snap for snap, _ in published(cfg).values()} if live is None else live
     stale = [n for n in names[: -cfg.keep_snapshots] if n not in live]
-    for name in stale:
-        aptly(cfg, "snapshot", "drop", name)
-    if stale:
-        aptly(cfg, "db", "cleanup")
+    if not stale:
+        return
+    drops = [["snapshot", "drop", name] for name in stale]
+    stamp = datetime.strptime(stale[0][len(dist) + 1:], "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=UTC)
+    cleanup = [["db", "cleanup"]] if store.removed_since(cfg, dist, stamp.isoformat(timespec="seconds")) else []
+    task(cfg, drops + cleanup)
 
 
 def rollback(cfg: RepoConfig, to: str | None = None, distribution: str | None = None) -> HistoryEntry:
@@ -254,7 +281,7 @@ def _previous(cfg: RepoConfig, dist: str, current: str, names: list[str]) -> str
     Taken from history (so after rollback-then-publish it skips the rolled-back
     snapshot); by name order only if history does not know `current`.
     """
-    for entry in reversed(history(cfg, dist)):
+    for entry in reversed(store.history(cfg, dist)):
         if entry.action in ("publish", "promote", "yank") and entry.snapshot == current:
             return entry.previous
     older = [n for n in names if n < current]
@@ -264,8 +291,10 @@ def _previous(cfg: RepoConfig, dist: str, current: str, names: list[str]) -> str
 def reset_repo(cfg: RepoConfig, dist: str, comp: str, snap: str) -> None:
     """Rebuild `appdeb-D` from a snapshot: create aside, then drop and rename (aptly has no reset)."""
     repo, tmp = f"appdeb-{dist}", f"appdeb-{dist}.reset"
+    store.save_synced(cfg, dist, None)
     aptly(cfg, "repo", "drop", "-force", tmp, check=False)
     aptly(cfg, "repo", "create", f"-distribution={dist}", f"-component={comp}", tmp, "from", "snapshot",
            snap)
     aptly(cfg, "repo", "drop", "-force", repo, check=False)  # a promotion's target may have none yet
     aptly(cfg, "repo", "rename", tmp, repo)
+    store.save_synced(cfg, dist, snap)

@@ -60,9 +60,32 @@ def load_ledger(cfg: RepoConfig) -> dict[str, str]:
 
 
 def save_ledger(cfg: RepoConfig, added: dict[str, str]) -> None:
-    """Remember published versions' bytes, so versions stay immutable forever."""
-    if added:
-        write_atomic(cfg.root / "ledger.json", json.dumps({**load_ledger(cfg), **added}, indent=0))
+    """Remember published versions' bytes, so versions stay immutable forever (never overwritten)."""
+    ledger = load_ledger(cfg)
+    if added.keys() - ledger.keys():
+        write_atomic(cfg.root / "ledger.json", json.dumps({**added, **ledger}, indent=0))
+
+
+def load_synced(cfg: RepoConfig) -> dict[str, str]:
+    """distribution -> the snapshot its local repo `appdeb-D` is known to hold exactly (local-repos.json).
+
+    Lets a publish take the local repo's packages from the published index instead of an aptly
+    search. Written before a publish changes the repo (naming the snapshot it is about to make
+    and switch to: until that is published, the entry names no published snapshot and is not
+    trusted) and after a rollback, promotion or yank reset the repo (removed before).
+    """
+    path = cfg.root / "local-repos.json"
+    return dict(json.loads(path.read_text())) if path.exists() else {}
+
+
+def save_synced(cfg: RepoConfig, dist: str, snap: str | None) -> None:
+    """Record (or with None forget) which snapshot `appdeb-D` equals; see load_synced."""
+    synced = load_synced(cfg)
+    if snap is None:
+        synced.pop(dist, None)
+    else:
+        synced[dist] = snap
+    write_atomic(cfg.root / "local-repos.json", json.dumps(synced, indent=0))
 
 
 def load_yanked(cfg: RepoConfig) -> dict[str, str]:
@@ -84,3 +107,28 @@ def history(cfg: RepoConfig, distribution: str | None = None) -> list[HistoryEnt
     lines = path.read_text().splitlines() if path.exists() else []
     entries = [HistoryEntry(**json.loads(line)) for line in lines if line.strip()]
     return [e for e in entries if distribution in (None, e.distribution)]
+
+
+def removed_since(cfg: RepoConfig, distribution: str, since: str, tail: int = 1 << 18) -> bool:
+    """Whether an entry of `distribution` at or after `since` (ISO time) removed packages.
+
+    Only then can dropping a snapshot from that time on leave packages that nothing holds any
+    more, i.e. work for `aptly db cleanup`. Reads the end of history.jsonl only (it grows with
+    every publish) and answers True when that does not reach back to `since`.
+    """
+    try:
+        with (cfg.root / "history.jsonl").open("rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, size - tail))
+            lines = fh.read().splitlines()
+    except FileNotFoundError:
+        return True
+    for line in reversed(lines[1:] if size > tail else lines):
+        if not line.strip():
+            continue
+        entry = json.loads(line)
+        if entry["time"] < since:
+            return False
+        if entry["distribution"] == distribution and entry["removed"]:
+            return True
+    return size > tail
