@@ -10,8 +10,10 @@ same number of workers and nothing else (`-w N --bind 127.0.0.1:PORT hello:appli
 plain transient unit (no hardening, no appdeb settings). Then wrk, on this machine, loads each of
 (a) the hand-run gunicorn, (b) the generated unit directly and (c) the package's nginx site, one
 after the other in interleaved rounds (the order rotates every round), and prints each one's
-req/s per round, the medians and the ratios b/a and c/b. Needs root; installs wrk if missing.
-The node is removed at the end whatever happens.
+req/s per round, the medians and the ratios b/a and c/b, and beside them the CPU time the serving
+processes (their units' cgroups, nginx included for c) spent per request: steadier than req/s when
+other work shares the machine. Needs root; installs wrk if missing. The node is removed at the end
+whatever happens.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from appdeb.build.pipeline import BuildOptions, build
 from appdeb.errors import AppdebError
 from appdeb.failsafe import deploy
+from appdeb.failsafe.memory import unit_pids
 from appdeb.failsafe.servers import in_node
 from appdeb.node import harness as nodes
 from appdeb.runner import run
@@ -57,6 +60,7 @@ class Target:
     key: str
     label: str
     port: int
+    units: tuple[str, ...]  # the node's units whose processes serve it (their CPU time is counted)
 
 
 @dataclass(frozen=True)
@@ -138,9 +142,10 @@ def installed(tmp: Path, web: dict[str, object]) -> Iterator[Setup]:
         deploy.prepare(node, [])
         nodes.install(node, [result.deb])
         start_by_hand(node, result.package, WORKERS, hand_port)
-        targets = (Target("a", f"gunicorn -w {WORKERS} by hand", hand_port),
-                   Target("b", "generated unit, direct", port),
-                   Target("c", "generated unit, nginx site", public_port))
+        unit = f"{result.package}.service"
+        targets = (Target("a", f"gunicorn -w {WORKERS} by hand", hand_port, (HAND_UNIT,)),
+                   Target("b", "generated unit, direct", port, (unit,)),
+                   Target("c", "generated unit, nginx site", public_port, (unit, "nginx.service")))
         for t in targets:
             wait_answers(t.port)
         yield Setup(node, result.package, targets)
@@ -148,43 +153,75 @@ def installed(tmp: Path, web: dict[str, object]) -> Iterator[Setup]:
         nodes.down(name)
 
 
-def wrk(binary: str, port: int, seconds: float, connections: int, threads: int) -> tuple[float, str]:
-    """(requests/s, a note of errors or '') of one wrk run against GET / on the port."""
-    out = run([binary, f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", f"http://127.0.0.1:{port}/"],
+def cpu_ticks(node: nodes.Node, units: tuple[str, ...]) -> int:
+    """CPU time (clock ticks) the units' processes used so far, reaped children included.
+
+    A worker recycled during a run ends up in its parent's cutime/cstime, so the difference of two
+    readings counts it once. The CPU a request costs the server is steadier than req/s when other
+    work shares the machine.
+    """
+    total = 0
+    for pid in {p for u in units for p in unit_pids(node.name, u)}:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile: its time is in its parent's cutime
+        total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    return total
+
+
+@dataclass
+class Run:
+    """One wrk run against one target."""
+
+    rate: float  # requests/s
+    cpu_us: float  # server CPU µs per request
+    errors: str
+
+
+def wrk(binary: str, node: nodes.Node, target: Target, seconds: float, connections: int, threads: int) -> Run:
+    """One wrk run against GET / on the target's port: its req/s, the server's CPU per request, errors."""
+    before = cpu_ticks(node, target.units)
+    out = run([binary, f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", f"http://127.0.0.1:{target.port}/"],
               timeout=seconds + 60).stdout
-    rate = re.search(r"Requests/sec:\s+([0-9.]+)", out)
-    if rate is None:
-        raise AppdebError(f"wrk printed no Requests/sec:\n{out}")
+    used = cpu_ticks(node, target.units) - before
+    rate, count = re.search(r"Requests/sec:\s+([0-9.]+)", out), re.search(r"(\d+) requests in", out)
+    if rate is None or count is None or not int(count.group(1)):
+        raise AppdebError(f"wrk printed no requests:\n{out}")
     errors = [line.strip() for line in out.splitlines() if line.strip().startswith(("Non-2xx", "Socket errors"))]
-    return float(rate.group(1)), "; ".join(errors)
+    cpu_us = used * 1e6 / os.sysconf("SC_CLK_TCK") / int(count.group(1))
+    return Run(float(rate.group(1)), cpu_us, "; ".join(errors))
 
 
-def measure(binary: str, targets: tuple[Target, ...], rounds: int, seconds: float, connections: int,
-            threads: int) -> dict[str, list[float]]:
+def measure(binary: str, node: nodes.Node, targets: tuple[Target, ...], rounds: int, seconds: float,
+            connections: int, threads: int) -> dict[str, list[Run]]:
     """Interleaved rounds, the order rotated each round so no target always runs first or last."""
     for t in targets:  # warm-up: imports done, every worker has served, nginx has its upstream
-        wrk(binary, t.port, 1, connections, threads)
-    rates: dict[str, list[float]] = {t.key: [] for t in targets}
+        wrk(binary, node, t, 1, connections, threads)
+    runs: dict[str, list[Run]] = {t.key: [] for t in targets}
     for r in range(rounds):
         order = targets[r % len(targets):] + targets[:r % len(targets)]
         for t in order:
-            rate, errors = wrk(binary, t.port, seconds, connections, threads)
-            rates[t.key].append(rate)
-            print(f"round {r + 1}/{rounds}  {t.key}) {t.label:<30} {rate:9.0f} req/s"
-                  + (f"  ({errors})" if errors else ""), flush=True)
-    return rates
+            one = wrk(binary, node, t, seconds, connections, threads)
+            runs[t.key].append(one)
+            print(f"round {r + 1}/{rounds}  {t.key}) {t.label:<30} {one.rate:9.0f} req/s {one.cpu_us:7.0f} µs CPU/req"
+                  + (f"  ({one.errors})" if one.errors else ""), flush=True)
+    return runs
 
 
-def report(targets: tuple[Target, ...], rates: dict[str, list[float]]) -> str:
+def report(targets: tuple[Target, ...], runs: dict[str, list[Run]]) -> str:
     """Medians, spread and the two ratios against their goals."""
-    med = {k: statistics.median(v) for k, v in rates.items()}
-    lines = ["", "median req/s (min–max over the rounds):"]
+    med = {k: statistics.median(r.rate for r in v) for k, v in runs.items()}
+    cpu = {k: statistics.median(r.cpu_us for r in v) for k, v in runs.items()}
+    lines = ["", "median req/s (min–max over the rounds), median server CPU per request:"]
     for t in targets:
-        v = rates[t.key]
-        lines.append(f"  {t.key}) {t.label:<30} {med[t.key]:9.0f}  ({min(v):.0f}–{max(v):.0f})")
+        rates = [r.rate for r in runs[t.key]]
+        lines.append(f"  {t.key}) {t.label:<30} {med[t.key]:9.0f}  ({min(rates):.0f}–{max(rates):.0f})"
+                     f"  {cpu[t.key]:5.0f} µs")
     for name, num, den, goal in (("b/a", "b", "a", GOAL_DIRECT), ("c/b", "c", "b", GOAL_NGINX)):
         ratio = med[num] / med[den]
-        lines.append(f"  {name} = {ratio:.2f}  (goal ≥ {goal:.2f}: {'met' if ratio >= goal else 'not met'})")
+        lines.append(f"  {name} = {ratio:.2f}  (goal ≥ {goal:.2f}: {'met' if ratio >= goal else 'not met'}); "
+                     f"CPU per request {cpu[num] / cpu[den]:.2f}×")
     return "\n".join(lines)
 
 
@@ -204,8 +241,9 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="appdeb-bench-serve-") as tmp, installed(Path(tmp), web) as setup:
             print(f"wrk: {args.rounds} rounds × {args.duration:g} s, {args.connections} connections, "
                   f"{args.threads} threads; {os.cpu_count()} CPUs", flush=True)
-            rates = measure(binary, setup.targets, args.rounds, args.duration, args.connections, args.threads)
-            print(report(setup.targets, rates))
+            runs = measure(binary, setup.node, setup.targets, args.rounds, args.duration, args.connections,
+                           args.threads)
+            print(report(setup.targets, runs))
     except AppdebError as exc:
         sys.exit(f"bench/serve.py: {exc}")
 
