@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint unit e2e demo deb bench bench-failsafe golden clean
+.PHONY: setup test lint unit e2e demo deb bench bench-serve bench-failsafe golden clean
 
 setup: $(VENV)/.installed
 
@@ -39,6 +39,12 @@ deb: setup
 
 bench: setup
 	./bench/build.sh
+
+# The generated web service's req/s next to gunicorn run by hand and through its nginx site, on a node
+# (wrk, interleaved rounds; about two minutes). SERVE_ARGS e.g. "--rounds 5 --duration 10".
+SERVE_ARGS ?=
+bench-serve: setup
+	$(BIN)/python bench/serve.py $(SERVE_ARGS)
 
 # The fail-safe server benchmark (docs/failsafe.md): every server × scenario on its own node, about
 # 70 minutes; results in build/failsafe/. Not part of `make test`. FAILSAFE_ARGS narrows it down.

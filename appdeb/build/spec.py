@@ -45,6 +45,7 @@ class Web:
     port: int | None = None  # default instance's port; instances: may override
     nginx: bool | None = None  # a site in front (default: when there are static files)
     public_port: int = 80  # where nginx listens (instances: may override)
+    access_log: bool = False  # a journal line per request from gunicorn (nginx's site keeps its own log)
 
 
 @dataclass(frozen=True)

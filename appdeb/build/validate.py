@@ -129,15 +129,16 @@ def _web(wsgi: YNode | None, web: YNode | None, c: Checker) -> Web | None:
     opts = c.mapping(web, "web") or {}
     if web is not None and opts:
         c.keys(web, "web", ("workers", "timeout", "graceful_timeout", "max_requests", "max_requests_jitter", "port",
-                            "nginx", "public_port", "max_worker_memory", "health"))
+                            "nginx", "public_port", "max_worker_memory", "health", "access_log"))
     ints = {
         "workers": (1, 64), "timeout": (1, 3600), "graceful_timeout": (1, 3600),
         "max_requests": (0, 10**7), "max_requests_jitter": (0, 10**6), "port": (1024, 65535),
         "public_port": (1, 65535), "max_worker_memory": (0, 1 << 20),
     }
     values: dict[str, Any] = {k: c.integer(opts.get(k), f"web.{k}", *rng) for k, rng in ints.items() if k in opts}
-    if "nginx" in opts:
-        values["nginx"] = c.boolean(opts["nginx"], "web.nginx")
+    for key in ("nginx", "access_log"):
+        if key in opts:
+            values[key] = c.boolean(opts[key], f"web.{key}")
     if "health" in opts:
         values["health"] = c.string(opts["health"], "web.health")
         if values["health"] is not None:

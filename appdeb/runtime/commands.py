@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from .app import AppPackage, LauncherError
+from .contract import Web
 
 
 def verb_run(app: AppPackage, args: list[str]) -> int:
@@ -34,17 +35,27 @@ def verb_web(app: AppPackage, args: list[str]) -> int:
     app.activate()
     from gunicorn.app.wsgiapp import WSGIApplication  # type: ignore[import-untyped]  # vendored
 
-    sys.argv = [
-        "gunicorn", "--bind", f"127.0.0.1:{os.environ.get('APPDEB_PORT', web.port)}",
-        "--worker-class", "sync", "--workers", str(web.workers), "--timeout", str(web.timeout),
-        "--graceful-timeout", str(web.graceful_timeout), "--max-requests", str(web.max_requests),
-        "--max-requests-jitter", str(web.max_requests_jitter), "--chdir", app.app_dir,
-        "--access-logfile", "-", "--name", app.contract.package,
-        "--config", "python:appdeb_runtime.gunicorn_conf", *args, wsgi,
-    ]
+    sys.argv = gunicorn_argv(app.contract.package, web, wsgi, app.app_dir, args)
     os.environ["APPDEB_WORKER_MEMORY_MB"] = str(web.max_worker_memory)
     WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]").run()
     return 0
+
+
+def gunicorn_argv(package: str, web: Web, wsgi: str, app_dir: str, args: list[str]) -> list[str]:
+    """gunicorn's command line for the web process.
+
+    gunicorn's access log is off unless web.access_log asks for it: a journal line per request costs
+    a small app about a third of its throughput (bench/serve.py), and the nginx site keeps a log of
+    its own. Errors, tracebacks and replaced workers reach the journal either way (the error log).
+    """
+    return [
+        "gunicorn", "--bind", f"127.0.0.1:{os.environ.get('APPDEB_PORT', web.port)}",
+        "--worker-class", "sync", "--workers", str(web.workers), "--timeout", str(web.timeout),
+        "--graceful-timeout", str(web.graceful_timeout), "--max-requests", str(web.max_requests),
+        "--max-requests-jitter", str(web.max_requests_jitter), "--chdir", app_dir,
+        *(["--access-logfile", "-"] if web.access_log else []), "--name", package,
+        "--config", "python:appdeb_runtime.gunicorn_conf", *args, wsgi,
+    ]
 
 
 def verb_process(app: AppPackage, args: list[str]) -> int:

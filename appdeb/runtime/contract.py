@@ -61,6 +61,7 @@ class Web:
     max_requests_jitter: int
     max_worker_memory: int
     health: str
+    access_log: bool = False  # gunicorn logs every request (to the journal): opt-in, it costs throughput
 
 
 @dataclass(frozen=True)
