@@ -21,7 +21,7 @@ from . import proc
 from .app import AppPackage
 
 SETTLE = 2.5  # seconds a unit must have been active to count as running (unless it proved it sooner)
-QUIET_AFTER = 1.0  # a process unit up this long whose processes have gone quiet has started
+QUIET_AFTER = 0.5  # a process unit up this long whose processes have gone quiet has started
 QUIET_WINDOW = 0.3  # seconds over which "quiet" is judged
 QUIET_SHARE = 0.05  # quiet: at most this share of one CPU used over the window (one clock tick)
 POLL = 0.1
