@@ -110,7 +110,7 @@ def _build(plan: BuildPlan, app_dir: Path, out_dir: Path, fingerprint: str, repo
     from appdeb.build.assemble import assemble
     from appdeb.build.entrypoints import console_scripts
     from appdeb.build.render import render
-    from appdeb.build.stage import compile_byte_code, normalize, refuse_build_paths, requirement_files, stage
+    from appdeb.build.stage import refuse_build_paths, requirement_files, stage
     from appdeb.build.vendor import cache_root, vendor
     from appdeb.files import sha256_of
 
@@ -132,9 +132,6 @@ def _build(plan: BuildPlan, app_dir: Path, out_dir: Path, fingerprint: str, repo
         stage(shipped, vendored.lib, files, tree)
         refuse_build_paths(tree, [tmp, str(tree), str(app_dir), str(cache_root()), str(out_dir)],
                            requirement_files(plan))
-        report(f"byte-compiling for python {plan.python_version}")
-        if compile_byte_code(plan, tree):
-            normalize(tree, plan.source_date_epoch)
         report(f"compressing ({plan.compression})")
         deb = assemble(plan, tree, out_dir)
     result = BuildResult(deb, plan.package, plan.version, plan.architecture, sha256_of(deb), deb.stat().st_size,
@@ -150,22 +147,12 @@ def _fingerprint(plan: BuildPlan, options: BuildOptions) -> str:
              f"{plan.source_date_epoch}\0{options.instance}".encode())
     for name, source in shipped_sources().items():
         h.update(name.encode() + b"\0" + source)
-    h.update(f"\0{_compiler(plan.python_version)}\0".encode())
     for path in sorted(template_dir().iterdir()):
         h.update(path.name.encode() + path.read_bytes())
     for rel in _inputs(plan.spec.app_dir, plan.spec):
         full = plan.spec.app_dir / rel
         h.update(str(rel).encode() + b"\0" + (os.readlink(full).encode() if full.is_symlink() else full.read_bytes()))
     return h.hexdigest()
-
-
-def _compiler(version: str) -> str:
-    """Which interpreter byte-compiles the package (stage.compile_byte_code): one appearing or going
-    changes the .deb, so it is an input (its path, cheaply: no program runs on the no-change path)."""
-    from appdeb.runner import which
-
-    found = which(f"python{version}")
-    return os.path.realpath(found) if found else ""
 
 
 def _state_file(out_dir: Path, package: str) -> Path:

@@ -8,14 +8,12 @@ import re
 import shutil
 import stat
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from appdeb.build.plan import BuildPlan
 from appdeb.errors import AppdebError
-from appdeb.runner import run, which
 
 if TYPE_CHECKING:
     from appdeb.build.render import RenderedFile
@@ -88,55 +86,6 @@ def stage(plan: BuildPlan, lib: Path, files: dict[str, RenderedFile], dest: Path
         target.write_bytes(rendered.content)
         target.chmod(rendered.mode)
     normalize(dest, plan.source_date_epoch)
-
-
-BYTE_CODE_MARK = "bytecode"  # in the runtime directory: this package ships byte code for its python
-CHUNK = 200  # source files per compiling process
-
-
-def target_python(version: str) -> tuple[str, str] | None:
-    """The build machine's interpreter for the target python ("3.11") and its byte code tag, if it has one."""
-    found = which(f"python{version}")
-    if found is None:
-        return None
-    probe = run([found, "-c", "import sys; print(sys.implementation.cache_tag)"], check=False)
-    tag = probe.stdout.strip()
-    return (found, tag) if probe.returncode == 0 and tag == "cpython-" + version.replace(".", "") else None
-
-
-def compile_byte_code(plan: BuildPlan, dest: Path) -> bool:
-    """Byte-compile the staged tree's Python sources with the target python, so postinst need not
-    (after the build-path check: byte code repeats its source's strings; then normalize again).
-
-    Hash-checked byte code: Python compares it with its source's hash on every import, so a
-    release's byte code can never run for another release's source of the same size and mtime,
-    and it holds no timestamp (reproducible; a fixed hash seed orders constant sets alike).
-    Without that interpreter on the build machine nothing is compiled and postinst compiles.
-    Symbolic links are not followed: nothing outside the staged tree is read or written.
-    """
-    python = target_python(plan.python_version)
-    if python is None:
-        return False
-    sources = sorted(str(p) for p in _python_sources(dest / plan.paths.root[1:]))
-    chunks = [sources[i::max(1, len(sources) // CHUNK)] for i in range(max(1, len(sources) // CHUNK))]
-    argv = [python[0], "-s", "-m", "compileall", "-qq", "--invalidation-mode", "checked-hash",
-            "-s", str(dest), "-p", "/", "-i", "-"]
-    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:  # files that do not compile stay without byte code
-        list(pool.map(lambda chunk: run(argv, env={"PYTHONHASHSEED": "0"}, input="\n".join(chunk) + "\n",
-                                        check=False), chunks))
-    mark = dest / plan.paths.runtime[1:] / BYTE_CODE_MARK
-    mark.write_text(f"{python[1]} checked-hash\n")
-    return True
-
-
-def _python_sources(root: Path) -> Iterator[Path]:
-    """Every regular *.py file under root, without following links (os.walk does not descend into them);
-    a name compileall's list cannot carry (a line break, blanks at either end) stays without byte code."""
-    for dirpath, _, filenames in os.walk(root):
-        for name in filenames:
-            path = Path(dirpath, name)
-            if name.endswith(".py") and name == name.strip() and "\n" not in str(path) and not path.is_symlink():
-                yield path
 
 
 def _link_tree(src: Path, dst: Path) -> None:
