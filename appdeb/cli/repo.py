@@ -161,10 +161,7 @@ def repo_history(root: Path | None, distribution: str | None, as_json: bool) -> 
             continue
         click.echo(f"{entry.time}  {entry.action:<8}  {entry.distribution}  {entry.snapshot}"
                    f"  (before: {entry.previous or 'nothing'})")
-        for key in entry.added:
-            click.echo(f"    + {key}")
-        for key in entry.removed:
-            click.echo(f"    - {key}")
+        _echo_changes(entry)
 
 
 @repo_group.command("snapshots")
@@ -198,10 +195,14 @@ def repo_rollback(root: Path | None, distribution: str | None, to: str | None) -
 def _echo_entry(entry: HistoryEntry) -> None:
     """What a rollback, promotion or yank changed for the distribution's nodes."""
     click.echo(f"{entry.distribution}: now serving {entry.snapshot} (was {entry.previous or 'nothing'})")
-    for key in entry.added:
-        click.echo(f"    + {key}")
-    for key in entry.removed:
-        click.echo(f"    - {key}")
+    _echo_changes(entry)
+
+
+def _echo_changes(entry: HistoryEntry) -> None:
+    """The packages an entry added (+) and removed (-), one per line."""
+    for sign, keys in (("+", entry.added), ("-", entry.removed)):
+        for key in keys:
+            click.echo(f"    {sign} {key}")
 
 
 @repo_group.command("promote")
