@@ -4,7 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint unit e2e demo deb bench bench-serve bench-failsafe golden clean
+.PHONY: setup install uninstall test lint unit e2e demo deb bench bench-serve bench-failsafe golden clean
+PREFIX ?= /usr/local
 
 setup: $(VENV)/.installed
 
@@ -14,6 +15,15 @@ $(VENV)/.installed: setup.cfg pyproject.toml scripts/install-host-deps.sh
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test,deploy]'
 	touch $@
+
+# `appdeb` on PATH: a link to the virtualenv's command (which finds its own Python and libraries).
+install: setup
+	install -d $(PREFIX)/bin
+	ln -sfn $(abspath $(BIN))/appdeb $(PREFIX)/bin/appdeb
+	@echo "linked $(PREFIX)/bin/appdeb -> $(abspath $(BIN))/appdeb"
+
+uninstall:
+	@if [ -L $(PREFIX)/bin/appdeb ]; then rm $(PREFIX)/bin/appdeb; echo "removed $(PREFIX)/bin/appdeb"; fi
 
 lint: setup
 	$(BIN)/ruff check appdeb tests bench

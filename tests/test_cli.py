@@ -57,6 +57,11 @@ def test_build_json_and_missing_dir(tmp_path: Path) -> None:
 def test_init_creates_a_buildable_app(tmp_path: Path) -> None:
     r = appdeb("init", str(tmp_path / "shop"))
     assert r.returncode == 0
+    shop = tmp_path / "shop"
+    created = sorted(p for p in shop.iterdir())
+    assert created == [shop / "app.yaml", shop / "requirements.txt", shop / "shop_app.py"]
+    assert r.stdout == "".join(f"created {p}\n" for p in (shop / "app.yaml", shop / "shop_app.py",
+                                                            shop / "requirements.txt"))
     assert appdeb("check", str(tmp_path / "shop")).returncode == 0
     again = appdeb("init", str(tmp_path / "shop"))
     assert again.returncode == 1 and "already exists" in again.stderr
@@ -91,6 +96,12 @@ def test_serve_and_run_from_checkout(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
+    # what serve and run generated stays in .appdeb/, which ignores itself; no byte code in the checkout
+    assert (app / ".appdeb" / ".gitignore").read_text().splitlines()[-1] == "*"
+    assert sorted(p.name for p in app.iterdir()) == sorted([*(p.name for p in (EXAMPLES / "hello").iterdir()),
+                                                            ".appdeb", "settings.local.env"])
+    assert not [p for p in app.rglob("__pycache__") if ".appdeb" not in p.relative_to(app).parts]
+    assert list((app / ".appdeb" / "dev" / "pycache").rglob("*.pyc"))
 
 
 @pytest.mark.parametrize(("bad", "code", "message"), [("--compression=lzma", 2, "Invalid value"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -80,6 +81,19 @@ def test_commands_need_an_initialised_repository(args: list[str], root: Path, tm
     deb.write_bytes(b"")
     proc = appdeb(*[str(deb) if a == "DEB" else a for a in args], root=root, check_code=1)
     assert proc.stderr == f"appdeb: error: {root}: not an appdeb repository; run `appdeb repo init` first\n"
+
+
+def test_the_init_hint_names_the_root_given(tmp_path: Path) -> None:
+    """The hint is a command that works as printed: the --root the user gave, shell-quoted."""
+    given = tmp_path / "my repo's"
+    deb = tmp_path / "x.deb"
+    deb.write_bytes(b"")
+    proc = appdeb("publish", "--root", str(given), str(deb), root=tmp_path / "elsewhere", check_code=1)
+    quoted = shlex.quote(str(given))
+    assert proc.stderr == (f"appdeb: error: {given}: not an appdeb repository; "
+                           f"run `appdeb repo init --root {quoted}` first\n")
+    hint = proc.stderr.split("`")[1]
+    assert shlex.split(hint) == ["appdeb", "repo", "init", "--root", str(given)]
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -260,3 +274,38 @@ def test_build_warns_when_the_name_is_in_this_machines_apt_sources(tmp_path: Pat
                   root=tmp_path)
     assert re.fullmatch(r"hello-prod: web process on 127\.0\.0\.1:\d+\n", proc.stderr)  # no warning, the port
     assert proc.stdout.endswith("/hello-prod_1.0.0-1_all.deb\n")
+
+
+def agents_of(root: Path) -> list[str]:
+    """gpg-agent processes whose command line or GNUPGHOME points into root (read from /proc)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if not proc.name.isdigit() or (proc / "comm").read_text().strip() != "gpg-agent":
+                continue
+            argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
+            env = (proc / "environ").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        if any(str(root) in a for a in argv) or any(e.startswith(f"GNUPGHOME={root}") for e in env):
+            found.append(f"{proc.name}: {' '.join(argv)}")
+    return found
+
+
+@pytest.mark.integration
+@NEEDS_APTLY
+def test_repository_commands_leave_no_gpg_agent(root: Path, tmp_path: Path) -> None:
+    """Each command stops the agent its signing started: a day of use must not leave one per root."""
+    steps = [["repo", "init", "--arch", "amd64"], ["publish", "--distribution", "staging", "DEB1"],
+             ["publish", "--distribution", "staging", "DEB2"], ["repo", "promote", "--from", "staging", "--to", "prod"],
+             ["repo", "rollback", "--distribution", "staging"],
+             ["repo", "yank", "--distribution", "staging", "hello=1.0-1"], ["repo", "init"]]
+    debs = {"DEB1": str(make_deb(tmp_path, "hello", "1.0-1")), "DEB2": str(make_deb(tmp_path, "hello", "1.0-2"))}
+    try:
+        for step in steps:
+            out = appdeb(*[debs.get(a, a) for a in step], root=root)
+            assert out.stdout, step
+            assert agents_of(root) == [], step
+    finally:
+        subprocess.run(["gpgconf", "--kill", "gpg-agent"], env={**os.environ, "GNUPGHOME": str(root / "gnupg")},
+                       check=False)

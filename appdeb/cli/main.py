@@ -45,11 +45,13 @@ def check(app_dir: Path) -> None:
 @click.option("--build-number", type=click.IntRange(min=0), default=1, show_default=True,
               help="Debian revision; a higher build always sorts higher.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("dist"),
-              show_default=True)
+              show_default=True, help="Directory the .deb is written to (created if missing).")
 @click.option("--vcs", help="VCS id (e.g. a short commit hash) appended to the version.")
 @click.option("--python", "python_version", help="Target python3 version of the nodes (default: this one's).")
 @click.option("--compression", type=click.Choice(["zstd", "xz", "gzip", "none"]), default="zstd",
-              show_default=True, envvar="APPDEB_COMPRESSION")
+              show_default=True, envvar="APPDEB_COMPRESSION",
+              help="Compression of the .deb's members (or $APPDEB_COMPRESSION); xz for targets older than "
+                   "bookworm.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of the path.")
 def build(app_dir: Path, instance: str | None, build_number: int, out_dir: Path, vcs: str | None,
           python_version: str | None, compression: str, as_json: bool) -> None:
@@ -75,9 +77,10 @@ def build(app_dir: Path, instance: str | None, build_number: int, out_dir: Path,
 @click.option("--port", type=click.IntRange(1, 65535), help="Port on 127.0.0.1 (default: the app's).")
 @click.option("--settings", type=click.Path(dir_okay=False, path_type=Path),
               help="Settings file (default: APP_DIR/settings.local.env).")
-@click.option("--reload/--no-reload", default=True, show_default=True)
+@click.option("--reload/--no-reload", default=True, show_default=True,
+              help="Restart the web process when a source file of the app changes.")
 def serve(app_dir: Path, port: int | None, settings: Path | None, reload: bool) -> None:
-    """Serve the app from a checkout, in the environment the package gives it."""
+    """Serve the app in APP_DIR from a checkout, in the environment the package gives it."""
     from appdeb.dev.env import exec_runtime, prepare
     from appdeb.progress import reporter
 
@@ -87,7 +90,7 @@ def serve(app_dir: Path, port: int | None, settings: Path | None, reload: bool) 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.option("--app-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
-              show_default=True)
+              show_default=True, help="The app's directory (where app.yaml is).")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run(app_dir: Path, command: tuple[str, ...]) -> None:
     """Run COMMAND (from the description, or any program) in the app's environment."""
@@ -100,14 +103,28 @@ def run(app_dir: Path, command: tuple[str, ...]) -> None:
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--name", help="App name (default: the directory's name).")
 def init(directory: Path, name: str | None) -> None:
-    """Create a new app directory with a working app.yaml."""
+    """Create DIRECTORY with a working app.yaml, a minimal WSGI app and requirements.txt."""
     from appdeb.dev.scaffold import init as scaffold
 
-    click.echo(f"created {scaffold(directory, name)}")
+    for path in scaffold(directory, name):
+        click.echo(f"created {path}")
+
+
+def whole_summaries(group: click.Group) -> None:
+    """Show each command's summary whole in its group's listing: the first paragraph of its help.
+
+    Left to itself click cuts a summary at the listing's width (about 45 characters) with "...".
+    """
+    for command in group.commands.values():
+        if command.short_help is None and command.help:
+            command.short_help = " ".join(command.help.split("\n\n")[0].split())
+        if isinstance(command, click.Group):
+            whole_summaries(command)
 
 
 for group in (node, bench, repo_group, publish, deploy):  # the parts of the command line, each in its own module
     main.add_command(group)
+whole_summaries(main)
 
 
 def run_cli() -> None:

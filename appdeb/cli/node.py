@@ -33,9 +33,13 @@ def node_up(name: str, network: str) -> None:
 @click.argument("name")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def node_exec(name: str, command: tuple[str, ...]) -> None:
-    """Run COMMAND inside node NAME; its output and exit code pass through."""
+    """Run COMMAND inside node NAME; its output and exit code pass through (`NAME -- COMMAND` works too)."""
     from appdeb.node import harness as nodes
 
+    if command[0] == "--":  # the usual separator; click keeps it because it follows an argument here
+        command = command[1:]
+        if not command:
+            raise click.UsageError("no COMMAND after --")
     result = nodes.run_in(nodes.get(name), list(command))
     click.echo(result.stdout, nl=False)
     sys.exit(result.returncode)
@@ -45,7 +49,7 @@ def node_exec(name: str, command: tuple[str, ...]) -> None:
 @click.argument("name")
 @click.argument("debs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def node_install(name: str, debs: tuple[Path, ...]) -> None:
-    """Copy .deb files into node NAME and install them with apt-get (dependencies resolved)."""
+    """Copy DEBS (.deb files) into node NAME and install them with apt-get (dependencies resolved)."""
     from appdeb.node import harness as nodes
 
     result = nodes.install(nodes.get(name), list(debs), check=False)

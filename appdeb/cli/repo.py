@@ -79,7 +79,7 @@ def repo_init(root: Path | None, key: str | None, distribution: str | None, comp
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of text.")
 def publish(debs: tuple[Path, ...], distribution: str | None, component: str | None, keep: int | None,
             root: Path | None, as_json: bool) -> None:
-    """Add .debs to the repository and publish a new signed snapshot (a no-op if nothing changed)."""
+    """Add FILE.deb... to the repository and publish a new signed snapshot (a no-op if nothing changed)."""
     from appdeb.repo.aptly import published_snapshot
     from appdeb.repo.config import open_repo
     from appdeb.repo.publish import publish as run_publish
@@ -229,7 +229,7 @@ def repo_promote(root: Path | None, snapshot: str | None, from_dist: str | None,
 @DISTRIBUTION
 @click.argument("spec", metavar="PKG=VERSION")
 def repo_yank(root: Path | None, distribution: str | None, spec: str) -> None:
-    """Withdraw one version from what a distribution serves; it is never published again."""
+    """Withdraw PKG=VERSION from what a distribution serves; it is never published again."""
     from appdeb.repo.config import open_repo
     from appdeb.repo.promote import yank
 

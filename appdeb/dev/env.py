@@ -35,6 +35,7 @@ def prepare(app_dir: Path, *, port: int | None = None, settings: Path | None = N
     report(f"vendoring {len(plan.requirements)} requirements")
     lib = vendor(plan.requirements, version, app_dir).lib
     root = app_dir / ".appdeb" / "dev"
+    ignore_generated(app_dir / ".appdeb")
     var = root / "var"
     paths = runtime_paths(var, etc=app_dir, settings=settings or app_dir / LOCAL_SETTINGS, launcher="appdeb run")
     if not Path(paths.secret).exists():  # a development secret, generated once per checkout
@@ -45,6 +46,18 @@ def prepare(app_dir: Path, *, port: int | None = None, settings: Path | None = N
         described = described.with_changes(web=dataclasses.replace(described.web, port=port))
     write_runtime(root, described, app=app_dir, lib=lib, python=sys.executable)
     return root
+
+
+def ignore_generated(state: Path) -> None:
+    """Keep the generated .appdeb/ out of the app's version control: a .gitignore of `*` inside it.
+
+    Inside, not in the app's own .gitignore: appdeb never edits the user's files, and the
+    directory then ignores itself wherever the checkout is copied.
+    """
+    state.mkdir(parents=True, exist_ok=True)
+    ignore = state / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# written by appdeb serve/run: everything here is generated\n*\n")
 
 
 def runtime_paths(var: Path, *, etc: Path, settings: Path, launcher: str) -> contract.Paths:
@@ -86,5 +99,8 @@ def exec_runtime(root: Path, verb: str, args: list[str]) -> None:
     runtime = root / "appdeb" / "run.py"
     if not runtime.is_file():
         raise AppdebError(f"{root} is not a prepared development environment")
-    argv = [sys.executable, "-I", str(runtime), str(root), verb, *args]
-    os.execv(sys.executable, argv)
+    # Byte code goes below root, not into __pycache__ directories in the checkout: -X for this process
+    # (-I ignores PYTHON* variables), the variable for the programs it starts.
+    cache = str(root / "pycache")
+    argv = [sys.executable, "-I", "-X", f"pycache_prefix={cache}", str(runtime), str(root), verb, *args]
+    os.execve(sys.executable, argv, {**os.environ, "PYTHONPYCACHEPREFIX": cache})

@@ -43,8 +43,9 @@ def application(environ, start_response):
 '''
 
 
-def init(directory: Path, name: str | None = None, maintainer: str = "Your Name <you@example.org>") -> Path:
-    """Create DIR/app.yaml, DIR/<module>.py and DIR/requirements.txt; refuse to overwrite."""
+def init(directory: Path, name: str | None = None, maintainer: str = "Your Name <you@example.org>") -> list[Path]:
+    """Create DIR/app.yaml, DIR/<module>.py and DIR/requirements.txt (returned, so all are reported);
+    refuse to overwrite."""
     name = name or re.sub(r"[^a-z0-9-]+", "-", directory.resolve().name.lower()).strip("-") or "app"
     if not NAME_RE.fullmatch(name) or len(name) > 24:
         raise AppdebError(f"'{name}' is not a valid app name; pass --name")
@@ -52,7 +53,11 @@ def init(directory: Path, name: str | None = None, maintainer: str = "Your Name 
     if (directory / "app.yaml").exists():
         raise AppdebError(f"{directory / 'app.yaml'} already exists; not overwriting")
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "app.yaml").write_text(APP_YAML.format(name=name, module=module, maintainer=maintainer))
-    (directory / f"{module}.py").write_text(APP_PY.format(name=name))
-    (directory / "requirements.txt").write_text("# Python requirements, vendored into the package\n")
-    return directory / "app.yaml"
+    files = {
+        directory / "app.yaml": APP_YAML.format(name=name, module=module, maintainer=maintainer),
+        directory / f"{module}.py": APP_PY.format(name=name),
+        directory / "requirements.txt": "# Python requirements, vendored into the package\n",
+    }
+    for path, text in files.items():
+        path.write_text(text)
+    return list(files)

@@ -273,14 +273,23 @@ def copy_in(node: Node, host_path: Path | str, dest_dir: str = "/var/tmp") -> st
 
 
 def install(node: Node, debs: Sequence[Path], check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Install local .debs with apt so their Debian dependencies are resolved as on a real server."""
-    paths = [copy_in(node, deb, "/var/tmp/appdeb-install") for deb in debs]
-    argv = ["apt-get", "install", "-y", "--allow-downgrades", "-o", "Dpkg::Options::=--force-confdef",
-            "-o", "Dpkg::Options::=--force-confold", *paths]
-    result = run_in(node, argv, timeout=1800)
-    if result.returncode != 0 and re.search(r"Failed to fetch|Unable to locate|404", result.stdout):
-        run_in(node, ["apt-get", "update"], timeout=600)  # the image's package lists went stale
+    """Install local .debs with apt so their Debian dependencies are resolved as on a real server.
+
+    The copies are removed afterwards, also on failure. dpkg runs without apt's pseudo-terminal
+    (Dpkg::Use-Pty=0): the output is captured, and on a terminal dpkg draws its progress with
+    carriage returns that would arrive as one run-together line.
+    """
+    paths: list[str] = []
+    try:
+        paths += [copy_in(node, deb, "/var/tmp/appdeb-install") for deb in debs]
+        argv = ["apt-get", "install", "-y", "--allow-downgrades", "-o", "Dpkg::Use-Pty=0",
+                "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", *paths]
         result = run_in(node, argv, timeout=1800)
+        if result.returncode != 0 and re.search(r"Failed to fetch|Unable to locate|404", result.stdout):
+            run_in(node, ["apt-get", "update"], timeout=600)  # the image's package lists went stale
+            result = run_in(node, argv, timeout=1800)
+    finally:  # in the node, so a link planted there resolves there
+        run_in(node, ["sh", "-c", 'rm -f -- "$@"; rmdir /var/tmp/appdeb-install 2>/dev/null || :', "rm", *paths])
     if check and result.returncode != 0:
         raise CommandError(list(result.args), result.returncode, result.stdout)
     return result

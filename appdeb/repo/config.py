@@ -18,6 +18,7 @@ from typing import Any
 
 import jinja2
 
+from appdeb.build import formats
 from appdeb.datafiles import data_path
 from appdeb.errors import AppdebError
 from appdeb.files import debian_arch, write_atomic
@@ -142,7 +143,11 @@ def open_repo(root: Path | None = None) -> RepoConfig:
     aptly.conf is re-derived for where the root is now (see sync_conf): a root that was
     moved or copied publishes into itself, never into its old location.
     """
-    cfg = _load((root or default_root()).expanduser().resolve())
+    path = (root or default_root()).expanduser().resolve()
+    if not (path / "settings.json").exists():
+        given = f" --root {formats.shell(root)}" if root is not None else ""  # the hint runs as printed
+        raise AppdebError(f"{path}: not an appdeb repository; run `appdeb repo init{given}` first")
+    cfg = _load(path)
     sync_conf(cfg)
     return cfg
 

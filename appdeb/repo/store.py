@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,14 +19,25 @@ from typing import TYPE_CHECKING
 
 from appdeb import files
 from appdeb.files import write_atomic
+from appdeb.repo import signing
 
 if TYPE_CHECKING:
     from appdeb.repo.config import RepoConfig
 
 
-def locked(root: Path) -> contextlib.AbstractContextManager[None]:
-    """Serialise writers: two publishes must not interleave snapshot and switch."""
-    return files.locked(root / ".lock")
+@contextlib.contextmanager
+def locked(root: Path) -> Iterator[None]:
+    """Serialise writers: two publishes must not interleave snapshot and switch.
+
+    Every writer signs (or reads the key) under this lock, and gpg starts a gpg-agent daemon for
+    the repository's gnupg home that would otherwise outlive the command, one per root. It is
+    stopped here, while the lock is still held, so no other writer is signing through it.
+    """
+    with files.locked(root / ".lock"):
+        try:
+            yield
+        finally:
+            signing.stop_agent(root / "gnupg")
 
 
 @dataclass(frozen=True)
