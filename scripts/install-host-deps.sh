@@ -3,7 +3,7 @@
 set -eu
 
 PACKAGES="dpkg-dev debootstrap systemd-container aptly gnupg zstd shellcheck curl iproute2 \
-python3-venv python3-stdeb python3-all dh-python debhelper fakeroot"
+python3-venv python3-stdeb python3-all dh-python debhelper fakeroot lintian"
 
 missing=""
 for p in $PACKAGES; do

@@ -20,7 +20,7 @@ SKIP = ("run.py", "changelog.Debian.gz")
 def plan(example: str, instance: str | None) -> BuildPlan:
     p = make_plan(load_spec(EXAMPLES / example), instance=instance, python_version="3.11", source_date_epoch=EPOCH)
     binary = ("markupsafe==3.0.0",) if example == "flaskapp" else ()
-    return with_vendor(p, binary_dists=binary, vendored=binary)
+    return with_vendor(p, binary_dists=binary, vendored=binary, glibc="2.17" if binary else "")
 
 
 @pytest.mark.parametrize(("example", "instance"), [("hello", None), ("flaskapp", "staging")])

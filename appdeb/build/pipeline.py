@@ -117,7 +117,7 @@ def _build(plan: BuildPlan, app_dir: Path, out_dir: Path, fingerprint: str, repo
     report(f"vendoring {len(plan.requirements)} requirements for python {plan.python_version}")
     vendored = vendor(plan.requirements, plan.python_version, app_dir)
     plan = with_vendor(plan, binary_dists=vendored.binary_dists, vendored=vendored.dists,
-                       console_scripts=console_scripts(vendored.lib))
+                       console_scripts=console_scripts(vendored.lib), glibc=vendored.glibc)
     files = render(plan)
     with tempfile.TemporaryDirectory(prefix="appdeb-stage-") as tmp:
         shipped = plan

@@ -22,6 +22,9 @@ PORT_BASE, PORT_SPAN = 20000, 10000
 # appdeb's own state on a node, root's alone: never inside a directory the app user can write.
 OWN_STATE = "/var/lib/appdeb"
 DEFAULT_BACKUP_KEEP = 5
+# the maintainer scripts call deb-systemd-helper and deb-systemd-invoke as debhelper's do, which
+# needs this version (debhelper asks for the same); a versioned relation also because it is essential
+INIT_SYSTEM_HELPERS = "init-system-helpers (>= 1.54~)"
 
 
 @dataclass(frozen=True)
@@ -208,7 +211,7 @@ def make_plan(
     names = instance_names(spec, instance)
     upstream, version = debian_version(spec.version, build_number, vcs)
     settings = spec.instance_settings(instance)
-    depends = ("python3", "adduser", "init-system-helpers", *spec.require.deb, *service_depends(spec),
+    depends = ("python3", "adduser", INIT_SYSTEM_HELPERS, *spec.require.deb, *service_depends(spec),
                *(("nginx",) if _wants_nginx(spec) else ()))
     return BuildPlan(
         spec=spec, instance=instance or "", package=names.package, version=version, upstream_version=upstream,
@@ -246,12 +249,15 @@ def service_depends(spec: AppSpec) -> tuple[str, ...]:
 
 
 def with_vendor(plan: BuildPlan, *, binary_dists: tuple[str, ...], vendored: tuple[str, ...],
-                console_scripts: tuple[Script, ...] = ()) -> BuildPlan:
-    """Record what vendoring found: binary wheels make the package architecture-specific."""
+                console_scripts: tuple[Script, ...] = (), glibc: str = "") -> BuildPlan:
+    """Record what vendoring found: binary wheels make the package architecture-specific and need
+    the glibc their manylinux tags name (libc6 is essential, but the version is the wheels')."""
     arch = debian_arch()
     abi = "cp" + plan.python_version.replace(".", "") if binary_dists else ""
+    libc = (f"libc6 (>= {glibc})",) if glibc and binary_dists else ()
     return replace(plan, architecture=arch if binary_dists else "all", python_abi=abi,
-                   binary_dists=binary_dists, vendored=vendored, console_scripts=console_scripts)
+                   binary_dists=binary_dists, vendored=vendored, console_scripts=console_scripts,
+                   depends=tuple(dict.fromkeys((*plan.depends, *libc))))
 
 
 def check_python(specifier: str, version: str) -> None:

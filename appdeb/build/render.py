@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
+import textwrap
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +35,8 @@ def render(plan: BuildPlan) -> dict[str, RenderedFile]:
     """Every generated file of the package, keyed by its path inside the .deb."""
     env = environment()
     ctx: dict[str, Any] = {"plan": plan, **_description(plan), "after": service_after(plan),
-                           "layout": contract.FORMAT, "where": where(plan)}
+                           "layout": contract.FORMAT, "where": where(plan),
+                           "year": time.gmtime(plan.source_date_epoch).tm_year}
     files: dict[str, RenderedFile] = {"DEBIAN/control": _text(env.get_template("control.j2").render(ctx))}
     for script in SCRIPTS:
         files[f"DEBIAN/{script}"] = _text(env.get_template(f"{script}.j2").render(ctx), 0o755)
@@ -50,6 +53,7 @@ def render(plan: BuildPlan) -> dict[str, RenderedFile]:
     if plan.nginx:
         files[f"{plan.paths.runtime[1:]}/nginx-site.conf"] = _text(env.get_template("nginx-site.conf.j2").render(ctx))
     files[f"{plan.paths.doc[1:]}/copyright"] = _text(env.get_template("copyright.j2").render(ctx))
+    files[f"usr/share/lintian/overrides/{plan.package}"] = _text(env.get_template("lintian-overrides.j2").render(ctx))
     files[f"{plan.paths.doc[1:]}/changelog.Debian.gz"] = RenderedFile(changelog_gz(plan))
     return files
 
@@ -75,15 +79,45 @@ def _description(plan: BuildPlan) -> dict[str, Any]:
     """Summary and body lines of the control Description (control.j2 escapes them as continuation lines).
 
     Lines are split on "\n" alone, as dpkg does; the validator refused every other line break.
+    The summary does not repeat the package's name (apt shows the two side by side), and body
+    lines are wrapped to 80 columns as Debian asks, except those starting with a blank (shown verbatim).
     """
-    lines = plan.spec.description.split("\n") if plan.spec.description.strip() else [plan.spec.name]
-    summary = lines[0].strip()[:80].rstrip()
-    body = [ln.rstrip() for ln in lines[1:]]
+    lines = plan.spec.description.split("\n") if plan.spec.description.strip() else [""]
+    summary = synopsis(lines[0], (plan.spec.name, plan.package))
+    body = wrap_body([ln.rstrip() for ln in lines[1:]])
     instance = f" (instance {plan.instance})" if plan.instance else ""
     body = [*body, "", f"Built by appdeb from {plan.spec.name} {plan.spec.version}{instance}."]
     while body and not body[0].strip():
         body.pop(0)
     return {"summary": summary, "body": body}
+
+
+def synopsis(line: str, names: tuple[str, ...]) -> str:
+    """The Description's first line as Debian writes a synopsis: without a leading "NAME:" (NAME being
+    the app or package; apt shows the name beside it) and without a leading article."""
+    text = line.strip()
+    for name in sorted(names, key=len, reverse=True):
+        if text.lower().startswith(name.lower()) and not text[len(name):len(name) + 1].isalnum():
+            text = text[len(name):].lstrip(" \t:,;-\u2013\u2014").strip()
+            break
+    text = re.sub(r"^(a|an|the)\s+(?=\S)", "", text, flags=re.IGNORECASE)
+    return (text or "web application packaged by appdeb")[:80].rstrip()
+
+
+def wrap_body(lines: list[str]) -> list[str]:
+    """Body lines within 80 columns (with the leading blank): a paragraph that has a longer line is
+    filled anew; blank lines and verbatim lines (starting with a blank) stay as they are."""
+    out: list[str] = []
+    paragraph: list[str] = []
+    for line in [*lines, ""]:
+        if line.strip() and not line.startswith((" ", "\t")):
+            paragraph.append(line)
+            continue
+        if any(len(p) > 79 for p in paragraph):
+            paragraph = textwrap.wrap(" ".join(paragraph), width=79, break_long_words=False, break_on_hyphens=False)
+        out += [*paragraph, line]
+        paragraph = []
+    return out[:-1]
 
 
 def service_after(plan: BuildPlan) -> tuple[str, ...]:

@@ -102,10 +102,15 @@ def _link_tree(src: Path, dst: Path) -> None:
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
 
 
+SHARED_LIBRARY_RE = re.compile(r".+\.so(\.[0-9]+)*")
+
+
 def normalize(root: Path, epoch: int) -> None:
     """Modes 0755/0644 and one timestamp everywhere, whatever the checkout or umask produced.
 
-    The root too: it is the package's "./" entry, and a umask of 077 would make it 0700.
+    The root too: it is the package's "./" entry, and a umask of 077 would make it 0700. Shared
+    libraries are 0644 (Debian policy 8.1; the loader maps them without the execute bit) even where
+    a wheel bundles them executable.
     """
     os.chmod(root, 0o755)
     for dirpath, dirnames, filenames in os.walk(root):
@@ -115,7 +120,8 @@ def normalize(root: Path, epoch: int) -> None:
                 os.utime(path, (epoch, epoch), follow_symlinks=False)
                 continue
             mode = os.stat(path).st_mode
-            os.chmod(path, 0o755 if mode & 0o111 else 0o644)
+            executable = mode & 0o111 and not SHARED_LIBRARY_RE.fullmatch(name)
+            os.chmod(path, 0o755 if executable else 0o644)
             os.utime(path, (epoch, epoch))
         for name in dirnames:
             path = os.path.join(dirpath, name)

@@ -26,7 +26,7 @@ from appdeb.build.requirements import absolute, included_files
 from appdeb.errors import AppdebError, CommandError
 from appdeb.runner import run, which
 
-RECIPE = "vendor-2"  # bump when the way trees are made changes
+RECIPE = "vendor-3"  # bump when the way trees are made changes
 TOOLS = ("uv", "pip")
 TOOL_ENV = "APPDEB_VENDOR_TOOL"  # uv | pip; unset: uv when installed, else pip
 GLIBC_MINOR = 36  # Debian 12's glibc: manylinux_2_36 and every older manylinux tag install there
@@ -40,6 +40,7 @@ class VendorResult:
     key: str
     dists: tuple[str, ...]  # name==version
     binary_dists: tuple[str, ...]  # those whose wheels are not pure Python
+    glibc: str = ""  # the oldest glibc every binary wheel runs on (e.g. "2.17"); "" for pure Python
 
 
 def cache_root() -> Path:
@@ -106,7 +107,7 @@ def vendor(requirements: tuple[str, ...], python_version: str, app_dir: Path) ->
     meta = dest / "meta.json"
     if meta.is_file():
         data = json.loads(meta.read_text())
-        return VendorResult(dest / "lib", key, tuple(data["dists"]), tuple(data["binary"]))
+        return VendorResult(dest / "lib", key, tuple(data["dists"]), tuple(data["binary"]), data["glibc"])
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=dest.parent))
     try:
@@ -115,7 +116,8 @@ def vendor(requirements: tuple[str, ...], python_version: str, app_dir: Path) ->
         if requirements:
             _install(requirements, python_version, app_dir, lib, tmp, (tool, program))
         dists, binary = _inspect(lib)
-        (tmp / "meta.json").write_text(json.dumps({"dists": dists, "binary": binary}, indent=1))
+        meta_data = {"dists": dists, "binary": binary, "glibc": glibc_needed(lib)}
+        (tmp / "meta.json").write_text(json.dumps(meta_data, indent=1))
         try:
             tmp.rename(dest)
         except OSError:  # another build finished the same key first
@@ -203,3 +205,51 @@ def _inspect(lib: Path) -> tuple[list[str], list[str]]:
         if wheel.is_file() and "Root-Is-Purelib: false" in wheel.read_text():
             binary.append(f"{name}=={version}")
     return dists, binary
+
+
+def wheel_tags(lib: Path) -> dict[str, list[str]]:
+    """The platform tags of each binary wheel in lib (its *.dist-info/WHEEL `Tag:` lines), by dist-info."""
+    tags: dict[str, list[str]] = {}
+    for wheel in sorted(lib.glob("*.dist-info/WHEEL")):
+        text = wheel.read_text(encoding="utf-8", errors="replace")
+        if "Root-Is-Purelib: false" in text:
+            tags[wheel.parent.name] = [line.split(":", 1)[1].strip().rsplit("-", 1)[-1]
+                                       for line in text.splitlines() if line.startswith("Tag:")]
+    return tags
+
+
+def glibc_needed(lib: Path) -> str:
+    """The glibc version the vendored binaries need, for the package's `libc6 (>= X)`.
+
+    A wheel's manylinux tags each promise it runs on that glibc and newer, so a wheel needs the
+    oldest glibc among its tags and the package the newest of those. A wheel built on this machine
+    (linux_*) needs this machine's glibc. Wheels for musl libc never run on Debian: refused.
+    """
+    needed = ""
+    for dist, platforms in wheel_tags(lib).items():
+        versions = [v for v in (glibc_of_tag(p) for p in platforms for p in p.split(".")) if v]
+        if not versions:
+            if any(p.startswith("musllinux") for p in platforms):
+                raise AppdebError(f"{dist}: a wheel for musl libc ({', '.join(platforms)}); Debian's libc is "
+                                  "glibc: use a manylinux wheel or build this one from source")
+            continue
+        wheel_needs = min(versions, key=_version_key)
+        needed = max((needed, wheel_needs), key=_version_key) if needed else wheel_needs
+    return needed
+
+
+LEGACY_MANYLINUX = {"manylinux1": "2.5", "manylinux2010": "2.12", "manylinux2014": "2.17"}
+
+
+def glibc_of_tag(platform_tag: str) -> str:
+    """The glibc a wheel platform tag promises to run on: manylinux_2_17_x86_64 → 2.17; "" if none."""
+    if platform_tag.startswith("manylinux_"):
+        major, minor = platform_tag.split("_")[1:3]
+        return f"{int(major)}.{int(minor)}"
+    if platform_tag.startswith("linux_"):
+        return platform.libc_ver()[1] or f"2.{GLIBC_MINOR}"
+    return LEGACY_MANYLINUX.get(platform_tag.split("_", 1)[0], "")
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
