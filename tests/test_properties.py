@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from appdeb.build import formats
 from appdeb.build.plan import make_plan, with_vendor
-from appdeb.build.render import render
+from appdeb.build.render import render, synopsis
 from appdeb.build.validate import load_spec
 from appdeb.runtime.app import parse_settings
 
@@ -157,7 +157,8 @@ def test_tricky_but_allowed_values_build_and_read_back(summary: str, body: str, 
         fields = subprocess.run(["dpkg-deb", "--field", str(deb)], capture_output=True, text=True, check=True)
         control = Deb822(fields.stdout)
         assert control["Maintainer"] == maintainer
-        assert control["Description"].split("\n")[0] == summary.strip()[:80].rstrip()
+        # the synopsis as Debian writes it: without a leading package name or article (render.synopsis)
+        assert control["Description"].split("\n")[0] == synopsis(summary, (control["Package"],))
 
 
 ANY_TEXT = st.text(st.characters(codec="utf-8"), max_size=60)

@@ -65,7 +65,10 @@ def test_a_moved_or_copied_root_publishes_into_its_new_path(tmp_path: Path, debs
     old = repoconfig.init_repo(a, architectures=["amd64"])
     try:
         repo.publish(old, [make_deb(debs, "hello", "1.0-1")])
-        assert _agent_running(old.gnupg_home)  # signing left an agent (socket in A/gnupg or /run/user)
+        assert not _agent_running(old.gnupg_home)  # publish stopped the agent its signing started
+        # one left running all the same (by an older appdeb, or gpg run by hand): the move must survive it
+        run(["gpg-connect-agent", "/bye"], env=signing.gnupg_env(old.gnupg_home))
+        assert _agent_running(old.gnupg_home)  # socket in A/gnupg or /run/user
         if os.environ.get(_RUN_USER):
             socketdir = run(["gpgconf", "--list-dirs", "socketdir"], env=signing.gnupg_env(old.gnupg_home))
             assert socketdir.stdout.startswith("/run/user/")
