@@ -30,6 +30,7 @@ def wheel(lib: Path, dist: str, *tags: str, pure: bool = False) -> None:
 @pytest.mark.parametrize(("tag", "version"), [
     ("manylinux_2_17_x86_64", "2.17"), ("manylinux_2_28_aarch64", "2.28"), ("manylinux2014_x86_64", "2.17"),
     ("manylinux2010_x86_64", "2.12"), ("manylinux1_x86_64", "2.5"), ("musllinux_1_2_x86_64", ""), ("any", ""),
+    ("manylinux_x", ""), ("manylinux_-1_5_x86_64", ""), ("manylinux_2_x86_64", ""), ("manylinux_٢_17_x86_64", ""),
 ])
 def test_glibc_of_a_platform_tag(tag: str, version: str) -> None:
     assert glibc_of_tag(tag) == version

@@ -16,6 +16,7 @@ import io
 import json
 import os
 import platform
+import re
 import shutil
 import sys
 import tempfile
@@ -238,14 +239,15 @@ def glibc_needed(lib: Path) -> str:
     return needed
 
 
+MANYLINUX_RE = re.compile(r"manylinux_([0-9]{1,3})_([0-9]{1,3})_", re.ASCII)
 LEGACY_MANYLINUX = {"manylinux1": "2.5", "manylinux2010": "2.12", "manylinux2014": "2.17"}
 
 
 def glibc_of_tag(platform_tag: str) -> str:
     """The glibc a wheel platform tag promises to run on: manylinux_2_17_x86_64 → 2.17; "" if none."""
-    if platform_tag.startswith("manylinux_"):
-        major, minor = platform_tag.split("_")[1:3]
-        return f"{int(major)}.{int(minor)}"
+    if platform_tag.startswith("manylinux_"):  # a malformed tag (manylinux_x) promises nothing
+        found = MANYLINUX_RE.match(platform_tag)
+        return f"{int(found[1])}.{int(found[2])}" if found else ""
     if platform_tag.startswith("linux_"):
         return platform.libc_ver()[1] or f"2.{GLIBC_MINOR}"
     return LEGACY_MANYLINUX.get(platform_tag.split("_", 1)[0], "")

@@ -267,8 +267,11 @@ def copy_in(node: Node, host_path: Path | str, dest_dir: str = "/var/tmp") -> st
     if src.is_dir():
         shutil.copytree(src, target_dir / src.name, symlinks=True, dirs_exist_ok=True)
     else:
-        shutil.copyfile(src, target_dir / src.name)
-        (target_dir / src.name).chmod(0o644)  # readable by apt's _apt sandbox user
+        # never through a link planted in the node: the host's root would write where it points
+        fd = os.open(target_dir / src.name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "wb") as out, src.open("rb") as data:
+            shutil.copyfileobj(data, out)
+            os.fchmod(out.fileno(), 0o644)  # readable by apt's _apt sandbox user
     return str(dest / src.name)
 
 
@@ -279,9 +282,11 @@ def install(node: Node, debs: Sequence[Path], check: bool = True) -> subprocess.
     (Dpkg::Use-Pty=0): the output is captured, and on a terminal dpkg draws its progress with
     carriage returns that would arrive as one run-together line.
     """
-    paths: list[str] = []
+    # A fresh directory made by the node's root in sticky /var/tmp: nobody else can plant links in it.
+    where = run_in(node, ["mktemp", "-d", "/var/tmp/appdeb-install.XXXXXX"], check=True).stdout.strip()
     try:
-        paths += [copy_in(node, deb, "/var/tmp/appdeb-install") for deb in debs]
+        run_in(node, ["chmod", "0755", "--", where], check=True)
+        paths = [copy_in(node, deb, where) for deb in debs]
         argv = ["apt-get", "install", "-y", "--allow-downgrades", "-o", "Dpkg::Use-Pty=0",
                 "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", *paths]
         result = run_in(node, argv, timeout=1800)
@@ -289,7 +294,7 @@ def install(node: Node, debs: Sequence[Path], check: bool = True) -> subprocess.
             run_in(node, ["apt-get", "update"], timeout=600)  # the image's package lists went stale
             result = run_in(node, argv, timeout=1800)
     finally:  # in the node, so a link planted there resolves there
-        run_in(node, ["sh", "-c", 'rm -f -- "$@"; rmdir /var/tmp/appdeb-install 2>/dev/null || :', "rm", *paths])
+        run_in(node, ["rm", "-rf", "--", where])
     if check and result.returncode != 0:
         raise CommandError(list(result.args), result.returncode, result.stdout)
     return result

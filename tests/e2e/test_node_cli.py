@@ -45,6 +45,10 @@ def tiny_deb(tmp_path: Path, name: str, depends: str = "") -> Path:
     return deb
 
 
+def no_install_dirs(node: nodes.Node) -> bool:
+    return not list((node.root / "var/tmp").glob("appdeb-install*"))
+
+
 def test_exec_takes_the_usual_separator(shared: nodes.Node) -> None:
     r = appdeb("node", "exec", shared.name, "--", "sh", "-c", "echo $0 \"$1\"; exit 4", "--", "x y")
     assert (r.returncode, r.stdout) == (4, "-- x y\n"), r.stderr  # only the first -- is the separator
@@ -63,8 +67,7 @@ def test_install_prints_lines_and_removes_its_copies(shared: nodes.Node, tmp_pat
     assert any(ln.startswith("(Reading database ... ") and ln.endswith(" currently installed.)") for ln in lines)
     assert "Setting up appdeb-e2e-cli (1.0) ..." in lines
     assert nodes.run_in(shared, ["cat", "/usr/share/appdeb-e2e-cli/payload"]).stdout == "appdeb-e2e-cli\n"
-    assert nodes.run_in(shared, ["test", "-e", "/var/tmp/appdeb-install"]).returncode == 1
-    assert not (shared.root / "var/tmp/appdeb-install").exists()
+    assert no_install_dirs(shared)
 
 
 def test_a_failed_install_removes_its_copies_too(shared: nodes.Node, tmp_path: Path) -> None:
@@ -72,4 +75,20 @@ def test_a_failed_install_removes_its_copies_too(shared: nodes.Node, tmp_path: P
     r = appdeb("node", "install", shared.name, str(deb))
     assert r.returncode == 100 and "appdeb-no-such-package" in r.stdout, r.stdout + r.stderr
     assert nodes.run_in(shared, ["dpkg", "-s", "appdeb-e2e-broken"]).returncode == 1
-    assert nodes.run_in(shared, ["test", "-e", "/var/tmp/appdeb-install"]).returncode == 1
+    assert no_install_dirs(shared)
+
+
+def test_install_never_writes_through_a_link_planted_in_the_node(shared: nodes.Node, tmp_path: Path) -> None:
+    """A node user who plants the old fixed directory with a link to a host path gains nothing."""
+    victim = tmp_path / "victim"
+    victim.write_text("host file\n")
+    victim.chmod(0o600)
+    deb = tiny_deb(tmp_path, "appdeb-e2e-link")
+    planted = "mkdir /var/tmp/appdeb-install && ln -s \"$0\" /var/tmp/appdeb-install/appdeb-e2e-link_1.0_all.deb"
+    r = nodes.run_in(shared, ["runuser", "-u", "nobody", "--", "sh", "-c", planted, str(victim)])
+    assert r.returncode == 0, r.stdout
+    r = appdeb("node", "install", shared.name, str(deb))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert victim.read_text() == "host file\n" and victim.stat().st_mode & 0o777 == 0o600
+    assert (shared.root / "var/tmp/appdeb-install/appdeb-e2e-link_1.0_all.deb").is_symlink()
+    nodes.run_in(shared, ["rm", "-rf", "/var/tmp/appdeb-install"], check=True)
