@@ -3,10 +3,12 @@
 gunicorn's arbiter keeps what the WSGI service has: a worker whose event loop stops ticking for
 web.timeout seconds (an async handler that blocks the loop: the ASGI form of a wedge) misses its
 heartbeat and is killed and replaced; max_requests (with jitter) recycles workers; the systemd
-socket, reload and graceful stop are the arbiter's. What the sync worker does after each request
-(gunicorn_conf.post_request) uvicorn's worker never calls, so the memory bound is checked on the
-heartbeat instead: a worker past web.max_worker_memory stops accepting, finishes what it serves and
-is replaced. Imported by gunicorn in the worker only, where the vendored uvicorn-worker is on the path.
+socket and graceful stop are the arbiter's. Two things gunicorn's base worker does reach only a
+sync worker's loop, so this one carries them to uvicorn's: what gunicorn_conf.post_request does after
+each request is done on the heartbeat instead (a worker past web.max_worker_memory stops accepting,
+finishes what it serves and is replaced), and `alive = False` — how the base worker's reloader
+(`appdeb serve`) and its memory check say "leave" — becomes uvicorn's own graceful exit. Imported
+by gunicorn in the worker only, where the vendored uvicorn-worker is on the path.
 """
 
 from __future__ import annotations
@@ -22,14 +24,21 @@ from .gunicorn_conf import memory_limit_mb, rss_mb
 class Worker(UvicornWorker):  # type: ignore[misc]  # untyped base from the vendored package
     """UvicornWorker, plus the memory check on each heartbeat (every web.timeout / 2 seconds)."""
 
-    _leaving = False
+    @property
+    def alive(self) -> bool:
+        return bool(self.__dict__.get("_alive", True))
+
+    @alive.setter
+    def alive(self, value: bool) -> None:
+        leaving = self.alive and not value
+        self.__dict__["_alive"] = value
+        if leaving:  # uvicorn's handler: stop accepting, finish the open requests, exit; the arbiter forks anew
+            os.kill(os.getpid(), signal.SIGTERM)
 
     async def callback_notify(self) -> None:
         self.notify()
         limit = memory_limit_mb()
-        if limit and not self._leaving and rss_mb() > limit:
-            self._leaving = True
+        if limit and self.alive and rss_mb() > limit:
             self.log.warning("worker %s uses %.0f MiB (web.max_worker_memory %d): replacing it", self.pid,
                              rss_mb(), limit)
-            # uvicorn's own handler: stop accepting, finish the open requests, exit; the arbiter forks anew
-            os.kill(os.getpid(), signal.SIGTERM)
+            self.alive = False
