@@ -3,16 +3,24 @@
 gunicorn's arbiter keeps what the WSGI service has: a worker whose event loop stops ticking for
 web.timeout seconds (an async handler that blocks the loop: the ASGI form of a wedge) misses its
 heartbeat and is killed and replaced; max_requests (with jitter) recycles workers; the systemd
-socket and graceful stop are the arbiter's. Two things gunicorn's base worker does reach only a
-sync worker's loop, so this one carries them to uvicorn's: what gunicorn_conf.post_request does after
-each request is done on the heartbeat instead (a worker past web.max_worker_memory stops accepting,
-finishes what it serves and is replaced), and `alive = False` — how the base worker's reloader
-(`appdeb serve`) and its memory check say "leave" — becomes uvicorn's own graceful exit. Imported
-by gunicorn in the worker only, where the vendored uvicorn-worker is on the path.
+socket and graceful stop are the arbiter's. What this class adds:
+
+- its own heartbeat, a task that tells the arbiter "alive" every second the loop gets a turn.
+  uvicorn's comes from its main loop's every tenth tick, and each tick waits for whatever blocking
+  work is ready in the loop, so a worker busy with honest CPU work in async handlers (ten requests of
+  0.3 s ready at once) missed it for web.timeout and was killed mid-work (the `work` rows of
+  docs/failsafe.md); now only one stretch of blocking longer than web.timeout, a wedge, gets a kill.
+- the memory bound on that heartbeat, since uvicorn's worker never calls gunicorn_conf.post_request:
+  a worker past web.max_worker_memory stops accepting, finishes what it serves and is replaced.
+- `alive = False` — how the base worker's reloader (`appdeb serve`) and the memory check say
+  "leave" — becomes uvicorn's own graceful exit.
+
+Imported by gunicorn in the worker only, where the vendored uvicorn-worker is on the path.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 
@@ -22,7 +30,9 @@ from .gunicorn_conf import memory_limit_mb, rss_mb
 
 
 class Worker(UvicornWorker):  # type: ignore[misc]  # untyped base from the vendored package
-    """UvicornWorker, plus the memory check on each heartbeat (every web.timeout / 2 seconds)."""
+    """UvicornWorker, with a heartbeat of its own, the memory bound and a graceful `alive = False`."""
+
+    BEAT = 1.0  # seconds between heartbeats while the loop is free (gunicorn's timeout is web.timeout)
 
     @property
     def alive(self) -> bool:
@@ -35,10 +45,19 @@ class Worker(UvicornWorker):  # type: ignore[misc]  # untyped base from the vend
         if leaving:  # uvicorn's handler: stop accepting, finish the open requests, exit; the arbiter forks anew
             os.kill(os.getpid(), signal.SIGTERM)
 
-    async def callback_notify(self) -> None:
-        self.notify()
+    async def _serve(self) -> None:
+        beat = asyncio.get_running_loop().create_task(self._beat())
+        try:
+            await super()._serve()
+        finally:
+            beat.cancel()
+
+    async def _beat(self) -> None:
         limit = memory_limit_mb()
-        if limit and self.alive and rss_mb() > limit:
-            self.log.warning("worker %s uses %.0f MiB (web.max_worker_memory %d): replacing it", self.pid,
-                             rss_mb(), limit)
-            self.alive = False
+        while True:
+            self.notify()
+            if limit and self.alive and rss_mb() > limit:
+                self.log.warning("worker %s uses %.0f MiB (web.max_worker_memory %d): replacing it", self.pid,
+                                 rss_mb(), limit)
+                self.alive = False
+            await asyncio.sleep(self.BEAT)

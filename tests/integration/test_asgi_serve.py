@@ -1,8 +1,9 @@
 """`appdeb serve` of an ASGI app: the real gunicorn arbiter with appdeb's uvicorn worker, on loopback.
 
-One server carries the story: HTTP and a WebSocket echo answered, an async handler that blocks the
-event loop (the ASGI wedge) gets its worker killed after web.timeout and the next request is served by
-a new one, a worker past web.max_worker_memory is replaced, and an edited source is reloaded.
+One server carries the story: HTTP and a WebSocket echo answered, a worker kept busy by blocking
+work in its handlers (never longer than web.timeout at a stretch) is left alone, an async handler that
+blocks the event loop (the ASGI wedge) gets its worker killed after web.timeout and the next request
+is served by a new one, a worker past web.max_worker_memory is replaced, and an edited source is reloaded.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ async def app(scope, receive, send):
     body = WORD
     if scope["path"] == "/block":
         time.sleep(60)  # blocks the event loop: nothing else in this worker runs
+    elif scope["path"] == "/work":
+        time.sleep(0.3)  # honest blocking work done inline, as a naive async handler does
     elif scope["path"] == "/grow":
         KEPT.append(bytearray(160 << 20))
         KEPT[-1][::4096] = b"x" * len(KEPT[-1][::4096])
@@ -83,6 +86,21 @@ def wait_for(port: int, path: str, expected: str | None = None, seconds: float =
         time.sleep(0.2)
 
 
+def steady_work(port: int, seconds: float, clients: int = 3) -> bool:
+    """`clients` loops of /work for `seconds`: the loop is busy most of the time but never blocked for
+    web.timeout (2 s) at once; every request must be answered."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def loop(_: int) -> bool:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            get(port, "/work", timeout=10)
+        return True
+
+    with ThreadPoolExecutor(clients) as pool:
+        return all(pool.map(loop, range(clients)))
+
+
 def test_serve_an_asgi_app_with_websocket_wedge_recovery_memory_bound_and_reload(tmp_path: Path) -> None:
     (tmp_path / "app.yaml").write_text(APP_YAML)
     (tmp_path / "pure.py").write_text(APP)
@@ -98,6 +116,7 @@ def test_serve_an_asgi_app_with_websocket_wedge_recovery_memory_bound_and_reload
         ws.close()
 
         first = get(port, "/pid")
+        assert steady_work(port, seconds=8) and get(port, "/pid") == first, "busy, not wedged: never killed"
         started = time.monotonic()
         try:
             get(port, "/block", timeout=30)
@@ -123,4 +142,4 @@ def test_serve_an_asgi_app_with_websocket_wedge_recovery_memory_bound_and_reload
         proc.wait(timeout=30)
         log.close()
     text = (tmp_path / "serve.log").read_text()
-    assert "WORKER TIMEOUT" in text and "web.max_worker_memory 80" in text and "Worker reloading" in text
+    assert text.count("WORKER TIMEOUT") == 1 and "web.max_worker_memory 80" in text and "Worker reloading" in text
