@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from appdeb.build import interface
@@ -185,3 +185,14 @@ def test_an_app_that_cannot_be_imported_is_not_refused_but_named(tmp_path: Path)
     (tmp_path / "lib").mkdir()
     warning = interface.check_interface(plan, tmp_path / "lib")
     assert warning is not None and "could not import blog:app" in warning and "KeyError" in warning
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.from_regex(r"[a-z](-?[a-z0-9])*", fullmatch=True).filter(lambda n: len(n) <= 31))
+def test_any_instance_name_gives_one_valid_nginx_variable(tmp_path: Path, instance: str) -> None:
+    """nginx variable names are [A-Za-z0-9_]: the package's hyphens must not end the name early."""
+    (tmp_path / "static").mkdir(exist_ok=True)
+    site = _site(tmp_path, ASGI, instance=instance)
+    names = set(re.findall(r"\$([A-Za-z0-9_]+)_connection\b", site))
+    assert names == {f"blog_{instance}".replace("-", "_")}
+    assert re.search(r"map \$http_upgrade \$[A-Za-z0-9_]+ \{", site)
