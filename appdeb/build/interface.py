@@ -3,7 +3,9 @@
 A FastAPI app declared under `wsgi:` builds and installs, then every request fails with a TypeError
 that only the journal shows. The builder knows better: after vendoring it imports the app, the way
 `commands.build` runs (a copy of the app, the vendored libraries and the app's environment of the
-build step, as the building user, never as root and never on a node), with a timeout, and looks at
+build step, as the building user and never on a node), contained (only PATH/LANG/HOME in its
+environment, no network when the builder is root, its whole session killed at the end or after
+the timeout) in a throw-away copy, and looks at
 the callable's signature: `async def __call__(scope, receive, send)` (or three required positional
 parameters) is ASGI, two (`environ, start_response`) are WSGI. An app that cannot be imported here
 (it needs a database at import time, say) is not refused for that: the build says it could not tell.
@@ -67,8 +69,11 @@ def classify(output: str) -> Found | None:
     """The probe's answer from its output (None if it printed none: the import failed)."""
     for line in reversed(output.splitlines()):
         if line.startswith(MARK):
-            data = json.loads(line[len(MARK):])
-            return Found(str(data["kind"]), str(data["type"]))
+            try:  # the app's own output may imitate the mark
+                data = json.loads(line[len(MARK):])
+                return Found(str(data["kind"]), str(data["type"]))
+            except (ValueError, KeyError, TypeError):
+                continue
     return None
 
 
@@ -92,29 +97,32 @@ def check_interface(plan: BuildPlan, lib: Path, app: Path | None = None) -> str 
     Returns a warning when the import did not answer (the build goes on: it could not tell).
     """
     from appdeb.build.build_step import build_environment, copy_app, interpreter
-    from appdeb.errors import CommandError
-    from appdeb.runner import run
+    from appdeb.runner import run_contained
 
     web = plan.spec.web
     if web is None:
         return None
-    python = interpreter(plan.python_version, "the interface check")
+    try:
+        python = interpreter(plan.python_version, "the interface check")
+    except AppdebError as exc:  # built for another python (another target): it cannot be imported here
+        return f"{web.interface}.app: could not check {web.app}: {exc}"
     with tempfile.TemporaryDirectory(prefix="appdeb-interface-") as tmp:
-        if app is None:
-            app = Path(tmp) / "app"
-            copy_app(plan.spec.app_dir, plan.spec.exclude, app)
+        source = plan.spec.app_dir if app is None else app
+        app = Path(tmp) / "app"  # always a throw-away copy: what the import writes never reaches the package
+        copy_app(source, plan.spec.exclude, app)
         root = build_environment(plan, lib, app, Path(tmp) / "env", python)
         probe = Path(tmp) / "probe.py"
         probe.write_text(PROBE.replace("MARK", repr(MARK)))
         argv = [python, "-I", str(root / "appdeb" / "run.py"), str(root), "run", "python3", str(probe), web.app]
-        env = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": tmp,
+               "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}  # none of the builder's tokens
         try:
-            output = run(argv, cwd=app, env=env, input="", timeout=TIMEOUT).stdout
-        except CommandError as exc:
-            last = exc.output.strip().splitlines()[-1:] or ["no output"]
-            return f"{web.interface}.app: could not import {web.app} to check it is {web.interface.upper()}: {last[0]}"
+            code, output = run_contained(argv, cwd=app, env=env, timeout=TIMEOUT)
         except AppdebError:  # the timeout
             return f"{web.interface}.app: could not check {web.app}: its import took more than {TIMEOUT} s"
+        if code != 0:
+            last = output.strip().splitlines()[-1:] or ["no output"]
+            return f"{web.interface}.app: could not import {web.app} to check it is {web.interface.upper()}: {last[0]}"
     found = classify(output)
     error = mismatch(plan, found) if found else None
     if error:
