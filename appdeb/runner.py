@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
+import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -53,6 +55,34 @@ def run(
     if check and proc.returncode != 0:
         raise CommandError(args, proc.returncode, out)
     return result
+
+
+def run_contained(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: float) -> tuple[int, str]:
+    """Run untrusted code (an app's import at build time) with only `env`, in a session of its own.
+
+    The whole session is killed when it ends or times out, so nothing it started outlives it (a
+    plain timeout kills only the direct child, and the app runs in a grandchild). Root gets no
+    network in it either. Returns (exit code, combined output); AppdebError on the timeout.
+    """
+    args = [*(["unshare", "--net", "--"] if os.geteuid() == 0 and which("unshare") else []), *argv]
+    if _DEBUG:
+        print("+ (contained)", shlex.join(args), flush=True)
+    proc = subprocess.Popen(args, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_session(proc.pid)
+        proc.communicate()
+        raise AppdebError(f"command timed out after {timeout}s: {shlex.join(args)}") from None
+    finally:
+        _kill_session(proc.pid)
+    return proc.returncode, out.decode(errors="replace")
+
+
+def _kill_session(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
 
 
 def which(name: str) -> str | None:

@@ -183,11 +183,12 @@ def test_the_scenario_app_pins_gunicorn_like_the_platform() -> None:
     """Its own gunicorn line wins over the platform's, so it must say the same thing to test appdeb's default."""
     import yaml
 
-    from appdeb.build.platforms import GUNICORN_REQUIREMENT
+    from appdeb.build.platforms import ASGI_REQUIREMENTS, GUNICORN_REQUIREMENT
     from appdeb.failsafe.harness import DEFAULT_APP_DIR
 
     spec = yaml.safe_load((DEFAULT_APP_DIR / "app.yaml").read_text())
     assert GUNICORN_REQUIREMENT in spec["require"]["pip"]
+    assert set(ASGI_REQUIREMENTS) <= set(spec["require"]["pip"])  # the ASGI rows run what the platform vendors
     assert {"fsb", "fst"} <= set(spec["instances"])
 
 

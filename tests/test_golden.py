@@ -19,11 +19,12 @@ SKIP = ("run.py", "changelog.Debian.gz")
 
 def plan(example: str, instance: str | None) -> BuildPlan:
     p = make_plan(load_spec(EXAMPLES / example), instance=instance, python_version="3.11", source_date_epoch=EPOCH)
-    binary = ("markupsafe==3.0.0",) if example == "flaskapp" else ()
+    binary = {"flaskapp": ("markupsafe==3.0.0",),
+              "chat": ("psycopg2-binary==2.9.13", "pydantic-core==2.50.5", "websockets==17.4")}.get(example, ())
     return with_vendor(p, binary_dists=binary, vendored=binary, glibc="2.17" if binary else "")
 
 
-@pytest.mark.parametrize(("example", "instance"), [("hello", None), ("flaskapp", "staging")])
+@pytest.mark.parametrize(("example", "instance"), [("hello", None), ("flaskapp", "staging"), ("chat", "prod")])
 def test_rendered_tree_matches_golden(example: str, instance: str | None, update_golden: bool) -> None:
     files = render(plan(example, instance))
     root = GOLDEN / f"{example}-{instance or 'default'}"

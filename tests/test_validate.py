@@ -64,7 +64,7 @@ def test_duplicate_keys_and_other_problems_together(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("snippet", "expected"), [
-    ("platform: [python, php]", "platform: unknown platform 'php' (allowed: python, wsgi)"),
+    ("platform: [python, php]", "platform: unknown platform 'php' (allowed: python, wsgi, asgi)"),
     ("platform: [wsgi]", "platform: 'wsgi' needs 'python' in the platform list too"),
     ("name: Blog_1", "name: 'Blog_1' is not a valid app name"),
     ("maintainer: jane", "maintainer: 'jane' must look like 'Full Name <email@example.org>'"),

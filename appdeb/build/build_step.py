@@ -34,10 +34,10 @@ def run_build_step(plan: BuildPlan, lib: Path, work: Path) -> Path:
     """Copy the app into work/app, run commands.build there and return that copy (the tree to ship)."""
     command = plan.spec.command(BUILD_COMMAND)
     assert command is not None
-    python = _interpreter(plan.python_version)
+    python = interpreter(plan.python_version)
     copy = work / "app"
     copy_app(plan.spec.app_dir, plan.spec.exclude, copy)
-    root = _environment(plan, lib, copy, work / "env", python)
+    root = build_environment(plan, lib, copy, work / "env", python)
     env = {"SOURCE_DATE_EPOCH": str(plan.source_date_epoch), "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
     argv = [python, "-I", str(root / "appdeb" / "run.py"), str(root), "run", BUILD_COMMAND]
     try:
@@ -57,19 +57,19 @@ def copy_app(app_dir: Path, excludes: tuple[str, ...], dest: Path) -> None:
         shutil.copy2(app_dir / rel, dest / rel, follow_symlinks=False)
 
 
-def _interpreter(python_version: str) -> str:
+def interpreter(python_version: str, purpose: str = "commands.build") -> str:
     """A python of the target version: the vendored binary wheels import only there."""
     if python_version == "{}.{}".format(*sys.version_info[:2]):
         return sys.executable
     found = which(f"python{python_version}")
     if found is None:
-        raise AppdebError(f"commands.build runs with the libraries vendored for python {python_version}, "
+        raise AppdebError(f"{purpose} runs with the libraries vendored for python {python_version}, "
                           f"but python{python_version} is not installed here (install it, or build with --python "
                           "{}.{})".format(*sys.version_info[:2]))
     return found
 
 
-def _environment(plan: BuildPlan, lib: Path, copy: Path, root: Path, python: str) -> Path:
+def build_environment(plan: BuildPlan, lib: Path, copy: Path, root: Path, python: str) -> Path:
     """A runtime root like `appdeb run`'s (.appdeb/dev), for this build: the runtime, app.json, scripts."""
     var = root / "var"
     paths = runtime_paths(var, etc=var / "etc", settings=var / "etc" / "settings.env", launcher="appdeb build")

@@ -102,13 +102,14 @@ def _build_checking_name(plan: BuildPlan, app_dir: Path, out_dir: Path, fingerpr
     with ThreadPoolExecutor(1) as pool:  # apt-cache needs ~1 s where no pkgcache.bin is kept
         warnings = pool.submit(name_warnings, plan.package)
         result = _build(plan, app_dir, out_dir, fingerprint, report)
-        return replace(result, warnings=tuple(warnings.result()))
+        return replace(result, warnings=(*warnings.result(), *result.warnings))
 
 
 def _build(plan: BuildPlan, app_dir: Path, out_dir: Path, fingerprint: str, report: Reporter) -> BuildResult:
     """The real work, only when something changed (its modules are imported only then)."""
     from appdeb.build.assemble import assemble
     from appdeb.build.entrypoints import console_scripts
+    from appdeb.build.interface import check_interface
     from appdeb.build.render import render
     from appdeb.build.stage import refuse_build_paths, requirement_files, stage
     from appdeb.build.vendor import cache_root, vendor
@@ -127,6 +128,8 @@ def _build(plan: BuildPlan, app_dir: Path, out_dir: Path, fingerprint: str, repo
             report(f"running commands.build: {plan.spec.command(BUILD_COMMAND)}")
             copy = run_build_step(plan, vendored.lib, Path(tmp) / "build")
             shipped = replace(plan, spec=replace(plan.spec, app_dir=copy))  # the copy, after the command
+        report("checking the web app's interface")
+        warning = check_interface(plan, vendored.lib, shipped.spec.app_dir if shipped is not plan else None)
         report("staging")
         tree = Path(tmp) / "pkg"
         stage(shipped, vendored.lib, files, tree)
@@ -135,7 +138,7 @@ def _build(plan: BuildPlan, app_dir: Path, out_dir: Path, fingerprint: str, repo
         report(f"compressing ({plan.compression})")
         deb = assemble(plan, tree, out_dir)
     result = BuildResult(deb, plan.package, plan.version, plan.architecture, sha256_of(deb), deb.stat().st_size,
-                         reused=False)
+                         reused=False, warnings=(warning,) if warning else ())
     _remember(out_dir, plan.package, fingerprint, result)
     return result
 

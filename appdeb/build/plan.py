@@ -180,7 +180,8 @@ def _units(spec: AppSpec, package: str) -> tuple[Unit, ...]:
     if any(PLATFORMS[p].serves_web for p in spec.platform):
         # systemd holds the listening socket: a restart (upgrade, reload failure) never refuses a connection
         units.append(Unit(f"{package}.socket", "socket", f"{package} web socket", (), target=f"{package}.service"))
-        units.append(Unit(f"{package}.service", "web", f"{package} web process (gunicorn)", ("web",)))
+        server = "gunicorn, uvicorn workers" if spec.web and spec.web.interface == "asgi" else "gunicorn"
+        units.append(Unit(f"{package}.service", "web", f"{package} web process ({server})", ("web",)))
     for proc in spec.processes:
         units.append(Unit(f"{package}-{proc.name}.service", "process", f"{package} process {proc.name}",
                           ("process", proc.name)))

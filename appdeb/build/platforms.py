@@ -13,6 +13,13 @@ from appdeb.build.requirements import project_name
 # gunicorn's internal API, not a promise, and majors come often; a build without the app's own choice
 # gets only majors checked against the runtime. An app that wants a newer one names it.
 GUNICORN_REQUIREMENT = "gunicorn>=23,<28"
+# An ASGI app runs in uvicorn workers under the same gunicorn arbiter (uvicorn_worker.UvicornWorker):
+# the arbiter's timeout still kills a worker whose event loop stopped ticking, max_requests still
+# recycles, the systemd socket and reload work unchanged. uvicorn-worker 0.3 is the first built for
+# uvicorn's current Config; uvicorn itself has no 1.0 yet and changes its API in minors, so it is capped
+# at the next major like gunicorn. websockets is uvicorn's WebSocket protocol (without it, upgrades
+# are refused with 404).
+ASGI_REQUIREMENTS = (GUNICORN_REQUIREMENT, "uvicorn-worker>=0.3,<1", "uvicorn>=0.36,<1", "websockets>=13,<18")
 
 
 @dataclass(frozen=True)
@@ -24,12 +31,17 @@ class Platform:
     sections: tuple[str, ...] = ()  # app.yaml sections it requires
     pip: tuple[str, ...] = ()  # requirements it adds to the app's own
     serves_web: bool = False  # whether it gets the web unit
+    interface: str = ""  # the web section it reads and the calling convention of its app (wsgi, asgi)
 
 
 PLATFORMS: dict[str, Platform] = {
     "python": Platform("python"),
-    "wsgi": Platform("wsgi", needs=("python",), sections=("wsgi",), pip=(GUNICORN_REQUIREMENT,), serves_web=True),
+    "wsgi": Platform("wsgi", needs=("python",), sections=("wsgi",), pip=(GUNICORN_REQUIREMENT,), serves_web=True,
+                     interface="wsgi"),
+    "asgi": Platform("asgi", needs=("python",), sections=("asgi",), pip=ASGI_REQUIREMENTS, serves_web=True,
+                     interface="asgi"),
 }
+WEB_SECTIONS = tuple(p.interface for p in PLATFORMS.values() if p.interface)  # wsgi, asgi
 
 
 def extra_requirements(names: tuple[str, ...], required: tuple[str, ...] = (),

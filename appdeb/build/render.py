@@ -152,7 +152,8 @@ def runtime_config(plan: BuildPlan) -> contract.Contract:
         web=None if web is None else contract.Web(
             port=plan.port, workers=web.workers, timeout=web.timeout, graceful_timeout=web.graceful_timeout,
             max_requests=web.max_requests, max_requests_jitter=web.max_requests_jitter,
-            max_worker_memory=web.max_worker_memory, health=web.health, access_log=web.access_log),
+            max_worker_memory=web.max_worker_memory, health=web.health, access_log=web.access_log,
+            interface=web.interface),
         commands=dict(spec.commands), processes={x.name: x.command for x in spec.processes},
         timers={t.name: contract.Timer(t.command, t.schedule) for t in spec.timers},
         env=[contract.Setting(s.name, s.default, s.required) for s in spec.env],

@@ -26,7 +26,8 @@ class Requirements:
 
 @dataclass(frozen=True)
 class Web:
-    """How the WSGI app is served: gunicorn sync workers with fail-safe recycling.
+    """How the web app is served: gunicorn sync workers (WSGI) or uvicorn workers (ASGI) under gunicorn's
+    arbiter, with fail-safe recycling.
 
     The defaults follow the fail-safe benchmark (docs/failsafe.md): a wedged request holds a sync
     worker until `timeout` kills it, so at a bad-request rate r the wedged workers average r × timeout
@@ -35,6 +36,7 @@ class Web:
     """
 
     app: str  # module:object
+    interface: str = "wsgi"  # wsgi | asgi: the section it was declared in
     workers: int = 6
     timeout: int = 10
     graceful_timeout: int = 20

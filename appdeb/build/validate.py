@@ -6,16 +6,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from appdeb.build import rules, validate_config, validate_files
+from appdeb.build import rules, validate_config, validate_files, validate_web
 from appdeb.build.fields import Checker, plain
 from appdeb.build.platforms import PLATFORMS
-from appdeb.build.rules import ENV_RE, IDENT_RE, NAME_RE, OBJECT_RE, shown
-from appdeb.build.spec import LIFECYCLE_COMMANDS, AppSpec, InstanceSettings, Process, ServiceSpec, Setting, Timer, Web
+from appdeb.build.rules import ENV_RE, IDENT_RE, NAME_RE, shown
+from appdeb.build.spec import LIFECYCLE_COMMANDS, AppSpec, InstanceSettings, Process, ServiceSpec, Setting, Timer
 from appdeb.build.yamlload import YNode, load
 from appdeb.errors import Problem, SpecError
 from appdeb.services import SERVICES
 
-TOP_KEYS = ("name", "version", "description", "maintainer", "platform", "require", "python", "wsgi", "web",
+TOP_KEYS = ("name", "version", "description", "maintainer", "platform", "require", "python", "wsgi", "asgi", "web",
             "commands", "processes", "timers", "static", "env", "services", "instances", "exclude", "backups",
             "config_files")
 REQUIRED = ("name", "version", "description", "maintainer", "platform")
@@ -49,7 +49,7 @@ def _spec(tree: YNode, c: Checker, app_dir: Path) -> AppSpec | None:
         platform=platform,
         require=validate_files.require(top.get("require"), c, app_dir),
         python_paths=validate_files.python_paths(top.get("python"), c, app_dir),
-        web=_web(top.get("wsgi"), top.get("web"), c),
+        web=validate_web.web(top, platform, c),
         commands=_commands(top.get("commands"), c),
         processes=tuple(Process(n, cmd) for n, cmd in _named_commands(top.get("processes"), "processes", c)),
         timers=_timers(top.get("timers"), c),
@@ -111,39 +111,12 @@ def _platform(node: YNode | None, top: dict[str, YNode], c: Checker) -> tuple[st
         for section in PLATFORMS[n].sections:
             if section not in top:
                 c.add(node, section, f"platform '{n}' needs a '{section}:' section")
+    web = [n for n in known if PLATFORMS[n].serves_web]
+    if len(web) > 1:
+        c.add(node, "platform", f"'{web[0]}' and '{web[1]}' both serve the web app; name one")
     if node is not None and not names:
         c.add(node, "platform", f"must name at least one platform (allowed: {', '.join(PLATFORMS)})")
     return tuple(known)
-
-
-def _web(wsgi: YNode | None, web: YNode | None, c: Checker) -> Web | None:
-    w = c.mapping(wsgi, "wsgi")
-    if wsgi is None or w is None:
-        if web is not None:
-            c.add(web, "web", "only meaningful with a 'wsgi:' section")
-        return None
-    c.keys(wsgi, "wsgi", ("app",), ("app",))
-    app = c.string(w.get("app"), "wsgi.app")
-    if app is not None and not OBJECT_RE.fullmatch(app):
-        c.add(w["app"], "wsgi.app", f"{shown(app)} must be 'module:object' (e.g. 'myapp.wsgi:application')")
-    opts = c.mapping(web, "web") or {}
-    if web is not None and opts:
-        c.keys(web, "web", ("workers", "timeout", "graceful_timeout", "max_requests", "max_requests_jitter", "port",
-                            "nginx", "public_port", "max_worker_memory", "health", "access_log"))
-    ints = {
-        "workers": (1, 64), "timeout": (1, 3600), "graceful_timeout": (1, 3600),
-        "max_requests": (0, 10**7), "max_requests_jitter": (0, 10**6), "port": (1024, 65535),
-        "public_port": (1, 65535), "max_worker_memory": (0, 1 << 20),
-    }
-    values: dict[str, Any] = {k: c.integer(opts.get(k), f"web.{k}", *rng) for k, rng in ints.items() if k in opts}
-    for key in ("nginx", "access_log"):
-        if key in opts:
-            values[key] = c.boolean(opts[key], f"web.{key}")
-    if "health" in opts:
-        values["health"] = c.string(opts["health"], "web.health")
-        if values["health"] is not None:
-            c.check(opts["health"], "web.health", rules.health_path(values["health"]))
-    return Web(app=app or "", **{k: v for k, v in values.items() if v is not None})
 
 
 def _named_commands(node: YNode | None, section: str, c: Checker) -> list[tuple[str, str]]:

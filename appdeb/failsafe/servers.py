@@ -18,12 +18,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from appdeb.build.spec import Web
 from appdeb.errors import AppdebError
 from appdeb.failsafe.client import HOST
 from appdeb.failsafe.memory import unit_pids
 from appdeb.node import harness as nodes
+from appdeb.runtime import contract
+from appdeb.runtime.commands import gunicorn_argv
 
 WSGI = "failsafe_app:application"
+ASGI = "failsafe_app:asgi_application"  # the same paths as an ASGI app
 WSGI_FILE = "failsafe_app.py"
 TIMEOUT = 10  # the per-request timeout of every server that has one, except the package's current default
 
@@ -74,6 +78,25 @@ def _gunicorn(worker_class: str, workers: int, timeout: int, threads: int = 0) -
     return command
 
 
+def _appdeb_asgi(target: Target, port: int) -> list[str]:
+    """What the web unit of an asgi package runs (the launcher's own gunicorn_argv, app.yaml's defaults),
+    with the shipped runtime on the path for its worker class and memory bound."""
+    defaults = Web(app=ASGI, interface="asgi")
+    web = contract.Web(port=port, workers=defaults.workers, timeout=defaults.timeout,
+                       graceful_timeout=defaults.graceful_timeout, max_requests=defaults.max_requests,
+                       max_requests_jitter=defaults.max_requests_jitter, max_worker_memory=defaults.max_worker_memory,
+                       health="/ok", interface="asgi")
+    argv = gunicorn_argv("fs-appdeb-asgi", web, ASGI, target.app_dir, [])
+    argv[argv.index("--bind") + 1] = f"{HOST}:{port}"
+    path = f"{target.env.get('PYTHONPATH', '')}:/opt/{target.package}/appdeb".lstrip(":")
+    return ["env", f"PYTHONPATH={path}", f"APPDEB_WORKER_MEMORY_MB={web.max_worker_memory}", "python3", "-m", *argv]
+
+
+def _uvicorn(target: Target, port: int) -> list[str]:
+    return ["python3", "-m", "uvicorn", "--host", HOST, "--port", str(port), "--workers", "6",
+            "--limit-max-requests", "1000", "--no-access-log", "--app-dir", target.app_dir, ASGI]
+
+
 def _uwsgi(target: Target, port: int) -> list[str]:
     return ["python3", "-c", "import pyuwsgi; pyuwsgi.run()", "--master", "--http-socket", f"{HOST}:{port}",
             "--processes", "8", "--harakiri", str(TIMEOUT), "--max-requests", "1000", "--reload-on-rss", "256",
@@ -101,6 +124,10 @@ SERVERS = {s.name: s for s in (
     Server("apache", f"Apache + mod_wsgi daemon mode, 2 processes × 4 threads, request-timeout={TIMEOUT}, "
                      "maximum-requests=1000", 6, installed_unit="apache2",
            debs=("apache2", "libapache2-mod-wsgi-py3")),
+    Server("appdeb-asgi", "the asgi web unit's command: gunicorn + appdeb's uvicorn worker, 6 workers, timeout 10, "
+                          "max-requests 1000, memory bound 256 MiB (the same paths as ASGI)", 7, _appdeb_asgi),
+    Server("uvicorn", "uvicorn's own supervisor, 6 workers, limit-max-requests 1000 (no worker timeout)", 8,
+           _uvicorn),
 )}
 
 

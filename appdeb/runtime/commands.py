@@ -26,10 +26,11 @@ def verb_env(app: AppPackage, args: list[str]) -> int:
 
 
 def verb_web(app: AppPackage, args: list[str]) -> int:
-    """Serve the WSGI app with gunicorn sync workers: timeout kills a stuck request, max_requests recycles."""
+    """Serve the app with gunicorn: sync workers for WSGI, uvicorn workers for ASGI; timeout kills a stuck
+    worker, max_requests recycles."""
     web, wsgi = app.contract.web, app.contract.wsgi
     if not web or not wsgi:
-        raise LauncherError("this app has no wsgi: section")
+        raise LauncherError("this app has no wsgi: or asgi: section")
     _not_as_root(app, "web")
     _dev_config(app)
     app.activate()
@@ -41,6 +42,11 @@ def verb_web(app: AppPackage, args: list[str]) -> int:
     return 0
 
 
+# An ASGI app's workers are uvicorn's, with appdeb's memory bound (asgi_worker.py); the module is
+# imported by gunicorn in the worker, where the vendored uvicorn-worker is on the path.
+WORKER_CLASSES = {"wsgi": "sync", "asgi": "appdeb_runtime.asgi_worker.Worker"}
+
+
 def gunicorn_argv(package: str, web: Web, wsgi: str, app_dir: str, args: list[str]) -> list[str]:
     """gunicorn's command line for the web process.
 
@@ -50,7 +56,7 @@ def gunicorn_argv(package: str, web: Web, wsgi: str, app_dir: str, args: list[st
     """
     return [
         "gunicorn", "--bind", f"127.0.0.1:{os.environ.get('APPDEB_PORT', web.port)}",
-        "--worker-class", "sync", "--workers", str(web.workers), "--timeout", str(web.timeout),
+        "--worker-class", WORKER_CLASSES[web.interface], "--workers", str(web.workers), "--timeout", str(web.timeout),
         "--graceful-timeout", str(web.graceful_timeout), "--max-requests", str(web.max_requests),
         "--max-requests-jitter", str(web.max_requests_jitter), "--chdir", app_dir,
         *(["--access-logfile", "-"] if web.access_log else []), "--name", package,

@@ -62,6 +62,7 @@ class Web:
     max_worker_memory: int
     health: str
     access_log: bool = False  # gunicorn logs every request (to the journal): opt-in, it costs throughput
+    interface: str = "wsgi"  # how gunicorn calls the app (contract.wsgi): sync workers (wsgi), uvicorn workers (asgi)
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ class Contract:
     python_abi: str
     binary_dists: list[str]
     python_paths: list[str]
-    wsgi: str | None
+    wsgi: str | None  # the web app's module:object, WSGI or ASGI (web.interface says which)
     web: Web | None
     commands: dict[str, str]
     processes: dict[str, str]

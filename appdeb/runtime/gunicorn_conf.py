@@ -31,6 +31,11 @@ def rss_mb() -> float:
     return int(os.pread(fd, 64, 0).split()[1]) * _PAGE / (1 << 20)
 
 
+def memory_limit_mb() -> int:
+    """web.max_worker_memory as the web verb passed it (0: no limit)."""
+    return _LIMIT_MB
+
+
 def post_request(worker: Any, req: Any, environ: Any, resp: Any) -> None:
     if _LIMIT_MB and rss_mb() > _LIMIT_MB:
         worker.log.warning("worker %s uses %.0f MiB (web.max_worker_memory %d): replacing it", worker.pid,

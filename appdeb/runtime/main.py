@@ -19,7 +19,7 @@ from .verify import verb_verify
 VERBS = {
     "run": (verb_run, "run COMMAND [ARGS…]: a command from the description, or any program, in the app's env"),
     "env": (verb_env, "env: print the app's environment"),
-    "web": (verb_web, "web: serve the WSGI app with gunicorn (what the web unit runs)"),
+    "web": (verb_web, "web: serve the WSGI/ASGI app with gunicorn (what the web unit runs)"),
     "process": (verb_process, "process NAME: run one of the description's processes"),
     "timer": (verb_timer, "timer NAME: run one timer's command now"),
     "status": (verb_status, "status: version, whose data, port, units, health, newest backup, pin"),

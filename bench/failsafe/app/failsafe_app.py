@@ -2,8 +2,9 @@
 
 The point is not speed but what a server does when the app goes wrong: a request that never ends in
 Python, in C with the GIL held or on a lock; a process that crashes; memory that only grows; bodies
-that arrive or leave slowly. Every server compared runs this one module (WSGI callable `application`),
-so differences in the results are the server's. Paths:
+that arrive or leave slowly. Every server compared runs this one module (WSGI callable `application`;
+the ASGI servers `asgi_application`, the same paths), so differences in the results are the server's.
+Paths:
 
     /ok                 a fast good request
     /cpu                ten million iterations of a Python loop
@@ -21,6 +22,7 @@ so differences in the results are the server's. Paths:
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import os
@@ -155,3 +157,33 @@ def application(environ: dict[str, Any], start_response: StartResponse) -> Itera
     body = handler(environ)
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
+
+
+async def asgi_application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The same paths as ASGI, written the way a naive async app is: each handler runs inline in the
+    event loop, so a busy loop, a deadlock, C code holding the GIL or a crash takes the whole worker
+    (the ASGI form of a wedge); the sleeps await (asyncio.sleep), so /wedge/sleep is a request that
+    hangs without blocking anything else; /upload reads its body from `receive`."""
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    path, status = scope["path"], 200
+    if path == "/upload":
+        total, more = 0, True
+        while more:
+            message = await receive()
+            total += len(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = f"received {total}\n".encode()
+    elif path in ("/sleep", "/wedge/sleep"):
+        await asyncio.sleep(1 if path == "/sleep" else 120)
+        body = b"slept\n" if path == "/sleep" else b"woke up\n"
+    elif path in ROUTES:
+        body = ROUTES[path]({"QUERY_STRING": scope.get("query_string", b"").decode("latin-1")})
+    else:
+        status, body = 404, ("paths: " + " ".join(sorted(ROUTES)) + "\n").encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,130 @@
+"""interface: at build time, is the object under wsgi:/asgi: really a WSGI/ASGI app? Refused before a .deb exists.
+
+A FastAPI app declared under `wsgi:` builds and installs, then every request fails with a TypeError
+that only the journal shows. The builder knows better: after vendoring it imports the app, the way
+`commands.build` runs (a copy of the app, the vendored libraries and the app's environment of the
+build step, as the building user and never on a node), contained (only PATH/LANG/HOME in its
+environment, no network when the builder is root, its whole session killed at the end or after
+the timeout) in a throw-away copy, and looks at
+the callable's signature: `async def __call__(scope, receive, send)` (or three required positional
+parameters) is ASGI, two (`environ, start_response`) are WSGI. An app that cannot be imported here
+(it needs a database at import time, say) is not refused for that: the build says it could not tell.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from appdeb.build.plan import BuildPlan
+from appdeb.build.yamlload import load
+from appdeb.errors import AppdebError, Problem, SpecError
+
+TIMEOUT = 60  # seconds for the import: Django's setup takes about one on a small machine
+MARK = "appdeb-interface:"
+
+# Runs in the app's environment (stdlib only): prints MARK and {"kind", "type"} as JSON.
+PROBE = r"""
+import importlib, inspect, json, sys
+module, _, attr = sys.argv[1].partition(":")
+obj = importlib.import_module(module)
+for part in attr.split("."):
+    obj = getattr(obj, part)
+def kind(obj):
+    if inspect.isclass(obj) or not callable(obj):
+        return "unknown"
+    call = obj if inspect.isfunction(obj) or inspect.ismethod(obj) else getattr(obj, "__call__", None)
+    if inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(call):
+        return "asgi"
+    try:
+        params = inspect.signature(call).parameters.values()
+    except (TypeError, ValueError):
+        return "unknown"
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = [p for p in positional if p.default is p.empty]
+    if len(required) == 3:
+        return "asgi"
+    if len(required) == 2:
+        return "wsgi"
+    return "unknown"
+name = "function " + obj.__name__ if inspect.isfunction(obj) else type(obj).__name__
+print(MARK + json.dumps({"kind": kind(obj), "type": name}))
+"""
+
+FIX = {"asgi": "declare it under `asgi:` with platform [python, asgi]",
+       "wsgi": "declare it under `wsgi:` with platform [python, wsgi]"}
+
+
+@dataclass(frozen=True)
+class Found:
+    """What the import found: the calling convention (wsgi, asgi, unknown) and the object's type name."""
+
+    kind: str
+    type: str
+
+
+def classify(output: str) -> Found | None:
+    """The probe's answer from its output (None if it printed none: the import failed)."""
+    for line in reversed(output.splitlines()):
+        if line.startswith(MARK):
+            try:  # the app's own output may imitate the mark
+                data = json.loads(line[len(MARK):])
+                return Found(str(data["kind"]), str(data["type"]))
+            except (ValueError, KeyError, TypeError):
+                continue
+    return None
+
+
+def mismatch(plan: BuildPlan, found: Found) -> SpecError | None:
+    """The error for an app declared under the other interface's section, located at its app: line."""
+    web = plan.spec.web
+    if web is None or found.kind not in FIX or found.kind == web.interface:
+        return None
+    path = plan.spec.app_dir / "app.yaml"
+    tree, _ = load(path, display_name=str(path))
+    node = tree.value[web.interface].value["app"]
+    article = "an" if found.kind == "asgi" else "a"
+    message = (f"{web.app} is {article} {found.kind.upper()} application ({found.type}); "
+               f"{FIX[found.kind]}")
+    return SpecError([Problem(str(path), node.line, node.col, f"{web.interface}.app", message)])
+
+
+def check_interface(plan: BuildPlan, lib: Path, app: Path | None = None) -> str | None:
+    """Import the web app in the build step's environment; raise SpecError on a mismatch.
+
+    Returns a warning when the import did not answer (the build goes on: it could not tell).
+    """
+    from appdeb.build.build_step import build_environment, copy_app, interpreter
+    from appdeb.runner import run_contained
+
+    web = plan.spec.web
+    if web is None:
+        return None
+    try:
+        python = interpreter(plan.python_version, "the interface check")
+    except AppdebError as exc:  # built for another python (another target): it cannot be imported here
+        return f"{web.interface}.app: could not check {web.app}: {exc}"
+    with tempfile.TemporaryDirectory(prefix="appdeb-interface-") as tmp:
+        source = plan.spec.app_dir if app is None else app
+        app = Path(tmp) / "app"  # always a throw-away copy: what the import writes never reaches the package
+        copy_app(source, plan.spec.exclude, app)
+        root = build_environment(plan, lib, app, Path(tmp) / "env", python)
+        probe = Path(tmp) / "probe.py"
+        probe.write_text(PROBE.replace("MARK", repr(MARK)))
+        argv = [python, "-I", str(root / "appdeb" / "run.py"), str(root), "run", "python3", str(probe), web.app]
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": tmp,
+               "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}  # none of the builder's tokens
+        try:
+            code, output = run_contained(argv, cwd=app, env=env, timeout=TIMEOUT)
+        except AppdebError:  # the timeout
+            return f"{web.interface}.app: could not check {web.app}: its import took more than {TIMEOUT} s"
+        if code != 0:
+            last = output.strip().splitlines()[-1:] or ["no output"]
+            return f"{web.interface}.app: could not import {web.app} to check it is {web.interface.upper()}: {last[0]}"
+    found = classify(output)
+    error = mismatch(plan, found) if found else None
+    if error:
+        raise error
+    return None

@@ -1,0 +1,63 @@
+"""The web process's worker class for an ASGI app: uvicorn's worker for gunicorn, with appdeb's memory bound.
+
+gunicorn's arbiter keeps what the WSGI service has: a worker whose event loop stops ticking for
+web.timeout seconds (an async handler that blocks the loop: the ASGI form of a wedge) misses its
+heartbeat and is killed and replaced; max_requests (with jitter) recycles workers; the systemd
+socket and graceful stop are the arbiter's. What this class adds:
+
+- its own heartbeat, a task that tells the arbiter "alive" every second the loop gets a turn.
+  uvicorn's comes from its main loop's every tenth tick, and each tick waits for whatever blocking
+  work is ready in the loop, so a worker busy with honest CPU work in async handlers (ten requests of
+  0.3 s ready at once) missed it for web.timeout and was killed mid-work (the `work` rows of
+  docs/failsafe.md); now only one stretch of blocking longer than web.timeout, a wedge, gets a kill.
+- the memory bound on that heartbeat, since uvicorn's worker never calls gunicorn_conf.post_request:
+  a worker past web.max_worker_memory stops accepting, finishes what it serves and is replaced.
+- `alive = False` — how the base worker's reloader (`appdeb serve`) and the memory check say
+  "leave" — becomes uvicorn's own graceful exit.
+
+Imported by gunicorn in the worker only, where the vendored uvicorn-worker is on the path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+from uvicorn_worker import UvicornWorker  # type: ignore[import-not-found]  # vendored in asgi packages
+
+from .gunicorn_conf import memory_limit_mb, rss_mb
+
+
+class Worker(UvicornWorker):  # type: ignore[misc]  # untyped base from the vendored package
+    """UvicornWorker, with a heartbeat of its own, the memory bound and a graceful `alive = False`."""
+
+    BEAT = 1.0  # seconds between heartbeats while the loop is free (gunicorn's timeout is web.timeout)
+
+    @property
+    def alive(self) -> bool:
+        return bool(self.__dict__.get("_alive", True))
+
+    @alive.setter
+    def alive(self, value: bool) -> None:
+        leaving = self.alive and not value
+        self.__dict__["_alive"] = value
+        if leaving:  # uvicorn's handler: stop accepting, finish the open requests, exit; the arbiter forks anew
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    async def _serve(self) -> None:
+        beat = asyncio.get_running_loop().create_task(self._beat())
+        try:
+            await super()._serve()
+        finally:
+            beat.cancel()
+
+    async def _beat(self) -> None:
+        limit = memory_limit_mb()
+        while True:
+            self.notify()
+            if limit and self.alive and rss_mb() > limit:
+                self.log.warning("worker %s uses %.0f MiB (web.max_worker_memory %d): replacing it", self.pid,
+                                 rss_mb(), limit)
+                self.alive = False
+            await asyncio.sleep(self.BEAT)

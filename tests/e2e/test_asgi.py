@@ -1,0 +1,148 @@
+"""An ASGI app on a real node: examples/chat (FastAPI, uvicorn workers, PostgreSQL) behind nginx.
+
+One private-network node carries the whole story, each step on the data of the last (CI time
+matters): install → HTTP, static files and a real WebSocket handshake + echo through nginx → the
+upgrade runs a migration after a dump → a downgrade with the backup restored brings the old rows
+and schema back → purge removes the instance and keeps its database.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from appdeb.build.pipeline import BuildOptions, build
+from appdeb.node import harness as nodes
+
+from ..conftest import EPOCH, EXAMPLES
+from ..wsclient import WebSocket
+from .apps import sh
+
+pytestmark = pytest.mark.e2e
+PACKAGE = "chat-a1"
+HOST = f"{PACKAGE}.localhost"
+
+
+def make_versions(tmp: Path) -> dict[str, Path]:
+    """1.0.0 is the example as committed; 0.9.0 drops the lines marked for v2 (migration 2, author)."""
+    new = tmp / "chat-1.0"
+    shutil.copytree(EXAMPLES / "chat", new, ignore=shutil.ignore_patterns(".appdeb", "settings.local.env"))
+    old = tmp / "chat-0.9"
+    shutil.copytree(new, old)
+    for py in old.rglob("*.py"):
+        py.write_text(re.sub(r"\n[ \t]*# >>> v2.*?# <<< v2[^\n]*", "", py.read_text(), flags=re.S))
+    (old / "app.yaml").write_text((old / "app.yaml").read_text().replace('version: "1.0.0"', 'version: "0.9.0"'))
+    return {"0.9": old, "1.0": new}
+
+
+@pytest.fixture(scope="module")
+def debs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    tmp = tmp_path_factory.mktemp("chat")
+    return {key: build(app, BuildOptions(instance="a1", out_dir=tmp / key, source_date_epoch=EPOCH)).deb
+            for key, app in make_versions(tmp).items()}
+
+
+@pytest.fixture(scope="module")
+def node(node_image: Path) -> Iterator[nodes.Node]:
+    n = nodes.up(f"asgi{int(time.time()) % 100000}", network="private")
+    try:
+        yield n
+    finally:
+        nodes.down(n.name)
+
+
+def http(node: nodes.Node, path: str, data: dict[str, object] | None = None) -> tuple[int, bytes]:
+    """Through the node's nginx (port 80 on its private address), as a browser would."""
+    body = json.dumps(data).encode() if data is not None else None
+    req = urllib.request.Request(f"http://{node.address}{path}", data=body,
+                                 headers={"Host": HOST, "Content-Type": "application/json"})
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            if exc.code != 502 or time.monotonic() > deadline:
+                return exc.code, exc.read()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.5)
+
+
+def messages(node: nodes.Node) -> list[dict[str, object]]:
+    status, body = http(node, "/api/messages")
+    assert status == 200, body
+    return list(json.loads(body))
+
+
+def health(node: nodes.Node) -> dict[str, object]:
+    status, body = http(node, "/health")
+    assert status == 200, body
+    return dict(json.loads(body))
+
+
+def echo_through_nginx(node: nodes.Node, text: str) -> str:
+    assert node.address is not None
+    ws = WebSocket(node.address, 80, "/ws/echo", host_header=HOST)
+    try:
+        assert ws.headers.get("upgrade", "").lower() == "websocket"
+        ws.send_text(text)
+        return ws.receive_text()
+    finally:
+        ws.close()
+
+
+def install(node: nodes.Node, deb: Path) -> str:
+    result = nodes.install(node, [deb], check=False)
+    assert result.returncode == 0, result.stdout[-3000:]
+    return result.stdout
+
+
+def test_chat_install_websocket_upgrade_rollback_purge(node: nodes.Node, debs: dict[str, Path]) -> None:
+    install(node, debs["0.9"])
+    assert health(node) == {"ok": True, "schema": 1, "instance": "a1", "version": "0.9.0-1"}
+    assert sh(node, f"systemctl is-active {PACKAGE}.service").strip() == "active"
+    assert "Using worker: appdeb_runtime.asgi_worker.Worker" in sh(node, f"journalctl -u {PACKAGE}.service")
+    assert http(node, "/api/messages", {"text": "hi"})[0] == 201
+    assert messages(node) == [{"id": 1, "text": "hi"}]
+    status, css = http(node, "/static/style.css")
+    assert status == 200 and css == (EXAMPLES / "chat/static/style.css").read_bytes()
+    assert echo_through_nginx(node, "hello over nginx") == "echo: hello over nginx"
+    assert echo_through_nginx(node, "x" * 1000) == "echo: " + "x" * 1000
+    sh(node, "nginx -t 2>&1")
+
+    # the upgrade dumps the database, then its update command applies migration 2
+    out = install(node, debs["1.0"])
+    assert "chat: applied migration 2" in out
+    assert health(node)["schema"] == 2
+    assert messages(node) == [{"id": 1, "text": "hi", "author": "anonymous"}]
+    http(node, "/api/messages", {"text": "second", "author": "ann"})
+    assert echo_through_nginx(node, "after the upgrade") == "echo: after the upgrade"
+    backups = sh(node, f"{PACKAGE} backups").splitlines()
+    upgrade = [b.split("\t")[0] for b in backups if "version=0.9.0-1" in b and "reason=upgrade" in b]
+    assert upgrade, backups
+
+    # back to 0.9 (it runs on the newer schema), then the backup taken when 0.9 was left: its rows return
+    install(node, debs["0.9"])
+    assert health(node)["schema"] == 2 and len(messages(node)) == 2
+    sh(node, f"{PACKAGE} restore {upgrade[-1]}")
+    assert health(node) == {"ok": True, "schema": 1, "instance": "a1", "version": "0.9.0-1"}
+    assert messages(node) == [{"id": 1, "text": "hi"}]
+    assert echo_through_nginx(node, "after the rollback") == "echo: after the rollback"
+
+    # purge: the instance is gone, nginx no longer serves it, the database stays without the opt-in
+    result = nodes.run_in(node, ["apt-get", "purge", "-y", PACKAGE])
+    assert result.returncode == 0, result.stdout
+    assert f"keeping database {PACKAGE}" in result.stdout
+    sh(node, f"test ! -e /etc/{PACKAGE} && test ! -e /opt/{PACKAGE} && test ! -e /var/lib/{PACKAGE}")
+    assert sh(node, "ls /etc/nginx/sites-enabled").split() == ["default"]
+    assert PACKAGE in sh(node, "runuser -u postgres -- psql -tAc 'SELECT datname FROM pg_database'").split()
