@@ -7,15 +7,17 @@ import shlex
 import sys
 from typing import Any
 
+from . import verbargs
 from .app import AppPackage, LauncherError
 from .contract import Web
 
 
 def verb_run(app: AppPackage, args: list[str]) -> int:
-    if not args:
-        raise LauncherError("usage: run COMMAND [ARGS…] (a command from the description or any program)")
+    ns = verbargs.parse(app.contract.package, "run", "", args)
+    for problem in app.settings_problems():  # a person is at the terminal: say so, but run
+        print(f"{app.contract.package}: warning: {problem}", file=sys.stderr)
     _dev_config(app)
-    return app.run_command(args, interactive=True)
+    return app.run_command([ns.command, *ns.args], interactive=True)
 
 
 def verb_env(app: AppPackage, args: list[str]) -> int:
@@ -31,6 +33,7 @@ def verb_web(app: AppPackage, args: list[str]) -> int:
     if not web or not wsgi:
         raise LauncherError("this app has no wsgi: section")
     _not_as_root(app, "web")
+    app.check_settings()
     _dev_config(app)
     app.activate()
     from gunicorn.app.wsgiapp import WSGIApplication  # type: ignore[import-untyped]  # vendored
@@ -63,6 +66,7 @@ def verb_process(app: AppPackage, args: list[str]) -> int:
     if name not in app.contract.processes:
         raise LauncherError(f"no process named '{name}' (known: {', '.join(app.contract.processes) or 'none'})")
     _not_as_root(app, f"process {name}")
+    app.check_settings()
     env = app.environ()
     os.chdir(app.app_dir)
     os.execve("/bin/sh", ["/bin/sh", "-c", "exec " + app.contract.processes[name]], env)
@@ -90,6 +94,7 @@ def verb_timer(app: AppPackage, args: list[str]) -> int:
     name = args[0] if args else ""
     if name not in app.contract.timers:
         raise LauncherError(f"no timer named '{name}' (known: {', '.join(app.contract.timers) or 'none'})")
+    app.check_settings()
     return app.run_command(["/bin/sh", "-c", app.contract.timers[name].command])
 
 

@@ -80,6 +80,21 @@ class Runner:
             out.flush()
         return proc.wait()
 
+    def show(self, argvs: Sequence[Sequence[str]]) -> int:
+        """Run programs side by side with their output on ours (`PKG logs -f`: the journal and log files)
+        until they end or the person interrupts; the worst exit status."""
+        sys.stdout.flush()
+        procs = [subprocess.Popen(list(a), stdin=subprocess.DEVNULL, start_new_session=True) for a in argvs]
+        try:
+            return max((p.wait() for p in procs), default=0)
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.terminate()
+                    p.wait()
+
     def systemd(self) -> bool:
         """Is systemd the init of this machine (a node), rather than a chroot, a build or a laptop?"""
         return os.path.isdir(SYSTEMD)
@@ -115,6 +130,10 @@ def output(argv: Sequence[str]) -> str:
     """stdout in the C locale (for parsing), or '' when the program failed."""
     done = RUNNER.run(argv, env={**os.environ, "LC_ALL": "C"})
     return done.text if done.ok else ""
+
+
+def show(argvs: Sequence[Sequence[str]]) -> int:
+    return RUNNER.show(argvs)
 
 
 def systemctl(*args: str) -> int:
