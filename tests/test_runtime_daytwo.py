@@ -136,7 +136,8 @@ def test_restart_refuses_a_broken_settings_file_and_restarts_nothing(
     assert f"{app.paths.settings}:3:" in err and "nothing was restarted" in err
     Path(app.paths.settings).write_text("GREETING=hi\n")
     show = done("ActiveState=active\nSubState=running\nActiveEnterTimestampMonotonic=0\n")
-    fake = FakeRunner({("systemctl", "restart"): done(), ("systemctl", "show"): show})
+    fake = FakeRunner({("systemctl", "restart"): done(), ("systemctl", "reset-failed"): done(),
+                       ("systemctl", "start"): done(), ("systemctl", "show"): show})
     with proc.use(fake):
         assert main([app.root, "restart"]) == 0
     web = next(u.name for u in app.contract.units if u.kind == "web")

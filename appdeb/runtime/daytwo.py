@@ -13,6 +13,7 @@ import sys
 
 from . import proc, verbargs
 from .app import AppPackage, LauncherError
+from .configfiles import render_config_files
 from .units import unit_problems
 
 
@@ -69,9 +70,9 @@ def verb_logs(app: AppPackage, args: list[str]) -> int:
 
 
 def verb_restart(app: AppPackage, args: list[str]) -> int:
-    """restart: the web process and workers start again with the current settings file (systemd keeps
-    the socket, so no request is refused); refused, with nothing restarted, while the settings file has
-    lines that are not settings."""
+    """restart: the config files are rendered again and the web process and workers start with the
+    current settings (systemd keeps the socket, so no request is refused); refused, with nothing
+    restarted, while the settings file has lines that are not settings."""
     _on_a_node(app, "restart")
     if os.geteuid() != 0:
         raise LauncherError("restart needs root (systemctl restart)")
@@ -81,7 +82,13 @@ def verb_restart(app: AppPackage, args: list[str]) -> int:
     services = [u.name for u in app.contract.units if u.kind in ("web", "process")]
     if not services:
         raise LauncherError("this package has no web process or workers to restart")
+    for notice in render_config_files(app):  # config files carry settings too (as configure renders them)
+        print(f"{app.contract.package}: {notice}", flush=True)
+    sockets = [u.name for u in app.contract.units if u.kind == "socket"]
+    proc.run(["systemctl", "reset-failed", *sockets, *services])  # units that hit their start limit may start
     proc.run(["systemctl", "restart", *services], check=True, what=f"systemctl restart {' '.join(services)}")
+    if sockets:  # started if it had failed with its service; never restarted (it holds waiting requests)
+        proc.run(["systemctl", "start", *sockets], check=True, what=f"systemctl start {' '.join(sockets)}")
     down = unit_problems(app)
     for line in down:
         print(f"{app.contract.package}: restart: {line}", file=sys.stderr)
