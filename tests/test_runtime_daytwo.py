@@ -171,3 +171,16 @@ def test_every_line_is_a_setting_a_comment_a_blank_or_a_located_problem(text: st
     keys = {lines[n - 1].partition("=")[0].strip() for n in settings_lines}
     assert keys == set(parsed.values)
     assert all(settings_file.NAME.match(k) for k in parsed.values)
+
+
+def test_database_url_is_postgresql_and_a_setting_can_name_the_driver(tmp_path: Path) -> None:
+    """What docs/services.md tells an app that ships psycopg2 under SQLAlchemy 2.1 (whose `postgresql://`
+    means psycopg 3): the services' variables build a URL with the driver named."""
+    from appdeb.runtime.contract import RequestedService, Setting
+
+    url = "postgresql+psycopg2://${CONFIG_PG_USER}@/${CONFIG_PG_DBNAME}?host=${CONFIG_PG_HOST}"
+    app = install_root(tmp_path, services=[RequestedService("postgres", {})],
+                       env=[Setting("SQLALCHEMY_URL", url, False)])
+    env = app.environ({})
+    assert env["DATABASE_URL"] == "postgresql://nobody@/hello-nr1?host=/var/run/postgresql"  # the user: nobody
+    assert env["SQLALCHEMY_URL"] == "postgresql+psycopg2://nobody@/hello-nr1?host=/var/run/postgresql"
