@@ -20,7 +20,7 @@ from appdeb.runtime import daytwo, proc, verify
 from appdeb.runtime import settings as settings_file
 from appdeb.runtime.app import LauncherError
 from appdeb.runtime.main import VERBS, main
-from appdeb.runtime.verbargs import parse
+from appdeb.runtime.verbargs import Usage, parse
 
 from .noderoot import FakeRunner, done, install_root
 
@@ -85,6 +85,21 @@ def test_arguments_after_a_command_are_its_own_and_options_take_both_spellings()
     assert parse("p", "pin", "", ["--previous", "--allow-old-layout"]).previous
 
 
+@given(st.sampled_from(sorted(VERBS)), st.lists(st.text(max_size=12), max_size=5))
+@settings(max_examples=300, database=None)
+def test_any_arguments_parse_or_are_a_usage_answer(verb: str, args: list[str]) -> None:
+    """argparse never lets an exception other than its exit through, and exits only with 0 or 2."""
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        try:
+            parse("p", verb, "", args)
+        except Usage as exc:
+            assert exc.code in (0, 2)
+            assert exc.code == 2 or any(a.startswith("-") and "h" in a for a in args)  # -h, --help, -fh
+
+
 def test_version_prints_the_version(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     app = install_root(tmp_path)
     assert main([app.root, "version"]) == 0
@@ -97,6 +112,7 @@ def test_logs_reads_every_unit_and_the_apps_files_as_the_app_user(tmp_path: Path
     logs.mkdir()
     (logs / "app.log").write_text("hello\n")
     (logs / "shadow").symlink_to("/etc/shadow")  # the app's directory: a link is not followed by root
+    (logs / "\x1b]0;owned\x07.log").write_text("")  # nor is a name put on root's terminal
     fake = FakeRunner()
     with proc.use(fake):
         assert main([app.root, "logs", "-n", "7"]) == 0
@@ -106,6 +122,19 @@ def test_logs_reads_every_unit_and_the_apps_files_as_the_app_user(tmp_path: Path
     user = ("runuser", "-u", "nobody", "--") if os.geteuid() == 0 else ()
     assert files == (*user, "tail", "-n", "7", "--", str(logs / "app.log"))
     assert "-F" in daytwo.logs_argvs(app, 1, follow=True)[1] and "-f" in daytwo.logs_argvs(app, 1, True)[0]
+
+
+def test_logs_shows_the_sites_nginx_logs_when_there_is_a_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    nginx = tmp_path / "nginx"
+    nginx.mkdir()
+    for name in ("hello-nr1.access.log", "hello-nr1.error.log", "other.access.log"):
+        (nginx / name).write_text("")
+    monkeypatch.setattr(daytwo, "NGINX_LOGS", str(nginx))
+    assert daytwo.nginx_logs(install_root(tmp_path / "plain")) == []  # no site, no nginx logs
+    app = install_root(tmp_path / "site", nginx=True)
+    argvs = daytwo.logs_argvs(app, 9, follow=False)
+    assert argvs[1] == ["tail", "-n", "9", "--", str(nginx / "hello-nr1.access.log"),
+                        str(nginx / "hello-nr1.error.log")]
 
 
 BROKEN = "# the admin's settings\nGREETING=hi\nBROKEN LINE\nexport X=1\n"

@@ -14,13 +14,19 @@ from .contract import Web
 
 def verb_run(app: AppPackage, args: list[str]) -> int:
     ns = verbargs.parse(app.contract.package, "run", "", args)
-    for problem in app.settings_problems():  # a person is at the terminal: say so, but run
-        print(f"{app.contract.package}: warning: {problem}", file=sys.stderr)
+    _warn_settings(app)
     _dev_config(app)
     return app.run_command([ns.command, *ns.args], interactive=True)
 
 
+def _warn_settings(app: AppPackage) -> None:
+    """A person is at the terminal: name the settings file's bad lines, but go on (the units refuse)."""
+    for problem in app.settings_problems():
+        print(f"{app.contract.package}: warning: {problem}", file=sys.stderr)
+
+
 def verb_env(app: AppPackage, args: list[str]) -> int:
+    _warn_settings(app)
     env = app.environ({})
     for key in sorted(env):
         print(f"{key}={shlex.quote(env[key])}")

@@ -22,19 +22,23 @@ def _on_a_node(app: AppPackage, verb: str) -> None:
         raise LauncherError(f"{verb} acts on the units of an installed package (here: no systemd units)")
 
 
+NGINX_LOGS = "/var/log/nginx"  # where the site template tells nginx to log (nginx-site.conf.j2)
+
+
 def nginx_logs(app: AppPackage) -> list[str]:
     """The site's own log files (nginx's directory is root's), when the package has a site."""
     if not app.contract.nginx:
         return []
-    names = (f"/var/log/nginx/{app.contract.package}.{kind}.log" for kind in ("access", "error"))
+    names = (f"{NGINX_LOGS}/{app.contract.package}.{kind}.log" for kind in ("access", "error"))
     return [n for n in names if os.path.isfile(n)]
 
 
 def app_logs(app: AppPackage) -> list[str]:
-    """Regular files directly in the app's log directory (listed without following any link)."""
+    """Regular files directly in the app's log directory (listed without following any link; a name
+    that could put control characters on root's terminal is left out)."""
     try:
         with os.scandir(app.paths.logs) as entries:
-            return sorted(e.path for e in entries if e.is_file(follow_symlinks=False))
+            return sorted(e.path for e in entries if e.is_file(follow_symlinks=False) and e.name.isprintable())
     except FileNotFoundError:
         return []
 
