@@ -44,7 +44,8 @@ def verb_web(app: AppPackage, args: list[str]) -> int:
     app.activate()
     from gunicorn.app.wsgiapp import WSGIApplication  # type: ignore[import-untyped]  # vendored
 
-    sys.argv = gunicorn_argv(app.contract.package, web, wsgi, app.app_dir, args)
+    reload = ["--reload"] if verbargs.parse(app.contract.package, "web", "", args).reload else []
+    sys.argv = gunicorn_argv(app.contract.package, web, wsgi, app.app_dir, reload)
     os.environ["APPDEB_WORKER_MEMORY_MB"] = str(web.max_worker_memory)
     WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]").run()
     return 0

@@ -79,6 +79,8 @@ SPECS: dict[str, Callable[[argparse.ArgumentParser], object]] = {
     "run": lambda p: _remainder(p, "command", "a command from the description, or any program"),
     "process": lambda p: p.add_argument("name", help="one of the description's processes"),
     "timer": lambda p: p.add_argument("name", help="one of the description's timers"),
+    "web": lambda p: p.add_argument("--reload", action="store_true",
+                                    help="restart the workers when the code changes (appdeb serve, in development)"),
     "restore": lambda p: p.add_argument("backup", help="a backup's name (see 'backups') or path"),
     "backup": _backup, "logs": _logs, "hook": _hook, "rollback": _rollback,
     "pin": lambda p: _version_or_previous(p, "install and hold"),
