@@ -213,3 +213,12 @@ def test_database_url_is_postgresql_and_a_setting_can_name_the_driver(tmp_path: 
     env = app.environ({})
     assert env["DATABASE_URL"] == "postgresql://nobody@/hello-nr1?host=/var/run/postgresql"  # the user: nobody
     assert env["SQLALCHEMY_URL"] == "postgresql+psycopg2://nobody@/hello-nr1?host=/var/run/postgresql"
+
+
+def test_logs_of_a_package_without_units_is_not_the_whole_journal(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    app = install_root(tmp_path, units=[], web=None)
+    fake = FakeRunner()
+    with proc.use(fake):
+        assert main([app.root, "logs"]) == 0
+    assert fake.calls == [] and "nothing logs yet" in capsys.readouterr().out

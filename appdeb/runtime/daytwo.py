@@ -46,9 +46,9 @@ def app_logs(app: AppPackage) -> list[str]:
 def logs_argvs(app: AppPackage, lines: int, follow: bool) -> list[list[str]]:
     """journalctl for all the package's units, tail for nginx's files and (as the app user) the app's."""
     more = ["-F"] if follow else []
-    journal = ["journalctl", "--no-pager", "-o", "short-iso", "-n", str(lines), *(["-f"] if follow else []),
-               *(f"--unit={u.name}" for u in app.contract.units)]
-    out = [journal]
+    units = [f"--unit={u.name}" for u in app.contract.units]  # none: journalctl alone would show everything
+    journal = ["journalctl", "--no-pager", "-o", "short-iso", "-n", str(lines), *(["-f"] if follow else []), *units]
+    out = [journal] if units else []
     if nginx_logs(app):
         out.append(["tail", "-n", str(lines), *more, "--", *nginx_logs(app)])
     mine = app_logs(app)
@@ -63,11 +63,14 @@ def verb_logs(app: AppPackage, args: list[str]) -> int:
     ns = verbargs.parse(app.contract.package, "logs", "", args)
     _on_a_node(app, "logs")
     argvs = logs_argvs(app, ns.lines, ns.follow)
+    if not argvs:
+        print(f"{app.contract.package}: no units, no site and no files in {app.paths.logs}: nothing logs yet")
+        return 0
     if ns.follow:  # side by side, until interrupted
         return proc.show(argvs)
     codes = []
     for argv in argvs:
-        if argv is not argvs[0]:
+        if argv[0] != "journalctl":
             print(f"\n==> {' '.join(a for a in argv if a.startswith('/'))} <==", flush=True)
         codes.append(proc.show([argv]))
     return max(codes)
