@@ -75,6 +75,14 @@ def test_help_names_every_verb_and_help_verb_is_that_verbs_help(tmp_path: Path,
     assert "unknown verb 'nosuchverb'" in capsys.readouterr().err
 
 
+def test_process_and_timer_names_are_the_descriptions(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    app = install_root(tmp_path, processes={"worker": "sleep 1"})
+    with proc.use(FakeRunner()):
+        assert main([app.root, "process", "wroker"]) == 2
+        assert "invalid choice: 'wroker' (choose from 'worker')" in capsys.readouterr().err
+        assert main([app.root, "timer", "nightly"]) == 2  # the app has no timers
+
+
 def test_arguments_after_a_command_are_its_own_and_options_take_both_spellings() -> None:
     ns = parse("p", "run", "", ["manage", "--help", "-x"])
     assert (ns.command, ns.args) == ("manage", ["--help", "-x"])

@@ -70,7 +70,8 @@ def main(argv: list[str]) -> int:
     elif verb not in VERBS:
         return usage(app, verb in HELP_WORDS, verb)
     try:  # every verb's arguments are checked before it runs: --help or a misuse starts nothing
-        parse(app.contract.package, verb, VERBS[verb][1], args)
+        names = list(app.contract.processes if verb == "process" else app.contract.timers)
+        parse(app.contract.package, verb, VERBS[verb][1], args, names)
     except Usage as exc:
         return exc.code
     try:

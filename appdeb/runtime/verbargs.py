@@ -11,7 +11,7 @@ the runtime runs with the node's Debian python, click is not there.)
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 OLD_LAYOUT = "--allow-old-layout"  # pinning.OLD_LAYOUT, without importing apt logic to parse arguments
 
@@ -77,8 +77,6 @@ def _none(p: argparse.ArgumentParser) -> None:
 
 SPECS: dict[str, Callable[[argparse.ArgumentParser], object]] = {
     "run": lambda p: _remainder(p, "command", "a command from the description, or any program"),
-    "process": lambda p: p.add_argument("name", help="one of the description's processes"),
-    "timer": lambda p: p.add_argument("name", help="one of the description's timers"),
     "web": lambda p: p.add_argument("--reload", action="store_true",
                                     help="restart the workers when the code changes (appdeb serve, in development)"),
     "restore": lambda p: p.add_argument("backup", help="a backup's name (see 'backups') or path"),
@@ -87,15 +85,22 @@ SPECS: dict[str, Callable[[argparse.ArgumentParser], object]] = {
 }
 
 
-def parser(package: str, verb: str, summary: str) -> argparse.ArgumentParser:
+NAMED = {"process": "processes", "timer": "timers"}  # verbs taking a NAME from the description
+
+
+def parser(package: str, verb: str, summary: str, names: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """names: the description's processes or timers, for `process NAME` and `timer NAME`."""
     p = argparse.ArgumentParser(prog=f"{package} {verb}", description=summary, allow_abbrev=False)
-    SPECS.get(verb, _none)(p)
+    if verb in NAMED:
+        p.add_argument("name", choices=list(names), help=f"one of the description's {NAMED[verb]}")
+    else:
+        SPECS.get(verb, _none)(p)
     return p
 
 
-def parse(package: str, verb: str, summary: str, args: list[str]) -> argparse.Namespace:
+def parse(package: str, verb: str, summary: str, args: list[str], names: Sequence[str] = ()) -> argparse.Namespace:
     """The verb's arguments, or Usage once argparse has printed help (0) or the error (2)."""
     try:
-        return parser(package, verb, summary).parse_args(args)
+        return parser(package, verb, summary, names).parse_args(args)
     except SystemExit as exc:
         raise Usage(exc.code if isinstance(exc.code, int) else 2) from None

@@ -32,7 +32,7 @@ MISUSE = {  # (arguments, what must not happen) for each verb; every verb must b
     "hook": ["bogus"], "pin": ["1.0.0-1", "--previous"], "unpin": ["x"], "rollback": ["1", "2"],
     "pull": ["x"], "logs": ["-n", "many"], "restart": ["now"], "version": ["--long"],
 }
-EXTRA_MISUSE = [["backups", "--keep", "1"], ["backup", "--reason"], ["process"]]
+EXTRA_MISUSE = [["backups", "--keep", "1"], ["backup", "--reason"], ["process"], ["process", "wroker"]]
 
 
 def day2_app(dest: Path) -> Path:
