@@ -230,3 +230,17 @@ def test_logs_of_a_package_without_units_is_not_the_whole_journal(tmp_path: Path
     with proc.use(fake):
         assert main([app.root, "logs"]) == 0
     assert fake.calls == [] and "nothing logs yet" in capsys.readouterr().out
+
+
+@given(st.binary(max_size=200))
+def test_shown_lines_carry_no_control_characters(data: bytes) -> None:
+    shown = proc.printable(data)
+    assert not any((ord(c) < 0x20 and c not in "\t\n") or 0x7F <= ord(c) <= 0x9F for c in shown)
+
+
+def test_logs_reach_roots_terminal_as_printable_text(capsys: pytest.CaptureFixture[str]) -> None:
+    """What the app user wrote into a log file cannot retitle, clear or rewrite root's terminal."""
+    hostile = r"printf 'GET / \033]0;owned\007\033[2J\rfake prompt# \n'"
+    assert proc.Runner().show([["sh", "-c", hostile]]) == 0
+    out = capsys.readouterr().out
+    assert out == "GET / \\x1b]0;owned\\x07\\x1b[2J\\x0dfake prompt# \n"
