@@ -52,6 +52,10 @@ class FakeRunner(proc.Runner):
         self.calls.append(tuple(argv))
         return super().relay(argv, **kwargs)
 
+    def show(self, argvs: Sequence[Sequence[str]]) -> int:
+        self.calls.extend(tuple(a) for a in argvs)
+        return 0
+
     def systemd(self) -> bool:
         return self.on_systemd
 

@@ -94,7 +94,8 @@ def test_status_reports_version_data_web_health_units_backups_and_pin(tmp_path: 
     assert lines == [
         "package: hello-nr1 2.0.0-1", "data: none (not configured yet)",
         f"web: 127.0.0.1:{healthy_port} (health /)", "health: ok",
-        f"unit: {socket} active", f"unit: {web} active", "backups: 0, newest none", "pin: none"]
+        f"unit: {socket} active", f"unit: {web} active", "backups: 0, newest none", "pin: none",
+        f"settings: {app.paths.settings}"]
 
 
 def test_restore_stops_the_app_first_and_touches_nothing_when_it_cannot(tmp_path: Path) -> None:

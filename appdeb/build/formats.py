@@ -108,11 +108,12 @@ def control_description(summary: object, body: Iterable[object] = ()) -> Rendere
 def env_value(value: object) -> Rendered:
     """A settings-file (KEY=value) value that the runtime's parse_settings reads back exactly.
 
-    parse_settings strips blanks and one pair of matching outer quotes, so a value with surrounding
-    blanks, or starting and ending with the same quote, is wrapped in single quotes (stripped again).
+    parse_settings strips blanks and one pair of matching outer quotes (and reports a value that opens
+    a quote it does not close), so a value with surrounding blanks, or starting with a quote, is wrapped
+    in single quotes (stripped again).
     """
     text = _one_line(value, "settings file")
-    if text != text.strip() or (len(text) >= 2 and text[0] == text[-1] and text[0] in "'\""):
+    if text != text.strip() or text[:1] in ("'", '"'):
         return Rendered(f"'{text}'")
     return Rendered(text)
 

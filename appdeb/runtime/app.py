@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 from . import proc
+from . import settings as settings_file
 from .contract import Contract, ContractError
 from .proc import plain_env
 
@@ -38,18 +39,9 @@ def config_var(name: str) -> str:
 
 
 def parse_settings(text: str) -> dict[str, str]:
-    """KEY=value lines; '#' comments; optional single or double quotes around the value."""
-    out: dict[str, str] = {}
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        out[key.strip()] = value
-    return out
+    """KEY=value lines; '#' comments; optional single or double quotes around the value (lines that are
+    not settings are left out here: `settings_problems` names them)."""
+    return settings_file.parse(text).values
 
 
 class AppPackage:
@@ -77,12 +69,27 @@ class AppPackage:
 
     def settings(self) -> dict[str, str]:
         values = {s.name: s.default for s in self.contract.env if s.default is not None}
+        values.update(self._settings_file().values)
+        return values
+
+    def settings_problems(self) -> list[str]:
+        """`FILE:LINE: why` for each line of the settings file that is not a setting."""
+        return self._settings_file().messages(self.paths.settings)
+
+    def check_settings(self) -> None:
+        """Refuse to start the app on a settings file with lines that are not settings (a typo would
+        otherwise leave a setting at its default without a word)."""
+        problems = self.settings_problems()
+        if problems:
+            raise LauncherError("\n".join([*problems, "fix the settings file, then: "
+                                            f"{self.contract.package} restart"]))
+
+    def _settings_file(self) -> settings_file.Parsed:
         try:
             with open(self.paths.settings, encoding="utf-8") as f:
-                values.update(parse_settings(f.read()))
+                return settings_file.parse(f.read())
         except FileNotFoundError:
-            pass
-        return values
+            return settings_file.Parsed({})
 
     def sys_path(self) -> list[str]:
         extra = [os.path.join(self.app_dir, p) for p in self.contract.python_paths]

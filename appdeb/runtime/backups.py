@@ -15,17 +15,13 @@ import os
 import shutil
 import sys
 
-from . import proc
+from . import proc, verbargs
 from .app import AppPackage, LauncherError
 from .commands import services_step
 from .guard import app_output, app_user, instance_lock, new_staging, on_node_as_root, remove_tree, run_as_app
 
 EXCLUDED = ("tmp", "cache")  # scratch space inside the state directory, never backed up
 MARGIN = 16 << 20
-
-
-def _option(args: list[str], name: str, default: str = "") -> str:
-    return args[args.index(name) + 1] if name in args and args.index(name) + 1 < len(args) else default
 
 
 def list_backups(app: AppPackage) -> list[str]:
@@ -251,10 +247,10 @@ def verb_backup(app: AppPackage, args: list[str]) -> int:
     """backup [--reason R]: labelled with the version whose data the instance holds."""
     from .lifecycle import data_version
 
-    reason = _option(args, "--reason", "manual")
-    if not reason.isidentifier():
-        raise LauncherError(f"not a reason: {reason!r} (letters, digits, _)")
-    print(take_backup(app, reason, _option(args, "--from-version") or data_version(app)))
+    ns = verbargs.parse(app.contract.package, "backup", "", args)
+    if not ns.reason.isidentifier():
+        raise LauncherError(f"not a reason: {ns.reason!r} (letters, digits, _)")
+    print(take_backup(app, ns.reason, ns.from_version or data_version(app)))
     return 0
 
 

@@ -7,18 +7,26 @@ import shlex
 import sys
 from typing import Any
 
+from . import verbargs
 from .app import AppPackage, LauncherError
 from .contract import Web
 
 
 def verb_run(app: AppPackage, args: list[str]) -> int:
-    if not args:
-        raise LauncherError("usage: run COMMAND [ARGS…] (a command from the description or any program)")
+    ns = verbargs.parse(app.contract.package, "run", "", args)
+    _warn_settings(app)
     _dev_config(app)
-    return app.run_command(args, interactive=True)
+    return app.run_command([ns.command, *ns.args], interactive=True)
+
+
+def _warn_settings(app: AppPackage) -> None:
+    """A person is at the terminal: name the settings file's bad lines, but go on (the units refuse)."""
+    for problem in app.settings_problems():
+        print(f"{app.contract.package}: warning: {problem}", file=sys.stderr)
 
 
 def verb_env(app: AppPackage, args: list[str]) -> int:
+    _warn_settings(app)
     env = app.environ({})
     for key in sorted(env):
         print(f"{key}={shlex.quote(env[key])}")
@@ -32,11 +40,13 @@ def verb_web(app: AppPackage, args: list[str]) -> int:
     if not web or not wsgi:
         raise LauncherError("this app has no wsgi: or asgi: section")
     _not_as_root(app, "web")
+    app.check_settings()
     _dev_config(app)
     app.activate()
     from gunicorn.app.wsgiapp import WSGIApplication  # type: ignore[import-untyped]  # vendored
 
-    sys.argv = gunicorn_argv(app.contract.package, web, wsgi, app.app_dir, args)
+    reload = ["--reload"] if verbargs.parse(app.contract.package, "web", "", args).reload else []
+    sys.argv = gunicorn_argv(app.contract.package, web, wsgi, app.app_dir, reload)
     os.environ["APPDEB_WORKER_MEMORY_MB"] = str(web.max_worker_memory)
     WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]").run()
     return 0
@@ -69,6 +79,7 @@ def verb_process(app: AppPackage, args: list[str]) -> int:
     if name not in app.contract.processes:
         raise LauncherError(f"no process named '{name}' (known: {', '.join(app.contract.processes) or 'none'})")
     _not_as_root(app, f"process {name}")
+    app.check_settings()
     env = app.environ()
     os.chdir(app.app_dir)
     os.execve("/bin/sh", ["/bin/sh", "-c", "exec " + app.contract.processes[name]], env)
@@ -96,6 +107,7 @@ def verb_timer(app: AppPackage, args: list[str]) -> int:
     name = args[0] if args else ""
     if name not in app.contract.timers:
         raise LauncherError(f"no timer named '{name}' (known: {', '.join(app.contract.timers) or 'none'})")
+    app.check_settings()
     return app.run_command(["/bin/sh", "-c", app.contract.timers[name].command])
 
 

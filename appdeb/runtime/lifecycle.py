@@ -11,6 +11,7 @@ import contextlib
 import os
 import stat
 
+from . import verbargs
 from .app import AppPackage, LauncherError
 from .backups import take_backup
 from .commands import services_step
@@ -165,13 +166,13 @@ def _root_legacy_dir(state_fd: int) -> int:
 def verb_hook(app: AppPackage, args: list[str]) -> int:
     """Lifecycle hooks the maintainer scripts call: configure, downgrade VERSION, uninstall (and the
     single steps provision, install, update for running by hand)."""
-    name = args[0] if args else ""
-    if name == "configure" and len(args) == 1:
+    ns = verbargs.parse(app.contract.package, "hook", "", args)
+    name, from_version = ns.step, ns.from_version
+    if name == "configure" and not ns.version and not from_version:
         configure(app)
-    elif name == "downgrade" and len(args) == 2:
-        prepare_downgrade(app, args[1])
-    elif name in ("provision", "install", "update", "uninstall"):
-        from_version = args[2] if args[1:2] == ["--from-version"] and len(args) > 2 else None
+    elif name == "downgrade" and ns.version and not from_version:
+        prepare_downgrade(app, ns.version)
+    elif name in ("provision", "install", "update", "uninstall") and not ns.version:
         with instance_lock(app, name):
             run_app_hook(app, name, from_version)
     else:

@@ -9,11 +9,13 @@ from . import proc
 from .app import AppPackage, LauncherError
 from .backups import verb_backup, verb_backups, verb_restore
 from .commands import verb_env, verb_process, verb_run, verb_timer, verb_web
+from .daytwo import verb_logs, verb_restart, verb_version
 from .lifecycle import verb_hook
 from .pinning import verb_pin, verb_unpin
 from .pull import verb_pull
 from .rollback import verb_rollback
 from .status import verb_status
+from .verbargs import Usage, parse
 from .verify import verb_verify
 
 VERBS = {
@@ -23,6 +25,9 @@ VERBS = {
     "process": (verb_process, "process NAME: run one of the description's processes"),
     "timer": (verb_timer, "timer NAME: run one timer's command now"),
     "status": (verb_status, "status: version, whose data, port, units, health, newest backup, pin"),
+    "logs": (verb_logs, "logs [-f] [-n N]: the journal of the package's units, its nginx site's and the app's logs"),
+    "restart": (verb_restart, "restart: restart the web process and workers (applies a settings.env change)"),
+    "version": (verb_version, "version: print the installed version"),
     "verify": (verb_verify, "verify: check python, settings, units, the web answer, then the app's verify"),
     "backup": (verb_backup, "backup [--reason R]: back up settings, services and app data"),
     "backups": (verb_backups, "backups: list backups (whose data, why, size)"),
@@ -40,25 +45,39 @@ VERBS.update({
 HELP_WORDS = ("help", "--help", "-h")  # answered by the launcher itself, like a verb
 
 
+def usage(app: AppPackage, asked: bool, verb: str = "") -> int:
+    """The launcher's own help: its verbs and the description's commands."""
+    out = sys.stdout if asked else sys.stderr
+    if not asked:
+        print(f"{app.contract.package}: unknown verb '{verb}'", file=out)
+    print(f"{app.contract.package} {app.contract.version}\n", file=out)
+    for _, text in VERBS.values():
+        print("  " + text, file=out)
+    names = ", ".join(app.contract.commands) or "none"
+    print(f"\ncommands in the description: {names}\n'{app.contract.package} VERB --help' explains one verb",
+          file=out)
+    return 0 if asked else 2
+
+
 def main(argv: list[str]) -> int:
     if len(argv) < 1:
         print("usage: run.py ROOT VERB [ARGS…]", file=sys.stderr)
         return 2
     app = AppPackage(argv[0])
     verb, args = (argv[1], argv[2:]) if len(argv) > 1 else ("help", [])
-    if verb not in VERBS:
-        asked = verb in HELP_WORDS
-        out = sys.stdout if asked else sys.stderr
-        if not asked:
-            print(f"{app.contract.package}: unknown verb '{verb}'", file=out)
-        print(f"{app.contract.package} {app.contract.version}\n", file=out)
-        for _, text in VERBS.values():
-            print("  " + text, file=out)
-        names = ", ".join(app.contract.commands) or "none"
-        print(f"\ncommands in the description: {names}", file=out)
-        return 0 if asked else 2
+    if verb in HELP_WORDS and args[:1] and args[0] in VERBS:  # help VERB
+        verb, args = args[0], ["--help"]
+    elif verb not in VERBS:
+        return usage(app, verb in HELP_WORDS, verb)
+    try:  # every verb's arguments are checked before it runs: --help or a misuse starts nothing
+        names = list(app.contract.processes if verb == "process" else app.contract.timers)
+        parse(app.contract.package, verb, VERBS[verb][1], args, names)
+    except Usage as exc:
+        return exc.code
     try:
         return VERBS[verb][0](app, args)
+    except Usage as exc:
+        return exc.code
     except LauncherError as exc:
         print(f"{app.contract.package}: {exc}", file=sys.stderr)
         return 1

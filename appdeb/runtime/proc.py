@@ -15,6 +15,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
@@ -80,9 +81,50 @@ class Runner:
             out.flush()
         return proc.wait()
 
+    def show(self, argvs: Sequence[Sequence[str]]) -> int:
+        """Run programs side by side with their output on ours (`PKG logs -f`: the journal and log files)
+        until they end or the person interrupts; the worst exit status."""
+        sys.stdout.flush()
+        procs = [subprocess.Popen(list(a), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, start_new_session=True)
+                 for a in argvs]
+        # The app user writes what these show (its log files, request data in nginx's): on root's
+        # terminal a control sequence would be an attack, so every line arrives as printable text.
+        copiers = [threading.Thread(target=_copy_printable, args=(p.stdout,), daemon=True) for p in procs]
+        for copier in copiers:
+            copier.start()
+        try:
+            codes = [p.wait() for p in procs]
+            for copier in copiers:
+                copier.join()
+            return max(codes, default=0)
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.terminate()
+                    p.wait()
+
     def systemd(self) -> bool:
         """Is systemd the init of this machine (a node), rather than a chroot, a build or a laptop?"""
         return os.path.isdir(SYSTEMD)
+
+
+def printable(line: bytes) -> str:
+    """A line of untrusted output as text a terminal shows literally: C0/C1 controls and DEL (escape
+    sequences, carriage returns) become \\xNN; tabs and the newline stay."""
+    text = line.decode(errors="backslashreplace")
+    return "".join(c if c in "\t\n" or not (ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F) else f"\\x{ord(c):02x}"
+                   for c in text)
+
+
+def _copy_printable(stream: IO[bytes] | None) -> None:
+    if stream is None:
+        return
+    with stream:
+        for line in stream:
+            sys.stdout.write(printable(line))
+            sys.stdout.flush()
 
 
 RUNNER: Runner = Runner()
@@ -115,6 +157,10 @@ def output(argv: Sequence[str]) -> str:
     """stdout in the C locale (for parsing), or '' when the program failed."""
     done = RUNNER.run(argv, env={**os.environ, "LC_ALL": "C"})
     return done.text if done.ok else ""
+
+
+def show(argvs: Sequence[Sequence[str]]) -> int:
+    return RUNNER.show(argvs)
 
 
 def systemctl(*args: str) -> int:

@@ -34,6 +34,7 @@ def status_lines(app: AppPackage) -> list[str]:
     lines.append(f"backups: {len(backups)}, newest {backups[-1] if backups else 'none'}")
     pinned = pinned_version(app)
     lines.append(f"pin: {pinned or 'none'}")
+    lines += [f"settings: {problem}" for problem in app.settings_problems()] or [f"settings: {app.paths.settings}"]
     return lines
 
 

@@ -68,6 +68,7 @@ def verify_problems(app: AppPackage) -> list[str]:
     found = "{}.{}".format(*sys.version_info[:2])
     if found != app.contract.python_version:
         problems.append(f"python3 is {found}, the package was built for {app.contract.python_version}")
+    problems.extend(app.settings_problems())
     settings = app.settings()
     missing = [s.name for s in app.contract.env if s.required and not settings.get(s.name)]
     if missing:
