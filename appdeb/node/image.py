@@ -1,9 +1,10 @@
 """The golden Debian root file system that every throw-away node boots from.
 
-Built once with debootstrap and cached outside the repo, because building takes about a minute
-while an overlay over it takes milliseconds. The cache directory holds one subdirectory per recipe
-version (``<version>/root`` plus a ``<version>/stamp`` file); a changed recipe or host mirror gives a
-new version, so it is rebuilt rather than patched.
+Built once per Debian suite (bookworm, trixie) with debootstrap from the host's configured Debian
+mirror and cached outside the repo, because building takes about a minute while an overlay over it
+takes milliseconds. The cache directory holds one subdirectory per suite and recipe version
+(``<suite>-<digest>/root`` plus a ``stamp`` file); a changed recipe or host mirror gives a new
+version, so it is rebuilt rather than patched, and only older images of the same suite are pruned.
 """
 
 from __future__ import annotations
