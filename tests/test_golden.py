@@ -17,17 +17,20 @@ GOLDEN = Path(__file__).parent / "golden"
 SKIP = ("run.py", "changelog.Debian.gz")
 
 
-def plan(example: str, instance: str | None) -> BuildPlan:
-    p = make_plan(load_spec(EXAMPLES / example), instance=instance, python_version="3.11", source_date_epoch=EPOCH)
-    binary = {"flaskapp": ("markupsafe==3.0.0",),
+def plan(example: str, instance: str | None, target: str = "debian-12") -> BuildPlan:
+    p = make_plan(load_spec(EXAMPLES / example), instance=instance, target=target, source_date_epoch=EPOCH)
+    binary = {"flaskapp": ("markupsafe==3.0.0",), "polls": ("psycopg2-binary==2.9.10",),
               "chat": ("psycopg2-binary==2.9.13", "pydantic-core==2.50.5", "websockets==17.4")}.get(example, ())
     return with_vendor(p, binary_dists=binary, vendored=binary, glibc="2.17" if binary else "")
 
 
-@pytest.mark.parametrize(("example", "instance"), [("hello", None), ("flaskapp", "staging"), ("chat", "prod")])
-def test_rendered_tree_matches_golden(example: str, instance: str | None, update_golden: bool) -> None:
-    files = render(plan(example, instance))
-    root = GOLDEN / f"{example}-{instance or 'default'}"
+@pytest.mark.parametrize(("example", "instance", "target"), [
+    ("hello", None, "debian-12"), ("flaskapp", "staging", "debian-12"), ("chat", "prod", "debian-12"),
+    ("polls", "prod", "debian-13"),  # trixie: python 3.13 floors, PostgreSQL 17, cp313 wheels
+])
+def test_rendered_tree_matches_golden(example: str, instance: str | None, target: str, update_golden: bool) -> None:
+    files = render(plan(example, instance, target))
+    root = GOLDEN / f"{example}-{instance or 'default'}{'' if target == 'debian-12' else '-' + target}"
     rendered = {path: f.content for path, f in files.items()
                 if not path.endswith(SKIP) and "/appdeb_services/" not in path and "/appdeb_runtime/" not in path}
     if update_golden:

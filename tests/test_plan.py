@@ -74,7 +74,15 @@ def test_two_instances_share_nothing_property() -> None:
 
 
 def test_python_requirement_is_enforced() -> None:
-    with pytest.raises(AppdebError, match=r"requires python >=3\.11"):
+    spec = load_spec(EXAMPLES / "flaskapp")
+    spec = dataclasses.replace(spec, require=dataclasses.replace(spec.require, python=">=3.12"))
+    with pytest.raises(AppdebError, match=r"requires python >=3\.12, but the build targets python 3\.11"):
+        make_plan(spec, target="debian-12", source_date_epoch=0)
+    assert make_plan(spec, target="debian-13", source_date_epoch=0).python_version == "3.13"
+
+
+def test_a_python_no_target_has_is_refused() -> None:
+    with pytest.raises(AppdebError, match=r"no target has python 3\.10"):
         make_plan(load_spec(EXAMPLES / "flaskapp"), python_version="3.10", source_date_epoch=0)
 
 

@@ -110,7 +110,7 @@ def _check_scripts(app: Path, work: Path) -> None:
     assert out.returncode == 0, out.stdout
     control = Deb822(files["DEBIAN/control"].content.decode())
     assert set(control) == {"Package", "Version", "Architecture", "Maintainer", "Section", "Priority",
-                            "Pre-Depends", "Depends", "Appdeb-Layout", "Description"}
+                            "Pre-Depends", "Depends", "Appdeb-Layout", "Appdeb-Target", "Description"}
 
 
 @pytest.mark.parametrize("mode", ["fields", "text"])

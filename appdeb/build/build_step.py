@@ -63,9 +63,11 @@ def interpreter(python_version: str, purpose: str = "commands.build") -> str:
         return sys.executable
     found = which(f"python{python_version}")
     if found is None:
+        from appdeb.build.targets import default_target
+
         raise AppdebError(f"{purpose} runs with the libraries vendored for python {python_version}, "
-                          f"but python{python_version} is not installed here (install it, or build with --python "
-                          "{}.{})".format(*sys.version_info[:2]))
+                          f"but python{python_version} is not installed here (install it, or build with --target "
+                          f"{default_target().name}, this machine's python)")
     return found
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -28,7 +27,8 @@ class BuildOptions:
     build_number: int = 1
     out_dir: Path = Path("dist")
     vcs: str | None = None
-    python_version: str = "{}.{}".format(*sys.version_info[:2])
+    python_version: str | None = None  # --python: must be the target's (kept for older command lines)
+    target: str | None = None  # --target: else app.yaml's target:, else appdeb.build.targets.default_target
     compression: str = "zstd"
     source_date_epoch: int | None = None
 
@@ -77,7 +77,7 @@ def build(app_dir: Path, options: BuildOptions, report: Reporter = quiet) -> Bui
     epoch = options.source_date_epoch if options.source_date_epoch is not None else default_epoch(
         app_dir, spec)
     plan = make_plan(spec, instance=options.instance, build_number=options.build_number, vcs=options.vcs,
-                     python_version=options.python_version, compression=options.compression,
+                     python_version=options.python_version, target=options.target, compression=options.compression,
                      source_date_epoch=epoch)
     out_dir = options.out_dir.resolve()
     fingerprint = _fingerprint(plan, options)
@@ -115,8 +115,8 @@ def _build(plan: BuildPlan, app_dir: Path, out_dir: Path, fingerprint: str, repo
     from appdeb.build.vendor import cache_root, vendor
     from appdeb.files import sha256_of
 
-    report(f"vendoring {len(plan.requirements)} requirements for python {plan.python_version}")
-    vendored = vendor(plan.requirements, plan.python_version, app_dir)
+    report(f"vendoring {len(plan.requirements)} requirements for {plan.target.name} (python {plan.python_version})")
+    vendored = vendor(plan.requirements, plan.python_version, app_dir, plan.target.glibc_minor)
     plan = with_vendor(plan, binary_dists=vendored.binary_dists, vendored=vendored.dists,
                        console_scripts=console_scripts(vendored.lib), glibc=vendored.glibc)
     files = render(plan)
@@ -146,7 +146,7 @@ def _build(plan: BuildPlan, app_dir: Path, out_dir: Path, fingerprint: str, repo
 def _fingerprint(plan: BuildPlan, options: BuildOptions) -> str:
     """Everything the .deb depends on: appdeb itself, templates, options and every app file's bytes."""
     h = hashlib.sha256()
-    h.update(f"{__version__}\0{plan.package}\0{plan.version}\0{plan.python_version}\0{plan.compression}\0"
+    h.update(f"{__version__}\0{plan.package}\0{plan.version}\0{plan.target.name}\0{plan.compression}\0"
              f"{plan.source_date_epoch}\0{options.instance}".encode())
     for name, source in shipped_sources().items():
         h.update(name.encode() + b"\0" + source)

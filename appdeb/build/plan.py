@@ -13,6 +13,7 @@ from appdeb.build.entrypoints import Script
 from appdeb.build.platforms import PLATFORMS, extra_requirements
 from appdeb.build.requirements import rebase
 from appdeb.build.spec import AppSpec
+from appdeb.build.targets import TARGETS, Target, resolve
 from appdeb.errors import AppdebError
 from appdeb.files import debian_arch
 from appdeb.runtime import contract
@@ -95,7 +96,8 @@ class BuildPlan:
     depends: tuple[str, ...]
     pre_depends: tuple[str, ...]
     requirements: tuple[str, ...]
-    python_version: str  # "3.11": the node's python3 must be this
+    python_version: str  # "3.11": the node's python3 must be this (the target's)
+    target: Target  # the Debian release built for: python, wheel platform, floors, suite
     compression: str
     source_date_epoch: int
     architecture: str = "all"
@@ -104,6 +106,16 @@ class BuildPlan:
     vendored: tuple[str, ...] = ()
     console_scripts: tuple[Script, ...] = ()  # of the vendored libraries, shipped in paths.bin
     backup_keep: int = DEFAULT_BACKUP_KEEP  # backups kept per instance (0: all); settings may override
+
+    @property
+    def distribution(self) -> str:
+        """The repository distribution (apt suite) this package is published into: its target's."""
+        return self.target.suite
+
+    @property
+    def rebuild_hints(self) -> tuple[tuple[str, str], ...]:
+        """(python, target name) of every target: preinst names the one that fits a node it refuses."""
+        return tuple((t.python, t.name) for t in TARGETS.values())
 
     @property
     def web_unit(self) -> Unit | None:
@@ -199,7 +211,8 @@ def make_plan(
     instance: str | None = None,
     build_number: int = 1,
     vcs: str | None = None,
-    python_version: str,
+    python_version: str | None = None,
+    target: str | None = None,
     compression: str = "zstd",
     source_date_epoch: int,
 ) -> BuildPlan:
@@ -208,12 +221,13 @@ def make_plan(
         raise AppdebError(f"unknown compression '{compression}' (allowed: {', '.join(COMPRESSIONS)})")
     if build_number < 0:
         raise AppdebError("the build number must be 0 or more")
-    check_python(spec.require.python, python_version)
+    chosen = resolve(spec.target, target, python_version)
+    check_python(spec.require.python, chosen.python)
     names = instance_names(spec, instance)
     upstream, version = debian_version(spec.version, build_number, vcs)
     settings = spec.instance_settings(instance)
-    depends = ("python3", "adduser", INIT_SYSTEM_HELPERS, *spec.require.deb, *service_depends(spec),
-               *(("nginx",) if _wants_nginx(spec) else ()))
+    depends = (*chosen.python_floors, "adduser", INIT_SYSTEM_HELPERS, *spec.require.deb,
+               *service_depends(spec, chosen), *(("nginx",) if _wants_nginx(spec) else ()))
     return BuildPlan(
         spec=spec, instance=instance or "", package=names.package, version=version, upstream_version=upstream,
         build_number=build_number, user=names.user, port=names.port,
@@ -222,7 +236,7 @@ def make_plan(
         paths=paths_for(names.package), units=_units(spec, names.package),
         depends=tuple(dict.fromkeys(depends)), pre_depends=("python3",),
         requirements=app_requirements(spec),
-        python_version=python_version, compression=compression, source_date_epoch=source_date_epoch,
+        python_version=chosen.python, target=chosen, compression=compression, source_date_epoch=source_date_epoch,
         backup_keep=next((k for k in (settings.backup_keep, spec.backup_keep) if k is not None), DEFAULT_BACKUP_KEEP),
     )
 
@@ -242,11 +256,12 @@ def _wants_nginx(spec: AppSpec) -> bool:
     return spec.web.nginx if spec.web.nginx is not None else spec.static is not None
 
 
-def service_depends(spec: AppSpec) -> tuple[str, ...]:
-    """Debian packages the app's requested services pull onto the node."""
+def service_depends(spec: AppSpec, target: Target) -> tuple[str, ...]:
+    """Debian packages the app's requested services pull onto the node, at the target's versions."""
     from appdeb.services import SERVICES
 
-    return tuple(dep for svc in spec.services for dep in SERVICES[svc.kind].depends)
+    versioned = {"postgresql": target.postgres_depends}
+    return tuple(versioned.get(dep, dep) for svc in spec.services for dep in SERVICES[svc.kind].depends)
 
 
 def with_vendor(plan: BuildPlan, *, binary_dists: tuple[str, ...], vendored: tuple[str, ...],

@@ -163,6 +163,7 @@ def runtime_config(plan: BuildPlan) -> contract.Contract:
         user=plan.user, server_name=plan.server_name, nginx=plan.nginx, public_port=plan.public_port,
         paths=p.for_runtime(),
         backups=contract.Backups(plan.backup_keep), config_files=dict(spec.config_files), config=spec.raw,
+        target=plan.target.name, suite=plan.target.suite, postgres=plan.target.postgres,
     )
 
 

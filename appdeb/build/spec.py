@@ -129,6 +129,7 @@ class AppSpec:
     exclude: tuple[str, ...] = ()
     backup_keep: int | None = None  # `backups: {keep: N}`; None: appdeb's default
     config_files: tuple[tuple[str, str], ...] = ()  # /etc/PKG/NAME rendered from a template in the app
+    target: str | None = None  # `target: debian-13`: the Debian release to build for (appdeb/build/targets.py)
     raw: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def command(self, name: str) -> str | None:

@@ -17,7 +17,7 @@ from appdeb.services import SERVICES
 
 TOP_KEYS = ("name", "version", "description", "maintainer", "platform", "require", "python", "wsgi", "asgi", "web",
             "commands", "processes", "timers", "static", "env", "services", "instances", "exclude", "backups",
-            "config_files")
+            "config_files", "target")
 REQUIRED = ("name", "version", "description", "maintainer", "platform")
 KNOWN_SERVICES = tuple(SERVICES)
 
@@ -60,6 +60,7 @@ def _spec(tree: YNode, c: Checker, app_dir: Path) -> AppSpec | None:
         exclude=validate_files.exclude(top.get("exclude"), c, app_dir),
         backup_keep=validate_config.backup_keep(top.get("backups"), "backups", c),
         config_files=validate_config.config_files(top.get("config_files"), c, app_dir),
+        target=validate_config.target(top.get("target"), c),
         raw=plain(tree),
     )
     validate_config.references(top, c, app_dir, spec.env, spec.services, spec.config_files)

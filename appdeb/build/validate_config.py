@@ -87,3 +87,16 @@ def backup_keep(node: YNode | None, path: str, c: Checker) -> int | None:
         return None
     c.keys(node, path, ("keep",))
     return c.integer(m.get("keep"), f"{path}.keep", 0, 1000)
+
+
+def target(node: YNode | None, c: Checker) -> str | None:
+    """`target: debian-13`: one of the Debian releases appdeb builds for."""
+    from appdeb.build.targets import TARGETS
+
+    if node is None:
+        return None
+    name = c.string(node, "target")
+    if name is not None and name not in TARGETS:
+        c.add(node, "target", f"{rules.shown(name)} is not a target appdeb builds for (one of: {', '.join(TARGETS)})")
+        return None
+    return name

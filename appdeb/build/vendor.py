@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import functools
 import hashlib
 import importlib.util
 import io
@@ -30,7 +31,7 @@ from appdeb.runner import run, which
 RECIPE = "vendor-3"  # bump when the way trees are made changes
 TOOLS = ("uv", "pip")
 TOOL_ENV = "APPDEB_VENDOR_TOOL"  # uv | pip; unset: uv when installed, else pip
-GLIBC_MINOR = 36  # Debian 12's glibc: manylinux_2_36 and every older manylinux tag install there
+GLIBC_MINOR = 36  # this machine's (Debian 12) glibc: the default for development trees; builds pass their target's
 
 
 @dataclass(frozen=True)
@@ -50,16 +51,16 @@ def cache_root() -> Path:
     return Path(base)
 
 
-def python_platform() -> str:
-    """The wheel platform of a Debian 12 node of this machine's architecture (glibc 2.36)."""
-    return f"{platform.machine()}-manylinux_2_{GLIBC_MINOR}"
+def python_platform(glibc_minor: int = GLIBC_MINOR) -> str:
+    """The wheel platform of a node of this machine's architecture with that glibc (the target's)."""
+    return f"{platform.machine()}-manylinux_2_{glibc_minor}"
 
 
-def pip_platforms() -> list[str]:
+def pip_platforms(glibc_minor: int = GLIBC_MINOR) -> list[str]:
     """python_platform() as pip's --platform values: pip takes tags literally, so every manylinux tag
-    a Debian 12 node accepts is named, newest first (pip prefers earlier ones, as uv prefers newer)."""
+    such a node accepts is named, newest first (pip prefers earlier ones, as uv prefers newer)."""
     arch = platform.machine()
-    tags = [f"manylinux_2_{minor}_{arch}" for minor in range(GLIBC_MINOR, 4, -1)]
+    tags = [f"manylinux_2_{minor}_{arch}" for minor in range(glibc_minor, 4, -1)]
     return [*tags, f"manylinux2014_{arch}", f"manylinux2010_{arch}", f"manylinux1_{arch}"]
 
 
@@ -79,9 +80,10 @@ def installer() -> tuple[str, str]:
     return "pip", sys.executable
 
 
-def cache_key(requirements: tuple[str, ...], python_version: str, app_dir: Path, tool: str = "uv") -> str:
+def cache_key(requirements: tuple[str, ...], python_version: str, app_dir: Path, tool: str = "uv",
+              glibc_minor: int = GLIBC_MINOR) -> str:
     h = hashlib.sha256()
-    for part in (RECIPE, tool, python_version, python_platform(), *requirements):
+    for part in (RECIPE, tool, python_version, python_platform(glibc_minor), *requirements):
         h.update(part.encode() + b"\0")
     for req in requirements:  # a local path requirement changes with its content
         if req.startswith((".", "/")) and (app_dir / req).exists():
@@ -100,10 +102,15 @@ def _tree_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def vendor(requirements: tuple[str, ...], python_version: str, app_dir: Path) -> VendorResult:
-    """Return the cached tree for these requirements, building it first if needed."""
+def vendor(requirements: tuple[str, ...], python_version: str, app_dir: Path,
+           glibc_minor: int = GLIBC_MINOR) -> VendorResult:
+    """Return the cached tree for these requirements, building it first if needed.
+
+    The tree is for the target's python and glibc, not this interpreter's: a Debian 12 machine builds
+    for Debian 13 by fetching cp313 / manylinux_2_41 wheels, and nothing is byte-compiled here.
+    """
     tool, program = installer() if requirements else ("uv", "")
-    key = cache_key(requirements, python_version, app_dir, tool)
+    key = cache_key(requirements, python_version, app_dir, tool, glibc_minor)
     dest = cache_root() / "vendor" / key
     meta = dest / "meta.json"
     if meta.is_file():
@@ -115,7 +122,7 @@ def vendor(requirements: tuple[str, ...], python_version: str, app_dir: Path) ->
         lib = tmp / "lib"
         lib.mkdir()
         if requirements:
-            _install(requirements, python_version, app_dir, lib, tmp, (tool, program))
+            _install(requirements, (python_version, glibc_minor), app_dir, lib, tmp, (tool, program))
         dists, binary = _inspect(lib)
         meta_data = {"dists": dists, "binary": binary, "glibc": glibc_needed(lib)}
         (tmp / "meta.json").write_text(json.dumps(meta_data, indent=1))
@@ -126,20 +133,21 @@ def vendor(requirements: tuple[str, ...], python_version: str, app_dir: Path) ->
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return vendor(requirements, python_version, app_dir)
+    return vendor(requirements, python_version, app_dir, glibc_minor)
 
 
-def _install(requirements: tuple[str, ...], python_version: str, app_dir: Path, lib: Path, tmp: Path,
+def _install(requirements: tuple[str, ...], where: tuple[str, int], app_dir: Path, lib: Path, tmp: Path,
              tool: tuple[str, str]) -> None:
+    """where: (python version, glibc minor) of the target."""
     reqfile = tmp / "requirements.txt"
     reqfile.write_text("\n".join(absolute(requirements, app_dir)) + "\n")
-    argv = _uv_argv(tool[1], python_version) if tool[0] == "uv" else _pip_argv(tool[1], python_version)
+    argv = _uv_argv(tool[1], *where) if tool[0] == "uv" else _pip_argv(tool[1], *where)
     try:
         run([*argv, "--target", str(lib), "-r", str(reqfile)], cwd=app_dir,
             env={"UV_NO_PROGRESS": "1", "UV_PYTHON_DOWNLOADS": "never", "PIP_NO_INPUT": "1"})
     except CommandError as exc:
         hint = ("\n(without uv, appdeb installs wheels only: a requirement without a wheel for "
-                f"{python_platform()} needs uv, pip install uv)") if tool[0] == "pip" else ""
+                f"{python_platform(where[1])} needs uv, pip install uv)") if tool[0] == "pip" else ""
         raise AppdebError(f"could not install the Python requirements:\n{exc.output.strip()}{hint}") from None
     tidy(lib)
 
@@ -181,17 +189,30 @@ def _rewrite_record(lib: Path, record: Path) -> None:
     record.write_text(out.getvalue(), encoding="utf-8")
 
 
-def _uv_argv(uv: str, python_version: str) -> list[str]:
+@functools.cache
+def uv_glibc(uv: str, glibc_minor: int) -> int:
+    """The newest manylinux glibc this uv can name, up to the target's: a uv older than the release (it
+    knows manylinux_2_40, Debian 13 has 2.41) then picks among every wheel it can name, all of which run."""
+    try:
+        helptext = run([uv, "pip", "install", "--help"], timeout=60).stdout
+    except (AppdebError, OSError):
+        return glibc_minor
+    known = {int(m) for m in re.findall(rf"{re.escape(platform.machine())}-manylinux_2_(\d+)", helptext)}
+    fitting = [m for m in known if m <= glibc_minor]
+    return max(fitting) if fitting else glibc_minor
+
+
+def _uv_argv(uv: str, python_version: str, glibc_minor: int) -> list[str]:
     return [uv, "pip", "install", "--quiet", "--python", sys.executable, "--python-version", python_version,
-            "--python-platform", python_platform(), "--link-mode", "copy", "--no-compile",
+            "--python-platform", python_platform(uv_glibc(uv, glibc_minor)), "--link-mode", "copy", "--no-compile",
             "--cache-dir", str(cache_root() / "uv")]
 
 
-def _pip_argv(python: str, python_version: str) -> list[str]:
+def _pip_argv(python: str, python_version: str, glibc_minor: int) -> list[str]:
     """pip for the target, not for this interpreter: wheels only (pip cannot build an sdist for another
     platform), the node's tags, no byte-code; the index is whatever pip's configuration says."""
     abi = "cp" + python_version.replace(".", "")
-    platforms = [arg for tag in pip_platforms() for arg in ("--platform", tag)]
+    platforms = [arg for tag in pip_platforms(glibc_minor) for arg in ("--platform", tag)]
     return [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-warn-script-location",
             "--only-binary=:all:", *platforms, "--python-version", python_version, "--implementation", "cp",
             "--abi", abi, "--no-compile", "--cache-dir", str(cache_root() / "pip")]

@@ -22,7 +22,8 @@ from appdeb.errors import AppdebError
               help="URL the hosts fetch the repository from (as for `repo client-config`).")
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path),
               help="Repository root (default: $APPDEB_REPO, else ~/.local/share/appdeb/repo).")
-@click.option("--distribution", help="Distribution the hosts follow (default: the repository's).")
+@click.option("--distribution", help="Distribution the hosts follow (default: the repository's, of the "
+              "Debian release PACKAGE is published for).")
 @click.option("--component", help="Component (default: the repository's).")
 @click.option("--name", default="appdeb", show_default=True, help="Name of the key, .sources and .pref files on hosts.")
 @click.option("--canary", metavar="HOST", help="Host deployed first, alone (default: the inventory's first).")
@@ -46,9 +47,13 @@ def deploy(package: str, inventory: Path, version: str | None, repo_url: str, ro
     from appdeb.deploy.inventory import fleet as read_fleet
     from appdeb.repo.aptly import list_packages
     from appdeb.repo.config import open_repo
+    from appdeb.repo.dists import deploy_distribution
     from appdeb.repo.serve import client_config
 
     cfg = open_repo(root)
+    if distribution is None:  # the hosts follow the distribution of the package's Debian release
+        distribution = deploy_distribution(cfg.distribution, package,
+                                           lambda d: [r.name for r in list_packages(cfg, d)])
     files = client_config(cfg, repo_url, name, distribution, component)
     if version is None:
         published = [r.version for r in list_packages(cfg, distribution) if r.name == package]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -47,23 +46,24 @@ def check(app_dir: Path) -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("dist"),
               show_default=True, help="Directory the .deb is written to (created if missing).")
 @click.option("--vcs", help="VCS id (e.g. a short commit hash) appended to the version.")
-@click.option("--python", "python_version", help="Target python3 version of the nodes (default: this one's).")
+@click.option("--target", type=click.Choice(["debian-13", "debian-12"]),
+              help="Debian release to build for: its python3, wheel platform, dependency floors and repository "
+                   "distribution (default: app.yaml's target:, else the release whose python3 is this machine's).")
+@click.option("--python", "python_version", help="Target python3 version; must be the target's (prefer --target).")
 @click.option("--compression", type=click.Choice(["zstd", "xz", "gzip", "none"]), default="zstd",
               show_default=True, envvar="APPDEB_COMPRESSION",
               help="Compression of the .deb's members (or $APPDEB_COMPRESSION); xz for targets older than "
                    "bookworm.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of the path.")
 def build(app_dir: Path, instance: str | None, build_number: int, out_dir: Path, vcs: str | None,
-          python_version: str | None, compression: str, as_json: bool) -> None:
+          target: str | None, python_version: str | None, compression: str, as_json: bool) -> None:
     """Build APP_DIR into a .deb and print its path."""
     from appdeb.build.pipeline import BuildOptions
     from appdeb.build.pipeline import build as run_build
     from appdeb.progress import reporter
 
     opts = BuildOptions(instance=instance, build_number=build_number, out_dir=out_dir, vcs=vcs,
-                        compression=compression)
-    if python_version:
-        opts = dataclasses.replace(opts, python_version=python_version)
+                        compression=compression, target=target, python_version=python_version)
     result = run_build(app_dir, opts, reporter())
     for warning in result.warnings:
         click.echo(f"appdeb: warning: {warning}", err=True)

@@ -10,7 +10,7 @@ import click
 
 @click.group()
 def node() -> None:
-    """Throw-away local Debian 12 nodes (systemd-nspawn, systemd as PID 1) to try packages on."""
+    """Throw-away local Debian 12 or 13 nodes (systemd-nspawn, systemd as PID 1) to try packages on."""
 
 
 @node.command("up")
@@ -19,12 +19,15 @@ def node() -> None:
               help="host: share this machine's network (the default for now). private: a network namespace "
                    "and address of the node's own on the harness's /24, reachable from this machine and the "
                    "other private nodes only, with sshd and harness keys (see `node inventory`).")
-def node_up(name: str, network: str) -> None:
-    """Boot node NAME (builds the cached base image on first use)."""
+@click.option("--suite", type=click.Choice(["bookworm", "trixie"]), default="bookworm", show_default=True,
+              help="Debian release of the node: bookworm (Debian 12) or trixie (Debian 13); each suite's "
+                   "image is built from this machine's configured Debian mirror and cached separately.")
+def node_up(name: str, network: str, suite: str) -> None:
+    """Boot node NAME (builds the cached base image of its suite on first use)."""
     from appdeb.node import harness as nodes
     from appdeb.progress import reporter
 
-    n = nodes.up(name, progress=reporter(True), network=network)
+    n = nodes.up(name, progress=reporter(True), network=network, suite=suite)
     where = f", address {n.address}" if n.address else ""
     click.echo(f"{n.name}: running (pid1 {n.pid1}, root {n.root}{where})")
 

@@ -250,8 +250,11 @@ def repo_yank(root: Path | None, distribution: str | None, spec: str) -> None:
               help="Let the node take new releases of PKG by itself (a systemd timer runs 'PKG pull'); repeatable.")
 @click.option("--pull-every", default="15min", show_default=True, metavar="SPAN",
               help="How often the pull timer looks for a new release (e.g. 15min, 1h; randomized by a quarter).")
+@click.option("--suite", type=click.Choice(["bookworm", "trixie"]),
+              help="The node's Debian suite: it follows the repository's distribution of that release (default: "
+                   "the suite of the Debian below --write-to, else the repository's distribution).")
 def repo_client_config(root: Path | None, url: str, name: str, distribution: str | None, component: str | None,
-                       write_to: Path | None, pull: tuple[str, ...], pull_every: str) -> None:
+                       write_to: Path | None, pull: tuple[str, ...], pull_every: str, suite: str | None) -> None:
     """The three files a node needs: the key, a deb822 source bound to it, and a pin over Debian's archive.
 
     Printed as a shell script to run as root on a node; no apt-key, nothing in trusted.gpg.d. With
@@ -264,10 +267,10 @@ def repo_client_config(root: Path | None, url: str, name: str, distribution: str
     cfg = open_repo(root)
     if write_to is not None:
         for written in write_client_config(write_to, cfg, url, name, distribution, component, pull=pull,
-                                           pull_every=pull_every):
+                                           pull_every=pull_every, suite=suite):
             click.echo(f"wrote {written}")
         return
-    files = client_config(cfg, url, name, distribution, component)
+    files = client_config(cfg, url, name, distribution, component, suite)
     files.update(pull_files(name, pull, pull_every) if pull else {})
     click.echo(f"# apt client configuration for {url} (run as root on the node, e.g. | ssh root@NODE sh)\nset -e")
     for path, text in files.items():

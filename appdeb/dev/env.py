@@ -31,7 +31,7 @@ def prepare(app_dir: Path, *, port: int | None = None, settings: Path | None = N
     app_dir = app_dir.resolve()
     spec = load_spec(app_dir)
     version = "{}.{}".format(*sys.version_info[:2])
-    plan = make_plan(spec, python_version=version, source_date_epoch=0)
+    plan = make_plan(spec, source_date_epoch=0)  # the contract's target; libraries are for this python
     report(f"vendoring {len(plan.requirements)} requirements")
     lib = vendor(plan.requirements, version, app_dir).lib
     root = app_dir / ".appdeb" / "dev"

@@ -29,7 +29,7 @@ from appdeb.failsafe.scenarios import SCENARIOS, LoadShape, Scenario, schedule
 from appdeb.node import harness as nodes
 
 DEFAULT_APP_DIR = Path(__file__).resolve().parent.parent.parent / "bench" / "failsafe" / "app"
-NODE_PYTHON = "3.11"  # Debian 12's python3
+NODE_TARGET = "debian-12"  # the node image the benchmark boots (bookworm)
 Progress = Callable[[str], None]
 
 
@@ -66,7 +66,7 @@ def run_bench(options: BenchOptions, progress: Progress = print) -> BenchOutcome
     meta = _meta(options)
     progress(f"building the scenario app ({options.app_dir}, instance {options.instance})")
     deb = build(options.app_dir, BuildOptions(instance=options.instance, out_dir=options.out_dir / "dist",
-                                              python_version=NODE_PYTHON)).deb
+                                              target=NODE_TARGET)).deb
     name = outcome.node = f"fsbench-{options.instance}-{os.getpid() % 100000}"
     progress(f"booting node {name}")
     node = nodes.up(name)

@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath
 from appdeb.errors import AppdebError, CommandError
 from appdeb.node import network as private_net
 from appdeb.node import ssh
-from appdeb.node.image import CLEAN_ENV, ensure_image, mounts_under
+from appdeb.node.image import CLEAN_ENV, DEFAULT_SUITE, check_suite, ensure_image, mounts_under
 from appdeb.node.processes import (
     cgroup_pids,
     find_pid1,
@@ -79,14 +79,16 @@ class NodeInfo:
 # --- lifecycle ----------------------------------------------------------------------------------
 
 
-def up(name: str, progress: Callable[[str], None] | None = None, network: str = "host") -> Node:
-    """Boot a node; return once systemd is running. network: "host" (default) or "private" (see above)."""
+def up(name: str, progress: Callable[[str], None] | None = None, network: str = "host",
+       suite: str = DEFAULT_SUITE) -> Node:
+    """Boot a node; return once systemd is running. network: "host" (default) or "private" (see above);
+    suite: the Debian release it runs (appdeb/node/image.py SUITES), each from its own cached image."""
     if network not in NETWORKS:
         raise AppdebError(f"unknown node network {network!r}: use one of {', '.join(NETWORKS)}")
     state = state_dir(name)
     if cgroup_pids(name):
         raise AppdebError(f"a node named {name!r} is already running (cgroup appdeb/{name} is busy)")
-    golden = ensure_image(progress)
+    golden = ensure_image(progress, check_suite(suite))
     nodes_dir().mkdir(parents=True, exist_ok=True)
     try:
         state.mkdir()

@@ -1,9 +1,10 @@
 """The golden Debian root file system that every throw-away node boots from.
 
-Built once with debootstrap and cached outside the repo, because building takes about a minute
-while an overlay over it takes milliseconds. The cache directory holds one subdirectory per recipe
-version (``<version>/root`` plus a ``<version>/stamp`` file); a changed recipe or host mirror gives a
-new version, so it is rebuilt rather than patched.
+Built once per Debian suite (bookworm, trixie) with debootstrap from the host's configured Debian
+mirror and cached outside the repo, because building takes about a minute while an overlay over it
+takes milliseconds. The cache directory holds one subdirectory per suite and recipe version
+(``<suite>-<digest>/root`` plus a ``stamp`` file); a changed recipe or host mirror gives a new
+version, so it is rebuilt rather than patched, and only older images of the same suite are pruned.
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ from appdeb.errors import AppdebError
 from appdeb.files import locked
 from appdeb.runner import run
 
-SUITE = "bookworm"
+# Debian releases a node can run; bookworm stays the default so existing nodes and caches keep working.
+SUITES = ("bookworm", "trixie")
+DEFAULT_SUITE = "bookworm"
+SUITE = DEFAULT_SUITE  # kept for callers that mean "the default node's suite"
 INCLUDE = ["systemd", "systemd-sysv", "dbus", "ca-certificates", "python3", "iproute2", "curl", "adduser",
            "openssh-server"]
 # Downloaded, not installed: later tests install these in nodes quickly and without the network.
@@ -74,15 +78,21 @@ def _one_line_entries(text: str) -> Iterator[tuple[str, list[str]]]:
             yield words[0], [words[1]]
 
 
-def host_mirrors(etc: Path = Path("/etc/apt")) -> tuple[str, str | None]:
-    """Read (mirror, security mirror) from the host's apt config: never hard-code a host name."""
+def host_mirrors(etc: Path = Path("/etc/apt"), suite: str = DEFAULT_SUITE) -> tuple[str, str | None]:
+    """Read (mirror, security mirror) from the host's apt config: never hard-code a host name.
+
+    A Debian mirror serves every release, so the host's bookworm mirror is also the trixie node's: an
+    entry naming the wanted suite wins, then one naming any Debian release, then any other entry.
+    """
     entries: list[tuple[str, list[str]]] = []
     for path in sorted((etc / "sources.list.d").glob("*.sources")):
         entries += _deb822_entries(path.read_text(errors="replace"))
     for path in [etc / "sources.list", *sorted((etc / "sources.list.d").glob("*.list"))]:
         if path.is_file():
             entries += _one_line_entries(path.read_text(errors="replace"))
-    main = [uri for uri, suites in entries if SUITE in suites]
+    main = [uri for uri, suites in entries if suite in suites]
+    main += [uri for uri, suites in entries
+             if any(s.split("-")[0] in SUITES and not s.endswith("-security") for s in suites)]
     main += [uri for uri, suites in entries if any(not s.endswith("-security") for s in suites)]
     security = [uri for uri, suites in entries if any(s.endswith("-security") for s in suites)]
     if not main:
@@ -90,17 +100,27 @@ def host_mirrors(etc: Path = Path("/etc/apt")) -> tuple[str, str | None]:
     return main[0].rstrip("/"), security[0].rstrip("/") if security else None
 
 
-def recipe_version(mirror: str, security: str | None) -> str:
-    """Digest of everything that shapes the image, so a changed recipe means a rebuild."""
-    recipe = [SUITE, INCLUDE, PREDOWNLOAD, MASKED_UNITS, RECIPE_REVISION, mirror, security]
-    return f"{SUITE}-" + hashlib.sha256(json.dumps(recipe).encode()).hexdigest()[:12]
+def check_suite(suite: str) -> str:
+    if suite not in SUITES:
+        raise AppdebError(f"unknown node suite {suite!r}: use one of {', '.join(SUITES)}")
+    return suite
 
 
-def ensure_image(progress: Progress | None = None) -> Path:
-    """Return the golden root, building it first if missing or made by an older recipe."""
+def recipe_version(mirror: str, security: str | None, suite: str = DEFAULT_SUITE) -> str:
+    """Digest of everything that shapes the image, so a changed recipe means a rebuild.
+
+    The suite leads both the name and the digested list, so each suite has its own cache entry and the
+    bookworm key is the same as before suites were a parameter (no needless rebuild).
+    """
+    recipe = [suite, INCLUDE, PREDOWNLOAD, MASKED_UNITS, RECIPE_REVISION, mirror, security]
+    return f"{suite}-" + hashlib.sha256(json.dumps(recipe).encode()).hexdigest()[:12]
+
+
+def ensure_image(progress: Progress | None = None, suite: str = DEFAULT_SUITE) -> Path:
+    """Return the golden root of that suite, building it first if missing or made by an older recipe."""
     say = progress or (lambda _msg: None)
-    mirror, security = host_mirrors()
-    version = recipe_version(mirror, security)
+    mirror, security = host_mirrors(suite=check_suite(suite))
+    version = recipe_version(mirror, security, suite)
     final = cache_dir() / version
     if (final / "stamp").is_file():
         return final / "root"
@@ -108,21 +128,22 @@ def ensure_image(progress: Progress | None = None) -> Path:
     with locked(cache_dir() / ".lock", lambda: say("waiting for another process building the node image")):
         if not (final / "stamp").is_file():  # another process may have built it while we waited
             _discard_partial_builds()
-            _build(final, version, mirror, security, say)
-        _prune_old_images(keep=final)
+            _build(final, suite, mirror, security, say)
+        _prune_old_images(keep=final, suite=suite)
     return final / "root"
 
 
-def _build(final: Path, version: str, mirror: str, security: str | None, say: Progress) -> None:
+def _build(final: Path, suite: str, mirror: str, security: str | None, say: Progress) -> None:
     """Build into a temp dir and rename at the end: an interrupted build leaves no half image."""
+    version = final.name
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=cache_dir()))
     root = tmp / "root"
     try:
-        say(f"debootstrap {SUITE} from {mirror} (about a minute)")
-        run(["debootstrap", "--variant=minbase", "--include=" + ",".join(INCLUDE), SUITE, root, mirror],
+        say(f"debootstrap {suite} from {mirror} (about a minute)")
+        run(["debootstrap", "--variant=minbase", "--include=" + ",".join(INCLUDE), suite, root, mirror],
             timeout=1800)
         say("configuring image")
-        _configure(root, mirror, security)
+        _configure(root, suite, mirror, security)
         say("pre-downloading " + " ".join(PREDOWNLOAD))
         _chroot(root, ["apt-get", "update"])
         _chroot(root, ["apt-get", "install", "--download-only", "-y", *PREDOWNLOAD])
@@ -135,11 +156,11 @@ def _build(final: Path, version: str, mirror: str, security: str | None, say: Pr
             _remove_tree(tmp)
 
 
-def _configure(root: Path, mirror: str, security: str | None) -> None:
+def _configure(root: Path, suite: str, mirror: str, security: str | None) -> None:
     """Make the tree boot quietly and predictably as a container."""
-    lines = [f"deb {mirror} {SUITE} main", f"deb {mirror} {SUITE}-updates main"]
+    lines = [f"deb {mirror} {suite} main", f"deb {mirror} {suite}-updates main"]
     if security:
-        lines.append(f"deb {security} {SUITE}-security main")
+        lines.append(f"deb {security} {suite}-security main")
     (root / "etc/apt/sources.list").write_text("\n".join(lines) + "\n")
     (root / "etc/apt/apt.conf.d/90appdeb-node").write_text('Acquire::Languages "none";\n')
     for unit in MASKED_UNITS:
@@ -187,9 +208,12 @@ def _discard_partial_builds() -> None:
         _remove_tree(stale)
 
 
-def _prune_old_images(keep: Path) -> None:
-    """Drop images of older recipes unless a running node still uses one as its lower layer."""
+def _prune_old_images(keep: Path, suite: str) -> None:
+    """Drop older recipes' images of the same suite unless a running node still uses one as its lower layer.
+
+    Another suite's image is not older, just different: it stays.
+    """
     mounts = Path("/proc/mounts").read_text()
     for old in cache_dir().iterdir():
-        if old != keep and old.is_dir() and not old.name.startswith(".") and f"{old}/root" not in mounts:
+        if (old != keep and old.is_dir() and old.name.startswith(f"{suite}-") and f"{old}/root" not in mounts):
             _remove_tree(old)

@@ -1,9 +1,9 @@
 """The signed apt repository: aptly local repos, snapshots and atomic signed switches.
 
-Each distribution D has one local repo `appdeb-D`; every change becomes a new
-snapshot `D-<UTC timestamp>` that is published signed (`publish snapshot` the first
-time, `publish switch` after), so nodes only ever see a complete, signed state.
-Repository setup lives in config.py, its history and ledger in store.py.
+Each distribution D (by default the packages' Debian suite, dists.py) has one local repo `appdeb-D`;
+every change becomes a new snapshot `D-<UTC timestamp>` that is published signed (`publish snapshot`
+the first time, `publish switch` after), so nodes only ever see a complete, signed state. Setup lives
+in config.py, history and ledger in store.py.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from appdeb.repo.aptly import (
     task,
 )
 from appdeb.repo.config import RepoConfig, check_name
+from appdeb.repo.dists import publish_distribution
 from appdeb.repo.store import HistoryEntry, locked, record
 
 
@@ -161,19 +162,14 @@ def _changes(staging: Path, repo: str, new: list[_Deb], old: set[PackageRef]) ->
     return add + ([["repo", "remove", repo, *sorted(r.key for r in old)]] if old else [])
 
 
-def publish(
-    cfg: RepoConfig,
-    debs: Sequence[Path],
-    distribution: str | None = None,
-    component: str | None = None,
-    keep: int | None = None,
-) -> PublishResult:
+def publish(cfg: RepoConfig, debs: Sequence[Path], distribution: str | None = None, component: str | None = None,
+            keep: int | None = None) -> PublishResult:
     """Add .debs, apply retention, snapshot and publish signed; a no-op if nothing changed.
 
     One aptly search (the local repo) and the published Packages index tell the state; the
     changes (add, remove, snapshot, signed switch) then run in one aptly process.
     """
-    dist, comp = distribution or cfg.distribution, component or cfg.component
+    dist, comp = publish_distribution(cfg.distribution, debs, distribution), component or cfg.component
     check_name(dist)
     check_name(comp)
     incoming = [_read_deb(Path(p)) for p in debs]

@@ -22,6 +22,7 @@ from appdeb.build import formats, rules
 from appdeb.errors import AppdebError
 from appdeb.files import link_below, write_below
 from appdeb.repo.config import RepoConfig, check_name
+from appdeb.repo.dists import for_suite, node_suite
 
 
 class _Handler(SimpleHTTPRequestHandler):
@@ -175,14 +176,18 @@ def client_config(
     name: str,
     distribution: str | None = None,
     component: str | None = None,
+    suite: str | None = None,
 ) -> dict[str, str]:
     """Absolute path -> content of the three files a node needs to trust, use and prefer the repo.
 
     The key goes to /etc/apt/keyrings and is bound to this source only (Signed-By),
     so it cannot vouch for other repositories: no apt-key, no trusted.gpg.d. The
     preferences file keeps Debian's archive from replacing the repository's packages.
+    suite: the node's Debian suite; without --distribution the node follows the configured
+    distribution of its own release (appdeb/repo/dists.py), whose packages its python runs.
     """
-    dist, comp = distribution or cfg.distribution, component or cfg.component
+    dist = distribution or (for_suite(cfg.distribution, suite) if suite else cfg.distribution)
+    comp = component or cfg.component
     for value in (name, dist, comp):
         check_name(value)
     check_url(url)
@@ -258,10 +263,12 @@ def write_client_config(
     *,
     pull: Sequence[str] = (),
     pull_every: str = "15min",
+    suite: str | None = None,
 ) -> list[Path]:
     """Write client_config() (and with `pull` the pull units, configs and timer links) below root_dir
-    (`/`, or a node image's root); world-readable because apt reads them as the unprivileged _apt user."""
-    files = client_config(cfg, url, name, distribution, component)
+    (`/`, or a node image's root), for the suite of the Debian found there; world-readable because apt
+    reads them as the unprivileged _apt user."""
+    files = client_config(cfg, url, name, distribution, component, suite or node_suite(root_dir))
     if pull:
         files.update(pull_files(name, pull, pull_every))
     # root_dir may be a node's file system: no link planted there may lead these writes elsewhere

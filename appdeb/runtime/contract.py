@@ -140,6 +140,11 @@ class Contract:
     backups: Backups
     config_files: dict[str, str]
     config: dict[str, Any]  # app.yaml as the developer wrote it, parsed
+    # The Debian release built for (appdeb/build/targets.py): its name, apt suite and PostgreSQL major.
+    # Defaults keep app.json of packages built before targets readable (they were all debian-12).
+    target: str = "debian-12"
+    suite: str = "bookworm"
+    postgres: str = "15"
     format: int = FORMAT
     dev: bool = False  # a development root (appdeb serve/run, the build step), not an installed package
     layout: Layout | None = None

@@ -47,11 +47,11 @@ def lifecycle_app(dest: Path, *, version: str = "1.0.0", **commands: str) -> Pat
     return dest
 
 
-def build_app(app_dir: Path, out_dir: Path, instance: str, *, python: str = "3.11",
+def build_app(app_dir: Path, out_dir: Path, instance: str, *, target: str = "debian-12",
               build_number: int = 1) -> BuildResult:
     """Build into a dir of its own: variants share package names and versions, so file names collide."""
     options = BuildOptions(instance=instance, build_number=build_number, out_dir=out_dir,
-                           python_version=python, source_date_epoch=EPOCH)
+                           target=target, source_date_epoch=EPOCH)
     return build(app_dir, options)
 
 
@@ -107,3 +107,21 @@ def answers(port: int) -> bool:
         return True
     except OSError:
         return False
+
+
+def target_python_env(version: str) -> dict[str, str]:
+    """Environment under which `pythonX.Y` runs here, for a build step of another target's python.
+
+    commands.build runs with the libraries vendored for the target, so building polls for debian-13 on
+    this Debian 12 machine needs a python3.13: on PATH, or a pyenv-installed one (its shim needs
+    PYENV_VERSION). Nothing found is a failure, not a skip: the cross build is what is under test.
+    """
+    import subprocess
+
+    exe = shutil.which(f"python{version}")
+    if exe and subprocess.run([exe, "-c", ""], capture_output=True).returncode == 0:
+        return {}
+    pyenv = Path.home() / ".pyenv" / "versions"
+    found = sorted(p.name for p in pyenv.glob(f"{version}.*") if (p / "bin" / f"python{version}").exists())
+    assert found, f"python{version} is needed to run commands.build for its target (install it, or via pyenv)"
+    return {"PYENV_VERSION": f"{found[-1]}:system"}

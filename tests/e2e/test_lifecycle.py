@@ -44,24 +44,24 @@ class Debs:
     v2_broken: BuildResult  # 2.0.0-1 whose verify command fails
     v3: BuildResult  # 3.0.0-1, fixed again
     other: BuildResult  # hello-lc2 1.0.0-1, a second instance
-    py312: BuildResult  # 1.0.0-1 built for python 3.12 (the node has 3.11)
-    py312_v2: BuildResult  # 2.0.0-1 built for python 3.12
+    py313: BuildResult  # 1.0.0-1 built for debian-13, python 3.13 (the node is bookworm, 3.11)
+    py313_v2: BuildResult  # 2.0.0-1 built for debian-13
 
 
 @pytest.fixture(scope="session")
 def debs(tmp_path_factory: pytest.TempPathFactory) -> Debs:
     tmp = tmp_path_factory.mktemp("lifecycle")
 
-    def variant(name: str, instance: str = "lc1", python: str = "3.11", version: str = "1.0.0",
+    def variant(name: str, instance: str = "lc1", target: str = "debian-12", version: str = "1.0.0",
                 **commands: str) -> BuildResult:
         app = lifecycle_app(tmp / "apps" / name, version=version, **commands)
-        return build_app(app, tmp / "debs" / name, instance, python=python)
+        return build_app(app, tmp / "debs" / name, instance, target=target)
 
     return Debs(
         v1=variant("v1"), v2=variant("v2", version="2.0.0"),
         v2_broken=variant("v2-broken", version="2.0.0", verify=BROKEN_VERIFY),
         v3=variant("v3", version="3.0.0"), other=variant("other", instance="lc2"),
-        py312=variant("py312", python="3.12"), py312_v2=variant("py312-v2", python="3.12", version="2.0.0"),
+        py313=variant("py313", target="debian-13"), py313_v2=variant("py313-v2", target="debian-13", version="2.0.0"),
     )
 
 
@@ -339,16 +339,26 @@ def test_failed_verify_leaves_half_configured_and_keeps_data(node: nodes.Node, d
     assert http_get(port_of(PKG)) == "Hello from hello (lc1, 3.0.0-1)\n"
 
 
+def dpkg_i(node: nodes.Node, deb: BuildResult) -> str:
+    """dpkg -i, which runs preinst before it looks at Depends (apt would refuse on the python3 floor first)."""
+    result = nodes.run_in(node, ["dpkg", "-i", nodes.copy_in(node, deb.deb, "/var/tmp/appdeb-install")])
+    assert result.returncode != 0, result.stdout
+    return result.stdout
+
+
 def test_package_for_another_python_is_refused(node: nodes.Node, debs: Debs) -> None:
-    out = install(node, debs.py312, ok=False)
-    assert "built for python 3.12, but this node's python3 is 3.11" in out
+    out = install(node, debs.py313, ok=False)  # apt: the control file's python3 floor
+    assert "python3 (>= 3.13)" in out
+    out = dpkg_i(node, debs.py313)  # dpkg: preinst, naming both pythons and the target to rebuild with
+    assert "built for debian-13 with python 3.13, but this node's python3 is 3.11" in out
+    assert "rebuild it with 'appdeb build --target debian-12'" in out
     assert dpkg_status(node, PKG) == "not-installed"
     assert not exists(node, ROOT) and not exists(node, STATE)
     assert nodes.run_in(node, ["getent", "passwd", PKG]).returncode == 2
     # an upgrade to it is refused too, and the running release keeps running (abort-upgrade)
     install(node, debs.v1)
-    out = install(node, debs.py312_v2, ok=False)
-    assert "python 3.12" in out
+    out = dpkg_i(node, debs.py313_v2)
+    assert "python 3.13" in out and "--target debian-12" in out
     assert sh(node, f"dpkg-query -W -f='${{Status}} ${{Version}}' {PKG}") == "install ok installed 1.0.0-1"
     assert unit_state(node, UNIT) == ("active", "enabled")
     assert http_get(port_of(PKG)) == "Hello from hello (lc1, 1.0.0-1)\n"

@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 
 from appdeb.build.pipeline import BuildOptions, build
+from appdeb.build.targets import get_target
 from appdeb.node import harness as nodes
 
 from ..conftest import EXAMPLES
-from .apps import sh
+from .apps import sh, target_python_env
 
 pytestmark = pytest.mark.e2e
 INSTANCES = "instances:\n  sv1: {port: 8301, public_port: 8381}\n  sv2: {port: 8302, public_port: 8382}\n"
@@ -46,20 +47,33 @@ def make_versions(tmp: Path) -> dict[str, Path]:
     return {"v1": v1, "v2": v2}
 
 
+# The PostgreSQL story on both releases (PostgreSQL 15 and 17): the package is built for the node's.
+TARGETS = {"bookworm": "debian-12", "trixie": "debian-13"}
+
+
+@pytest.fixture(scope="module", params=list(TARGETS))
+def suite(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
-def debs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    tmp = tmp_path_factory.mktemp("polls")
+def debs(tmp_path_factory: pytest.TempPathFactory, suite: str) -> dict[str, Path]:
+    tmp = tmp_path_factory.mktemp(f"polls-{suite}")
     apps = make_versions(tmp)
     out: dict[str, Path] = {}
-    for key, inst, app in (("v1", "sv1", "v1"), ("v2", "sv1", "v2"), ("v2b", "sv2", "v2")):
-        out[key] = build(apps[app], BuildOptions(instance=inst, out_dir=tmp / "dist" / key,
-                                                source_date_epoch=1767225600)).deb
+    target = TARGETS[suite]
+    with pytest.MonkeyPatch.context() as mp:  # commands.build (collectstatic) runs with the target's python
+        for name, value in target_python_env(get_target(target).python).items():
+            mp.setenv(name, value)
+        for key, inst, app in (("v1", "sv1", "v1"), ("v2", "sv1", "v2"), ("v2b", "sv2", "v2")):
+            out[key] = build(apps[app], BuildOptions(instance=inst, out_dir=tmp / "dist" / key, target=target,
+                                                    source_date_epoch=1767225600)).deb
     return out
 
 
 @pytest.fixture(scope="module")
-def node(node_image: Path) -> Iterator[nodes.Node]:
-    n = nodes.up(f"svc{int(time.time()) % 100000}")
+def node(node_image: Path, suite: str) -> Iterator[nodes.Node]:
+    n = nodes.up(f"svc{int(time.time()) % 100000}", suite=suite)
     try:
         yield n
     finally:

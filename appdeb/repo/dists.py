@@ -1,0 +1,94 @@
+"""dists: which repository distribution a package goes into and a node reads, from its Debian release.
+
+A package built for debian-13 runs on trixie only, so it is published into `trixie` (or, for a
+repository whose distributions are channels of one release, `bookworm-staging`, into `trixie-staging`)
+and a node's client configuration names its own suite. The release names come from the build targets
+(appdeb/build/targets.py); nothing here decides a release of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from debian.arfile import ArError
+from debian.debfile import DebError, DebFile
+
+from appdeb.build.targets import TARGETS
+from appdeb.errors import AppdebError
+
+TARGET_FIELD = "Appdeb-Target"  # written by appdeb build in DEBIAN/control
+
+
+def suite_of(distribution: str) -> str | None:
+    """The Debian suite a distribution name is of (`trixie`, `trixie-staging` -> trixie), if any."""
+    head = distribution.split("-", 1)[0]
+    return head if any(t.suite == head for t in TARGETS.values()) else None
+
+
+def for_suite(distribution: str, suite: str) -> str:
+    """`distribution` moved to `suite`: the same channel of another release (`bookworm-x` -> `trixie-x`)."""
+    own = suite_of(distribution)
+    return suite + distribution[len(own):] if own else distribution
+
+
+def deb_suite(path: Path) -> tuple[str, str] | None:
+    """(target, suite) a .deb was built for, from its control file (None: built before targets)."""
+    try:
+        deb = DebFile(str(path))
+        try:
+            name = deb.debcontrol().get(TARGET_FIELD)
+        finally:
+            deb.close()
+    except (OSError, ArError, DebError) as exc:
+        raise AppdebError(f"{path}: not a usable .deb ({exc})") from None
+    target = TARGETS.get(name or "")
+    return (target.name, target.suite) if target else None
+
+
+def publish_distribution(default: str, debs: Sequence[Path], explicit: str | None) -> str:
+    """Where `publish` puts these .debs: --distribution, else the configured one moved to their suite.
+
+    A .deb is never published into another release's distribution: a node of that release would be
+    offered a package its python cannot run.
+    """
+    built = {p: s for p in debs if (s := deb_suite(p)) is not None}
+    suites = {suite for _, suite in built.values()}
+    if explicit:
+        dist = explicit
+    elif suite_of(default) and len(suites) > 1:
+        raise AppdebError("these packages were built for different Debian releases "
+                          f"({', '.join(sorted(suites))}): publish each release's packages on its own")
+    else:
+        dist = for_suite(default, suites.pop()) if suites else default
+    wanted = suite_of(dist)
+    for path, (target, suite) in built.items():
+        if wanted and suite != wanted:
+            raise AppdebError(f"{path.name} was built for {target} ({suite}), not for distribution {dist}: "
+                              f"publish it into {for_suite(dist, suite)}, or rebuild with --target for {wanted}")
+    return dist
+
+
+def node_suite(root: Path) -> str | None:
+    """The suite of the Debian below root (VERSION_CODENAME of its os-release), if it is a target's."""
+    for rel in ("etc/os-release", "usr/lib/os-release"):
+        try:
+            text = (root / rel).read_text()
+        except OSError:
+            continue
+        fields = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+        codename = fields.get("VERSION_CODENAME", "").strip().strip('"')
+        return codename if suite_of(codename) == codename else None
+    return None
+
+
+def deploy_distribution(default: str, package: str, published: Callable[[str], list[str]]) -> str:
+    """The distribution a deploy of PACKAGE follows when none is named: the configured distribution of
+    the release the package was published for (published(dist) -> the package names served there)."""
+    if suite_of(default) is None:
+        return default
+    found = [d for d in dict.fromkeys(for_suite(default, t.suite) for t in TARGETS.values()) if package in published(d)]
+    if len(found) > 1:
+        raise AppdebError(f"{package} is published for several Debian releases ({', '.join(found)}): "
+                          "name the hosts' one with --distribution")
+    return found[0] if found else default
