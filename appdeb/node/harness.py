@@ -243,13 +243,8 @@ def _nsenter(pid1: int) -> list[str]:
     return ["nsenter", "-t", str(pid1), "-a", "env", "-i", *(f"{k}={v}" for k, v in CLEAN_ENV.items())]
 
 
-def run_in(
-    node: Node,
-    argv: Sequence[str],
-    input: str | bytes | None = None,
-    check: bool = False,
-    timeout: float | None = None,
-) -> subprocess.CompletedProcess[str]:
+def run_in(node: Node, argv: Sequence[str], input: str | bytes | None = None, check: bool = False,
+           timeout: float | None = None) -> subprocess.CompletedProcess[str]:
     """Run a command in the node; exit code and (merged) output pass through unless check=True."""
     return run([*_nsenter(node.pid1), *argv], input=input, check=check, timeout=timeout)
 
