@@ -47,15 +47,19 @@ def write_deb(plan: BuildPlan, files: dict[str, RenderedFile], inputs: Inputs, o
     rest += [rendered(p, f.content, f.mode, epoch) for p, f in files.items()
              if not p.startswith("DEBIAN/")]
     entries = with_directories([*rest, Entry(prefix, "dir", 0o755, epoch)], epoch)
-    at = [e.path for e in entries].index(prefix)
     if any(e.path.startswith(prefix + "/") for e in entries):
         raise AppdebError(f"the app's files or rendered files fall inside the vendored library directory /{prefix}")
     needles = sorted({n for n in [*inputs.needles, *inputs.made_now] if n and n != "/"}, key=len, reverse=True)
-    head_seen: list[tuple[Entry, bytes]] = []
-    tail_seen: list[tuple[Entry, bytes]] = []
-    head, tail = segment(entries[:at], head_seen, epoch), segment(entries[at + 1:], tail_seen, epoch)
     lib, lib_hits = library_segment(inputs.lib, inputs.vendor_key, prefix, cache,
                                     [n for n in needles if n not in inputs.made_now])
+    # dpkg-deb's order: directories and files, then every symbolic link
+    plain = [e for e in entries if e.kind != "link"]
+    links = [e for e in entries if e.kind == "link"] + [Entry(p, "link", 0o777, epoch, target=t) for p, t in lib.links]
+    at = [e.path for e in plain].index(prefix)
+    head_seen: list[tuple[Entry, bytes]] = []
+    tail_seen: list[tuple[Entry, bytes]] = []
+    head = segment(plain[:at], head_seen, epoch)
+    tail = segment([*plain[at + 1:], *sorted(links, key=lambda e: order(e.path))], tail_seen, epoch)
     hits = [BuildPathHit(p, line, n) for p, line, n in lib_hits]
     for entry, data in [*head_seen, *tail_seen]:
         raw = entry.target.encode() if entry.kind == "link" else data

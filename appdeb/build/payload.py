@@ -25,9 +25,10 @@ from appdeb.build.manifest import Entry, libraries
 from appdeb.build.stage import file_hits
 from appdeb.runner import filter_to, which
 
-FORMAT = "payload-1"  # bump when the bytes of a segment change for the same inputs
-ZSTD = ("zstd", "-3", "-q", "-c")
+FORMAT = "payload-3"  # bump when the bytes of a segment change for the same inputs
+ZSTD = ("zstd", "-3", "-T0", "-q", "-c")  # multi-threaded: the same bytes for any thread count, as dpkg-deb
 BLOCK, RECORD, CHUNK = 512, 10240, 1 << 20
+ONE_CALL = 128 << 10  # ZSTD_CStreamInSize(): dpkg-deb's read size
 MTIME, CHKSUM = slice(136, 148), slice(148, 156)  # a tar header's fields
 
 
@@ -42,6 +43,7 @@ class Segment:
     mtime: int = 0  # the timestamp the cached members carry
     headers: tuple[int, ...] = ()  # offsets of the members' own headers (not GNU long-name ones)
     needles_clean: frozenset[str] = frozenset()  # build paths known to appear in none of its files
+    links: tuple[tuple[str, str], ...] = ()  # (path, target): dpkg-deb puts symbolic links last
 
 
 def available() -> bool:
@@ -55,7 +57,21 @@ def header(entry: Entry, size: int) -> bytes:
     info.type = {"dir": tarfile.DIRTYPE, "file": tarfile.REGTYPE, "link": tarfile.SYMTYPE}[entry.kind]
     info.mode, info.mtime, info.size, info.linkname = entry.mode, entry.mtime, size, entry.target
     info.uname = info.gname = "root"
-    return info.tobuf(tarfile.GNU_FORMAT)
+    return _long_names_as_dpkg(bytearray(info.tobuf(tarfile.GNU_FORMAT)))
+
+
+def _long_names_as_dpkg(buf: bytearray) -> bytes:
+    """GNU long-name headers (a path or link target over 100 bytes) as dpkg-deb writes them: mode 0644
+    and root/root, where Python's tarfile leaves them 0 and empty."""
+    at = 0
+    while buf[at:at + 13] == b"././@LongLink":
+        buf[at + 100:at + 108] = b"0000644\0"
+        buf[at + 265:at + 297] = b"root".ljust(32, b"\0")
+        buf[at + 297:at + 329] = b"root".ljust(32, b"\0")
+        buf[at + CHKSUM.start:at + CHKSUM.stop] = b" " * 8
+        buf[at + CHKSUM.start:at + CHKSUM.stop] = b"%06o\0 " % sum(buf[at:at + BLOCK])
+        at += BLOCK + -(-int(buf[at + 124:at + 135], 8) // BLOCK) * BLOCK
+    return bytes(buf)
 
 
 def segment(entries: Iterable[Entry], seen: list[tuple[Entry, bytes]], mtime: int) -> Segment:
@@ -92,14 +108,24 @@ def restamped(seg: Segment, mtime: int) -> Iterator[bytes]:
 
 
 def write_data(parts: list[tuple[Segment, int]], dest: Path) -> None:
-    """data.tar.zst: the segments (each restamped to its mtime), the end of the archive, one zstd stream."""
+    """The segments (each restamped to its mtime) and the end of the archive through zstd.
+
+    As dpkg-deb compresses: an archive up to one zstd input buffer (128 KiB) in one call, its size
+    in the frame header (zstd reads it from a file); a longer one streamed (zstd reads a pipe)."""
+    length = sum(seg.tar_size for seg, _ in parts) + 2 * BLOCK
+    end = b"\0" * (2 * BLOCK + (-length % RECORD))
+
     def chunks() -> Iterator[bytes]:
         for seg, mtime in parts:
             yield from (restamped(seg, mtime) if seg.mtime != mtime else _raw(seg))
-        length = sum(seg.tar_size for seg, _ in parts) + 2 * BLOCK
-        yield b"\0" * (2 * BLOCK + (-length % RECORD))
+        yield end
     with dest.open("wb") as out:
-        filter_to(list(ZSTD), chunks(), out)
+        if length + len(end) - 2 * BLOCK > ONE_CALL:
+            filter_to(list(ZSTD), chunks(), out)
+            return
+        whole = dest.with_name(dest.name + ".tar")
+        whole.write_bytes(b"".join(chunks()))
+        filter_to([*ZSTD, str(whole)], [], out)
 
 
 def compressed_tar(entries: list[Entry], mtime: int, dest: Path) -> None:
@@ -137,32 +163,34 @@ def library_segment(lib: Path, vendor_key: str, prefix: str, cache: Path,
         hits = _scan(lib, prefix, [n for n in needles if n not in known])
     if not hits:
         seg = Segment(seg.tar, seg.tar_size, seg.md5sums, seg.size_kib, seg.mtime, seg.headers,
-                      seg.needles_clean | set(needles))
+                      seg.needles_clean | set(needles), seg.links)
     if seg.needles_clean != known or not meta_file.is_file():
         _write_meta(meta_file, seg)
     return seg, hits
 
 
 def _make_segment(lib: Path, prefix: str, tar: Path, needles: list[str]) -> tuple[Segment, list[tuple[str, int, str]]]:
+    """Members of the libraries' directories and files; their links go with the archive's tail."""
     tar.parent.mkdir(parents=True, exist_ok=True)
     seen: list[tuple[Entry, bytes]] = []
-    made = segment(sorted(libraries(lib, prefix, 0), key=lambda e: tuple(e.path.split("/"))), seen, 0)
+    entries = sorted(libraries(lib, prefix, 0), key=lambda e: tuple(e.path.split("/")))
+    made = segment([e for e in entries if e.kind != "link"], seen, 0)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{tar.name}.", dir=tar.parent)
     with os.fdopen(fd, "wb") as out:
         out.write(made.tar)  # type: ignore[arg-type]
     os.replace(tmp_name, tar)
-    hits = [(e.path, 0 if e.kind == "link" else line, n) for e, data in seen
-            for line, n in file_hits(e.target.encode() if e.kind == "link" else data, needles)]
-    return Segment(tar, made.tar_size, made.md5sums, made.size_kib, 0, made.headers), hits
+    hits = [(e.path, line, n) for e, data in seen for line, n in file_hits(data, needles)]
+    links = tuple((e.path, e.target) for e in entries if e.kind == "link")
+    return Segment(tar, made.tar_size, made.md5sums, made.size_kib, 0, made.headers, links=links), hits
 
 
 def _scan(lib: Path, prefix: str, needles: list[str]) -> list[tuple[str, int, str]]:
     hits: list[tuple[str, int, str]] = []
     if not needles:
         return hits
-    for entry in libraries(lib, prefix, 0):
-        data = entry.data() if entry.kind == "file" else entry.target.encode() if entry.kind == "link" else b""
-        hits += [(entry.path, 0 if entry.kind == "link" else line, n) for line, n in file_hits(data, needles)]
+    for entry in libraries(lib, prefix, 0):  # links are checked with the archive's tail
+        if entry.kind == "file":
+            hits += [(entry.path, line, n) for line, n in file_hits(entry.data(), needles)]
     return hits
 
 
@@ -172,14 +200,16 @@ def _read_meta(path: Path, tar: Path) -> Segment | None:
         if tar.stat().st_size != data["tar_size"]:
             return None
         return Segment(tar, int(data["tar_size"]), tuple((p, m) for p, m in data["md5sums"]), int(data["size_kib"]),
-                       int(data["mtime"]), tuple(data["headers"]), frozenset(data["needles_clean"]))
+                       int(data["mtime"]), tuple(data["headers"]), frozenset(data["needles_clean"]),
+                       tuple((p, t) for p, t in data["links"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
 def _write_meta(path: Path, seg: Segment) -> None:
     data = {"tar_size": seg.tar_size, "md5sums": [list(row) for row in seg.md5sums], "size_kib": seg.size_kib,
-            "mtime": seg.mtime, "headers": list(seg.headers), "needles_clean": sorted(seg.needles_clean)}
+            "mtime": seg.mtime, "headers": list(seg.headers), "needles_clean": sorted(seg.needles_clean),
+            "links": [list(link) for link in seg.links]}
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data))
     os.replace(tmp, path)

@@ -89,17 +89,13 @@ def stage(plan: BuildPlan, lib: Path, files: dict[str, RenderedFile], dest: Path
 
 
 def _link_tree(src: Path, dst: Path) -> None:
-    """Hard-link the cached library tree (copy across filesystems): cheap on a warm build.
+    """Copy the cached library tree (the zstd default never stages it: see deb.py).
 
-    Byte-code is skipped: `appdeb serve` runs from the same cache and Python writes it there.
+    Copies, not hard links: normalize() sets modes and timestamps, and on a hard link that would
+    rewrite the cache's own files. Byte-code and uv's .lock are skipped, as deb.py skips them.
     """
-    def link(s: str, d: str) -> None:
-        try:
-            os.link(s, d)
-        except OSError:
-            shutil.copy2(s, d)
-    shutil.copytree(src, dst, copy_function=link, symlinks=True,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(src, dst, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    (dst / ".lock").unlink(missing_ok=True)
 
 
 def normalize(root: Path, epoch: int) -> None:
