@@ -98,9 +98,10 @@ def _build_checking_name(plan: BuildPlan, app_dir: Path, out_dir: Path, fingerpr
     from concurrent.futures import ThreadPoolExecutor
 
     from appdeb.build.namecheck import name_warnings
+    from appdeb.build.vendor import cache_root
 
     with ThreadPoolExecutor(1) as pool:  # apt-cache needs ~1 s where no pkgcache.bin is kept
-        warnings = pool.submit(name_warnings, plan.package)
+        warnings = pool.submit(name_warnings, plan.package, cache_root())
         result = _build(plan, app_dir, out_dir, fingerprint, report)
         return replace(result, warnings=tuple(warnings.result()))
 
