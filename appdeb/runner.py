@@ -7,8 +7,9 @@ import os
 import shlex
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from appdeb.errors import AppdebError, CommandError
 
@@ -108,3 +109,25 @@ def spawn(
         return subprocess.Popen(args, cwd=cwd, env=full_env, **popen_kwargs)  # type: ignore[call-overload,no-any-return]
     except FileNotFoundError as exc:
         raise AppdebError(f"{args[0]}: not found; is it installed? ({exc.strerror})") from None
+
+
+def filter_to(argv: Sequence[str], chunks: Iterable[bytes], dest: BinaryIO) -> None:
+    """Stream chunks through a filter (a compressor) into an open file; CommandError if it fails.
+
+    stdout is the file itself, not a pipe, so feeding stdin from this one thread cannot deadlock.
+    """
+    proc = spawn(argv, stdin=subprocess.PIPE, stdout=dest, stderr=subprocess.PIPE)
+    assert proc.stdin is not None and proc.stderr is not None
+    try:
+        for chunk in chunks:
+            proc.stdin.write(chunk)
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    err = proc.stderr.read().decode(errors="replace")
+    if proc.wait() != 0:
+        raise CommandError(list(argv), proc.returncode, err)

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Build-time benchmark: appdeb vs the limit pipeline on examples/flaskapp (see bench/build.py).
+# Build-time benchmark: appdeb vs the limit pipeline on examples/flaskapp and bench/bigapp (see bench/build.py).
 set -eu
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}

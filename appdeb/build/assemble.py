@@ -31,17 +31,24 @@ def write_control_extras(stage: Path) -> None:
             path = Path(dirpath) / name
             size_kib += 1 if path.is_symlink() else (path.stat().st_size + 1023) // 1024
             if not path.is_symlink():
-                sums.append(f"{hashlib.md5(path.read_bytes()).hexdigest()}  {(rel_dir / name).as_posix()}\n")
-    (stage / "DEBIAN" / "md5sums").write_text("".join(sorted(sums, key=lambda s: s[34:])))
+                sums.append(((rel_dir / name).as_posix(), hashlib.md5(path.read_bytes()).hexdigest()))
     control_path = stage / "DEBIAN" / "control"
-    control = Deb822(control_path.read_text())
+    control, md5sums = control_extras(control_path.read_text(), sums, size_kib)
+    (stage / "DEBIAN" / "md5sums").write_text(md5sums)
+    control_path.write_text(control)
+    (stage / "DEBIAN" / "md5sums").chmod(0o644)
+
+
+def control_extras(control_text: str, sums: list[tuple[str, str]], size_kib: int) -> tuple[str, str]:
+    """(control with Installed-Size in its place, md5sums sorted by path) from (path, md5) pairs."""
+    md5sums = "".join(f"{md5}  {path}\n" for path, md5 in sorted(sums))
+    control = Deb822(control_text)
     control["Installed-Size"] = str(size_kib)
     order = ["Package", "Version", "Architecture", "Maintainer", "Installed-Size"]
     ordered = Deb822()
     for key in order + [k for k in control if k not in order]:
         ordered[key] = control[key]
-    control_path.write_text(ordered.dump())
-    (stage / "DEBIAN" / "md5sums").chmod(0o644)
+    return ordered.dump(), md5sums
 
 
 def assemble(plan: BuildPlan, stage: Path, out_dir: Path) -> Path:

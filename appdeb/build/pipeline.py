@@ -98,9 +98,10 @@ def _build_checking_name(plan: BuildPlan, app_dir: Path, out_dir: Path, fingerpr
     from concurrent.futures import ThreadPoolExecutor
 
     from appdeb.build.namecheck import name_warnings
+    from appdeb.build.vendor import cache_root
 
     with ThreadPoolExecutor(1) as pool:  # apt-cache needs ~1 s where no pkgcache.bin is kept
-        warnings = pool.submit(name_warnings, plan.package)
+        warnings = pool.submit(name_warnings, plan.package, cache_root())
         result = _build(plan, app_dir, out_dir, fingerprint, report)
         return replace(result, warnings=(*warnings.result(), *result.warnings))
 
@@ -108,8 +109,10 @@ def _build_checking_name(plan: BuildPlan, app_dir: Path, out_dir: Path, fingerpr
 def _build(plan: BuildPlan, app_dir: Path, out_dir: Path, fingerprint: str, report: Reporter) -> BuildResult:
     """The real work, only when something changed (its modules are imported only then)."""
     from appdeb.build.assemble import assemble
+    from appdeb.build.deb import Inputs, write_deb
     from appdeb.build.entrypoints import console_scripts
     from appdeb.build.interface import check_interface
+    from appdeb.build.payload import available as payload_available
     from appdeb.build.render import render
     from appdeb.build.stage import refuse_build_paths, requirement_files, stage
     from appdeb.build.vendor import cache_root, vendor
@@ -130,13 +133,19 @@ def _build(plan: BuildPlan, app_dir: Path, out_dir: Path, fingerprint: str, repo
             shipped = replace(plan, spec=replace(plan.spec, app_dir=copy))  # the copy, after the command
         report("checking the web app's interface")
         warning = check_interface(plan, vendored.lib, shipped.spec.app_dir if shipped is not plan else None)
-        report("staging")
-        tree = Path(tmp) / "pkg"
-        stage(shipped, vendored.lib, files, tree)
-        refuse_build_paths(tree, [tmp, str(tree), str(app_dir), str(cache_root()), str(out_dir)],
-                           requirement_files(plan))
-        report(f"compressing ({plan.compression})")
-        deb = assemble(plan, tree, out_dir)
+        if plan.compression == "zstd" and payload_available():
+            report("writing the package (zstd)")
+            inputs = Inputs(shipped.spec.app_dir, vendored.lib, vendored.key,
+                            [str(app_dir), str(cache_root()), str(out_dir)], [tmp], requirement_files(plan))
+            deb = write_deb(shipped, files, inputs, out_dir, cache_root() / "payload")
+        else:
+            report("staging")
+            tree = Path(tmp) / "pkg"
+            stage(shipped, vendored.lib, files, tree)
+            refuse_build_paths(tree, [tmp, str(tree), str(app_dir), str(cache_root()), str(out_dir)],
+                               requirement_files(plan))
+            report(f"compressing ({plan.compression})")
+            deb = assemble(plan, tree, out_dir)
     result = BuildResult(deb, plan.package, plan.version, plan.architecture, sha256_of(deb), deb.stat().st_size,
                          reused=False, warnings=(warning,) if warning else ())
     _remember(out_dir, plan.package, fingerprint, result)

@@ -137,3 +137,34 @@ def app_projects(app_dir: Path, lines: tuple[str, ...],
         names = {n for n in (project_name(line) for _, line in numbered) if n} if not problem else set()
         (constrained if inc.kind == "-c" else required).update(names)
     return tuple(sorted(required)), tuple(sorted(constrained - required))
+
+
+_PIN = re.compile(r"([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(?:\[[^\]]*\])?\s*===?\s*([A-Za-z0-9.!+_-]+)")
+_HASH = re.compile(r"\s--hash[=\s]\S+")
+PIN_OPTIONS = ("-r", "-c", "--requirement", "--constraint", "--require-hashes")
+
+
+def pins(app_dir: Path, lines: tuple[str, ...]) -> dict[str, str] | None:
+    """{project: version} when every line, and every line of the files they include, is an exact pin
+    (`name==1.2`, extras, a marker and `--hash` allowed) or an include; None when anything is open
+    (a range, a URL, a path, an index option), or a file cannot be read. Exact pins are what makes
+    resolving from the installer's cache alone give the same tree as asking the index."""
+    found: dict[str, str] = {}
+    texts = list(lines)
+    for inc in included_files(app_dir, lines):
+        numbered, problem = read_requirements(app_dir, inc.path)
+        if problem:
+            return None
+        texts.extend(line for _, line in numbered)
+    for line in texts:
+        first = line.split()[0]
+        if first.startswith("-"):
+            if first.partition("=")[0] not in PIN_OPTIONS and first[:2] not in ("-r", "-c"):
+                return None
+            continue
+        requirement = _HASH.sub("", " " + line).split(";", 1)[0].strip()
+        match = _PIN.fullmatch(requirement)
+        if match is None:
+            return None
+        found[normalize(match.group(1))] = match.group(2)
+    return found

@@ -89,17 +89,13 @@ def stage(plan: BuildPlan, lib: Path, files: dict[str, RenderedFile], dest: Path
 
 
 def _link_tree(src: Path, dst: Path) -> None:
-    """Hard-link the cached library tree (copy across filesystems): cheap on a warm build.
+    """Copy the cached library tree (the zstd default never stages it: see deb.py).
 
-    Byte-code is skipped: `appdeb serve` runs from the same cache and Python writes it there.
+    Copies, not hard links: normalize() sets modes and timestamps, and on a hard link that would
+    rewrite the cache's own files. Byte-code and uv's .lock are skipped, as deb.py skips them.
     """
-    def link(s: str, d: str) -> None:
-        try:
-            os.link(s, d)
-        except OSError:
-            shutil.copy2(s, d)
-    shutil.copytree(src, dst, copy_function=link, symlinks=True,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(src, dst, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    (dst / ".lock").unlink(missing_ok=True)
 
 
 SHARED_LIBRARY_RE = re.compile(r".+\.so(\.[0-9]+)*")
@@ -173,13 +169,13 @@ def find_build_paths(root: Path, needles: list[str], comments_ok: frozenset[str]
             data = os.readlink(path).encode() if link else path.read_bytes()
             if rel in comments_ok:
                 data = comment_free(data)
-            hits.extend(BuildPathHit(rel, 0 if link else line, needle) for line, needle in _file_hits(data, raw))
+            hits.extend(BuildPathHit(rel, 0 if link else line, needle) for line, needle in file_hits(data, raw))
             if len(hits) >= MAX_HITS:
                 return sorted(hits, key=lambda h: (h.path, h.line))
     return sorted(hits, key=lambda h: (h.path, h.line))
 
 
-def _file_hits(data: bytes, needles: list[str]) -> list[tuple[int, str]]:
+def file_hits(data: bytes, needles: list[str]) -> list[tuple[int, str]]:
     """(line, needle) per line that contains one; needles come longest first, so a directory found
     inside a longer match (the stage dir inside the package root's path) is not reported twice."""
     spans: list[tuple[int, int]] = []
@@ -197,7 +193,12 @@ def _file_hits(data: bytes, needles: list[str]) -> list[tuple[int, str]]:
 
 def refuse_build_paths(root: Path, needles: list[str], comments_ok: frozenset[str] = frozenset()) -> None:
     """Stop the build, naming each file:line and the path found there, before a .deb is written."""
-    hits = find_build_paths(root, needles, comments_ok)
+    refuse_hits(find_build_paths(root, needles, comments_ok))
+
+
+def refuse_hits(found: list[BuildPathHit]) -> None:
+    """Stop the build when any build path was found (sorted by file and line, the first 20 shown)."""
+    hits = sorted(found, key=lambda h: (h.path, h.line))
     if hits:
         files = len({h.path for h in hits})
         shown = "\n  ".join(str(h) for h in hits[:20])

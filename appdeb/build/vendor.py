@@ -24,13 +24,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from appdeb.build.requirements import absolute, included_files
+from appdeb.build.requirements import absolute, included_files, normalize, pins
 from appdeb.errors import AppdebError, CommandError
 from appdeb.runner import run, which
 
 RECIPE = "vendor-3"  # bump when the way trees are made changes
 TOOLS = ("uv", "pip")
 TOOL_ENV = "APPDEB_VENDOR_TOOL"  # uv | pip; unset: uv when installed, else pip
+INSTALL_ENV = {"UV_NO_PROGRESS": "1", "UV_PYTHON_DOWNLOADS": "never", "PIP_NO_INPUT": "1"}
 GLIBC_MINOR = 36  # this machine's (Debian 12) glibc: the default for development trees; builds pass their target's
 
 
@@ -142,14 +143,33 @@ def _install(requirements: tuple[str, ...], where: tuple[str, int], app_dir: Pat
     reqfile = tmp / "requirements.txt"
     reqfile.write_text("\n".join(absolute(requirements, app_dir)) + "\n")
     argv = _uv_argv(tool[1], *where) if tool[0] == "uv" else _pip_argv(tool[1], *where)
+    argv += ["--target", str(lib), "-r", str(reqfile)]
     try:
-        run([*argv, "--target", str(lib), "-r", str(reqfile)], cwd=app_dir,
-            env={"UV_NO_PROGRESS": "1", "UV_PYTHON_DOWNLOADS": "never", "PIP_NO_INPUT": "1"})
+        if not _installed_offline(argv, tool[0], requirements, app_dir, lib):
+            run(argv, cwd=app_dir, env=INSTALL_ENV)
     except CommandError as exc:
         hint = ("\n(without uv, appdeb installs wheels only: a requirement without a wheel for "
                 f"{python_platform(where[1])} needs uv, pip install uv)") if tool[0] == "pip" else ""
         raise AppdebError(f"could not install the Python requirements:\n{exc.output.strip()}{hint}") from None
     tidy(lib)
+
+
+def _installed_offline(argv: list[str], tool: str, requirements: tuple[str, ...], app_dir: Path,
+                       lib: Path) -> bool:
+    """Install from uv's cache alone when every requirement is an exact pin: a warm build never waits
+    for the index (a stalled one would stall it). Kept only when every installed distribution is one
+    the requirements pin, so the tree is the one the index would give; otherwise (a wheel not cached,
+    a dependency left open) lib is emptied again and the caller asks the index, ~0.2 s later."""
+    wanted = pins(app_dir, requirements) if tool == "uv" else None
+    if not wanted:
+        return False
+    if run([*argv, "--offline"], cwd=app_dir, env=INSTALL_ENV, check=False).returncode == 0:
+        got = {normalize(name): version for name, _, version in (d.partition("==") for d in _inspect(lib)[0])}
+        if all(wanted.get(name) == version for name, version in got.items()):
+            return True
+    shutil.rmtree(lib)
+    lib.mkdir()
+    return False
 
 
 def tidy(lib: Path) -> None:

@@ -263,3 +263,19 @@ def test_the_name_check_is_silent_when_apt_cache_is_missing_or_fails(monkeypatch
 
     monkeypatch.setattr(namecheck, "run", timed_out)
     assert namecheck.name_warnings("hello") == []
+
+
+def test_the_name_check_is_remembered_while_the_apt_state_holds(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    if shutil.which("apt-cache") is None or "Candidate:" not in run(["apt-cache", "policy", "hello"]).stdout:
+        pytest.skip("this machine's apt lists do not know hello (run apt-get update)")
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    monkeypatch.setattr(namecheck, "APT_STATE", (str(lists), "/etc/apt/sources.list.d"))
+    assert namecheck.name_warnings("hello", tmp_path / "cache")  # asks apt-cache, remembers
+    asked: list[str] = []
+    monkeypatch.setattr(namecheck, "in_apt_sources", lambda name: asked.append(name) or False)
+    assert namecheck.name_warnings("hello", tmp_path / "cache") and asked == []
+    (lists / "new_InRelease").write_text("")  # what apt-get update does: the answer may have changed
+    os.utime(lists, ns=(1, 1))
+    assert namecheck.name_warnings("hello", tmp_path / "cache") == [] and asked == ["hello"]

@@ -1,0 +1,114 @@
+"""deb: the .deb straight from the manifest (zstd), no staged tree: ar(debian-binary, control, data).
+
+What dpkg-deb --root-owner-group -Zzstd --build would write for the staged tree, member for member:
+the same ar headers (mtime SOURCE_DATE_EPOCH, root, 0644), a control.tar.zst of ./ and the control
+files, md5sums and Installed-Size counted as write_control_extras counts them. Only data.tar.zst's
+framing differs (three zstd frames, see payload.py) and the libraries' timestamp (manifest.LIB_MTIME).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from appdeb.build.assemble import control_extras, deb_filename
+from appdeb.build.manifest import Entry, from_disk, order, rendered, with_directories
+from appdeb.build.payload import compressed_tar, library_segment, segment, write_data
+from appdeb.build.plan import BuildPlan
+from appdeb.build.stage import BuildPathHit, app_files, comment_free, file_hits, refuse_hits
+from appdeb.errors import AppdebError
+
+if TYPE_CHECKING:
+    from appdeb.build.render import RenderedFile
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Where the package's files come from: the app (after a build step), the cached libraries."""
+
+    app_dir: Path
+    lib: Path
+    vendor_key: str
+    needles: list[str]  # build-machine paths that must not ship
+    made_now: list[str]  # and those made by this build, which the cached libraries cannot contain
+    comments_ok: frozenset[str]  # requirements files, whose comments are not checked
+
+
+def write_deb(plan: BuildPlan, files: dict[str, RenderedFile], inputs: Inputs, out_dir: Path, cache: Path) -> Path:
+    """Write the .deb into out_dir atomically (temporary name, then rename)."""
+    epoch, prefix = plan.source_date_epoch, plan.paths.lib[1:]
+    control = {p[len("DEBIAN/"):]: f for p, f in files.items() if p.startswith("DEBIAN/")}
+    rest = [from_disk(f"{plan.paths.app[1:]}/{rel.as_posix()}", inputs.app_dir / rel, epoch)
+            for rel in app_files(inputs.app_dir, plan.spec.exclude)]
+    rest += [rendered(p, f.content, f.mode, epoch) for p, f in files.items()
+             if not p.startswith("DEBIAN/")]
+    entries = with_directories([*rest, Entry(prefix, "dir", 0o755, epoch)], epoch)
+    if any(e.path.startswith(prefix + "/") for e in entries):
+        raise AppdebError(f"the app's files or rendered files fall inside the vendored library directory /{prefix}")
+    needles = sorted({n for n in [*inputs.needles, *inputs.made_now] if n and n != "/"}, key=len, reverse=True)
+    lib, lib_hits = library_segment(inputs.lib, inputs.vendor_key, prefix, cache,
+                                    [n for n in needles if n not in inputs.made_now])
+    # dpkg-deb's order: directories and files, then every symbolic link
+    plain = [e for e in entries if e.kind != "link"]
+    links = [e for e in entries if e.kind == "link"] + [Entry(p, "link", 0o777, epoch, target=t) for p, t in lib.links]
+    at = [e.path for e in plain].index(prefix)
+    head_seen: list[tuple[Entry, bytes]] = []
+    tail_seen: list[tuple[Entry, bytes]] = []
+    head = segment(plain[:at], head_seen, epoch)
+    tail = segment([*plain[at + 1:], *sorted(links, key=lambda e: order(e.path))], tail_seen, epoch)
+    hits = [BuildPathHit(p, line, n) for p, line, n in lib_hits]
+    for entry, data in [*head_seen, *tail_seen]:
+        raw = entry.target.encode() if entry.kind == "link" else data
+        raw = comment_free(raw) if entry.path in inputs.comments_ok else raw
+        hits += [BuildPathHit(entry.path, 0 if entry.kind == "link" else line, n)
+                 for line, n in file_hits(raw, needles)]
+    refuse_hits(hits)
+    parts = (head, lib, tail)
+    sums = sorted(row for p in parts for row in p.md5sums)
+    size_kib = sum(p.size_kib for p in parts) + 1  # + DEBIAN, as dpkg-deb's staged tree counted it
+    with tempfile.TemporaryDirectory(prefix="appdeb-deb-") as tmp:
+        control_tar, data_tar = Path(tmp) / "control.tar.zst", Path(tmp) / "data.tar.zst"
+        _control_tar(control, sums, size_kib, epoch, control_tar)
+        write_data([(head, epoch), (lib, epoch), (tail, epoch)], data_tar)
+        return _write_ar(plan, out_dir, control_tar, data_tar)
+
+
+def _control_tar(control: dict[str, RenderedFile], sums: list[tuple[str, str]], size_kib: int, epoch: int,
+                 dest: Path) -> None:
+    text, md5sums = control_extras(control["control"].content.decode(), sums, size_kib)
+    files = {**{name: (f.content, f.mode) for name, f in control.items()},
+             "control": (text.encode(), 0o644), "md5sums": (md5sums.encode(), 0o644)}
+    named = sorted(files.items(), key=lambda item: order(item[0]))
+    compressed_tar([Entry("", "dir", 0o755, epoch)] + [rendered(n, data, mode, epoch) for n, (data, mode) in named],
+                   epoch, dest)
+
+
+def _ar_header(name: str, size: int, epoch: int) -> bytes:
+    return f"{name:<16}{epoch:<12}{0:<6}{0:<6}{'100644':<8}{size:<10}`\n".encode()
+
+
+def _write_ar(plan: BuildPlan, out_dir: Path, control: Path, data: Path) -> Path:
+    """The ar archive dpkg-deb writes: debian-binary, control, data (each padded to an even size)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final = out_dir / deb_filename(plan)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=out_dir)
+    epoch = plan.source_date_epoch
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(b"!<arch>\n" + _ar_header("debian-binary", 4, epoch) + b"2.0\n")
+            for member in (control, data):
+                size = member.stat().st_size
+                out.write(_ar_header(member.name, size, epoch))
+                with member.open("rb") as f:
+                    shutil.copyfileobj(f, out, 1 << 20)
+                out.write(b"\n" * (size % 2))
+        os.chmod(tmp_name, 0o644)
+        os.replace(tmp_name, final)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return final

@@ -1,0 +1,90 @@
+"""manifest: every entry of the package's data.tar, in dpkg-deb's order, without a staged tree.
+
+The app's files and the rendered ones are read where they are; the vendored libraries are listed
+from the cache and never touched (a staged tree of hard links shared their inodes with the cache,
+so setting modes and timestamps there rewrote the cache's own files). Modes are 0755/0644 by the
+executable bit, as normalize() makes them; the owner is root (dpkg-deb --root-owner-group).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+SKIPPED_IN_LIB = ("__pycache__",)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One tar member: its path in the package ("opt/x/app/a.py"; "" is the root), what it is, where
+    its bytes come from (a file to read, rendered content, or a link target)."""
+
+    path: str
+    kind: str  # "dir" | "file" | "link"
+    mode: int
+    mtime: int
+    source: Path | None = None
+    content: bytes | None = None
+    target: str = ""
+
+    def size(self) -> int:
+        if self.kind != "file":
+            return 0
+        return len(self.content) if self.content is not None else os.stat(self.source or "").st_size
+
+    def data(self) -> bytes:
+        if self.content is not None:
+            return self.content
+        return Path(self.source or "").read_bytes()
+
+
+def order(path: str) -> tuple[str, ...]:
+    """dpkg-deb's order: a directory, then its children sorted by name (a path's components compared)."""
+    return tuple(path.split("/")) if path else ()
+
+
+def from_disk(package_path: str, source: Path, mtime: int) -> Entry:
+    """A file or symbolic link read from disk, with the normalized mode (never following a link)."""
+    st = source.lstat()
+    if stat.S_ISLNK(st.st_mode):
+        return Entry(package_path, "link", 0o777, mtime, target=os.readlink(source))
+    return Entry(package_path, "file", 0o755 if st.st_mode & 0o111 else 0o644, mtime, source=source)
+
+
+def rendered(package_path: str, content: bytes, mode: int, mtime: int) -> Entry:
+    return Entry(package_path, "file", 0o755 if mode & 0o111 else 0o644, mtime, content=content)
+
+
+def libraries(lib: Path, prefix: str, mtime: int) -> Iterator[Entry]:
+    """The cached library tree under prefix (its directory first), byte code and uv's .lock left out."""
+    yield Entry(prefix, "dir", 0o755, mtime)
+    for dirpath, dirnames, filenames in os.walk(lib):
+        rel_dir = os.path.relpath(dirpath, lib)
+        base = prefix if rel_dir == "." else f"{prefix}/{rel_dir}"
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_IN_LIB)
+        names = sorted(dirnames + [f for f in filenames if not f.endswith(".pyc")
+                                   and not (rel_dir == "." and f == ".lock")])
+        for name in names:
+            full = Path(dirpath, name)
+            if name in dirnames and not full.is_symlink():
+                yield Entry(f"{base}/{name}", "dir", 0o755, mtime)
+            else:
+                yield from_disk(f"{base}/{name}", full, mtime)
+
+
+def with_directories(entries: Iterable[Entry], mtime: int) -> list[Entry]:
+    """The entries, each missing parent directory added (0755), in dpkg-deb's order; a later entry for
+    the same path replaces an earlier one (a rendered file wins over the app's file of that name)."""
+    by_path: dict[str, Entry] = {}
+    for entry in entries:
+        by_path[entry.path] = entry
+        parent = entry.path
+        while parent:
+            parent = parent.rpartition("/")[0]
+            if parent in by_path:
+                break
+            by_path[parent] = Entry(parent, "dir", 0o755, mtime)
+    return sorted(by_path.values(), key=lambda e: order(e.path))

@@ -1,0 +1,1 @@
+"""The build benchmark's big app."""

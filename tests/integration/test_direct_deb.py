@@ -1,0 +1,119 @@
+"""The .deb written from the manifest (no staged tree) against dpkg-deb itself, and the cache left alone.
+
+dpkg-deb --build over the staged tree is the oracle: for the same inputs the direct writer must give
+the same bytes, and dpkg-deb must read what it wrote. A build only ever reads the vendor cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from appdeb.build import payload
+from appdeb.build.pipeline import BuildOptions, build
+
+from ..conftest import EPOCH, EXAMPLES
+
+pytestmark = pytest.mark.skipif(shutil.which("zstd") is None or shutil.which("dpkg-deb") is None,
+                                reason="needs zstd and dpkg-deb")
+
+
+def awkward_app(tmp_path: Path) -> Path:
+    """flaskapp (a binary wheel, static files, a requirements file) with an executable script,
+    symbolic links, and a path and a link target longer than a tar header holds (GNU long names)."""
+    app = tmp_path / "app"
+    shutil.copytree(EXAMPLES / "flaskapp", app)
+    deep = app / "src" / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    (deep / ("f" * 40 + ".txt")).write_text("long\n")
+    (app / "tool.sh").write_text("#!/bin/sh\necho hi\n")
+    (app / "tool.sh").chmod(0o755)
+    (app / "tool-link").symlink_to("tool.sh")
+    (app / ("long-link-" + "g" * 100)).symlink_to(f"src/{'d' * 60}/{'e' * 60}/{'f' * 40}.txt")
+    return app
+
+
+def built(app: Path, out: Path, **kw: object) -> bytes:
+    result = build(app, BuildOptions(out_dir=out, source_date_epoch=EPOCH, **kw))  # type: ignore[arg-type]
+    assert not result.reused
+    return result.deb.read_bytes()
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def snapshot(root: Path) -> dict[str, tuple[bytes, int, int]]:
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [*dirnames, *filenames]:
+            path = Path(dirpath, name)
+            st = path.lstat()
+            data = os.readlink(path).encode() if path.is_symlink() else path.read_bytes() if path.is_file() else b""
+            out[str(path.relative_to(root))] = (data, st.st_mode, st.st_mtime_ns)
+    return out
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("APPDEB_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_direct_deb_is_dpkg_debs_bytes(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = awkward_app(tmp_path)
+    direct = built(app, tmp_path / "direct", instance="x")  # makes the library segment
+    again = built(app, tmp_path / "again", instance="x", build_number=1)  # from the cached segment
+    monkeypatch.setattr(payload, "available", lambda: False)
+    staged = built(app, tmp_path / "staged", instance="x")
+    assert sha(direct) == sha(staged) and sha(again) == sha(staged)
+    deb = next((tmp_path / "direct").glob("*.deb"))
+    listing = subprocess.run(["dpkg-deb", "--contents", str(deb)], capture_output=True, text=True, check=True).stdout
+    assert "./opt/notes-x/lib/markupsafe/" in listing and "./opt/notes-x/app/tool-link -> tool.sh" in listing
+    assert f"{'d' * 60}/{'e' * 60}/{'f' * 40}.txt" in listing
+    subprocess.run(["dpkg-deb", "--info", str(deb)], capture_output=True, check=True)
+    fsys = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], capture_output=True, check=True).stdout
+    assert len(fsys) % 10240 == 0
+
+
+def test_a_new_epoch_restamps_the_cached_libraries(tmp_path: Path, cache: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """An app change moves SOURCE_DATE_EPOCH; the cached segment must carry the new one, as dpkg-deb would."""
+    app = awkward_app(tmp_path)
+    built(app, tmp_path / "first")
+    later = build(app, BuildOptions(out_dir=tmp_path / "later", source_date_epoch=EPOCH - 86400 * 100))
+    monkeypatch.setattr(payload, "available", lambda: False)
+    staged = build(app, BuildOptions(out_dir=tmp_path / "staged", source_date_epoch=EPOCH - 86400 * 100))
+    assert sha(later.deb.read_bytes()) == sha(staged.deb.read_bytes())
+
+
+@pytest.mark.parametrize("compression", ["zstd", "xz"])
+def test_a_build_never_changes_the_cache(tmp_path: Path, cache: Path, compression: str) -> None:
+    app = awkward_app(tmp_path)
+    built(app, tmp_path / "first", compression=compression)
+    vendor = cache / "vendor"
+    (next(vendor.iterdir()) / "lib" / ".lock").write_bytes(b"")  # as uv leaves it in older caches
+    before = snapshot(vendor)
+    built(app, tmp_path / "second", instance="y", compression=compression)
+    assert snapshot(vendor) == before
+    deb = next((tmp_path / "second").glob("*.deb"))
+    listing = subprocess.run(["dpkg-deb", "--contents", str(deb)], capture_output=True, text=True, check=True).stdout
+    assert "/lib/.lock" not in listing and "__pycache__" not in listing
+
+
+def test_a_build_path_in_the_cached_libraries_is_refused(tmp_path: Path, cache: Path) -> None:
+    """The libraries are scanned for build paths once per path, from the cache."""
+    from appdeb.errors import AppdebError
+
+    app = awkward_app(tmp_path)
+    built(app, tmp_path / "first")
+    lib = next((cache / "vendor").iterdir()) / "lib"
+    (lib / "markupsafe" / "leak.txt").write_text(f"made in {tmp_path / 'elsewhere'}\n")
+    shutil.rmtree(cache / "payload")
+    with pytest.raises(AppdebError, match=r"markupsafe/leak.txt:1"):
+        build(app, BuildOptions(out_dir=tmp_path / "elsewhere", source_date_epoch=EPOCH, build_number=2))
