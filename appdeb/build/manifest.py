@@ -9,6 +9,7 @@ executable bit, as normalize() makes them; the owner is root (dpkg-deb --root-ow
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -41,6 +42,16 @@ class Entry:
         return Path(self.source or "").read_bytes()
 
 
+SHARED_LIBRARY_RE = re.compile(r".+\.so(\.[0-9]+)*")
+
+
+def file_mode(name: str, mode: int) -> int:
+    """The one mode rule for a packaged file: 0755 if executable, else 0644. Shared libraries are 0644
+    (Debian policy 8.1; the loader maps them without the execute bit) even where a wheel bundles them
+    executable."""
+    return 0o755 if mode & 0o111 and not SHARED_LIBRARY_RE.fullmatch(name) else 0o644
+
+
 def order(path: str) -> tuple[str, ...]:
     """dpkg-deb's order: a directory, then its children sorted by name (a path's components compared)."""
     return tuple(path.split("/")) if path else ()
@@ -51,7 +62,7 @@ def from_disk(package_path: str, source: Path, mtime: int) -> Entry:
     st = source.lstat()
     if stat.S_ISLNK(st.st_mode):
         return Entry(package_path, "link", 0o777, mtime, target=os.readlink(source))
-    return Entry(package_path, "file", 0o755 if st.st_mode & 0o111 else 0o644, mtime, source=source)
+    return Entry(package_path, "file", file_mode(source.name, st.st_mode), mtime, source=source)
 
 
 def rendered(package_path: str, content: bytes, mode: int, mtime: int) -> Entry:

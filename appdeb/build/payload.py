@@ -25,7 +25,7 @@ from appdeb.build.manifest import Entry, libraries
 from appdeb.build.stage import file_hits
 from appdeb.runner import filter_to, which
 
-FORMAT = "payload-3"  # bump when the bytes of a segment change for the same inputs
+FORMAT = "payload-4"  # bump when the bytes of a segment change for the same inputs
 ZSTD = ("zstd", "-3", "-T0", "-q", "-c")  # multi-threaded: the same bytes for any thread count, as dpkg-deb
 BLOCK, RECORD, CHUNK = 512, 10240, 1 << 20
 ONE_CALL = 128 << 10  # ZSTD_CStreamInSize(): dpkg-deb's read size

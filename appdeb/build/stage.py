@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+from appdeb.build.manifest import file_mode
 from appdeb.build.plan import BuildPlan
 from appdeb.errors import AppdebError
 
@@ -98,15 +99,11 @@ def _link_tree(src: Path, dst: Path) -> None:
     (dst / ".lock").unlink(missing_ok=True)
 
 
-SHARED_LIBRARY_RE = re.compile(r".+\.so(\.[0-9]+)*")
-
-
 def normalize(root: Path, epoch: int) -> None:
     """Modes 0755/0644 and one timestamp everywhere, whatever the checkout or umask produced.
 
-    The root too: it is the package's "./" entry, and a umask of 077 would make it 0700. Shared
-    libraries are 0644 (Debian policy 8.1; the loader maps them without the execute bit) even where
-    a wheel bundles them executable.
+    The root too: it is the package's "./" entry, and a umask of 077 would make it 0700. File modes
+    follow manifest.file_mode, as the direct writer's do.
     """
     os.chmod(root, 0o755)
     for dirpath, dirnames, filenames in os.walk(root):
@@ -115,9 +112,7 @@ def normalize(root: Path, epoch: int) -> None:
             if os.path.islink(path):
                 os.utime(path, (epoch, epoch), follow_symlinks=False)
                 continue
-            mode = os.stat(path).st_mode
-            executable = mode & 0o111 and not SHARED_LIBRARY_RE.fullmatch(name)
-            os.chmod(path, 0o755 if executable else 0o644)
+            os.chmod(path, file_mode(name, os.stat(path).st_mode))
             os.utime(path, (epoch, epoch))
         for name in dirnames:
             path = os.path.join(dirpath, name)

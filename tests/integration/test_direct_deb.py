@@ -34,6 +34,8 @@ def awkward_app(tmp_path: Path) -> Path:
     (app / "tool.sh").write_text("#!/bin/sh\necho hi\n")
     (app / "tool.sh").chmod(0o755)
     (app / "tool-link").symlink_to("tool.sh")
+    (app / "libbundled.so.1").write_bytes(b"\x7fELF")
+    (app / "libbundled.so.1").chmod(0o755)  # as some wheels bundle them: packaged 0644 by both writers
     (app / ("long-link-" + "g" * 100)).symlink_to(f"src/{'d' * 60}/{'e' * 60}/{'f' * 40}.txt")
     return app
 
@@ -76,6 +78,10 @@ def test_direct_deb_is_dpkg_debs_bytes(tmp_path: Path, cache: Path, monkeypatch:
     listing = subprocess.run(["dpkg-deb", "--contents", str(deb)], capture_output=True, text=True, check=True).stdout
     assert "./opt/notes-x/lib/markupsafe/" in listing and "./opt/notes-x/app/tool-link -> tool.sh" in listing
     assert f"{'d' * 60}/{'e' * 60}/{'f' * 40}.txt" in listing
+    modes = {line.split()[-1]: line.split()[0] for line in listing.splitlines() if "->" not in line}
+    assert modes["./opt/notes-x/app/libbundled.so.1"] == "-rw-r--r--"
+    assert modes["./opt/notes-x/app/tool.sh"] == "-rwxr-xr-x"
+    assert all(mode == "-rw-r--r--" for path, mode in modes.items() if ".so" in path and not path.endswith("/"))
     subprocess.run(["dpkg-deb", "--info", str(deb)], capture_output=True, check=True)
     fsys = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], capture_output=True, check=True).stdout
     assert len(fsys) % 10240 == 0
