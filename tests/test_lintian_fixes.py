@@ -14,7 +14,7 @@ from appdeb.build.plan import make_plan, with_vendor
 from appdeb.build.render import render, synopsis, wrap_body
 from appdeb.build.stage import normalize
 from appdeb.build.validate import load_spec
-from appdeb.build.vendor import glibc_needed, glibc_of_tag
+from appdeb.build.wheeltags import glibc_needed, glibc_of_tag
 from appdeb.errors import AppdebError
 
 from .conftest import EPOCH, EXAMPLES

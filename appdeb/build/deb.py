@@ -32,7 +32,7 @@ class Inputs:
 
     app_dir: Path
     lib: Path
-    vendor_key: str
+    vendor_key: str  # the vendored tree's content digest (VendorResult.tree)
     needles: list[str]  # build-machine paths that must not ship
     made_now: list[str]  # and those made by this build, which the cached libraries cannot contain
     comments_ok: frozenset[str]  # requirements files, whose comments are not checked

@@ -135,7 +135,7 @@ def _build(plan: BuildPlan, app_dir: Path, out_dir: Path, fingerprint: str, repo
         warning = check_interface(plan, vendored.lib, shipped.spec.app_dir if shipped is not plan else None)
         if plan.compression == "zstd" and payload_available():
             report("writing the package (zstd)")
-            inputs = Inputs(shipped.spec.app_dir, vendored.lib, vendored.key,
+            inputs = Inputs(shipped.spec.app_dir, vendored.lib, vendored.tree,
                             [str(app_dir), str(cache_root()), str(out_dir)], [tmp], requirement_files(plan))
             deb = write_deb(shipped, files, inputs, out_dir, cache_root() / "payload")
         else:

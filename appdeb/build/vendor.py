@@ -25,14 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from appdeb.build.requirements import absolute, included_files, normalize, pins
+from appdeb.build.wheeltags import GLIBC_MINOR, glibc_needed  # GLIBC_MINOR: development trees' default
 from appdeb.errors import AppdebError, CommandError
 from appdeb.runner import run, which
 
-RECIPE = "vendor-3"  # bump when the way trees are made changes
+RECIPE = "vendor-4"  # bump when the way trees are made changes
 TOOLS = ("uv", "pip")
 TOOL_ENV = "APPDEB_VENDOR_TOOL"  # uv | pip; unset: uv when installed, else pip
 INSTALL_ENV = {"UV_NO_PROGRESS": "1", "UV_PYTHON_DOWNLOADS": "never", "PIP_NO_INPUT": "1"}
-GLIBC_MINOR = 36  # this machine's (Debian 12) glibc: the default for development trees; builds pass their target's
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ class VendorResult:
     dists: tuple[str, ...]  # name==version
     binary_dists: tuple[str, ...]  # those whose wheels are not pure Python
     glibc: str = ""  # the oldest glibc every binary wheel runs on (e.g. "2.17"); "" for pure Python
+    tree: str = ""  # the finished tree's content digest: what the packaged segment made from it is keyed on
 
 
 def cache_root() -> Path:
@@ -103,6 +104,26 @@ def _tree_digest(path: Path) -> str:
     return h.hexdigest()
 
 
+def content_digest(root: Path) -> str:
+    """What a tree holds (paths, executable bits, link targets, bytes), computed once when it is made:
+    the requirement lines name a tree, but a tree made again from the same lines may differ (a new
+    release of an unpinned library), and a package segment cached from the old one must not be reused."""
+    h = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            h.update(os.path.relpath(path, root).encode(errors="surrogateescape") + b"\0")
+            if os.path.islink(path):
+                h.update(b"l" + os.readlink(path).encode(errors="surrogateescape") + b"\0")
+            else:
+                h.update(b"x" if st.st_mode & 0o111 else b"f")
+                with open(path, "rb") as data:
+                    h.update(hashlib.sha256(data.read()).digest())
+    return h.hexdigest()[:32]
+
+
 def vendor(requirements: tuple[str, ...], python_version: str, app_dir: Path,
            glibc_minor: int = GLIBC_MINOR) -> VendorResult:
     """Return the cached tree for these requirements, building it first if needed.
@@ -116,7 +137,8 @@ def vendor(requirements: tuple[str, ...], python_version: str, app_dir: Path,
     meta = dest / "meta.json"
     if meta.is_file():
         data = json.loads(meta.read_text())
-        return VendorResult(dest / "lib", key, tuple(data["dists"]), tuple(data["binary"]), data["glibc"])
+        return VendorResult(dest / "lib", key, tuple(data["dists"]), tuple(data["binary"]), data["glibc"],
+                            data["tree"])
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=dest.parent))
     try:
@@ -125,7 +147,7 @@ def vendor(requirements: tuple[str, ...], python_version: str, app_dir: Path,
         if requirements:
             _install(requirements, (python_version, glibc_minor), app_dir, lib, tmp, (tool, program))
         dists, binary = _inspect(lib)
-        meta_data = {"dists": dists, "binary": binary, "glibc": glibc_needed(lib)}
+        meta_data = {"dists": dists, "binary": binary, "glibc": glibc_needed(lib), "tree": content_digest(lib)}
         (tmp / "meta.json").write_text(json.dumps(meta_data, indent=1))
         try:
             tmp.rename(dest)
@@ -247,52 +269,3 @@ def _inspect(lib: Path) -> tuple[list[str], list[str]]:
         if wheel.is_file() and "Root-Is-Purelib: false" in wheel.read_text():
             binary.append(f"{name}=={version}")
     return dists, binary
-
-
-def wheel_tags(lib: Path) -> dict[str, list[str]]:
-    """The platform tags of each binary wheel in lib (its *.dist-info/WHEEL `Tag:` lines), by dist-info."""
-    tags: dict[str, list[str]] = {}
-    for wheel in sorted(lib.glob("*.dist-info/WHEEL")):
-        text = wheel.read_text(encoding="utf-8", errors="replace")
-        if "Root-Is-Purelib: false" in text:
-            tags[wheel.parent.name] = [line.split(":", 1)[1].strip().rsplit("-", 1)[-1]
-                                       for line in text.splitlines() if line.startswith("Tag:")]
-    return tags
-
-
-def glibc_needed(lib: Path) -> str:
-    """The glibc version the vendored binaries need, for the package's `libc6 (>= X)`.
-
-    A wheel's manylinux tags each promise it runs on that glibc and newer, so a wheel needs the
-    oldest glibc among its tags and the package the newest of those. A wheel built on this machine
-    (linux_*) needs this machine's glibc. Wheels for musl libc never run on Debian: refused.
-    """
-    needed = ""
-    for dist, platforms in wheel_tags(lib).items():
-        versions = [v for v in (glibc_of_tag(p) for p in platforms for p in p.split(".")) if v]
-        if not versions:
-            if any(p.startswith("musllinux") for p in platforms):
-                raise AppdebError(f"{dist}: a wheel for musl libc ({', '.join(platforms)}); Debian's libc is "
-                                  "glibc: use a manylinux wheel or build this one from source")
-            continue
-        wheel_needs = min(versions, key=_version_key)
-        needed = max((needed, wheel_needs), key=_version_key) if needed else wheel_needs
-    return needed
-
-
-MANYLINUX_RE = re.compile(r"manylinux_([0-9]{1,3})_([0-9]{1,3})_", re.ASCII)
-LEGACY_MANYLINUX = {"manylinux1": "2.5", "manylinux2010": "2.12", "manylinux2014": "2.17"}
-
-
-def glibc_of_tag(platform_tag: str) -> str:
-    """The glibc a wheel platform tag promises to run on: manylinux_2_17_x86_64 → 2.17; "" if none."""
-    if platform_tag.startswith("manylinux_"):  # a malformed tag (manylinux_x) promises nothing
-        found = MANYLINUX_RE.match(platform_tag)
-        return f"{int(found[1])}.{int(found[2])}" if found else ""
-    if platform_tag.startswith("linux_"):
-        return platform.libc_ver()[1] or f"2.{GLIBC_MINOR}"
-    return LEGACY_MANYLINUX.get(platform_tag.split("_", 1)[0], "")
-
-
-def _version_key(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in version.split("."))

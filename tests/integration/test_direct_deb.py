@@ -7,6 +7,7 @@ the same bytes, and dpkg-deb must read what it wrote. A build only ever reads th
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -123,3 +124,21 @@ def test_a_build_path_in_the_cached_libraries_is_refused(tmp_path: Path, cache: 
     shutil.rmtree(cache / "payload")
     with pytest.raises(AppdebError, match=r"markupsafe/leak.txt:1"):
         build(app, BuildOptions(out_dir=tmp_path / "elsewhere", source_date_epoch=EPOCH, build_number=2))
+
+
+def test_a_tree_made_again_never_ships_the_old_trees_segment(tmp_path: Path, cache: Path) -> None:
+    """The same requirement lines can make another tree (an unpinned library's new release after the
+    vendor cache was dropped): the packaged segment follows the tree's content, not the lines."""
+    from appdeb.build.vendor import content_digest
+
+    app = awkward_app(tmp_path)
+    built(app, tmp_path / "first")
+    tree = next((cache / "vendor").iterdir())
+    (tree / "lib" / "markupsafe" / "__init__.py").write_text("# the newer release\n")
+    meta = json.loads((tree / "meta.json").read_text())
+    (tree / "meta.json").write_text(json.dumps({**meta, "tree": content_digest(tree / "lib")}))
+    deb = built(app, tmp_path / "second", build_number=1)
+    (tmp_path / "second.deb").write_bytes(deb)
+    out = tmp_path / "x"
+    subprocess.run(["dpkg-deb", "-x", str(tmp_path / "second.deb"), str(out)], check=True)
+    assert next(out.glob("opt/*/lib/markupsafe/__init__.py")).read_text() == "# the newer release\n"
