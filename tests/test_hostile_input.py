@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -261,3 +262,32 @@ def test_templates_refuse_a_value_the_validator_missed(tmp_path: Path, changes: 
     plan = dataclasses.replace(plan, spec=dataclasses.replace(plan.spec, **changes))
     with pytest.raises(formats.FormatError):
         render(plan)
+
+
+@pytest.mark.parametrize(("plant", "fragment"), [
+    (lambda app: (app / "keys").symlink_to("/root/.ssh"), "a symbolic link to '/root/.ssh', outside the app"),
+    (lambda app: (app / "up").symlink_to("../../etc"), "a symbolic link to '../../etc', outside the app"),
+    (lambda app: (app / "static" / "x").symlink_to("../../x"), "outside the app"),
+    (lambda app: (app / "bad\nname.txt").write_text("x"), "contains a line break"),
+    (lambda app: Path(os.fsdecode(bytes(app / "caf") + b"\xe9.txt")).write_text("x"), "is not UTF-8"),
+])
+def test_a_file_a_node_cannot_take_safely_is_refused_before_a_deb_exists(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], plant: Any, fragment: str) -> None:
+    """A link out of the app would let a later release's files land wherever it points (dpkg keeps an
+    existing link where a directory arrives); odd names would split md5sums lines."""
+    app = make_app(tmp_path)
+    plant(app)
+    code, _, err = appdeb(capsys, "build", app, "--out", tmp_path / "dist")
+    assert code == 1 and fragment in err and "Traceback" not in err, err
+    assert not list((tmp_path / "dist").glob("*.deb")) if (tmp_path / "dist").exists() else True
+
+
+def test_a_link_inside_the_app_still_ships(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    app = make_app(tmp_path)
+    (app / "static" / "inside.css").symlink_to("site.css")
+    (app / "up.css").symlink_to("static/../static/site.css")
+    code, _, err = appdeb(capsys, "build", app, "--out", tmp_path / "dist")
+    assert code == 0, err
+    listing = subprocess.run(["dpkg-deb", "--contents", *map(str, (tmp_path / "dist").glob("*.deb"))],
+                             capture_output=True, text=True, check=True).stdout
+    assert "static/inside.css -> site.css" in listing and "up.css -> static/../static/site.css" in listing

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from appdeb.errors import AppdebError
+
 SKIPPED_IN_LIB = ("__pycache__",)
 
 
@@ -52,6 +54,27 @@ def file_mode(name: str, mode: int) -> int:
     return 0o755 if mode & 0o111 and not SHARED_LIBRARY_RE.fullmatch(name) else 0o644
 
 
+def refuse_unpackable(rel: str, full: Path, confine: bool) -> None:
+    """Refuse what dpkg or a node cannot take safely, naming the file: a newline or a name that is not
+    UTF-8 (dpkg-deb refuses the first, and md5sums lines would split), and, in the app (`confine`), a
+    symbolic link that is absolute or climbs out of the app: dpkg keeps an existing link where a later
+    release ships a directory, so root would unpack that release's files wherever the link points."""
+    target = os.readlink(full) if full.is_symlink() else None
+    shown = os.fsencode(full).decode("utf-8", "backslashreplace").replace("\n", "\\n").replace("\r", "\\r")
+    for what, text in (("name", rel), ("link target", target or "")):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise AppdebError(f"{shown}: its {what} is not UTF-8: rename it") from None
+        if "\n" in text or "\r" in text:
+            raise AppdebError(f"{shown}: its {what} contains a line break: rename it")
+    if confine and target is not None:
+        where = os.path.normpath(os.path.join(os.path.dirname(rel), target))
+        if os.path.isabs(target) or where == ".." or where.startswith("../"):
+            raise AppdebError(f"{shown}: a symbolic link to {target!r}, outside the app: a package may only "
+                              "link inside itself (make it relative, or ship a copy of the file)")
+
+
 def order(path: str) -> tuple[str, ...]:
     """dpkg-deb's order: a directory, then its children sorted by name (a path's components compared)."""
     return tuple(path.split("/")) if path else ()
@@ -80,6 +103,7 @@ def libraries(lib: Path, prefix: str, mtime: int) -> Iterator[Entry]:
                                    and not (rel_dir == "." and f == ".lock")])
         for name in names:
             full = Path(dirpath, name)
+            refuse_unpackable(f"{rel_dir}/{name}", full, confine=False)
             if name in dirnames and not full.is_symlink():
                 yield Entry(f"{base}/{name}", "dir", 0o755, mtime)
             else:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from appdeb.build.manifest import file_mode
+from appdeb.build.manifest import file_mode, refuse_unpackable
 from appdeb.build.plan import BuildPlan
 from appdeb.errors import AppdebError
 
@@ -29,7 +29,9 @@ def app_files(app_dir: Path, excludes: tuple[str, ...]) -> Iterator[Path]:
     Only regular files and symbolic links ship: reading a FIFO would hang the build forever and a
     device or socket has no content to package, so such an entry is an error naming its path.
     """
-    yield from _walk(app_dir, (*DEFAULT_EXCLUDES, *excludes), ())
+    for rel in _walk(app_dir, (*DEFAULT_EXCLUDES, *excludes), ()):
+        refuse_unpackable(rel.as_posix(), app_dir / rel, confine=True)
+        yield rel
 
 
 def build_inputs(app_dir: Path, excludes: tuple[str, ...]) -> Iterator[Path]:
