@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,23 @@ def test_a_node_follows_its_own_suite(tmp_path: Path) -> None:
     assert node_suite(tmp_path) == "trixie"
     (tmp_path / "etc/os-release").write_text("VERSION_CODENAME=sid\n")
     assert node_suite(tmp_path) is None
+
+
+def test_a_nodes_os_release_is_read_as_debian_lays_it_out_and_never_through_a_planted_link(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "usr/lib").mkdir(parents=True)
+    (tmp_path / "usr/lib/os-release").write_text("VERSION_CODENAME=bookworm\n")
+    (tmp_path / "etc/os-release").symlink_to("../usr/lib/os-release")  # as on Debian
+    assert node_suite(tmp_path) == "bookworm"
+    (tmp_path / "usr/lib/os-release").unlink()
+    (tmp_path / "usr/lib/os-release").symlink_to("/dev/zero")  # would never end
+    assert node_suite(tmp_path) is None
+    (tmp_path / "usr/lib/os-release").unlink()
+    os.mkfifo(tmp_path / "usr/lib/os-release")  # would hang
+    assert node_suite(tmp_path) is None
+    (tmp_path / "usr/lib/os-release").unlink()
+    (tmp_path / "usr/lib/os-release").write_bytes(b"VERSION_CODENAME=trixie\n\xff\xfe\n")
+    assert node_suite(tmp_path) == "trixie"
 
 
 def test_client_config_names_the_nodes_suite(cfg: object) -> None:

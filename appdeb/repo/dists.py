@@ -8,6 +8,8 @@ and a node's client configuration names its own suite. The release names come fr
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -72,14 +74,26 @@ def publish_distribution(default: str, debs: Sequence[Path], explicit: str | Non
 def node_suite(root: Path) -> str | None:
     """The suite of the Debian below root (VERSION_CODENAME of its os-release), if it is a target's."""
     for rel in ("etc/os-release", "usr/lib/os-release"):
-        try:
-            text = (root / rel).read_text()
-        except OSError:
+        text = _small_file(root / rel)
+        if text is None:
             continue
         fields = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
         codename = fields.get("VERSION_CODENAME", "").strip().strip('"')
         return codename if suite_of(codename) == codename else None
     return None
+
+
+def _small_file(path: Path) -> str | None:
+    """A regular file's first 64 KiB as text, never through a link (root may be a node's file system,
+    where a planted link could point at a host device or FIFO); None for anything else."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:  # missing, or a link (Debian's /etc/os-release is one: usr/lib's is read next)
+        return None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            return None
+        return f.read(65536).decode("utf-8", "replace")
 
 
 def deploy_distribution(default: str, package: str, published: Callable[[str], list[str]]) -> str:
