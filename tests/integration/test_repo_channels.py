@@ -106,6 +106,8 @@ def test_promote_never_serves_a_package_in_another_releases_distribution(
     with pytest.raises(AppdebError, match="not for distribution bookworm-prod"):
         snap = aptly.published(cfg)["trixie-staging"][0]
         channels.promote(cfg, "bookworm-prod", snapshot=snap)
+    err = appdeb("repo", "promote", "--from", "trixie-staging", "--to", "bookworm", root=cfg.root, check_code=1).stderr
+    assert err.startswith("appdeb: error: notes 2.0-1 in trixie-staging was built for debian-13 (trixie)")
     assert index(cfg, "bookworm") == served and "bookworm-prod" not in aptly.published(cfg)  # nothing changed
     assert store.history(cfg) == history
     assert channels.promote(cfg, "trixie", from_dist="trixie-staging") is not None  # its own release: fine
