@@ -26,7 +26,7 @@ from appdeb.repo.dists import suite_of
 
 BEFORE, INSTALL, VERIFY, HOLD = "version before", "install", "health gate", "hold the version"
 ROLLBACK, REMOVE, FAILED = "back to the version before", "remove the failed first install", "deploy failed"
-RELEASE, WRONG_RELEASE = "host release", "host release matches the distribution"
+RELEASE, WRONG_RELEASE = "read the host release", "host release"
 SAVE, RESTORE, RESTORE_ABSENT = "save repository files", "restore repository files", "remove new repository files"
 UPDATE_BACK = "apt-get update (files restored)"
 GOING_BACK = (RESTORE, RESTORE_ABSENT, UPDATE_BACK)
