@@ -62,15 +62,77 @@ def test_unknown_canary_and_empty_inventory_are_refused(tmp_path: Path) -> None:
 def test_the_play_is_argv_lists_with_a_rescue_that_goes_back() -> None:
     play = playbook.deploy_play("blog-prod", "1.2.0-3", FILES)
     tasks = play[0]["tasks"]
-    assert [t["ansible.builtin.copy"]["dest"] for t in tasks[:2]] == list(FILES)
-    assert all("content" not in t["ansible.builtin.copy"] for t in tasks[:2])  # never a template
+    assert [t["name"] for t in tasks[:-1]] == [playbook.BEFORE, playbook.SAVE]  # no suite in FILES: no check
     block = tasks[-1]
-    assert [t["ansible.builtin.command"]["argv"] for t in block["block"]] == [
-        ["apt-get", "install", "-y", "--allow-downgrades", "blog-prod=1.2.0-3"],
+    copies = block["block"][:2]
+    assert [t["ansible.builtin.copy"]["dest"] for t in copies] == list(FILES)
+    assert all("content" not in t["ansible.builtin.copy"] for t in copies)  # never a template
+    assert [t["ansible.builtin.command"]["argv"][:3] for t in block["block"][2:]] == [
+        ["apt-get", "update", "--error-on=any"], ["apt-get", "install", "-y"],
         ["/usr/bin/blog-prod", "verify"], ["/usr/bin/blog-prod", "pin", "1.2.0-3"]]
-    assert [t["name"] for t in block["rescue"]] == [playbook.ROLLBACK, playbook.REMOVE, playbook.FAILED]
+    assert block["block"][3]["ansible.builtin.command"]["argv"][-1] == "blog-prod=1.2.0-3"
+    assert [t["name"] for t in block["rescue"]] == [*playbook.GOING_BACK, playbook.ROLLBACK, playbook.REMOVE,
+                                                    playbook.FAILED]
     text = yaml.safe_dump(play)
     assert "shell" not in text  # nothing is ever a shell line
+
+
+TRIXIE = {**FILES, "/etc/apt/sources.list.d/appdeb.sources":
+          "Types: deb\nURIs: http://repo/\nSuites: trixie-staging\nComponents: main\n",
+          "/etc/apt/preferences.d/appdeb.pref": "Package: *\n"}
+
+
+def test_the_hosts_release_is_checked_before_any_repository_file_is_written() -> None:
+    """A trixie build must not move a bookworm host's shared appdeb.sources (other packages read it)."""
+    play = playbook.deploy_play("blog-prod", "1.2.0-3", TRIXIE)[0]
+    assert play["vars"] == {"appdeb_suite": "trixie"}  # the suite of trixie-staging, as data
+    read, refuse, save, block = play["tasks"][1:]
+    assert read["name"] == playbook.RELEASE and read["check_mode"] is False
+    assert read["ansible.builtin.command"]["argv"] == ["sed", "-n", "s/^VERSION_CODENAME=//p", "/etc/os-release"]
+    assert refuse["name"] == playbook.WRONG_RELEASE
+    assert refuse["when"].startswith("(appdeb_release.stdout") and refuse["when"].endswith("!= appdeb_suite")
+    message = refuse["ansible.builtin.fail"]["msg"]
+    assert "blog-prod=1.2.0-3 is published for {{ appdeb_suite }}" in message and "nothing was changed" in message
+    assert save["name"] == playbook.SAVE and save["loop"] == list(TRIXIE)
+    assert all("ansible.builtin.copy" not in t for t in play["tasks"][:-1])  # nothing written before the block
+    assert [t["ansible.builtin.copy"]["dest"] for t in block["block"][:3]] == list(TRIXIE)
+
+
+def test_a_failed_deploy_puts_back_the_repository_files_before_going_back() -> None:
+    """The rescue restores appdeb.sources (and key, preferences) as saved, then rolls the package back."""
+    rescue = playbook.deploy_play("blog-prod", "1.2.0-3", TRIXIE)[0]["tasks"][-1]["rescue"]
+    restore, absent, update, rollback = rescue[:4]
+    assert restore["loop"] == absent["loop"] == "{{ appdeb_saved.results }}"
+    assert restore["ansible.builtin.copy"] == {"dest": "{{ item.item }}", "content": "{{ item.content | b64decode }}",
+                                               "mode": "0644", "owner": "root", "group": "root"}
+    assert restore["when"] == "item.content is defined"
+    assert absent["ansible.builtin.file"] == {"path": "{{ item.item }}", "state": "absent"}  # it had none
+    assert absent["when"] == "item.content is not defined"
+    argv = update["ansible.builtin.command"]["argv"]
+    assert argv[:3] == ["apt-get", "update", "--error-on=any"]
+    assert "Dir::Etc::SourceList=/etc/apt/sources.list.d/appdeb.sources" in argv  # the restored source, read again
+    assert rollback["name"] == playbook.ROLLBACK and "appdeb_install is defined" in rollback["when"]
+
+
+@pytest.mark.parametrize("sources", ["Types: deb\nSuites: prod\n", "Suites: trixie bookworm\n", "Suites: sid\n"])
+def test_no_release_check_where_the_distribution_is_of_no_one_release(sources: str) -> None:
+    files = {**FILES, "/etc/apt/sources.list.d/appdeb.sources": sources}
+    play = playbook.deploy_play("blog-prod", "1.2.0-3", files)[0]
+    assert playbook.RELEASE not in [t["name"] for t in play["tasks"]] and play["vars"] == {"appdeb_suite": ""}
+
+
+def test_a_host_of_another_release_fails_unchanged_and_says_why() -> None:
+    refused = _task(playbook.WRONG_RELEASE, failed=True, message="this host runs Debian 'bookworm', but "
+                    "blog-prod=1.2.0-3 is published for trixie: nothing was changed on it")
+    got = outcome("web1", [_task(playbook.BEFORE, stdout="installed 1.1.0-1"), _task(playbook.RELEASE), refused],
+                  "1.2.0-3", 1.0, 2.0)
+    assert (got.status, got.before, got.after) == ("failed", "1.1.0-1", "1.1.0-1")
+    assert got.error.startswith("host release: this host runs Debian 'bookworm'")
+    fresh = outcome("web2", [_task(playbook.BEFORE, stdout="not-installed "), refused], "1.2.0-3", 1.0, 2.0)
+    assert (fresh.status, fresh.after) == ("failed", "")  # never reported as "removed": nothing was installed
+    undone = outcome("web3", [_task(playbook.BEFORE, stdout="installed 1.1.0-1"), _task(playbook.INSTALL, failed=True),
+                              _task(playbook.RESTORE, failed=True, message="disk full")], "1.2.0-3", 1.0, 2.0)
+    assert "going back failed too: restore repository files: disk full" in undone.error
 
 
 @pytest.mark.parametrize(("package", "version"), [("blog; rm -rf /", "1.0"), ("blog", "1.0 && reboot"),

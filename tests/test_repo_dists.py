@@ -9,7 +9,15 @@ import pytest
 
 from appdeb.build.pipeline import BuildOptions, build
 from appdeb.errors import AppdebError
-from appdeb.repo.dists import deb_suite, deploy_distribution, for_suite, node_suite, publish_distribution, suite_of
+from appdeb.repo.dists import (
+    check_promotion,
+    deb_suite,
+    deploy_distribution,
+    for_suite,
+    node_suite,
+    publish_distribution,
+    suite_of,
+)
 
 from .conftest import EXAMPLES
 
@@ -80,3 +88,12 @@ def test_a_deploy_follows_the_release_the_package_is_published_for() -> None:
     assert deploy_distribution("bookworm", "hello", lambda d: served.get(d, [])) == "bookworm"
     with pytest.raises(AppdebError, match="several Debian releases"):
         deploy_distribution("bookworm", "x", lambda d: ["x"])
+
+
+def test_a_promotion_into_another_releases_distribution_is_refused() -> None:
+    built = {"notes 2.0-1": "debian-13", "old 1.0-1": ""}  # "": built before targets, as publish lets it through
+    with pytest.raises(AppdebError, match=r"notes 2\.0-1 in trixie-staging was built for debian-13 \(trixie\), "
+                                          r"not for distribution bookworm: promote it into trixie"):
+        check_promotion(built, "trixie-staging", "bookworm")
+    check_promotion(built, "trixie-staging", "trixie-prod")
+    check_promotion(built, "trixie-staging", "prod")  # a distribution of no release: as publish, no check

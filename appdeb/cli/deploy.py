@@ -39,9 +39,11 @@ def deploy(package: str, inventory: Path, version: str | None, repo_url: str, ro
            limit: str | None, check: bool, emit: Path | None, as_json: bool) -> None:
     """Install PACKAGE on every host: canary first, then batches; health-gated; failed hosts go back.
 
-    Each host gets the repository's key and source, `apt-get update --error-on=any`, the version,
+    A host whose Debian release is not the distribution's fails with nothing changed. Each other
+    host gets the repository's key and source, `apt-get update --error-on=any`, the version,
     then `PACKAGE verify` (units and HTTP health) and a pin on that version. The first failed host
-    stops the rollout and returns to the version it had; the command then exits 1 naming it.
+    stops the rollout and returns to the repository files and version it had; the command then
+    exits 1 naming it.
     """
     from appdeb.deploy import rollout as ro
     from appdeb.deploy.inventory import fleet as read_fleet

@@ -66,10 +66,16 @@ def outcome(host: str, results: list[TaskResult], version: str, started: float, 
     if failure is not None:
         back = next((r for r in results if r.task in (playbook.ROLLBACK, playbook.REMOVE) and not r.skipped), None)
         after = before if back is not None and not back.failed else "unknown"
+        if not any(r.task == playbook.INSTALL for r in results):  # failed before the install: package untouched
+            after = before
+        elif not before:
+            after = "removed"
         error = f"{failure.task}: {failure.message or failure.stdout}".strip()[:400]
-        if back is not None and back.failed:
-            error += f"; going back failed too: {back.message}"[:200]
-        return HostOutcome(host, "failed", before, after if before else "removed", error, started, finished)
+        undone = [r for r in results if r.failed and r.task in (*playbook.GOING_BACK, playbook.ROLLBACK,
+                                                                 playbook.REMOVE)]
+        if undone:
+            error += f"; going back failed too: {undone[0].task}: {undone[0].message}"[:200]
+        return HostOutcome(host, "failed", before, after, error, started, finished)
     held = next((r for r in results if r.task == playbook.HOLD and not r.skipped and not r.failed), None)
     if held is None:
         return HostOutcome(host, "failed", before, error="the version was not installed and held", started=started,
@@ -114,6 +120,10 @@ def check(fleet: Fleet, inventory: Path, package: str, version: str, files: dict
             rollout.outcomes.append(HostOutcome(host, "down", error="unreachable (ssh did not answer)"))
             continue
         before = _version(got, playbook.BEFORE)
+        refused = next((r for r in got if r.failed and r.task == playbook.WRONG_RELEASE), None)
+        if refused is not None:
+            rollout.outcomes.append(HostOutcome(host, "failed", before, before, f"{refused.task}: {refused.message}"))
+            continue
         changed = [r.task.removeprefix("repository file ") for r in got if r.changed and r.task.startswith("repo")]
         note = f"would write {', '.join(changed)}" if changed else ""
         status = "unchanged" if before == version else "would install"

@@ -22,7 +22,7 @@ from appdeb.repo import signing
 from appdeb.repo.config import RepoConfig
 from appdeb.runner import run
 
-FORMAT = "{{.Package}}|{{.Version}}|{{.Architecture}}|{{.SHA256}}"
+KEY_FORMAT = "{{.Package}}|{{.Version}}|{{.Architecture}}"  # a PackageRef; then one more field
 STAMP_RE = r"\d{8}T\d{6}\.\d{6}Z"
 
 
@@ -123,9 +123,10 @@ def _stanzas(fields: list[tuple[str, str]]) -> Iterator[list[tuple[str, str]]]:
         yield stanza
 
 
-def search(cfg: RepoConfig, kind: str, *args: str) -> dict[PackageRef, str]:
-    """Packages (-> sha256) of `aptly {repo|snapshot|package} search`; aptly exits 1 on none."""
-    argv = ["aptly", f"-config={cfg.conf}", kind, "search", f"-format={FORMAT}", *args]
+def search(cfg: RepoConfig, kind: str, *args: str, value: str = "{{.SHA256}}") -> dict[PackageRef, str]:
+    """Packages (-> sha256, or the control field `value` names) of `aptly {repo|snapshot|package} search`;
+    aptly exits 1 on none."""
+    argv = ["aptly", f"-config={cfg.conf}", kind, "search", f"-format={KEY_FORMAT}|{value}", *args]
     proc = run(argv, env=signing.gnupg_env(cfg.gnupg_home), check=False)
     if proc.returncode != 0:
         if "no results" in proc.stdout:

@@ -106,3 +106,17 @@ def deploy_distribution(default: str, package: str, published: Callable[[str], l
         raise AppdebError(f"{package} is published for several Debian releases ({', '.join(found)}): "
                           "name the hosts' one with --distribution")
     return found[0] if found else default
+
+
+def check_promotion(targets: dict[str, str], source: str, to: str) -> None:
+    """Refuse to serve in `to` a package built for another Debian release than to's (as publish does).
+
+    targets: package (`name version`) -> its Appdeb-Target ("" for one built before targets).
+    """
+    wanted = suite_of(to)
+    for package, name in sorted(targets.items()):
+        target = TARGETS.get(name)
+        if wanted and target is not None and target.suite != wanted:
+            raise AppdebError(f"{package} in {source} was built for {target.name} ({target.suite}), not for "
+                              f"distribution {to}: promote it into {for_suite(to, target.suite)}; nothing was "
+                              "changed")

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from appdeb.errors import AppdebError
 from appdeb.repo.aptly import aptly, published, search
 from appdeb.repo.config import RepoConfig, check_name
+from appdeb.repo.dists import TARGET_FIELD, check_promotion
 from appdeb.repo.publish import diff, prune_snapshots, refuse_yanked, reset_repo, snapshot_name, switch
 from appdeb.repo.store import HistoryEntry, locked, record, save_yanked
 
@@ -68,6 +69,8 @@ def promote(cfg: RepoConfig, to: str, snapshot: str | None = None, from_dist: st
             raise AppdebError(f"{source} is a snapshot of {to} already: use 'appdeb repo rollback --to {source}'")
         refs = set(search(cfg, "snapshot", source))
         refuse_yanked(cfg, source, refs)
+        targets = search(cfg, "snapshot", source, value=f'{{{{index . "{TARGET_FIELD}"}}}}')
+        check_promotion({f"{r.name} {r.version}": t for r, t in targets.items()}, from_dist or source, to)
         current = published(cfg).get(to)
         if current and set(search(cfg, "snapshot", current[0])) == refs:
             return None

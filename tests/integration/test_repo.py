@@ -34,13 +34,13 @@ pytestmark = [
 PACKAGES = Path("public/dists/bookworm/main/binary-amd64/Packages")
 
 
-def make_deb(outdir: Path, name: str, version: str, *, payload: str = "", arch: str = "all") -> Path:
-    """Build a tiny .deb; a different payload gives different bytes for the same version."""
+def make_deb(outdir: Path, name: str, version: str, *, payload: str = "", arch: str = "all", extra: str = "") -> Path:
+    """Build a tiny .deb; a different payload gives different bytes for the same version (extra: control lines)."""
     tree = outdir / f"tree-{name}-{version}-{abs(hash(payload))}"
     (tree / "DEBIAN").mkdir(parents=True)
     (tree / "DEBIAN" / "control").write_text(
         f"Package: {name}\nVersion: {version}\nArchitecture: {arch}\n"
-        f"Maintainer: Test <test@example.invalid>\nDescription: test package {name}\n"
+        f"Maintainer: Test <test@example.invalid>\nDescription: test package {name}\n{extra}"
     )
     doc = tree / "usr" / "share" / "doc" / name
     doc.mkdir(parents=True)

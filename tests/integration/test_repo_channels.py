@@ -90,6 +90,31 @@ def test_promote_refuses_clearly(cfg: repoconfig.RepoConfig, debs: Path) -> None
     assert "prod" not in aptly.published(cfg)
 
 
+def test_promote_never_serves_a_package_in_another_releases_distribution(
+    cfg: repoconfig.RepoConfig, debs: Path,
+) -> None:
+    """As publish: a debian-13 build promoted into bookworm would be offered to nodes that refuse it."""
+    old = make_deb(debs, "notes", "1.0-1", extra="Appdeb-Target: debian-12\n")
+    repo.publish(cfg, [old], distribution="bookworm")
+    served = index(cfg, "bookworm")
+    new = make_deb(debs, "notes", "2.0-1", extra="Appdeb-Target: debian-13\n")
+    repo.publish(cfg, [new, make_deb(debs, "plain", "1.0-1")], distribution="trixie-staging")
+    history = store.history(cfg)
+    with pytest.raises(AppdebError, match=r"notes 2\.0-1 in trixie-staging was built for debian-13 \(trixie\), "
+                                          r"not for distribution bookworm: promote it into trixie"):
+        channels.promote(cfg, "bookworm", from_dist="trixie-staging")
+    with pytest.raises(AppdebError, match="not for distribution bookworm-prod"):
+        snap = aptly.published(cfg)["trixie-staging"][0]
+        channels.promote(cfg, "bookworm-prod", snapshot=snap)
+    err = appdeb("repo", "promote", "--from", "trixie-staging", "--to", "bookworm", root=cfg.root, check_code=1).stderr
+    assert err.startswith("appdeb: error: notes 2.0-1 in trixie-staging was built for debian-13 (trixie)")
+    assert index(cfg, "bookworm") == served and "bookworm-prod" not in aptly.published(cfg)  # nothing changed
+    assert store.history(cfg) == history
+    assert channels.promote(cfg, "trixie", from_dist="trixie-staging") is not None  # its own release: fine
+    assert ("notes", "2.0-1") in index(cfg, "trixie")
+    assert channels.promote(cfg, "prod", from_dist="trixie-staging") is not None  # a distribution of no release
+
+
 def test_yank_withdraws_exactly_one_version_for_good(cfg: repoconfig.RepoConfig, debs: Path) -> None:
     v1, v2, v3 = (make_deb(debs, "hello", f"1.0-{n}") for n in (1, 2, 3))
     repo.publish(cfg, [v1, v2])
