@@ -122,10 +122,13 @@ def test_restore_puts_settings_back_between_stop_and_start(tmp_path: Path) -> No
         return done()
 
     enabled = [u.name for u in app.contract.units if u.enabled]
-    fake = FakeRunner({("systemctl", "stop"): done(), ("systemctl", "start"): start})
+    fake = FakeRunner({("systemctl", "stop"): done(), ("systemctl", "reset-failed"): done(),
+                       ("systemctl", "start"): start})
     with proc.use(fake):
         backups.restore_backup(app, str(backup))
-    assert fake.ran("systemctl") == [("systemctl", "stop", *enabled), ("systemctl", "start", *enabled)]
+    # units that failed until now (and may have hit their start limit) start afresh after a restore
+    assert fake.ran("systemctl") == [("systemctl", "stop", *enabled), ("systemctl", "reset-failed", *enabled),
+                                     ("systemctl", "start", *enabled)]
     assert seen == ["GREETING=then\n"]
 
 

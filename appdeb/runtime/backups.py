@@ -202,6 +202,9 @@ def restore_backup(app: AppPackage, path: str, *, restart: bool = True) -> None:
         services_step(app, "restore", path)
         code = _restore_app_part(app, path)
     if units and restart:
+        # a unit that failed until now (a downgraded worker meeting the newer schema the restore has
+        # just replaced) may have hit its start limit: the restore is the remedy, so it starts afresh
+        proc.run(["systemctl", "reset-failed", *units])
         _systemctl(app, "start", units)
     if code != 0:
         raise LauncherError(f"the app's restore command failed (exit {code}): {app.contract.commands['restore']}")
