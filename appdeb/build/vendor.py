@@ -19,6 +19,7 @@ import os
 import platform
 import re
 import shutil
+import stat
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from pathlib import Path
 from appdeb.build.requirements import absolute, included_files, normalize, pins
 from appdeb.build.wheeltags import GLIBC_MINOR, glibc_needed  # GLIBC_MINOR: development trees' default
 from appdeb.errors import AppdebError, CommandError
+from appdeb.files import sha256_of
 from appdeb.runner import run, which
 
 RECIPE = "vendor-4"  # bump when the way trees are made changes
@@ -97,11 +99,8 @@ def cache_key(requirements: tuple[str, ...], python_version: str, app_dir: Path,
 
 
 def _tree_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    for f in files:
-        h.update(str(f.relative_to(path.parent)).encode() + f.read_bytes())
-    return h.hexdigest()
+    """A local requirement's content: a file's name and bytes, or a directory's tree (content_digest)."""
+    return f"{path.name}:{sha256_of(path)}" if path.is_file() else content_digest(path)
 
 
 def content_digest(root: Path) -> str:
@@ -114,13 +113,13 @@ def content_digest(root: Path) -> str:
         for name in sorted(filenames):
             path = os.path.join(dirpath, name)
             st = os.lstat(path)
+            if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+                continue  # a FIFO or socket has no content (and reading a FIFO would never end)
             h.update(os.path.relpath(path, root).encode(errors="surrogateescape") + b"\0")
-            if os.path.islink(path):
+            if stat.S_ISLNK(st.st_mode):
                 h.update(b"l" + os.readlink(path).encode(errors="surrogateescape") + b"\0")
             else:
-                h.update(b"x" if st.st_mode & 0o111 else b"f")
-                with open(path, "rb") as data:
-                    h.update(hashlib.sha256(data.read()).digest())
+                h.update((b"x" if st.st_mode & 0o111 else b"f") + bytes.fromhex(sha256_of(Path(path))))
     return h.hexdigest()[:32]
 
 
