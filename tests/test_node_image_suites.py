@@ -55,3 +55,11 @@ def test_building_one_suite_never_prunes_the_other(tmp_path: Path, monkeypatch: 
         (tmp_path / name / "root").mkdir(parents=True)
     image._prune_old_images(tmp_path / "bookworm-new", "bookworm")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bookworm-new", "trixie-new"]
+
+
+def test_a_third_party_suite_naming_a_release_is_not_taken_for_debian(tmp_path: Path) -> None:
+    """A trixie image on a host whose first entry is a third-party 'bookworm-pgdg' source uses Debian's mirror."""
+    pgdg = "Types: deb\nURIs: http://pgdg.invalid/apt\nSuites: bookworm-pgdg\nComponents: main\n\n"
+    etc = _etc(tmp_path, pgdg + SOURCES)
+    assert image.host_mirrors(etc, "trixie")[0] == "http://mirror.invalid/debian"
+    assert image.host_mirrors(etc, "bookworm")[0] == "http://mirror.invalid/debian"

@@ -92,12 +92,22 @@ def host_mirrors(etc: Path = Path("/etc/apt"), suite: str = DEFAULT_SUITE) -> tu
             entries += _one_line_entries(path.read_text(errors="replace"))
     main = [uri for uri, suites in entries if suite in suites]
     main += [uri for uri, suites in entries
-             if any(s.split("-")[0] in SUITES and not s.endswith("-security") for s in suites)]
+             if any(_is_debian_suite(s) for s in suites)]
     main += [uri for uri, suites in entries if any(not s.endswith("-security") for s in suites)]
     security = [uri for uri, suites in entries if any(s.endswith("-security") for s in suites)]
     if not main:
         raise AppdebError(f"no Debian mirror found in {etc}/sources.list(.d); cannot build a node image")
     return main[0].rstrip("/"), security[0].rstrip("/") if security else None
+
+
+# Debian's own suite names (a release, its alias, and the archive's suffixes): a third-party source such
+# as "bookworm-pgdg" names a release too, but does not carry Debian itself.
+_DEBIAN_NAMES = (*SUITES, "oldstable", "stable", "testing", "unstable", "sid")
+_DEBIAN_SUFFIXES = ("", "-updates", "-backports", "-proposed-updates")
+
+
+def _is_debian_suite(name: str) -> bool:
+    return any(name == base + suffix for base in _DEBIAN_NAMES for suffix in _DEBIAN_SUFFIXES)
 
 
 def check_suite(suite: str) -> str:
