@@ -174,9 +174,13 @@ class AppPackage:
 
         Run by root for the app user, the command gets no terminal of root's: a session of its own (no
         controlling tty, so no TIOCSTI into root's shell) and, unless a person asked for it
-        interactively (`PKG run`), no stdin and a pipe for its output that root relays.
+        interactively (`PKG run`), no stdin and a pipe for its output that root relays. A lifecycle
+        command run so (from a maintainer script or a lifecycle verb) is bounded in time: past its
+        timeout it and every process it started are stopped and it fails (LauncherError), so a
+        command stuck on a lock cannot hold dpkg's lock for ever.
         """
-        argv = self.command_argv([name_or_argv] if isinstance(name_or_argv, str) else list(name_or_argv))
+        given = [name_or_argv] if isinstance(name_or_argv, str) else list(name_or_argv)
+        argv = self.command_argv(given)
         demote = self._demote if as_app_user and os.geteuid() == 0 and not self.dev else None
         env = {**self.environ(plain_env() if demote else None), **(extra_env or {})}
         copy = None
@@ -186,6 +190,10 @@ class AppPackage:
             if copy:
                 env["APPDEB_SECRET_FILE"] = copy
         try:
+            name = given[0] if len(given) == 1 and given[0] in self.contract.commands else ""
+            seconds = self.contract.command_timeout(name) if name else None
+            if demote is not None and not interactive and seconds is not None:
+                return self._bounded(name, argv, env, seconds)
             return proc.relay(argv, cwd=self.app_dir, env=env, preexec_fn=demote,
                               interactive=demote is None or interactive)
         except FileNotFoundError:
@@ -193,6 +201,16 @@ class AppPackage:
         finally:
             if copy:
                 os.unlink(copy)
+
+    def _bounded(self, name: str, argv: list[str], env: dict[str, str], seconds: int) -> int:
+        user = pwd.getpwnam(self.contract.user)
+        try:
+            return proc.bounded(argv, cwd=self.app_dir, env=env, user=(user.pw_uid, user.pw_gid), seconds=seconds,
+                                label=f"{self.contract.package}-{name}")
+        except proc.TimedOut:
+            raise LauncherError(f"the app's '{name}' command timed out after {seconds}s and was stopped with every "
+                                f"process it started (commands.{name}.timeout in app.yaml): "
+                                f"{self.contract.commands[name]}") from None
 
     def _demote(self) -> None:
         user = pwd.getpwnam(self.contract.user)
