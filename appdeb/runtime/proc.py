@@ -117,8 +117,8 @@ class Runner:
         with popen.stdout:
             ended = _relay_until(popen, time.monotonic() + seconds)
             if ended and scope:
-                popen.wait()  # reaped first: systemd would wait for the zombie till SIGKILL
-            _stop_tree(popen.pid, scope, gently=not ended)
+                popen.wait()  # a scope needs no zombie to hold its pid: reaped before its leftovers go
+            _stop_tree(self, popen.pid, scope, gently=not ended)
             _relay_until(popen, time.monotonic() + 2, drain=True)  # what they wrote before they died
         code = popen.wait()
         if not ended:
@@ -187,11 +187,11 @@ def _relay_until(popen: subprocess.Popen[bytes], deadline: float, drain: bool = 
     return not drain and _exited(popen.pid)
 
 
-def _stop_tree(pid: int, scope: str | None, gently: bool) -> None:
+def _stop_tree(runner: Runner, pid: int, scope: str | None, gently: bool) -> None:
     """Stop every process of a bounded command: its scope (SIGTERM, SIGKILL after STOP_GRACE; systemctl
-    waits), or its process group (SIGTERM, then SIGKILL)."""
+    waits; a scope already gone is no error), or its process group (SIGTERM, then SIGKILL)."""
     if scope:
-        RUNNER.run(["systemctl", "stop", scope], stdout=QUIET)
+        runner.run(["systemctl", "stop", scope], stdout=QUIET)
         return
     for sig in ((signal.SIGTERM, signal.SIGKILL) if gently else (signal.SIGKILL,)):
         with contextlib.suppress(ProcessLookupError):
