@@ -21,7 +21,7 @@ from appdeb.build.validate import load_spec
 from appdeb.build.vendor import vendor
 from appdeb.errors import AppdebError
 
-from .conftest import EPOCH
+from .conftest import EPOCH, EXAMPLES
 from .test_build_step import snapshot, with_build
 
 pytestmark = pytest.mark.integration
@@ -84,3 +84,20 @@ def test_a_step_that_leaves_the_tree_alone_builds(tmp_path: Path, monkeypatch: p
     before = snapshot(entry)
     result = build(app, BuildOptions(out_dir=tmp_path / "out", source_date_epoch=EPOCH))
     assert result.deb.is_file() and snapshot(entry) == before
+
+
+@pytest.mark.skipif(not sealed.can_seal(), reason="needs root and mount namespaces (CI runs as root)")
+def test_the_web_apps_import_at_build_time_sees_the_cache_read_only(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The interface check imports the app with the vendored tree on its path: its import-time code may not write."""
+    app = tmp_path / "app"
+    shutil.copytree(EXAMPLES / "hello", app)
+    with (app / "hello.py").open("a") as f:
+        f.write("\nimport gunicorn\ntry:\n    open(os.path.join(os.path.dirname(gunicorn.__file__), 'evil.py'), 'w')\n"
+                "except OSError as exc:\n    print('import-time write refused:', exc.strerror)\n")
+    entry = private_cache(app, tmp_path, monkeypatch)
+    before = snapshot(entry)
+    result = build(app, BuildOptions(out_dir=tmp_path / "out", source_date_epoch=EPOCH))
+    assert result.deb.is_file()
+    assert not [w for w in result.warnings if "could not" in w]  # the import went through: it is WSGI
+    assert snapshot(entry) == before

@@ -44,11 +44,10 @@ def run_build_step(plan: BuildPlan, lib: Path, work: Path) -> Path:
     root = build_environment(plan, lib, copy, work / "env", python)
     env = {"SOURCE_DATE_EPOCH": str(plan.source_date_epoch), "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
     argv = [python, "-I", str(root / "appdeb" / "run.py"), str(root), "run", BUILD_COMMAND]
-    cache = cache_root()
-    seal = sealed.can_seal() and not work.resolve().is_relative_to(cache.resolve())
+    seal = sealed.seal(argv, cache_root(), work)
     before = None if seal else sealed.tree_state(lib)
     try:
-        run(sealed.sealed_argv(argv, cache) if seal else argv, cwd=copy, env=env, input="")
+        run(seal or argv, cwd=copy, env=env, input="")
     except CommandError as exc:
         tail = "\n".join(exc.output.rstrip().splitlines()[-TAIL_LINES:])
         hint = f"\n{READ_ONLY_HINT}" if "Read-only file system" in exc.output else ""

@@ -39,6 +39,14 @@ def sealed_argv(argv: list[str], read_only: Path) -> list[str]:
             *argv]
 
 
+def seal(argv: list[str], cache: Path, work: Path) -> list[str] | None:
+    """argv with the cache read-only to it, or None where that cannot be (no root, no namespaces, or a
+    work directory inside the cache, which the command must write)."""
+    if not can_seal() or work.resolve().is_relative_to(cache.resolve()):
+        return None
+    return sealed_argv(argv, cache)
+
+
 def tree_state(root: Path) -> Snapshot:
     """Every entry's (inode, size, mode, ctime) by path; a write, delete, rename or chmod changes one."""
     st = os.lstat(root)
