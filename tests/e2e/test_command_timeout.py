@@ -8,7 +8,9 @@ and keep the data, so that the previous release installs again at once and serve
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,6 @@ from .apps import build_app, dpkg_status, http_get, lifecycle_app, port_of, sh
 
 pytestmark = pytest.mark.e2e
 
-PKG = "hello-tmo1"
 BOUND = 3
 HANGING_UPDATE = "echo migrating; sleep 1001 & setsid sleep 1002 & echo waiting on a lock; sleep 1003"
 LOCK_FREE = ("import fcntl, os; fd = os.open('/var/lib/dpkg/lock', os.O_RDWR); "
@@ -36,12 +37,26 @@ def _hanging_v2(tmp: Path) -> Path:
     return app
 
 
+@pytest.fixture(params=[("bookworm", "debian-12", "tmo1"), ("trixie", "debian-13", "tmo2")],
+                ids=["bookworm", "trixie"])
+def release(request: pytest.FixtureRequest, node_image: Path) -> Iterator[tuple[nodes.Node, str, str]]:
+    """A node of each Debian release (their systemd differ: 252, 257), with the target and instance to build."""
+    suite, target, instance = request.param
+    node = nodes.up(f"tmo{os.getpid() % 100000}{suite[0]}", suite=suite)
+    try:
+        yield node, target, instance
+    finally:
+        nodes.down(node.name)
+
+
 def test_a_hanging_update_fails_the_upgrade_at_its_bound_and_the_previous_release_serves(
-        node: nodes.Node, tmp_path: Path) -> None:
-    v1 = build_app(lifecycle_app(tmp_path / "v1"), tmp_path / "debs1", "tmo1")
-    v2 = build_app(_hanging_v2(tmp_path), tmp_path / "debs2", "tmo1")
+        release: tuple[nodes.Node, str, str], tmp_path: Path) -> None:
+    node, target, instance = release
+    pkg = f"hello-{instance}"
+    v1 = build_app(lifecycle_app(tmp_path / "v1"), tmp_path / "debs1", instance, target=target)
+    v2 = build_app(_hanging_v2(tmp_path), tmp_path / "debs2", instance, target=target)
     nodes.install(node, [v1.deb])
-    assert http_get(port_of(PKG)) == "Hello from hello (tmo1, 1.0.0-1)\n"
+    assert http_get(port_of(pkg)) == f"Hello from hello ({instance}, 1.0.0-1)\n"
 
     started = time.monotonic()
     result = nodes.install(node, [v2.deb], check=False)
@@ -50,17 +65,17 @@ def test_a_hanging_update_fails_the_upgrade_at_its_bound_and_the_previous_releas
     assert "migrating" in result.stdout and "waiting on a lock" in result.stdout  # its output reached the admin
     assert f"the app's 'update' command timed out after {BOUND}s and was stopped" in result.stdout
     assert took < 60 + BOUND + STOP_GRACE, took  # the install with its backup, then the bound: never for ever
-    assert dpkg_status(node, PKG) == "install ok half-configured"
+    assert dpkg_status(node, pkg) == "install ok half-configured"
 
     # nothing of the command is left: not the shell, not its children, not the one in its own session
-    assert "sleep 100" not in sh(node, f"ps -u {PKG} -o pid=,args=")
+    assert "sleep 100" not in sh(node, f"ps -u {pkg} -o pid=,args=")
     assert sh(node, "systemctl list-units --all --no-legend 'appdeb-*.scope'").strip() == ""
-    assert sh(node, f"cat /var/lib/appdeb/{PKG}/configured-version").strip() == "1.0.0-1"  # not migrated
+    assert sh(node, f"cat /var/lib/appdeb/{pkg}/configured-version").strip() == "1.0.0-1"  # not migrated
     assert sh(node, "python3 -c " + repr(LOCK_FREE)).strip() == "free"
 
     # the data is the previous release's: it installs again at once (no update to run) and serves
     nodes.install(node, [v1.deb])
-    assert dpkg_status(node, PKG) == "install ok installed"
-    assert http_get(port_of(PKG)) == "Hello from hello (tmo1, 1.0.0-1)\n"
-    assert sh(node, f"cat /var/lib/{PKG}/data.txt") == f"data of {PKG}\n"
-    assert sh(node, f"test -e /var/lib/{PKG}/update-runs || echo none").strip() == "none"
+    assert dpkg_status(node, pkg) == "install ok installed"
+    assert http_get(port_of(pkg)) == f"Hello from hello ({instance}, 1.0.0-1)\n"
+    assert sh(node, f"cat /var/lib/{pkg}/data.txt") == f"data of {pkg}\n"
+    assert sh(node, f"test -e /var/lib/{pkg}/update-runs || echo none").strip() == "none"
