@@ -15,6 +15,7 @@ from .contract import Contract, ContractError
 from .proc import plain_env
 
 NODE_PATH = "/usr/local/bin:/usr/bin:/bin"  # a node's PATH for services (and so for the app in development)
+TIMED_OUT = 124  # the exit status of a lifecycle command stopped at its bound (as timeout(1) reports it)
 
 
 class LauncherError(Exception):
@@ -176,8 +177,8 @@ class AppPackage:
         controlling tty, so no TIOCSTI into root's shell) and, unless a person asked for it
         interactively (`PKG run`), no stdin and a pipe for its output that root relays. A lifecycle
         command run so (from a maintainer script or a lifecycle verb) is bounded in time: past its
-        timeout it and every process it started are stopped and it fails (LauncherError), so a
-        command stuck on a lock cannot hold dpkg's lock for ever.
+        timeout it and every process it started are stopped and it fails (TIMED_OUT), so a command
+        stuck on a lock cannot hold dpkg's lock for ever.
         """
         given = [name_or_argv] if isinstance(name_or_argv, str) else list(name_or_argv)
         argv = self.command_argv(given)
@@ -203,14 +204,16 @@ class AppPackage:
                 os.unlink(copy)
 
     def _bounded(self, name: str, argv: list[str], env: dict[str, str], seconds: int) -> int:
+        """The command under its bound; past it, TIMED_OUT after saying so: each caller fails the step
+        as for any failing command (a restore still starts the units again, a backup stops the update)."""
         user = pwd.getpwnam(self.contract.user)
         try:
             return proc.bounded(argv, cwd=self.app_dir, env=env, user=(user.pw_uid, user.pw_gid), seconds=seconds,
                                 label=f"{self.contract.package}-{name}")
         except proc.TimedOut:
-            raise LauncherError(f"the app's '{name}' command timed out after {seconds}s and was stopped with every "
-                                f"process it started (commands.{name}.timeout in app.yaml): "
-                                f"{self.contract.commands[name]}") from None
+            print(f"{self.contract.package}: the app's '{name}' command timed out after {seconds}s and was stopped "
+                  f"with every process it started (commands.{name}.timeout in app.yaml)", file=sys.stderr, flush=True)
+            return TIMED_OUT
 
     def _demote(self) -> None:
         user = pwd.getpwnam(self.contract.user)

@@ -64,6 +64,7 @@ def test_a_hanging_update_fails_the_upgrade_at_its_bound_and_the_previous_releas
     assert result.returncode != 0, result.stdout
     assert "migrating" in result.stdout and "waiting on a lock" in result.stdout  # its output reached the admin
     assert f"the app's 'update' command timed out after {BOUND}s and was stopped" in result.stdout
+    assert f"the app's 'update' command failed (exit 124): {HANGING_UPDATE}" in result.stdout  # as any failure
     assert took < 60 + BOUND + STOP_GRACE, took  # the install with its backup, then the bound: never for ever
     assert dpkg_status(node, pkg) == "install ok half-configured"
 
