@@ -52,6 +52,10 @@ class FakeRunner(proc.Runner):
         self.calls.append(tuple(argv))
         return super().relay(argv, **kwargs)
 
+    def bounded(self, argv: Sequence[str], **kwargs: Any) -> int:
+        self.calls.append(tuple(argv))
+        return super().bounded(argv, **kwargs)
+
     def show(self, argvs: Sequence[Sequence[str]]) -> int:
         self.calls.extend(tuple(a) for a in argvs)
         return 0

@@ -15,11 +15,13 @@ import shutil
 import sys
 from pathlib import Path
 
+from appdeb.build import sealed
 from appdeb.build.paths_in_app import app_dir_path
 from appdeb.build.plan import BuildPlan
 from appdeb.build.render import runtime_config
 from appdeb.build.spec import BUILD_COMMAND
 from appdeb.build.stage import build_inputs
+from appdeb.build.vendor import cache_root
 from appdeb.dev.env import runtime_paths, write_runtime
 from appdeb.errors import AppdebError, CommandError
 from appdeb.runner import run, which
@@ -28,6 +30,8 @@ TAIL_LINES = 30  # of the command's output, in the error
 # Not a secret: the build step has no instance yet; an app that reads APPDEB_SECRET_FILE at import
 # time (Django's SECRET_KEY) finds a value, the same in every build, and it is never shipped.
 BUILD_SECRET = "appdeb-build-step-placeholder-not-a-secret\n"
+READ_ONLY_HINT = ("appdeb's cache, which holds the vendored libraries, is read-only to commands.build: it writes "
+                  "into the app's copy (its working directory) or $TMPDIR")
 
 
 def run_build_step(plan: BuildPlan, lib: Path, work: Path) -> Path:
@@ -40,13 +44,28 @@ def run_build_step(plan: BuildPlan, lib: Path, work: Path) -> Path:
     root = build_environment(plan, lib, copy, work / "env", python)
     env = {"SOURCE_DATE_EPOCH": str(plan.source_date_epoch), "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
     argv = [python, "-I", str(root / "appdeb" / "run.py"), str(root), "run", BUILD_COMMAND]
+    seal = sealed.seal(argv, cache_root(), work)
+    before = None if seal else sealed.tree_state(lib)
     try:
-        run(argv, cwd=copy, env=env, input="")
+        run(seal or argv, cwd=copy, env=env, input="")
     except CommandError as exc:
         tail = "\n".join(exc.output.rstrip().splitlines()[-TAIL_LINES:])
-        raise AppdebError(f"commands.build failed (exit {exc.returncode}): {command}\n{tail}".rstrip()) from None
+        hint = f"\n{READ_ONLY_HINT}" if "Read-only file system" in exc.output else ""
+        raise AppdebError(f"commands.build failed (exit {exc.returncode}): {command}\n{tail}".rstrip() + hint) from None
+    finally:
+        _check_cache(lib, before)
     _check_static(plan, copy)
     return copy
+
+
+def _check_cache(lib: Path, before: sealed.Snapshot | None) -> None:
+    """Where the cache could not be sealed: a step that changed the vendored tree loses it (the next build
+    vendors afresh) and fails."""
+    changed = sealed.changes(lib, before) if before is not None else []
+    if changed:
+        sealed.evict(lib.parent)
+        raise AppdebError(f"commands.build changed the cached vendored libraries ({sealed.described(changed)}); "
+                          f"that cache entry was dropped. {READ_ONLY_HINT}")
 
 
 def copy_app(app_dir: Path, excludes: tuple[str, ...], dest: Path) -> None:

@@ -96,7 +96,9 @@ def check_interface(plan: BuildPlan, lib: Path, app: Path | None = None) -> str 
 
     Returns a warning when the import did not answer (the build goes on: it could not tell).
     """
+    from appdeb.build import sealed
     from appdeb.build.build_step import build_environment, copy_app, interpreter
+    from appdeb.build.vendor import cache_root
     from appdeb.runner import run_contained
 
     web = plan.spec.web
@@ -116,6 +118,7 @@ def check_interface(plan: BuildPlan, lib: Path, app: Path | None = None) -> str 
         argv = [python, "-I", str(root / "appdeb" / "run.py"), str(root), "run", "python3", str(probe), web.app]
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": tmp,
                "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}  # none of the builder's tokens
+        argv = sealed.seal(argv, cache_root(), Path(tmp)) or argv  # its import sees the cache read-only too
         try:
             code, output = run_contained(argv, cwd=app, env=env, timeout=TIMEOUT)
         except AppdebError:  # the timeout

@@ -120,6 +120,7 @@ class AppSpec:
     python_paths: tuple[str, ...] = ()
     web: Web | None = None
     commands: tuple[tuple[str, str], ...] = ()
+    command_timeouts: tuple[tuple[str, int], ...] = ()  # `commands.NAME: {command: …, timeout: SECONDS}`
     processes: tuple[Process, ...] = ()
     timers: tuple[Timer, ...] = ()
     static: Static | None = None

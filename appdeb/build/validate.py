@@ -51,6 +51,7 @@ def _spec(tree: YNode, c: Checker, app_dir: Path) -> AppSpec | None:
         python_paths=validate_files.python_paths(top.get("python"), c, app_dir),
         web=validate_web.web(top, platform, c),
         commands=_commands(top.get("commands"), c),
+        command_timeouts=validate_config.command_timeouts(top.get("commands"), c),
         processes=tuple(Process(n, cmd) for n, cmd in _named_commands(top.get("processes"), "processes", c)),
         timers=_timers(top.get("timers"), c),
         static=validate_files.static(top.get("static"), c, app_dir, built=validate_files.has_build(top)),
@@ -135,7 +136,7 @@ def _named_commands(node: YNode | None, section: str, c: Checker) -> list[tuple[
                   node.keys_at[name] if node else None)
             continue
         if item.kind == "map":
-            c.keys(item, path, ("command",), ("command",))
+            c.keys(item, path, ("command", "timeout") if section == "commands" else ("command",), ("command",))
             cmd = c.string(item.value.get("command"), f"{path}.command")
         else:
             cmd = c.string(item, path)

@@ -14,6 +14,7 @@ from appdeb.build.fields import Checker
 from appdeb.build.spec import ServiceSpec, Setting
 from appdeb.build.yamlload import YNode
 from appdeb.runtime.app import INSTANCE_VARS, REFERENCE, config_var
+from appdeb.runtime.contract import DEFAULT_TIMEOUTS, TIMEOUT_RANGE
 from appdeb.services import SERVICES
 
 CONFIG_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -100,3 +101,23 @@ def target(node: YNode | None, c: Checker) -> str | None:
         c.add(node, "target", f"{rules.shown(name)} is not a target appdeb builds for (one of: {', '.join(TARGETS)})")
         return None
     return name
+
+
+def command_timeouts(node: YNode | None, c: Checker) -> tuple[tuple[str, int], ...]:
+    """`commands.NAME.timeout`: seconds a lifecycle command may run unattended (from a maintainer script
+    or a lifecycle verb) before it and every process it started are stopped. Only lifecycle commands
+    have one: a person runs the others (`PKG run`) and can interrupt them."""
+    if node is None or node.kind != "map":
+        return ()
+    out = []
+    for name, item in node.value.items():
+        if item.kind != "map" or "timeout" not in item.value:
+            continue
+        path, at = f"commands.{name}.timeout", item.value["timeout"]
+        if name not in DEFAULT_TIMEOUTS:
+            c.add(at, path, f"only lifecycle commands have a timeout ({', '.join(DEFAULT_TIMEOUTS)})")
+            continue
+        seconds = c.integer(at, path, *TIMEOUT_RANGE)
+        if seconds is not None:
+            out.append((name, seconds))
+    return tuple(out)

@@ -15,6 +15,7 @@ from .contract import Contract, ContractError
 from .proc import plain_env
 
 NODE_PATH = "/usr/local/bin:/usr/bin:/bin"  # a node's PATH for services (and so for the app in development)
+TIMED_OUT = 124  # the exit status of a lifecycle command stopped at its bound (as timeout(1) reports it)
 
 
 class LauncherError(Exception):
@@ -174,9 +175,13 @@ class AppPackage:
 
         Run by root for the app user, the command gets no terminal of root's: a session of its own (no
         controlling tty, so no TIOCSTI into root's shell) and, unless a person asked for it
-        interactively (`PKG run`), no stdin and a pipe for its output that root relays.
+        interactively (`PKG run`), no stdin and a pipe for its output that root relays. A lifecycle
+        command run so (from a maintainer script or a lifecycle verb) is bounded in time: past its
+        timeout it and every process it started are stopped and it fails (TIMED_OUT), so a command
+        stuck on a lock cannot hold dpkg's lock for ever.
         """
-        argv = self.command_argv([name_or_argv] if isinstance(name_or_argv, str) else list(name_or_argv))
+        given = [name_or_argv] if isinstance(name_or_argv, str) else list(name_or_argv)
+        argv = self.command_argv(given)
         demote = self._demote if as_app_user and os.geteuid() == 0 and not self.dev else None
         env = {**self.environ(plain_env() if demote else None), **(extra_env or {})}
         copy = None
@@ -186,6 +191,10 @@ class AppPackage:
             if copy:
                 env["APPDEB_SECRET_FILE"] = copy
         try:
+            name = given[0] if len(given) == 1 and given[0] in self.contract.commands else ""
+            seconds = self.contract.command_timeout(name) if name else None
+            if demote is not None and not interactive and seconds is not None:
+                return self._bounded(name, argv, env, seconds)
             return proc.relay(argv, cwd=self.app_dir, env=env, preexec_fn=demote,
                               interactive=demote is None or interactive)
         except FileNotFoundError:
@@ -193,6 +202,18 @@ class AppPackage:
         finally:
             if copy:
                 os.unlink(copy)
+
+    def _bounded(self, name: str, argv: list[str], env: dict[str, str], seconds: int) -> int:
+        """The command under its bound; past it, TIMED_OUT after saying so: each caller fails the step
+        as for any failing command (a restore still starts the units again, a backup stops the update)."""
+        user = pwd.getpwnam(self.contract.user)
+        try:
+            return proc.bounded(argv, cwd=self.app_dir, env=env, user=(user.pw_uid, user.pw_gid), seconds=seconds,
+                                label=f"{self.contract.package}-{name}")
+        except proc.TimedOut:
+            print(f"{self.contract.package}: the app's '{name}' command timed out after {seconds}s and was stopped "
+                  f"with every process it started (commands.{name}.timeout in app.yaml)", file=sys.stderr, flush=True)
+            return TIMED_OUT
 
     def _demote(self) -> None:
         user = pwd.getpwnam(self.contract.user)

@@ -11,11 +11,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 FORMAT = 2  # also the package's control field Appdeb-Layout
 NGINX_ENABLED = "/etc/nginx/sites-enabled"
+# How long each lifecycle command may run unattended (seconds) unless app.yaml sets
+# `commands.NAME.timeout`: long enough for a real migration or dump, short enough that a command
+# waiting on a lock or a dead peer does not hold dpkg's lock (and the instance's) for ever.
+DEFAULT_TIMEOUTS = {"install": 1800, "update": 1800, "backup": 3600, "restore": 3600, "verify": 300,
+                    "uninstall": 600}
+TIMEOUT_RANGE = (1, 86400)  # what app.yaml may set: a second to a day
 
 
 class ContractError(ValueError):
@@ -148,14 +154,21 @@ class Contract:
     format: int = FORMAT
     dev: bool = False  # a development root (appdeb serve/run, the build step), not an installed package
     layout: Layout | None = None
+    # app.yaml's `commands.NAME.timeout` overrides; absent in app.json of older packages (defaults apply)
+    command_timeouts: dict[str, int] = field(default_factory=dict)
 
     @property
     def nginx_site(self) -> str:
         return nginx_site_path(self.package)
 
+    def command_timeout(self, name: str) -> int | None:
+        """Seconds the lifecycle command NAME may run unattended; None for a command without a bound."""
+        return self.command_timeouts.get(name, DEFAULT_TIMEOUTS.get(name))
+
     def to_json(self) -> str:
         data = asdict(self)
-        for name in ("dev", "layout"):  # only a development root has them
+        # only a development root has dev and layout; timeouts only where app.yaml set one
+        for name in ("dev", "layout", "command_timeouts"):
             if not data[name]:
                 del data[name]
         if data["paths"]["config"] is None:

@@ -1,0 +1,77 @@
+"""sealed: `commands.build` cannot change appdeb's cache, whose vendored trees later builds reuse.
+
+The build step runs the app's own code with a cached vendored tree on its PYTHONPATH (the tree is
+not copied: a warm build of a large app would pay for ~15,000 files). A step that wrote into it (byte
+code, a patched module, a deleted file) would ship in every later package of the same requirements.
+As root (CI, a build host) the step runs in a private mount namespace where the cache directory is
+bound read-only: every write fails with EROFS and the cache stays byte for byte. Without root (or
+without namespaces) the tree's stat — inode, size, mode and ctime, which no process can set back —
+is taken before and compared after, over names only (no file is read); a tree that changed is dropped
+from the cache, so the next build makes it afresh, and the build fails naming what changed.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+from pathlib import Path
+
+from appdeb.runner import run, which
+
+# bind the directory onto itself, make that bind read-only, then run the command (paths are arguments)
+READ_ONLY = 'mount --bind -- "$1" "$1" && mount -o remount,bind,ro -- "$1" && shift && exec "$@"'
+Snapshot = dict[str, tuple[int, int, int, int]]
+SHOWN = 5  # changed paths named in the error
+
+
+@functools.cache
+def can_seal() -> bool:
+    """Can this process give a command a private, read-only view of a directory (root, mount namespaces)?"""
+    if os.geteuid() != 0 or which("unshare") is None:
+        return False
+    return run(["unshare", "--mount", "--propagation", "private", "--", "true"], check=False).returncode == 0
+
+
+def sealed_argv(argv: list[str], read_only: Path) -> list[str]:
+    """argv run where READ_ONLY is bound read-only (in a mount namespace of its own: nobody else sees it)."""
+    return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", READ_ONLY, "sh", str(read_only),
+            *argv]
+
+
+def seal(argv: list[str], cache: Path, work: Path) -> list[str] | None:
+    """argv with the cache read-only to it, or None where that cannot be (no root, no namespaces, or a
+    work directory inside the cache, which the command must write)."""
+    if not can_seal() or work.resolve().is_relative_to(cache.resolve()):
+        return None
+    return sealed_argv(argv, cache)
+
+
+def tree_state(root: Path) -> Snapshot:
+    """Every entry's (inode, size, mode, ctime) by path; a write, delete, rename or chmod changes one."""
+    st = os.lstat(root)
+    out: Snapshot = {str(root): (st.st_ino, st.st_size, st.st_mode, st.st_ctime_ns)}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in (*dirnames, *filenames):
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            out[path] = (st.st_ino, st.st_size, st.st_mode, st.st_ctime_ns)
+    return out
+
+
+def changes(root: Path, before: Snapshot) -> list[str]:
+    """Paths under root (relative) that were changed, added or removed since `before`."""
+    after = tree_state(root)
+    return sorted(os.path.relpath(p, root) for p in set(before) | set(after) if before.get(p) != after.get(p))
+
+
+def evict(entry: Path) -> None:
+    """Take a cache entry out of use at once (a rename), then delete it."""
+    aside = entry.with_name(f".evicted-{entry.name}-{os.getpid()}")
+    os.rename(entry, aside)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def described(changed: list[str]) -> str:
+    more = f" and {len(changed) - SHOWN} more" if len(changed) > SHOWN else ""
+    return ", ".join(changed[:SHOWN]) + more

@@ -1,0 +1,103 @@
+"""commands.build cannot poison the vendored-library cache that every later build of the same requirements reuses.
+
+Each test works on a copy of the real cache entry (XDG_CACHE_HOME in tmp_path): the build step's app code
+really tries to write and delete inside the vendored tree it has on its PYTHONPATH.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from appdeb.build import sealed
+from appdeb.build.pipeline import BuildOptions, build
+from appdeb.build.plan import make_plan
+from appdeb.build.validate import load_spec
+from appdeb.build.vendor import vendor
+from appdeb.errors import AppdebError
+
+from .conftest import EPOCH, EXAMPLES
+from .test_build_step import snapshot, with_build
+
+pytestmark = pytest.mark.integration
+
+POISON = ('python3 -c "import gunicorn, os; os.remove(gunicorn.__file__)" || echo delete refused; '
+          'python3 -c "import gunicorn, os; open(os.path.join(os.path.dirname(gunicorn.__file__), '
+          '\\"evil.py\\"), \\"w\\").write(\\"x = 1\\")"')
+PYTHON = "{}.{}".format(*sys.version_info[:2])
+
+
+def private_cache(app: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A cache of its own holding a copy of the app's vendored tree (made in the real cache if need be)."""
+    spec = load_spec(app)
+    plan = make_plan(spec, instance=None, python_version=PYTHON, source_date_epoch=EPOCH)
+    real = vendor(plan.requirements, plan.python_version, app, plan.target.glibc_minor)
+    entry = tmp_path / "cache" / "appdeb" / "vendor" / real.key
+    shutil.copytree(real.lib.parent, entry, symlinks=True)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return entry
+
+
+@pytest.mark.skipif(not sealed.can_seal(), reason="needs root and mount namespaces (CI runs as root)")
+def test_as_root_the_build_step_sees_the_cache_read_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = with_build(tmp_path, POISON.replace("'", "''"))
+    entry = private_cache(app, tmp_path, monkeypatch)
+    before = snapshot(entry)
+    proc = subprocess.run([sys.executable, "-m", "appdeb.cli", "build", str(app), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "CI": "1"})
+    assert proc.returncode == 1, proc.stderr
+    assert "delete refused" in proc.stderr and "Read-only file system" in proc.stderr
+    assert proc.stderr.rstrip().endswith(sealed_hint())
+    assert snapshot(entry) == before  # every path, mode, mtime and byte as it was
+    assert str(tmp_path / "cache") not in Path("/proc/self/mountinfo").read_text()  # the bind stayed private
+
+
+def sealed_hint() -> str:
+    from appdeb.build.build_step import READ_ONLY_HINT
+
+    return READ_ONLY_HINT
+
+
+def test_unsealed_a_step_that_changed_the_tree_loses_the_entry_and_fails(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The path of a build without root or namespaces: the change is found by the tree's stat."""
+    app = with_build(tmp_path, POISON.replace("'", "''"))
+    entry = private_cache(app, tmp_path, monkeypatch)
+    monkeypatch.setattr(sealed, "can_seal", lambda: False)
+    with pytest.raises(AppdebError) as info:
+        build(app, BuildOptions(out_dir=tmp_path / "out", source_date_epoch=EPOCH))
+    message = str(info.value)
+    assert message.startswith("commands.build changed the cached vendored libraries (")
+    assert "(gunicorn, gunicorn/__init__.py)" in message  # its directory and the deleted file
+    assert not entry.exists() and os.listdir(entry.parent) == []  # dropped: the next build vendors afresh
+    assert not list((tmp_path / "out").glob("*.deb")) if (tmp_path / "out").exists() else True
+
+
+def test_a_step_that_leaves_the_tree_alone_builds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = with_build(tmp_path, 'python3 -c "import gunicorn" && touch made.txt')
+    entry = private_cache(app, tmp_path, monkeypatch)
+    before = snapshot(entry)
+    result = build(app, BuildOptions(out_dir=tmp_path / "out", source_date_epoch=EPOCH))
+    assert result.deb.is_file() and snapshot(entry) == before
+
+
+@pytest.mark.skipif(not sealed.can_seal(), reason="needs root and mount namespaces (CI runs as root)")
+def test_the_web_apps_import_at_build_time_sees_the_cache_read_only(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The interface check imports the app with the vendored tree on its path: its import-time code may not write."""
+    app = tmp_path / "app"
+    shutil.copytree(EXAMPLES / "hello", app)
+    with (app / "hello.py").open("a") as f:
+        f.write("\nimport gunicorn\ntry:\n    open(os.path.join(os.path.dirname(gunicorn.__file__), 'evil.py'), 'w')\n"
+                "except OSError as exc:\n    print('import-time write refused:', exc.strerror)\n")
+    entry = private_cache(app, tmp_path, monkeypatch)
+    before = snapshot(entry)
+    result = build(app, BuildOptions(out_dir=tmp_path / "out", source_date_epoch=EPOCH))
+    assert result.deb.is_file()
+    assert not [w for w in result.warnings if "could not" in w]  # the import went through: it is WSGI
+    assert snapshot(entry) == before

@@ -1,0 +1,128 @@
+"""Lifecycle commands are bounded in time: app.yaml's `commands.NAME.timeout`, the contract, the runner.
+
+The runner is exercised for real (processes, signals, a process group): a command that sleeps and
+forks a child that sleeps too is stopped at its bound with the child, and says so. The systemd scope
+the node uses is exercised by tests/e2e/test_command_timeout.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from appdeb.build.plan import make_plan
+from appdeb.build.render import runtime_config
+from appdeb.build.validate import load_spec
+from appdeb.runtime import proc
+from appdeb.runtime.contract import DEFAULT_TIMEOUTS, TIMEOUT_RANGE, Contract
+
+from .test_validate import GOOD, problems, write
+
+
+def test_a_lifecycle_command_takes_a_timeout_in_seconds(tmp_path: Path) -> None:
+    text = GOOD + "commands:\n  update: {command: migrate, timeout: 7200}\n  verify: check\n"
+    spec = load_spec(write(tmp_path, text))
+    assert spec.command_timeouts == (("update", 7200),)
+    assert dict(spec.commands) == {"update": "migrate", "verify": "check"}
+
+
+def test_timeout_problems_are_located_and_reported_together(tmp_path: Path) -> None:
+    text = GOOD + ("commands:\n  update: {command: m, timeout: 0}\n  verify: {command: c, timeout: '30'}\n"
+                   "  test: {command: t, timeout: 5}\n  backup: {command: b, timout: 5}\n"
+                   "  restore: {command: r, timeout: 86401}\n")
+    found = problems(tmp_path, text)
+    assert "9:33: commands.update.timeout: 0 is out of range (allowed: 1..86400)" in found
+    assert "10:33: commands.verify.timeout: must be an integer between 1 and 86400" in found
+    assert any(p.startswith("11:31: commands.test.timeout: only lifecycle commands have a timeout") for p in found)
+    assert any(p.startswith("12:24: commands.backup.timout: unknown key; did you mean 'timeout'?") for p in found)
+    assert "13:34: commands.restore.timeout: 86401 is out of range (allowed: 1..86400)" in found
+    assert len(found) == 5
+
+
+def test_processes_take_no_timeout(tmp_path: Path) -> None:
+    found = problems(tmp_path, GOOD + "processes:\n  worker: {command: w, timeout: 5}\n")
+    assert any(p.startswith("9:24: processes.worker.timeout: unknown key") for p in found)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(min_value=-10, max_value=10**6))
+def test_any_integer_is_kept_exactly_when_in_range(tmp_path_factory: pytest.TempPathFactory, seconds: int) -> None:
+    root = tmp_path_factory.mktemp("t")
+    text = GOOD + f"commands:\n  install: {{command: i, timeout: {seconds}}}\n"
+    lo, hi = TIMEOUT_RANGE
+    if lo <= seconds <= hi:
+        assert load_spec(write(root, text)).command_timeouts == (("install", seconds),)
+    else:
+        assert problems(root, text) == [f"9:34: commands.install.timeout: {seconds} is out of range (allowed: "
+                                        f"{lo}..{hi})"]
+
+
+def _contract(tmp_path: Path, commands: str) -> Contract:
+    spec = load_spec(write(tmp_path, GOOD + commands))
+    return runtime_config(make_plan(spec, instance=None, python_version="3.11", source_date_epoch=0))
+
+
+def test_the_contract_carries_overrides_and_defaults_fill_the_rest(tmp_path: Path) -> None:
+    contract = _contract(tmp_path, "commands:\n  update: {command: m, timeout: 90}\n  verify: v\n  test: t\n")
+    back = Contract.from_json(contract.to_json())
+    assert back.command_timeouts == {"update": 90}
+    assert (back.command_timeout("update"), back.command_timeout("verify")) == (90, DEFAULT_TIMEOUTS["verify"])
+    assert back.command_timeout("test") is None  # a person's command (`PKG run test`): no bound
+    assert DEFAULT_TIMEOUTS["update"] > DEFAULT_TIMEOUTS["verify"]  # a migration may take longer than a check
+
+
+def test_app_json_without_timeouts_reads_with_the_defaults(tmp_path: Path) -> None:
+    data = json.loads(_contract(tmp_path, "commands:\n  update: m\n").to_json())
+    assert "command_timeouts" not in data  # packages without overrides ship the same app.json as before
+    old = Contract.from_json(json.dumps(data))
+    assert old.command_timeouts == {} and old.command_timeout("update") == DEFAULT_TIMEOUTS["update"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+        return f.read().split(") ", 1)[1][0] != "Z"
+
+
+def _all_gone(pids: list[int]) -> bool:
+    """SIGKILL is delivered asynchronously: the processes are gone within moments, not at once."""
+    deadline = time.monotonic() + 5
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not any(_alive(pid) for pid in pids)
+
+
+def test_a_command_past_its_bound_is_stopped_with_its_children(tmp_path: Path,
+                                                               capfd: pytest.CaptureFixture[str]) -> None:
+    pids = tmp_path / "pids"
+    script = f"echo started; sleep 600 & echo $! > {pids}; echo $$ >> {pids}; sleep 600"
+    started = time.monotonic()
+    with pytest.raises(proc.TimedOut) as info:
+        proc.Runner().bounded(["/bin/sh", "-c", script], cwd=str(tmp_path), env=dict(os.environ), user=None,
+                              seconds=1, label="t-update")
+    assert time.monotonic() - started < 1 + proc.STOP_GRACE
+    assert str(info.value) == "timed out after 1s"
+    assert "started" in capfd.readouterr().out
+    assert _all_gone([int(pid) for pid in pids.read_text().split()])
+
+
+def test_a_command_that_ends_gives_its_status_and_leaves_no_process(tmp_path: Path,
+                                                                   capfd: pytest.CaptureFixture[str]) -> None:
+    pids = tmp_path / "pids"
+    # its stray child keeps the output pipe open: the command's end is the end, not the pipe's
+    script = f"sleep 600 & echo $! > {pids}; echo done; exit 3"
+    started = time.monotonic()
+    code = proc.Runner().bounded(["/bin/sh", "-c", script], cwd=str(tmp_path), env=dict(os.environ), user=None,
+                                 seconds=60, label="t-verify")
+    assert code == 3 and time.monotonic() - started < 10
+    assert capfd.readouterr().out == "done\n"
+    assert _all_gone([int(pids.read_text())])
