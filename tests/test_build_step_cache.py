@@ -101,3 +101,24 @@ def test_the_web_apps_import_at_build_time_sees_the_cache_read_only(tmp_path: Pa
     assert result.deb.is_file()
     assert not [w for w in result.warnings if "could not" in w]  # the import went through: it is WSGI
     assert snapshot(entry) == before
+
+
+# The step finds the read-only bind holding gunicorn and tries to make it writable again, then writes.
+REMOUNT = ('python3 -c "import gunicorn, os, subprocess; d = os.path.dirname(gunicorn.__file__); '
+           'm = max((l.split()[4] for l in open(\\"/proc/self/mountinfo\\") if d.startswith(l.split()[4])), key=len); '
+           'r = subprocess.run([\\"mount\\", \\"-o\\", \\"remount,bind,rw\\", m]).returncode; '
+           'print(\\"remount refused\\" if r else \\"remounted\\"); '
+           'open(os.path.join(d, \\"evil.py\\"), \\"w\\").write(\\"x = 1\\")"')
+
+
+@pytest.mark.skipif(not sealed.can_seal(), reason="needs root and mount namespaces (CI runs as root)")
+def test_as_root_the_build_step_cannot_make_the_cache_writable_again(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    app = with_build(tmp_path, REMOUNT.replace("'", "''"))
+    entry = private_cache(app, tmp_path, monkeypatch)
+    before = snapshot(entry)
+    proc = subprocess.run([sys.executable, "-m", "appdeb.cli", "build", str(app), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "CI": "1"})
+    assert proc.returncode == 1, proc.stderr
+    assert "remount refused" in proc.stderr and "Read-only file system" in proc.stderr
+    assert snapshot(entry) == before

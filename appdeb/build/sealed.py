@@ -4,7 +4,8 @@ The build step runs the app's own code with a cached vendored tree on its PYTHON
 not copied: a warm build of a large app would pay for ~15,000 files). A step that wrote into it (byte
 code, a patched module, a deleted file) would ship in every later package of the same requirements.
 As root (CI, a build host) the step runs in a private mount namespace where the cache directory is
-bound read-only: every write fails with EROFS and the cache stays byte for byte. Without root (or
+bound read-only and the step holds no capability (so it cannot bind it writable again): every write
+fails with EROFS and the cache stays byte for byte. Without root (or
 without namespaces) the tree's stat — inode, size, mode and ctime, which no process can set back —
 is taken before and compared after, over names only (no file is read); a tree that changed is dropped
 from the cache, so the next build makes it afresh, and the build fails naming what changed.
@@ -20,7 +21,10 @@ from pathlib import Path
 from appdeb.runner import run, which
 
 # bind the directory onto itself, make that bind read-only, then run the command (paths are arguments)
-READ_ONLY = 'mount --bind -- "$1" "$1" && mount -o remount,bind,ro -- "$1" && shift && exec "$@"'
+# without any capability: still uid 0, but unable to mount it writable again or to reach the host's
+# view through /proc/1/root
+READ_ONLY = ('mount --bind -- "$1" "$1" && mount -o remount,bind,ro -- "$1" && shift && '
+             'exec setpriv --bounding-set=-all --inh-caps=-all -- "$@"')
 Snapshot = dict[str, tuple[int, int, int, int]]
 SHOWN = 5  # changed paths named in the error
 
