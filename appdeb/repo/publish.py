@@ -57,12 +57,15 @@ class _Deb:
     ref: PackageRef
     sha256: str
 
-    @property
-    def filename(self) -> str:
-        """Canonical pool name: aptly keeps the file name, so `app.deb` twice would clash."""
+    def filename(self, scope: str) -> str:
+        """Canonical pool name: aptly keeps the file name, so `app.deb` twice would clash.
+
+        All distributions share one pool (ROOT/public/pool/COMPONENT): a release's name is in it
+        (`_all.trixie.deb`), so a debian-12 and a debian-13 build of one version do not clash there.
+        """
         v = Version(self.ref.version)
         bare = f"{v.upstream_version}-{v.debian_revision}" if v.debian_revision else v.upstream_version
-        return f"{self.ref.name}_{bare}_{self.ref.arch}.deb"
+        return f"{self.ref.name}_{bare}_{self.ref.arch}{f'.{scope}' if scope else ''}.deb"
 
 
 def _read_deb(path: Path, copy: Path) -> _Deb:
@@ -154,11 +157,11 @@ def _stage(staging: Path, debs: Sequence[Path]) -> list[_Deb]:
     return staged
 
 
-def _changes(staging: Path, repo: str, new: list[_Deb], old: set[PackageRef]) -> list[list[str]]:
+def _changes(staging: Path, scope: str, repo: str, new: list[_Deb], old: set[PackageRef]) -> list[list[str]]:
     """aptly commands adding `new` (the staged copies, under their pool names) and removing `old`."""
     (staging / "add").mkdir()
     for deb in new:
-        deb.copy.replace(staging / "add" / deb.filename)
+        deb.copy.replace(staging / "add" / deb.filename(scope))
     add = [["repo", "add", repo, str(staging / "add")]] if new else []
     return add + ([["repo", "remove", repo, *sorted(r.key for r in old)]] if old else [])
 
@@ -197,7 +200,7 @@ def _publish_locked(cfg: RepoConfig, staging: Path, incoming: list[_Deb], dist: 
     new, present = _immutable_split(cfg, scope, held, incoming)
     grown = set(held) | {d.ref for d in new}
     old = _expired(grown, keep)
-    changes = _changes(staging, f"appdeb-{dist}", new, old)
+    changes = _changes(staging, scope, f"appdeb-{dist}", new, old)
     before, after = set(served), grown - old
     # written ahead: a version is taken with these bytes before any node can see it
     store.save_ledger(cfg, scope, {**{r.key: sha for r, sha in held.items()}, **{d.ref.key: d.sha256 for d in new}})
