@@ -36,7 +36,7 @@ from appdeb.repo.aptly import (
 from appdeb.repo.config import RepoConfig, check_name
 from appdeb.repo.dists import TARGET_FIELD, check_rollback, publish_distribution
 from appdeb.repo.store import HistoryEntry, locked, record
-from appdeb.repo.switching import diff, prune_due, prune_snapshots, refuse_yanked, reset_repo, snapshot_name, switch
+from appdeb.repo.switching import diff, prune_snapshots, refuse_yanked, reset_repo, snapshot_name, switch
 
 
 @dataclass(frozen=True)
@@ -212,7 +212,7 @@ def _publish_locked(cfg: RepoConfig, staging: Path, incoming: list[_Deb], dist: 
     snap = snapshot_name(dist)
     store.save_synced(cfg, dist, snap)  # trusted only once `snap` is what is published
     names = [*state.snapshots, snap]
-    switch(cfg, dist, comp, snap, first=current is None, cleanup=prune_due(cfg, names),
+    switch(cfg, dist, comp, snap, first=current is None,
            before=[*changes, ["snapshot", "create", snap, "from", "repo", f"appdeb-{dist}"]])
     entry = record(cfg, "publish", dist, snap, current[0] if current else None, *diff(before, after))
     now = {**state.published, dist: (snap, comp)}

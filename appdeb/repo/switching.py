@@ -25,13 +25,11 @@ from appdeb.repo.config import RepoConfig
 
 
 def switch(cfg: RepoConfig, dist: str, comp: str, snap: str, *, first: bool,
-           before: Sequence[Sequence[str]] = (), cleanup: bool = True) -> None:
+           before: Sequence[Sequence[str]] = ()) -> None:
     """Publish `snap` signed; an existing distribution is switched atomically, never unsigned.
 
     `before`: aptly commands to run first in the same aptly process (add, remove, snapshot create).
-    `cleanup` False leaves the published pool's files that no index names any more to a later
-    switch (aptly's cleanup reads every published package list again: a publish in a burst skips
-    it, see prune_due). InRelease's mtime then moves to a later second than the one nodes may hold."""
+    InRelease's mtime then moves to a later second than the one nodes may hold."""
     dist_dir = cfg.public_dir / "dists" / dist
     previous = prepare_switch(cfg.public_dir, dist)
     sign = [f"-gpg-key={cfg.key}", "-batch"]
@@ -39,8 +37,7 @@ def switch(cfg: RepoConfig, dist: str, comp: str, snap: str, *, first: bool,
         command = ["publish", "snapshot", *sign, f"-distribution={dist}", f"-component={comp}",
                    f"-origin={cfg.origin}", f"-label={cfg.label}", "-acquire-by-hash", snap, "."]
     else:
-        skip = [] if cleanup else ["-skip-cleanup"]
-        command = ["publish", "switch", *sign, *skip, f"-component={comp}", dist, ".", snap]
+        command = ["publish", "switch", *sign, f"-component={comp}", dist, ".", snap]
     task(cfg, [*before, command])
     advance_release_mtime(dist_dir, previous)
 
@@ -63,12 +60,6 @@ def diff(before: set[PackageRef], after: set[PackageRef]) -> tuple[list[str], li
     return sorted(r.key for r in after - before), sorted(r.key for r in before - after)
 
 
-def prune_due(cfg: RepoConfig, names: list[str]) -> bool:
-    """Whether prune_snapshots drops a batch with these snapshot names (or keeps all: then always):
-    the publish that makes it due also lets its switch clean the published pool up."""
-    return cfg.keep_snapshots <= 0 or len(names) >= cfg.keep_snapshots + max(1, cfg.keep_snapshots // 5)
-
-
 def prune_snapshots(cfg: RepoConfig, dist: str, live: set[str] | None = None, names: list[str] | None = None
                     ) -> list[str]:
     """Keep the newest keep_snapshots (rollback targets), drop the rest (never a published one).
@@ -81,7 +72,7 @@ def prune_snapshots(cfg: RepoConfig, dist: str, live: set[str] | None = None, na
     if cfg.keep_snapshots <= 0:
         return []
     names = snapshots(cfg, dist) if names is None else names
-    if not prune_due(cfg, names):
+    if len(names) < cfg.keep_snapshots + max(1, cfg.keep_snapshots // 5):
         return []
     live = {snap for snap, _ in published(cfg).values()} if live is None else live
     stale = [n for n in names[: -cfg.keep_snapshots] if n not in live]

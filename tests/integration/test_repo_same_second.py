@@ -229,7 +229,7 @@ def test_retention_still_frees_the_pool(cfg: repoconfig.RepoConfig, debs: Path) 
         repo.publish(keep_all, [make_deb(debs, name, "1.0-1")])
     # the snapshot holding the last copy of 1.0-3 was dropped, so its file went; everything served stays
     assert _pooled(cfg) == ["hello_1.0-4", "other_1.0-1", "third_1.0-1"]
-    # and the published pool holds what is served only (its cleanup runs with each batch of drops)
+    # and the published pool holds what is served only
     served = sorted(p.name for p in (cfg.public_dir / "pool").rglob("*.deb"))
     assert served == ["hello_1.0-4_all.bookworm.deb", "other_1.0-1_all.bookworm.deb", "third_1.0-1_all.bookworm.deb"]
     assert [r.key for r in aptly.list_packages(cfg)] == ["hello_1.0-4_all", "other_1.0-1_all", "third_1.0-1_all"]
