@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
+import resource
 import shutil
 import statistics
 import sys
@@ -146,14 +148,24 @@ def compare(work: Path, cfg: repoconfig.RepoConfig, rounds: int) -> None:
           f"`appdeb publish` {medians['command'] / medians['plain']:.2f}x")
 
 
+def _cpu() -> float:
+    """CPU seconds of this process and its finished children (aptly, gpg): what a publish costs the
+    machine, which other jobs' load does not stretch as it does the wall clock."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def burst(work: Path, cfg: repoconfig.RepoConfig, count: int) -> None:
     """`count` publishes in a row, each adding one new version (publishes per second); plain aptly the same."""
     for name, sub, publish in (("appdeb", "new", lambda deb: repo.publish(cfg, [deb])),
                                ("plain", "new-plain", lambda deb: plain_publish(work, cfg, deb))):
         debs = [make_deb(work / sub, "app001", f"3.{i}.0-1") for i in range(count)]
+        cpu = _cpu()
         times = [_timed(lambda deb=deb, publish=publish: publish(deb)) for deb in debs]
+        cpu = _cpu() - cpu
         print(f"{count} publishes in a row, {name}: {sum(times):.2f}s, {count / sum(times):.1f} publishes/s "
-              f"(median {statistics.median(times) * 1000:.0f} ms)")
+              f"(median {statistics.median(times) * 1000:.0f} ms; CPU {cpu / count * 1000:.0f} ms each, "
+              f"{count / cpu:.1f} publishes per CPU second)")
 
 
 def main() -> None:
@@ -178,9 +190,11 @@ def main() -> None:
         _plain_root(work / "plain", cfg)
         rebase_by_hash_links(work / "plain" / "public", "bookworm")  # else aptly deletes the cache's files
         try:
-            print(f"repository of {args.packages * args.versions} versions (keep {args.versions})")
+            print(f"repository of {args.packages * args.versions} versions (keep {args.versions}); "
+                  f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
             compare(work, cfg, args.rounds)
             burst(work, cfg, args.burst)
+            print(f"load average afterwards {os.getloadavg()[0]:.1f}")
         finally:
             signing.stop_agent(cfg.gnupg_home)
 

@@ -220,8 +220,10 @@ def test_client_config_prints_a_script_or_writes_the_files(inited: Path, tmp_pat
 def test_serve_runs_until_interrupted_and_reports_a_busy_port(inited: Path, tmp_path: Path) -> None:
     appdeb("publish", str(make_deb(tmp_path, "hello", "1.0-1")), root=inited)
     env = {**os.environ, "APPDEB_REPO": str(inited), "CI": "1"}
+    # Ctrl-C is SIGINT at its default even when pytest runs as a background job (which ignores it)
     proc = subprocess.Popen([sys.executable, "-m", "appdeb.cli", "repo", "serve", "--port", "0", "--quiet"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -234,7 +236,12 @@ def test_serve_runs_until_interrupted_and_reports_a_busy_port(inited: Path, tmp_
         assert busy.stderr.startswith(f"appdeb: error: cannot serve on 127.0.0.1:{port}: ")
     finally:
         proc.send_signal(signal.SIGINT)
-        code = proc.wait(timeout=60)  # generous: a loaded CI machine
+        try:
+            code = proc.wait(timeout=60)  # generous: a loaded CI machine
+        finally:
+            if proc.poll() is None:  # never left running
+                proc.kill()
+                proc.wait()
     assert code == 0
 
 

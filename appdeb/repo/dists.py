@@ -108,15 +108,31 @@ def deploy_distribution(default: str, package: str, published: Callable[[str], l
     return found[0] if found else default
 
 
-def check_promotion(targets: dict[str, str], source: str, to: str) -> None:
-    """Refuse to serve in `to` a package built for another Debian release than to's (as publish does).
+def _built_elsewhere(targets: dict[str, str], dist: str) -> tuple[str, str, str] | None:
+    """The first package (`name version`, target, suite) of `targets` built for another release than dist's.
 
     targets: package (`name version`) -> its Appdeb-Target ("" for one built before targets).
     """
-    wanted = suite_of(to)
+    wanted = suite_of(dist)
     for package, name in sorted(targets.items()):
         target = TARGETS.get(name)
         if wanted and target is not None and target.suite != wanted:
-            raise AppdebError(f"{package} in {source} was built for {target.name} ({target.suite}), not for "
-                              f"distribution {to}: promote it into {for_suite(to, target.suite)}; nothing was "
-                              "changed")
+            return package, target.name, target.suite
+    return None
+
+
+def check_promotion(targets: dict[str, str], source: str, to: str) -> None:
+    """Refuse to serve in `to` a package built for another Debian release than to's (as publish does)."""
+    if found := _built_elsewhere(targets, to):
+        package, target, suite = found
+        raise AppdebError(f"{package} in {source} was built for {target} ({suite}), not for "
+                          f"distribution {to}: promote it into {for_suite(to, suite)}; nothing was changed")
+
+
+def check_rollback(targets: dict[str, str], snap: str, dist: str) -> None:
+    """Refuse to switch `dist` back to a snapshot holding a package built for another Debian release:
+    its nodes would be offered a package their python cannot run (as publish and promote refuse)."""
+    if found := _built_elsewhere(targets, dist):
+        package, target, suite = found
+        raise AppdebError(f"{package} in {snap} was built for {target} ({suite}), not for distribution "
+                          f"{dist}: refusing to roll {dist} back to it; nothing was changed")

@@ -16,8 +16,8 @@ from appdeb.errors import AppdebError
 from appdeb.repo.aptly import aptly, published, search
 from appdeb.repo.config import RepoConfig, check_name
 from appdeb.repo.dists import TARGET_FIELD, check_promotion
-from appdeb.repo.publish import diff, prune_snapshots, refuse_yanked, reset_repo, snapshot_name, switch
 from appdeb.repo.store import HistoryEntry, locked, record, save_yanked
+from appdeb.repo.switching import diff, prune_snapshots, refuse_yanked, reset_repo, snapshot_name, switch
 
 # Debian package names and versions (policy 5.6.1, 5.6.12): what `yank PKG=VERSION` accepts
 _PACKAGE_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+")

@@ -12,7 +12,6 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from debian.arfile import ArError
@@ -24,11 +23,10 @@ from appdeb.files import sha256_of
 from appdeb.repo import store
 from appdeb.repo.aptly import (
     PackageRef,
-    advance_release_mtime,
     aptly,
-    prepare_switch,
     published,
     read_state,
+    remember_state,
     repo_packages,
     search,
     served_packages,
@@ -36,8 +34,9 @@ from appdeb.repo.aptly import (
     task,
 )
 from appdeb.repo.config import RepoConfig, check_name
-from appdeb.repo.dists import publish_distribution
+from appdeb.repo.dists import TARGET_FIELD, check_rollback, publish_distribution
 from appdeb.repo.store import HistoryEntry, locked, record
+from appdeb.repo.switching import diff, prune_snapshots, refuse_yanked, reset_repo, snapshot_name, switch
 
 
 @dataclass(frozen=True)
@@ -53,22 +52,26 @@ class PublishResult:
 
 @dataclass(frozen=True)
 class _Deb:
-    path: Path
+    path: Path  # as the caller named it: for messages only
+    copy: Path  # the staged copy: what is read, checked and published
     ref: PackageRef
     sha256: str
 
-    @property
-    def filename(self) -> str:
-        """Canonical pool name: aptly keeps the file name, so `app.deb` twice would clash."""
+    def filename(self, scope: str) -> str:
+        """Canonical pool name: aptly keeps the file name, so `app.deb` twice would clash.
+
+        All distributions share one pool (ROOT/public/pool/COMPONENT): a release's name is in it
+        (`_all.trixie.deb`), so a debian-12 and a debian-13 build of one version do not clash there.
+        """
         v = Version(self.ref.version)
         bare = f"{v.upstream_version}-{v.debian_revision}" if v.debian_revision else v.upstream_version
-        return f"{self.ref.name}_{bare}_{self.ref.arch}.deb"
+        return f"{self.ref.name}_{bare}_{self.ref.arch}{f'.{scope}' if scope else ''}.deb"
 
 
-def _read_deb(path: Path) -> _Deb:
-    """Name/version/arch from the control file (python-debian), plus the bytes' sha256."""
+def _read_deb(path: Path, copy: Path) -> _Deb:
+    """Name/version/arch from the copy's control file (python-debian), plus its bytes' sha256."""
     try:
-        deb = DebFile(str(path))
+        deb = DebFile(str(copy))
         try:
             ctrl = deb.debcontrol()
         finally:
@@ -76,7 +79,7 @@ def _read_deb(path: Path) -> _Deb:
         ref = PackageRef(ctrl["Package"], ctrl["Version"], ctrl["Architecture"])
     except (OSError, ArError, DebError, KeyError) as exc:
         raise AppdebError(f"{path}: not a usable .deb ({exc})") from None
-    return _Deb(path, ref, sha256_of(path))
+    return _Deb(path, copy, ref, sha256_of(copy))
 
 
 def _held(cfg: RepoConfig, dist: str, comp: str, current: str | None, served: dict[PackageRef, str]
@@ -91,14 +94,15 @@ def _held(cfg: RepoConfig, dist: str, comp: str, current: str | None, served: di
     return held or {}
 
 
-def _immutable_split(cfg: RepoConfig, held: dict[PackageRef, str], debs: list[_Deb]) -> tuple[list[_Deb], list[str]]:
+def _immutable_split(cfg: RepoConfig, scope: str, held: dict[PackageRef, str], debs: list[_Deb]
+                     ) -> tuple[list[_Deb], list[str]]:
     """(debs to add, keys already present); any same-version-other-bytes is fatal, before changes.
 
-    The ledger knows every version ever published (it is written before a version is added);
+    The ledger knows every version ever published in the release (`scope`; written before a version is added);
     the local repo's own packages are checked too, so a repository whose ledger missed one still
     refuses other bytes for it.
     """
-    known, yanked = store.load_ledger(cfg), store.load_yanked(cfg)
+    known, yanked = store.load_ledger(cfg, scope), store.load_yanked(cfg)
     for ref, sha in held.items():
         known.setdefault(ref.key, sha)
     in_repo = {ref.key for ref in held}
@@ -135,30 +139,30 @@ def _expired(refs: set[PackageRef], keep: int) -> set[PackageRef]:
     return {r for refs in full for r in sorted(refs, key=lambda r: Version(r.version))[:-keep]}
 
 
-def switch(cfg: RepoConfig, dist: str, comp: str, snap: str, *, first: bool,
-           before: Sequence[Sequence[str]] = ()) -> None:
-    """Publish `snap` signed; an existing distribution is switched atomically, never unsigned.
+def _stage(staging: Path, debs: Sequence[Path]) -> list[_Deb]:
+    """Each .deb copied once into `staging` (root's, mode 0700) and read from there only.
 
-    `before`: aptly commands to run first in the same aptly process (add, remove, snapshot create).
-    InRelease's mtime then moves to a later second than the one nodes may hold."""
-    dist_dir = cfg.public_dir / "dists" / dist
-    previous = prepare_switch(cfg.public_dir, dist)
-    sign = [f"-gpg-key={cfg.key}", "-batch"]
-    if first:
-        command = ["publish", "snapshot", *sign, f"-distribution={dist}", f"-component={comp}",
-                   f"-origin={cfg.origin}", f"-label={cfg.label}", "-acquire-by-hash", snap, "."]
-    else:
-        command = ["publish", "switch", *sign, f"-component={comp}", dist, ".", snap]
-    task(cfg, [*before, command])
-    advance_release_mtime(dist_dir, previous)
+    The suite check, the ledger's sha256 and the pool all take the copy's bytes: a caller who
+    rewrites its file meanwhile cannot get other bytes published than those checked.
+    """
+    staged = []
+    for n, path in enumerate(debs):
+        (staging / "in" / str(n)).mkdir(parents=True)
+        copy = staging / "in" / str(n) / Path(path).name
+        try:
+            shutil.copyfile(path, copy)
+        except OSError as exc:
+            raise AppdebError(f"{path}: cannot read it ({exc.strerror})") from None
+        staged.append(_read_deb(Path(path), copy))
+    return staged
 
 
-def _changes(staging: Path, repo: str, new: list[_Deb], old: set[PackageRef]) -> list[list[str]]:
-    """aptly commands adding `new` (copied into `staging`, so no later rewrite of a caller's file can
-    reach the pool) and removing `old` from the local repo."""
+def _changes(staging: Path, scope: str, repo: str, new: list[_Deb], old: set[PackageRef]) -> list[list[str]]:
+    """aptly commands adding `new` (the staged copies, under their pool names) and removing `old`."""
+    (staging / "add").mkdir()
     for deb in new:
-        shutil.copyfile(deb.path, staging / deb.filename)
-    add = [["repo", "add", repo, str(staging)]] if new else []
+        deb.copy.replace(staging / "add" / deb.filename(scope))
+    add = [["repo", "add", repo, str(staging / "add")]] if new else []
     return add + ([["repo", "remove", repo, *sorted(r.key for r in old)]] if old else [])
 
 
@@ -166,84 +170,55 @@ def publish(cfg: RepoConfig, debs: Sequence[Path], distribution: str | None = No
             keep: int | None = None) -> PublishResult:
     """Add .debs, apply retention, snapshot and publish signed; a no-op if nothing changed.
 
-    One aptly search (the local repo) and the published Packages index tell the state; the
-    changes (add, remove, snapshot, signed switch) then run in one aptly process.
+    The state comes from what the last publish left (aptly.read_state), the local repo's packages
+    from the published Packages index (_held); the changes (add, remove, snapshot, signed switch)
+    then run in one aptly process.
     """
-    dist, comp = publish_distribution(cfg.distribution, debs, distribution), component or cfg.component
-    check_name(dist)
-    check_name(comp)
-    incoming = [_read_deb(Path(p)) for p in debs]
-    if foreign := sorted({d.ref.arch for d in incoming} - {"all", *cfg.architectures}):
-        raise AppdebError(f"architecture {', '.join(foreign)} is not published by this repository "
-                          f"({', '.join(cfg.architectures)}); see architectures in settings.json")
-    with locked(cfg.root), tempfile.TemporaryDirectory(prefix=".incoming-", dir=cfg.root) as staging:
-        state = read_state(cfg, dist)
-        current = state.published.get(dist)
-        if current and current[1] != comp:
-            raise AppdebError(f"{dist} is published with component {current[1]}, not {comp}")
-        served = served_packages(cfg, dist, comp) if current else {}
-        held = _held(cfg, dist, comp, current[0] if current else None, served)
-        new, present = _immutable_split(cfg, held, incoming)
-        grown = set(held) | {d.ref for d in new}
-        old = _expired(grown, cfg.keep if keep is None else keep)
-        changes = _changes(Path(staging), f"appdeb-{dist}", new, old)
-        before, after = set(served), grown - old
-        # written ahead: a version is taken with these bytes before any node can see it
-        store.save_ledger(cfg, {**{r.key: sha for r, sha in held.items()}, **{d.ref.key: d.sha256 for d in new}})
-        if after == before and (current or not after):
-            if changes:
-                task(cfg, changes)  # the local repo catches up with what is served
-                store.save_synced(cfg, dist, current[0] if current else None)
-            return PublishResult(dist, None, unchanged=present)
-        snap = snapshot_name(dist)
-        store.save_synced(cfg, dist, snap)  # trusted only once `snap` is what is published
-        switch(cfg, dist, comp, snap, first=current is None,
-               before=[*changes, ["snapshot", "create", snap, "from", "repo", f"appdeb-{dist}"]])
-        entry = record(cfg, "publish", dist, snap, current[0] if current else None, *diff(before, after))
-        live = {s for d, (s, _) in state.published.items() if d != dist} | {snap}
-        prune_snapshots(cfg, dist, live, [*state.snapshots, snap])
+    with tempfile.TemporaryDirectory(prefix=".incoming-", dir=cfg.root) as tmp:
+        staging = Path(tmp)
+        incoming = _stage(staging, debs)
+        dist = publish_distribution(cfg.distribution, [d.copy for d in incoming], distribution)
+        comp = component or cfg.component
+        check_name(dist)
+        check_name(comp)
+        if foreign := sorted({d.ref.arch for d in incoming} - {"all", *cfg.architectures}):
+            raise AppdebError(f"architecture {', '.join(foreign)} is not published by this repository "
+                              f"({', '.join(cfg.architectures)}); see architectures in settings.json")
+        with locked(cfg.root):
+            return _publish_locked(cfg, staging, incoming, dist, comp, cfg.keep if keep is None else keep)
+
+
+def _publish_locked(cfg: RepoConfig, staging: Path, incoming: list[_Deb], dist: str, comp: str, keep: int
+                    ) -> PublishResult:
+    state = read_state(cfg, dist)
+    current = state.published.get(dist)
+    if current and current[1] != comp:
+        raise AppdebError(f"{dist} is published with component {current[1]}, not {comp}")
+    served = served_packages(cfg, dist, comp) if current else {}
+    held = _held(cfg, dist, comp, current[0] if current else None, served)
+    scope = store.ledger_scope(dist)
+    new, present = _immutable_split(cfg, scope, held, incoming)
+    grown = set(held) | {d.ref for d in new}
+    old = _expired(grown, keep)
+    changes = _changes(staging, scope, f"appdeb-{dist}", new, old)
+    before, after = set(served), grown - old
+    # written ahead: a version is taken with these bytes before any node can see it
+    store.save_ledger(cfg, scope, {**{r.key: sha for r, sha in held.items()}, **{d.ref.key: d.sha256 for d in new}})
+    if after == before and (current or not after):
+        if changes:
+            task(cfg, changes)  # the local repo catches up with what is served
+            store.save_synced(cfg, dist, current[0] if current else None)
+        return PublishResult(dist, None, unchanged=present)
+    snap = snapshot_name(dist)
+    store.save_synced(cfg, dist, snap)  # trusted only once `snap` is what is published
+    names = [*state.snapshots, snap]
+    switch(cfg, dist, comp, snap, first=current is None,
+           before=[*changes, ["snapshot", "create", snap, "from", "repo", f"appdeb-{dist}"]])
+    entry = record(cfg, "publish", dist, snap, current[0] if current else None, *diff(before, after))
+    now = {**state.published, dist: (snap, comp)}
+    dropped = set(prune_snapshots(cfg, dist, {s for s, _ in now.values()}, names))
+    remember_state(cfg, now, [n for n in [*state.every, snap] if n not in dropped])
     return PublishResult(dist, snap, entry.added, entry.removed, present)
-
-
-def snapshot_name(dist: str) -> str:
-    """`D-<UTC timestamp>`: a distribution's snapshots sort by time and are found by name (aptly.snapshots)."""
-    return f"{dist}-{datetime.now(UTC):%Y%m%dT%H%M%S.%fZ}"
-
-
-def refuse_yanked(cfg: RepoConfig, snap: str, refs: set[PackageRef]) -> None:
-    """A yanked version never comes back: not by a rollback, not by a promotion of a snapshot holding it."""
-    yanked = store.load_yanked(cfg)
-    if back := sorted(r.key for r in refs if r.key in yanked):
-        raise AppdebError(f"{snap} holds yanked {', '.join(back)}; it would serve again what was withdrawn "
-                          f"({', '.join(yanked[k] for k in back)})")
-
-
-def diff(before: set[PackageRef], after: set[PackageRef]) -> tuple[list[str], list[str]]:
-    """(added, removed) package keys between two package sets, for history."""
-    return sorted(r.key for r in after - before), sorted(r.key for r in before - after)
-
-
-def prune_snapshots(cfg: RepoConfig, dist: str, live: set[str] | None = None, names: list[str] | None = None
-                    ) -> None:
-    """Keep the newest keep_snapshots (rollback targets), drop the rest (never a published one).
-
-    Dropped in batches of a fifth of keep_snapshots (at least 1): most publishes drop none, and
-    `aptly db cleanup` runs once a batch, only if a history entry since the oldest dropped one
-    removed packages (else all they held is still held). `live`, `names`: if the caller knows.
-    """
-    if cfg.keep_snapshots <= 0:
-        return
-    names = snapshots(cfg, dist) if names is None else names
-    if len(names) < cfg.keep_snapshots + max(1, cfg.keep_snapshots // 5):
-        return
-    live = {snap for snap, _ in published(cfg).values()} if live is None else live
-    stale = [n for n in names[: -cfg.keep_snapshots] if n not in live]
-    if not stale:
-        return
-    drops = [["snapshot", "drop", name] for name in stale]
-    stamp = datetime.strptime(stale[0][len(dist) + 1:], "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=UTC)
-    cleanup = [["db", "cleanup"]] if store.removed_since(cfg, dist, stamp.isoformat(timespec="seconds")) else []
-    task(cfg, drops + cleanup)
 
 
 def rollback(cfg: RepoConfig, to: str | None = None, distribution: str | None = None) -> HistoryEntry:
@@ -266,6 +241,8 @@ def rollback(cfg: RepoConfig, to: str | None = None, distribution: str | None = 
             raise AppdebError(f"{target} is already published")
         before, after = set(search(cfg, "snapshot", current[0])), set(search(cfg, "snapshot", target))
         refuse_yanked(cfg, target, after)
+        targets = search(cfg, "snapshot", target, value=f'{{{{index . "{TARGET_FIELD}"}}}}')
+        check_rollback({f"{r.name} {r.version}": t for r, t in targets.items()}, target, dist)
         switch(cfg, dist, current[1], target, first=False)
         reset_repo(cfg, dist, current[1], target)
         return record(cfg, "rollback", dist, target, current[0], *diff(before, after))
@@ -284,13 +261,3 @@ def _previous(cfg: RepoConfig, dist: str, current: str, names: list[str]) -> str
     return older[-1] if older else None
 
 
-def reset_repo(cfg: RepoConfig, dist: str, comp: str, snap: str) -> None:
-    """Rebuild `appdeb-D` from a snapshot: create aside, then drop and rename (aptly has no reset)."""
-    repo, tmp = f"appdeb-{dist}", f"appdeb-{dist}.reset"
-    store.save_synced(cfg, dist, None)
-    aptly(cfg, "repo", "drop", "-force", tmp, check=False)
-    aptly(cfg, "repo", "create", f"-distribution={dist}", f"-component={comp}", tmp, "from", "snapshot",
-           snap)
-    aptly(cfg, "repo", "drop", "-force", repo, check=False)  # a promotion's target may have none yet
-    aptly(cfg, "repo", "rename", tmp, repo)
-    store.save_synced(cfg, dist, snap)

@@ -1,8 +1,8 @@
 """The repository's own records beside aptly's: the writers' lock, the history and the version ledger.
 
 History (history.jsonl) is append-only JSON lines, cheap and crash-tolerant; the ledger
-(ledger.json) remembers the bytes of every version ever published, so a version stays immutable
-even after retention removed it; yanked.json remembers the versions withdrawn by `repo yank`, which
+(ledger.json) remembers the bytes of every version ever published (per Debian release), so a version
+stays immutable even after retention removed it; yanked.json remembers the versions withdrawn by `repo yank`, which
 never come back. All live in the repository root, written atomically or appended.
 """
 
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from appdeb import files
 from appdeb.files import write_atomic
 from appdeb.repo import signing
+from appdeb.repo.dists import suite_of
 
 if TYPE_CHECKING:
     from appdeb.repo.config import RepoConfig
@@ -65,17 +66,42 @@ def record(cfg: RepoConfig, action: str, dist: str, snap: str, prev: str | None,
     return entry
 
 
-def load_ledger(cfg: RepoConfig) -> dict[str, str]:
-    """Every name_version_arch ever published -> sha256; survives retention and db cleanup."""
+def load_ledger(cfg: RepoConfig, scope: str) -> dict[str, str]:
+    """Every name_version_arch ever published in `scope` -> sha256; survives retention and db cleanup.
+
+    A scope is a Debian release (ledger_scope): a debian-12 and a debian-13 build of one version
+    are different bytes under one name, and each release's nodes only ever see their own. Entries of
+    a ledger written before scopes (a flat mapping) bind every scope, as they did then.
+    """
+    scopes = _ledger(cfg)
+    return {**scopes.get(_ANY, {}), **scopes.get(scope, {})}
+
+
+_ANY = "*"  # the scope of entries from before scopes: they bind every release
+
+
+def _ledger(cfg: RepoConfig) -> dict[str, dict[str, str]]:
     path = cfg.root / "ledger.json"
-    return dict(json.loads(path.read_text())) if path.exists() else {}
+    data = json.loads(path.read_text()) if path.exists() else {"scopes": {}}
+    if "scopes" not in data:  # a flat ledger: a package key always holds `_`, `scopes` does not
+        return {_ANY: dict(data)}
+    return {scope: dict(keys) for scope, keys in data["scopes"].items()}
 
 
-def save_ledger(cfg: RepoConfig, added: dict[str, str]) -> None:
-    """Remember published versions' bytes, so versions stay immutable forever (never overwritten)."""
-    ledger = load_ledger(cfg)
-    if added.keys() - ledger.keys():
-        write_atomic(cfg.root / "ledger.json", json.dumps({**added, **ledger}, indent=0))
+def save_ledger(cfg: RepoConfig, scope: str, added: dict[str, str]) -> None:
+    """Remember published versions' bytes in `scope`, so versions stay immutable forever (never overwritten)."""
+    scopes = _ledger(cfg)
+    known = {**scopes.get(_ANY, {}), **scopes.get(scope, {})}
+    if added.keys() - known.keys():
+        scopes[scope] = {**added, **scopes.get(scope, {})}
+        write_atomic(cfg.root / "ledger.json", json.dumps({"scopes": scopes}, indent=0))
+
+
+def ledger_scope(dist: str) -> str:
+    """The ledger a distribution's versions are kept in: its Debian release (the channels of one
+    release, `bookworm` and `bookworm-staging`, share one), or one shared by all distributions of
+    no release (`prod`, `staging`)."""
+    return suite_of(dist) or ""
 
 
 def load_synced(cfg: RepoConfig) -> dict[str, str]:

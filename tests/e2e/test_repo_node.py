@@ -245,8 +245,9 @@ def test_retention_keeps_exactly_n(
     for n in (1, 2, 3):
         repo.publish(cfg, [hello[n].deb], keep=2)
     assert [r.version for r in aptly.list_packages(cfg)] == ["1.0.0-2", "1.0.0-3"]
+    suite = store.history(cfg)[-1].distribution  # pool names carry the release (publish._Deb.filename)
     assert sorted(p.name for p in (cfg.public_dir / "pool").rglob("*.deb")) == [
-        "hello-rp1_1.0.0-2_all.deb", "hello-rp1_1.0.0-3_all.deb"]
+        f"hello-rp1_1.0.0-2_all.{suite}.deb", f"hello-rp1_1.0.0-3_all.{suite}.deb"]
     assert store.history(cfg)[-1].removed == [key(hello[1])]
     reposerve.write_client_config(node.root, cfg, server.url, SOURCE)
     apt_update(node)

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from appdeb.errors import AppdebError
-from appdeb.repo import aptly, signing
+from appdeb.repo import aptly, signing, store
 from appdeb.repo import config as repoconfig
 from appdeb.repo import publish as repo
 from appdeb.repo import serve as reposerve
@@ -100,6 +100,47 @@ def test_a_node_sees_every_publish_of_a_burst(cfg: repoconfig.RepoConfig, debs: 
         # apt took the indexes by hash (Acquire-By-Hash), and nothing it asked for was missing
         assert any("/by-hash/SHA512/" in path and code == 200 for path, code in log)
         assert not [entry for entry in log if entry[1] >= 400]
+
+
+@pytest.mark.parametrize("server", ["built-in", "static"])
+def test_apt_get_update_never_fails_while_publishes_run_back_to_back(
+    cfg: repoconfig.RepoConfig, debs: Path, tmp_path: Path, static: tuple[str, list[tuple[str, int]]], server: str,
+) -> None:
+    """A node updating over and over while ten publishes run back to back: no update fails (a hash sum
+    mismatch, a missing index or file, a bad signature: --error-on=any), and the last one is the candidate."""
+    repo.publish(cfg, [make_deb(debs, "hello", "1.0-1")])
+    builds = [make_deb(debs, "hello", f"1.0-{build}") for build in range(2, 12)]  # built before the burst
+    builtin = reposerve.serve(cfg)
+    url, log = (builtin.url, []) if server == "built-in" else static
+    opts = _node(tmp_path / "node", cfg, url)
+    done, errors, failed, updates = threading.Event(), [], [], 0
+
+    def publisher() -> None:
+        try:
+            for deb in builds:
+                repo.publish(cfg, [deb])
+        except Exception as exc:  # reported below: the test's own thread asserts
+            errors.append(exc)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=publisher)
+    try:
+        thread.start()
+        while not done.is_set():
+            proc = run(["apt-get", *opts, "update", "--error-on=any"], check=False)
+            updates += 1
+            if proc.returncode != 0:
+                failed.append(proc.stdout)
+        thread.join()
+        assert not errors and not failed, (errors, failed)
+        print(f"{updates} updates during 10 publishes")
+        assert updates >= 2 and len(store.history(cfg)) == 11
+        assert _candidate(opts) == "1.0-11"
+    finally:
+        thread.join()
+        builtin.close()
+    assert not [entry for entry in log if entry[1] >= 400]
 
 
 def _promised(inrelease: bytes, index: str) -> str:
@@ -188,6 +229,9 @@ def test_retention_still_frees_the_pool(cfg: repoconfig.RepoConfig, debs: Path) 
         repo.publish(keep_all, [make_deb(debs, name, "1.0-1")])
     # the snapshot holding the last copy of 1.0-3 was dropped, so its file went; everything served stays
     assert _pooled(cfg) == ["hello_1.0-4", "other_1.0-1", "third_1.0-1"]
+    # and the published pool holds what is served only
+    served = sorted(p.name for p in (cfg.public_dir / "pool").rglob("*.deb"))
+    assert served == ["hello_1.0-4_all.bookworm.deb", "other_1.0-1_all.bookworm.deb", "third_1.0-1_all.bookworm.deb"]
     assert [r.key for r in aptly.list_packages(cfg)] == ["hello_1.0-4_all", "other_1.0-1_all", "third_1.0-1_all"]
 
 
