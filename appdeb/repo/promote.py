@@ -9,19 +9,16 @@ the ledger is untouched; a yank is also written to yanked.json, and that version
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from appdeb.errors import AppdebError
 from appdeb.repo.aptly import aptly, published, search
-from appdeb.repo.config import RepoConfig, check_name
+from appdeb.repo.config import PACKAGE_RE, VERSION_RE, RepoConfig, check_name
 from appdeb.repo.dists import TARGET_FIELD, check_promotion
 from appdeb.repo.store import HistoryEntry, locked, record, save_yanked
 from appdeb.repo.switching import diff, prune_snapshots, refuse_yanked, reset_repo, snapshot_name, switch
 
 # Debian package names and versions (policy 5.6.1, 5.6.12): what `yank PKG=VERSION` accepts
-_PACKAGE_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
-_VERSION_RE = re.compile(r"(?:[0-9]+:)?[0-9][A-Za-z0-9.+~-]*(?::[A-Za-z0-9.+~-]+)*")
 
 
 def _derive(cfg: RepoConfig, action: str, dist: str, comp: str, current: str | None,
@@ -83,7 +80,7 @@ def promote(cfg: RepoConfig, to: str, snapshot: str | None = None, from_dist: st
 def parse_pin(spec: str) -> tuple[str, str]:
     """PKG=VERSION, both checked against Debian's rules (they become part of an aptly query)."""
     name, sep, version = spec.partition("=")
-    if not sep or not _PACKAGE_RE.fullmatch(name) or not _VERSION_RE.fullmatch(version):
+    if not sep or not PACKAGE_RE.fullmatch(name) or not VERSION_RE.fullmatch(version):
         raise AppdebError(f"{spec!r} is not PACKAGE=VERSION (e.g. hello-prod=1.0.0-7)")
     return name, version
 

@@ -33,7 +33,7 @@ from appdeb.repo.aptly import (
     snapshots,
     task,
 )
-from appdeb.repo.config import RepoConfig, check_name
+from appdeb.repo.config import ARCH_RE, PACKAGE_RE, VERSION_RE, RepoConfig, check_name
 from appdeb.repo.dists import TARGET_FIELD, check_rollback, publish_distribution
 from appdeb.repo.store import HistoryEntry, locked, record
 from appdeb.repo.switching import diff, prune_snapshots, refuse_yanked, reset_repo, snapshot_name, switch
@@ -79,6 +79,11 @@ def _read_deb(path: Path, copy: Path) -> _Deb:
         ref = PackageRef(ctrl["Package"], ctrl["Version"], ctrl["Architecture"])
     except (OSError, ArError, DebError, KeyError) as exc:
         raise AppdebError(f"{path}: not a usable .deb ({exc})") from None
+    # the fields name files in the pool and aptly's queries: Debian's syntax only (no '/', no '..')
+    for field_name, value, rule in (("Package", ref.name, PACKAGE_RE), ("Version", ref.version, VERSION_RE),
+                                    ("Architecture", ref.arch, ARCH_RE)):
+        if not rule.fullmatch(value):
+            raise AppdebError(f"{path}: not a usable .deb (its {field_name} field {value!r} is not Debian's syntax)")
     return _Deb(path, copy, ref, sha256_of(copy))
 
 

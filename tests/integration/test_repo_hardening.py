@@ -141,3 +141,24 @@ def test_a_change_made_with_aptly_directly_is_seen_by_the_next_publish(cfg: repo
     # and the local repo, which still holds 1.0-2 (aptly switched only what is served), is read too
     assert result.added == ["hello_1.0-2_all", "hello_1.0-3_all"] and result.removed == []
     run(["gpgv", "--keyring", str(cfg.key_gpg), str(cfg.public_dir / "dists/bookworm/InRelease")])
+
+
+@pytest.mark.parametrize("field,value", [("Package", "../../../public/pool/main/h/hello/hello"),
+                                         ("Version", "1.0/../../x"), ("Architecture", "all/../..")])
+def test_a_control_field_naming_a_path_is_refused_before_anything_changes(
+        cfg: repoconfig.RepoConfig, debs: Path, tmp_path: Path, field: str, value: str) -> None:
+    """A crafted .deb (dpkg-deb --nocheck) whose fields climb out of the staging dir or the pool."""
+    repo.publish(cfg, [make_deb(debs, "hello", "1.0-1")])
+    before = {p: p.read_bytes() for p in cfg.root.rglob("*") if p.is_file() and "db" not in p.parts}
+    fields = {"Package": "hello", "Version": "1.1-1", "Architecture": "all", field: value}
+    tree = tmp_path / "crafted"
+    (tree / "DEBIAN").mkdir(parents=True)
+    (tree / "DEBIAN" / "control").write_text("".join(f"{k}: {v}\n" for k, v in fields.items())
+                                             + "Maintainer: T <t@example.invalid>\nDescription: crafted\n")
+    crafted = debs / "crafted.deb"
+    run(["dpkg-deb", "--nocheck", "--root-owner-group", "-Zgzip", "--build", str(tree), str(crafted)])
+    with pytest.raises(AppdebError, match=f"its {field} field .* is not Debian's syntax"):
+        repo.publish(cfg, [crafted])
+    after = {p: p.read_bytes() for p in cfg.root.rglob("*") if p.is_file() and "db" not in p.parts}
+    assert after == before  # the pool, the indexes, the ledger and history as they were
+    assert not list(cfg.root.glob(".incoming-*"))  # staging removed
