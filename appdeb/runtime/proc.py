@@ -15,8 +15,6 @@ import contextlib
 import os
 import re
 import secrets
-import select
-import signal
 import subprocess
 import sys
 import threading
@@ -25,11 +23,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
+from .bounding import ROOT_ENV, STOP_GRACE, TRAMPOLINE, demote, relay_until, sealed_env, stop_tree
+
 SYSTEMD = "/run/systemd/system"
 QUIET = subprocess.DEVNULL  # stdout=QUIET discards the output instead of capturing it
-
-
-STOP_GRACE = 10  # seconds between SIGTERM and SIGKILL when a bounded command's processes are stopped
 
 
 class TimedOut(Exception):
@@ -104,22 +101,29 @@ class Runner:
         transient scope (a cgroup of its own, which no fork or setsid leaves) and is demoted inside it
         by setpriv; elsewhere it leads a process group of its own. Processes it leaves behind are
         stopped too when it ends, as systemd stops a oneshot unit's."""
-        scope = None
+        scope, fds = None, ()  # type: tuple[str | None, tuple[int, ...]]
         if user is not None and self.systemd() and os.geteuid() == 0:
             scope = f"appdeb-{re.sub(r'[^A-Za-z0-9_-]', '_', label)}-{secrets.token_hex(4)}.scope"
-            argv = ["systemd-run", "--scope", "--quiet", "--collect", f"--unit={scope}",
-                    f"--property=TimeoutStopSec={STOP_GRACE}", "--", "setpriv", f"--reuid={user[0]}",
-                    f"--regid={user[1]}", "--clear-groups", "--", *argv]
-        popen = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, start_new_session=True, cwd=cwd, env=env,
-                                 preexec_fn=None if user is None or scope else _demote(*user))
+            fds = (sealed_env(env),)
+            argv = ["/usr/bin/systemd-run", "--scope", "--quiet", "--collect", f"--unit={scope}",
+                    f"--property=TimeoutStopSec={STOP_GRACE}", "--", "/usr/bin/setpriv", f"--reuid={user[0]}",
+                    f"--regid={user[1]}", "--clear-groups", "--", sys.executable, "-I", "-S", "-c", TRAMPOLINE,
+                    str(fds[0]), *argv]
+            env = dict(ROOT_ENV)
+        try:
+            popen = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, start_new_session=True, cwd=cwd, env=env,
+                                     preexec_fn=None if user is None or scope else demote(*user), pass_fds=fds)
+        finally:
+            for fd in fds:
+                os.close(fd)
         assert popen.stdout is not None
         with popen.stdout:
-            ended = _relay_until(popen, time.monotonic() + seconds)
+            ended = relay_until(popen, time.monotonic() + seconds)
             if ended and scope:
                 popen.wait()  # a scope needs no zombie to hold its pid: reaped before its leftovers go
-            _stop_tree(self, popen.pid, scope, gently=not ended)
-            _relay_until(popen, time.monotonic() + 2, drain=True)  # what they wrote before they died
+            stop_tree(self, popen.pid, scope, gently=not ended)
+            relay_until(popen, time.monotonic() + 2, drain=True)  # what they wrote before they died
         code = popen.wait()
         if not ended:
             raise TimedOut(seconds)
@@ -152,53 +156,6 @@ class Runner:
     def systemd(self) -> bool:
         """Is systemd the init of this machine (a node), rather than a chroot, a build or a laptop?"""
         return os.path.isdir(SYSTEMD)
-
-
-def _demote(uid: int, gid: int) -> Callable[[], None]:
-    def demote() -> None:
-        os.setgroups([])
-        os.setgid(gid)
-        os.setuid(uid)
-    return demote
-
-
-def _exited(pid: int) -> bool:
-    """Has the child ended? It stays a zombie (not reaped), so its pid and group id are not reused yet."""
-    return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-
-
-def _relay_until(popen: subprocess.Popen[bytes], deadline: float, drain: bool = False) -> bool:
-    """Copy the child's output to ours until it ends (True) or the deadline passes (False); with
-    drain, until the pipe's end or the deadline."""
-    assert popen.stdout is not None
-    out, fd, reading = sys.stdout.buffer, popen.stdout.fileno(), True
-    while (left := deadline - time.monotonic()) > 0:
-        if not drain and _exited(popen.pid):
-            return True
-        if not reading:  # its output closed before it ended
-            time.sleep(min(left, 0.1))
-        elif select.select([fd], [], [], min(left, 0.2))[0]:
-            chunk = os.read(fd, 65536)
-            if not chunk and drain:
-                return True
-            reading = bool(chunk)
-            out.write(chunk)
-            out.flush()
-    return not drain and _exited(popen.pid)
-
-
-def _stop_tree(runner: Runner, pid: int, scope: str | None, gently: bool) -> None:
-    """Stop every process of a bounded command: its scope (SIGTERM, SIGKILL after STOP_GRACE; systemctl
-    waits; a scope already gone is no error), or its process group (SIGTERM, then SIGKILL)."""
-    if scope:
-        runner.run(["systemctl", "stop", scope], stdout=QUIET)
-        return
-    for sig in ((signal.SIGTERM, signal.SIGKILL) if gently else (signal.SIGKILL,)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, sig)
-        deadline = time.monotonic() + STOP_GRACE
-        while sig == signal.SIGTERM and time.monotonic() < deadline and not _exited(pid):
-            time.sleep(0.1)
 
 
 def printable(line: bytes) -> str:

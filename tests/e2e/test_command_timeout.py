@@ -9,6 +9,7 @@ and keep the data, so that the previous release installs again at once and serve
 from __future__ import annotations
 
 import os
+import shlex
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,12 +30,25 @@ LOCK_FREE = ("import fcntl, os; fd = os.open('/var/lib/dpkg/lock', os.O_RDWR); "
              "fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB); print('free')")
 
 
-def _hanging_v2(tmp: Path) -> Path:
-    app = lifecycle_app(tmp / "v2", version="2.0.0")
+# The app's PATH names a directory its user writes (an honest choice for tools it installs itself):
+# root's systemd-run and setpriv must never be looked up there.
+APP_PATH = "${APPDEB_STATE_DIR}/bin:/usr/local/bin:/usr/bin:/bin"
+PLANT = ("mkdir -p $D/bin && for p in systemd-run setpriv; do printf '#!/bin/sh\\nid -u > $D/ran-$p-as\\n' "
+         "> $D/bin/$p && chmod 755 $D/bin/$p; done")
+
+
+def _app(tmp: Path, version: str, update: object | None = None) -> Path:
+    app = lifecycle_app(tmp, version=version)
     spec = yaml.safe_load((app / "app.yaml").read_text())
-    spec["commands"]["update"] = {"command": HANGING_UPDATE, "timeout": BOUND}
+    spec.setdefault("env", {})["PATH"] = {"default": APP_PATH}
+    if update is not None:
+        spec["commands"]["update"] = update
     (app / "app.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     return app
+
+
+def _hanging_v2(tmp: Path) -> Path:
+    return _app(tmp / "v2", "2.0.0", {"command": HANGING_UPDATE, "timeout": BOUND})
 
 
 @pytest.fixture(params=[("bookworm", "debian-12", "tmo1"), ("trixie", "debian-13", "tmo2")],
@@ -53,10 +67,11 @@ def test_a_hanging_update_fails_the_upgrade_at_its_bound_and_the_previous_releas
         release: tuple[nodes.Node, str, str], tmp_path: Path) -> None:
     node, target, instance = release
     pkg = f"hello-{instance}"
-    v1 = build_app(lifecycle_app(tmp_path / "v1"), tmp_path / "debs1", instance, target=target)
+    v1 = build_app(_app(tmp_path / "v1", "1.0.0"), tmp_path / "debs1", instance, target=target)
     v2 = build_app(_hanging_v2(tmp_path), tmp_path / "debs2", instance, target=target)
     nodes.install(node, [v1.deb])
     assert http_get(port_of(pkg)) == f"Hello from hello ({instance}, 1.0.0-1)\n"
+    sh(node, f"runuser -u {pkg} -- sh -c {shlex.quote(PLANT.replace('$D', f'/var/lib/{pkg}'))}")  # the attacker
 
     started = time.monotonic()
     result = nodes.install(node, [v2.deb], check=False)
@@ -73,6 +88,7 @@ def test_a_hanging_update_fails_the_upgrade_at_its_bound_and_the_previous_releas
     assert sh(node, "systemctl list-units --all --no-legend 'appdeb-*.scope'").strip() == ""
     assert sh(node, f"cat /var/lib/appdeb/{pkg}/configured-version").strip() == "1.0.0-1"  # not migrated
     assert sh(node, "python3 -c " + repr(LOCK_FREE)).strip() == "free"
+    assert sh(node, f"ls /var/lib/{pkg}/ | grep ^ran- || echo none").strip() == "none"  # root ran neither
 
     # the data is the previous release's: it installs again at once (no update to run) and serves
     nodes.install(node, [v1.deb])
