@@ -51,14 +51,14 @@ class Variant:
 
 
 VARIANTS = {
-    "nomax": Variant("max_requests 0 (no recycling)", web=(("max_requests", 0),)),
+    "nomax": Variant("no recycling (max_requests 0)", web=(("max_requests", 0),)),
     "max10k": Variant("max_requests 10000 (+1000)", web=(("max_requests", 10000), ("max_requests_jitter", 1000))),
     "max1k": Variant("max_requests 1000 (+100)", web=(("max_requests", 1000), ("max_requests_jitter", 100))),
-    "nomem": Variant("max_worker_memory 0 (no check per request)", web=(("max_worker_memory", 0),)),
-    "noseccomp": Variant("no SystemCallFilter/SystemCallArchitectures", drop=SECCOMP),
-    "nohard": Variant("none of _hardening.j2 but user, directory, credential", drop=HARDENING),
-    "nosocket": Variant("no socket activation (gunicorn binds)", socket=False),
-    "bare": Variant("none of the four above, no recycling", drop=HARDENING, socket=False,
+    "nomem": Variant("no memory check per request", web=(("max_worker_memory", 0),)),
+    "noseccomp": Variant("no seccomp filter", drop=SECCOMP),
+    "nohard": Variant("no hardening but user, dirs", drop=HARDENING),
+    "nosocket": Variant("no socket activation", socket=False),
+    "bare": Variant("all four off, no recycling", drop=HARDENING, socket=False,
                     web=(("max_requests", 0), ("max_worker_memory", 0))),
 }
 
@@ -103,10 +103,10 @@ def add_variant(node: nodes.Node, package: str, name: str, variant: Variant, por
 def table(targets: tuple[serve.Target, ...], runs: dict[str, list[serve.Run]]) -> str:
     """Median req/s and CPU per request of each target, the CPU also relative to the unit (b)."""
     cpu = {k: statistics.median(r.cpu_us for r in v) for k, v in runs.items()}
-    lines = ["", f"{'':<10} {'':<55} {'req/s':>7} {'µs CPU/req':>11} {'× (b)':>6}"]
+    lines = ["", f"{'':<10} {'':<30} {'req/s':>7} {'µs CPU/req':>11} {'× (b)':>6}"]
     for t in targets:
         rate = statistics.median(r.rate for r in runs[t.key])
-        lines.append(f"{t.key:<10} {t.label:<55} {rate:7.0f} {cpu[t.key]:11.0f} {cpu[t.key] / cpu['b']:6.2f}")
+        lines.append(f"{t.key:<10} {t.label:<30} {rate:7.0f} {cpu[t.key]:11.0f} {cpu[t.key] / cpu['b']:6.2f}")
     return "\n".join(lines)
 
 
