@@ -78,13 +78,13 @@ def _gunicorn(worker_class: str, workers: int, timeout: int, threads: int = 0) -
     return command
 
 
-_DEFAULTS = Web(app=ASGI, interface="asgi")
+_DEFAULTS = Web(app=ASGI, interface="asgi")  # an asgi section's web defaults (the summary below names them)
 
 
 def _appdeb_asgi(target: Target, port: int) -> list[str]:
     """What the web unit of an asgi package runs (the launcher's own gunicorn_argv, app.yaml's defaults),
     with the shipped runtime on the path for its worker class and memory bound."""
-    defaults = _DEFAULTS
+    defaults = _DEFAULTS  # app.yaml's, as for any asgi package that sets none
     web = contract.Web(port=port, workers=defaults.workers, timeout=defaults.timeout,
                        graceful_timeout=defaults.graceful_timeout, max_requests=defaults.max_requests,
                        max_requests_jitter=defaults.max_requests_jitter, max_worker_memory=defaults.max_worker_memory,
