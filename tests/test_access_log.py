@@ -44,8 +44,8 @@ def test_by_default_gunicorn_logs_no_request_and_keeps_its_fail_safe_settings(tm
     flags = argv(contract)
     assert "--access-logfile" not in flags
     assert flags[flags.index("--workers") + 1] == "6" and flags[flags.index("--timeout") + 1] == "10"
-    assert flags[flags.index("--max-requests") + 1] == "1000"
-    assert flags[flags.index("--max-requests-jitter") + 1] == "100"
+    assert flags[flags.index("--max-requests") + 1] == "10000"
+    assert flags[flags.index("--max-requests-jitter") + 1] == "1000"
     assert flags[flags.index("--config") + 1] == "python:appdeb_runtime.gunicorn_conf"  # memory recycling
     assert flags[-1] == "hello:application"
 

@@ -40,8 +40,12 @@ class Web:
     workers: int = 6
     timeout: int = 10
     graceful_timeout: int = 20
-    max_requests: int = 1000
-    max_requests_jitter: int = 100
+    # Recycling is the backstop for what the per-request memory bound cannot see (descriptors, threads);
+    # each recycle (a worker's exit and a fresh one's start) costs ~60 ms of CPU: every 1000 requests
+    # that was ~15 % of a small app's CPU per request, every 10000 it is ~1.5 % (docs/failsafe.md,
+    # "What the generated unit costs per request").
+    max_requests: int = 10000
+    max_requests_jitter: int = 1000
     health: str = "/"  # requested after start, by verify and by deploys; any status below 500 is healthy
     max_worker_memory: int = 256  # MiB: a worker past this is replaced after its request (0: no limit)
     port: int | None = None  # default instance's port; instances: may override

@@ -78,10 +78,13 @@ def _gunicorn(worker_class: str, workers: int, timeout: int, threads: int = 0) -
     return command
 
 
+_DEFAULTS = Web(app=ASGI, interface="asgi")  # an asgi section's web defaults (the summary below names them)
+
+
 def _appdeb_asgi(target: Target, port: int) -> list[str]:
     """What the web unit of an asgi package runs (the launcher's own gunicorn_argv, app.yaml's defaults),
     with the shipped runtime on the path for its worker class and memory bound."""
-    defaults = Web(app=ASGI, interface="asgi")
+    defaults = _DEFAULTS  # app.yaml's, as for any asgi package that sets none
     web = contract.Web(port=port, workers=defaults.workers, timeout=defaults.timeout,
                        graceful_timeout=defaults.graceful_timeout, max_requests=defaults.max_requests,
                        max_requests_jitter=defaults.max_requests_jitter, max_worker_memory=defaults.max_worker_memory,
@@ -124,8 +127,10 @@ SERVERS = {s.name: s for s in (
     Server("apache", f"Apache + mod_wsgi daemon mode, 2 processes × 4 threads, request-timeout={TIMEOUT}, "
                      "maximum-requests=1000", 6, installed_unit="apache2",
            debs=("apache2", "libapache2-mod-wsgi-py3")),
-    Server("appdeb-asgi", "the asgi web unit's command: gunicorn + appdeb's uvicorn worker, 6 workers, timeout 10, "
-                          "max-requests 1000, memory bound 256 MiB (the same paths as ASGI)", 7, _appdeb_asgi),
+    Server("appdeb-asgi", "the asgi web unit's command: gunicorn + appdeb's uvicorn worker, app.yaml's defaults "
+                          f"({_DEFAULTS.workers} workers, timeout {_DEFAULTS.timeout}, max-requests "
+                          f"{_DEFAULTS.max_requests}, memory bound {_DEFAULTS.max_worker_memory} MiB; the same paths "
+                          "as ASGI)", 7, _appdeb_asgi),
     Server("uvicorn", "uvicorn's own supervisor, 6 workers, limit-max-requests 1000 (no worker timeout)", 8,
            _uvicorn),
 )}
