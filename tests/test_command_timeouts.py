@@ -126,3 +126,17 @@ def test_a_command_that_ends_gives_its_status_and_leaves_no_process(tmp_path: Pa
     assert code == 3 and time.monotonic() - started < 10
     assert capfd.readouterr().out == "done\n"
     assert _all_gone([int(pids.read_text())])
+
+
+@pytest.mark.parametrize("how", ["bounded", "relay"])
+def test_a_commands_terminal_controls_reach_roots_terminal_as_text(tmp_path: Path, how: str,
+                                                                   capfdbinary: pytest.CaptureFixture[bytes]) -> None:
+    """An app command's output (read by root during apt) cannot retitle, clear or rewrite root's terminal."""
+    script = r"printf '\033]0;owned\007\033[2Jhidden\rfake OK caf\303\251\n'"
+    argv, env = ["/bin/sh", "-c", script], dict(os.environ)
+    if how == "bounded":
+        code = proc.Runner().bounded(argv, cwd=str(tmp_path), env=env, user=None, seconds=30, label="t-install")
+    else:
+        code = proc.Runner().relay(argv, cwd=str(tmp_path), env=env, preexec_fn=None, interactive=False)
+    assert code == 0
+    assert capfdbinary.readouterr().out == "\\x1b]0;owned\\x07\\x1b[2Jhidden\\x0dfake OK café\n".encode()

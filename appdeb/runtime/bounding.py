@@ -55,9 +55,10 @@ def exited(pid: int) -> bool:
     return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
 
 
-def relay_until(popen: Popen[bytes], deadline: float, drain: bool = False) -> bool:
-    """Copy the child's output to ours until it ends (True) or the deadline passes (False); with
-    drain, until the pipe's end or the deadline."""
+def relay_until(popen: Popen[bytes], deadline: float, shown: Callable[[bytes], bytes], drain: bool = False) -> bool:
+    """Copy the child's output to ours (as `shown` makes it: no terminal control reaches root's
+    terminal) until it ends (True) or the deadline passes (False); with drain, until the pipe's end
+    or the deadline."""
     assert popen.stdout is not None
     out, fd, reading = sys.stdout.buffer, popen.stdout.fileno(), True
     while (left := deadline - time.monotonic()) > 0:
@@ -70,7 +71,7 @@ def relay_until(popen: Popen[bytes], deadline: float, drain: bool = False) -> bo
             if not chunk and drain:
                 return True
             reading = bool(chunk)
-            out.write(chunk)
+            out.write(shown(chunk))
             out.flush()
     return not drain and exited(popen.pid)
 

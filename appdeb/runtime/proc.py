@@ -11,6 +11,7 @@ run with their output relayed to the admin, go through `relay` here too.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import os
 import re
@@ -88,9 +89,9 @@ class Runner:
                                 stderr=subprocess.STDOUT, start_new_session=True, cwd=cwd, env=env,
                                 preexec_fn=preexec_fn)
         assert proc.stdout is not None
-        out, fd = sys.stdout.buffer, proc.stdout.fileno()
+        out, fd, shown = sys.stdout.buffer, proc.stdout.fileno(), printable_stream()
         for chunk in iter(lambda: os.read(fd, 65536), b""):
-            out.write(chunk)
+            out.write(shown(chunk))
             out.flush()
         return proc.wait()
 
@@ -119,11 +120,12 @@ class Runner:
                 os.close(fd)
         assert popen.stdout is not None
         with popen.stdout:
-            ended = relay_until(popen, time.monotonic() + seconds)
+            shown = printable_stream()
+            ended = relay_until(popen, time.monotonic() + seconds, shown)
             if ended and scope:
                 popen.wait()  # a scope needs no zombie to hold its pid: reaped before its leftovers go
             stop_tree(self, popen.pid, scope, gently=not ended)
-            relay_until(popen, time.monotonic() + 2, drain=True)  # what they wrote before they died
+            relay_until(popen, time.monotonic() + 2, shown, drain=True)  # what they wrote before they died
         code = popen.wait()
         if not ended:
             raise TimedOut(seconds)
@@ -161,9 +163,18 @@ class Runner:
 def printable(line: bytes) -> str:
     """A line of untrusted output as text a terminal shows literally: C0/C1 controls and DEL (escape
     sequences, carriage returns) become \\xNN; tabs and the newline stay."""
-    text = line.decode(errors="backslashreplace")
+    return _visible(line.decode(errors="backslashreplace"))
+
+
+def _visible(text: str) -> str:
     return "".join(c if c in "\t\n" or not (ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F) else f"\\x{ord(c):02x}"
                    for c in text)
+
+
+def printable_stream() -> Callable[[bytes], bytes]:
+    """printable for output read in chunks (a character may be split between two)."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="backslashreplace")
+    return lambda chunk: _visible(decoder.decode(chunk)).encode()
 
 
 def _copy_printable(stream: IO[bytes] | None) -> None:
