@@ -8,11 +8,12 @@ import importlib.util
 import marshal
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from appdeb.build import bytecode
+from appdeb.build import bytecode, payload
 from appdeb.build.pipeline import BuildOptions, BuildResult, build
 from appdeb.build.targets import get_target
 
@@ -123,3 +124,34 @@ def test_the_interpreter_rule_is_a_build_input(tmp_path: Path) -> None:
         second = build(app, BuildOptions(out_dir=tmp_path / "out", source_date_epoch=EPOCH))
     assert not second.reused and second.sha256 != first.sha256
     assert not [n for n in _contents(second) if n.endswith(".pyc")]
+
+
+def test_the_segment_key_names_the_interpreter() -> None:
+    """The libraries' cached segment (and its byte code) belongs to one tree, path and interpreter."""
+    comp = bytecode.Compiler("/usr/bin/python3.11", "cpython-311", "a70d0d0a", "3.11.2", "/usr/bin/python3.11:1:2")
+    keys = {payload.segment_key("tree", "opt/a/lib"), payload.segment_key("tree", "opt/a/lib", comp),
+            payload.segment_key("tree", "opt/a/lib", replace(comp, version="3.11.4")),
+            payload.segment_key("tree", "opt/a/lib", replace(comp, stamp="/usr/bin/python3.11:1:3")),
+            payload.segment_key("tree", "opt/b/lib", comp), payload.segment_key("other", "opt/a/lib", comp)}
+    assert len(keys) == 6
+
+
+@needs_rule
+def test_the_libraries_are_compiled_once_and_their_cache_only_read(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APPDEB_CACHE", str(tmp_path / "cache"))
+    app = tmp_path / "app"
+    shutil.copytree(EXAMPLES / "flaskapp", app)
+    first = build(app, BuildOptions(out_dir=tmp_path / "one", source_date_epoch=EPOCH))
+    [compiled] = (tmp_path / "cache" / "payload").glob("*.pyc")
+    before = {p: p.stat().st_mtime_ns for p in compiled.rglob("*")}
+    calls: list[int] = []
+    real = bytecode.compile_sources
+    monkeypatch.setattr("appdeb.build.deb.compile_sources", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr("appdeb.build.payload.compile_sources", lambda *a, **k: calls.append(2) or real(*a, **k))
+    (app / "src" / "notes" / "web.py").write_text((app / "src" / "notes" / "web.py").read_text() + "# changed\n")
+    second = build(app, BuildOptions(out_dir=tmp_path / "two", source_date_epoch=EPOCH, build_number=2))
+    assert calls == [1]  # the app's sources only: the libraries' byte code came from the cache
+    assert {p: p.stat().st_mtime_ns for p in compiled.rglob("*")} == before
+    libs = [n for n in _contents(second) if "/lib/flask/__pycache__/" in n]
+    assert libs and {n: _contents(first)[n] for n in libs} == {n: _contents(second)[n] for n in libs}
