@@ -70,8 +70,9 @@ def _write_deb(plan: BuildPlan, files: dict[str, RenderedFile], inputs: Inputs, 
             for rel in app_files(inputs.app_dir, plan.spec.exclude)]
     rest += [rendered(p, f.content, f.mode, epoch) for p, f in files.items()
              if not p.startswith("DEBIAN/")]
-    if inputs.compiler is not None:
-        rest += app_byte_code(plan, rest, inputs.compiler, tmp)
+    compiled = app_byte_code(plan, rest, inputs.compiler, tmp) if inputs.compiler is not None else []
+    rest += compiled
+    unscanned = {e.path for e in compiled}  # byte code repeats its source's strings: the source is named
     entries = with_directories([*rest, Entry(prefix, "dir", 0o755, epoch)], epoch)
     if any(e.path.startswith(prefix + "/") for e in entries):
         raise AppdebError(f"the app's files or rendered files fall inside the vendored library directory /{prefix}")
@@ -87,7 +88,7 @@ def _write_deb(plan: BuildPlan, files: dict[str, RenderedFile], inputs: Inputs, 
     head = segment(plain[:at], head_seen, epoch)
     tail = segment([*plain[at + 1:], *sorted(links, key=lambda e: order(e.path))], tail_seen, epoch)
     hits = [BuildPathHit(p, line, n) for p, line, n in lib_hits]
-    for entry, data in [*head_seen, *tail_seen]:
+    for entry, data in [e for e in [*head_seen, *tail_seen] if e[0].path not in unscanned]:
         raw = entry.target.encode() if entry.kind == "link" else data
         raw = comment_free(raw) if entry.path in inputs.comments_ok else raw
         hits += [BuildPathHit(entry.path, 0 if entry.kind == "link" else line, n)

@@ -206,7 +206,8 @@ def _make_segment(lib: Path, prefix: str, tar: Path, needles: list[str],
     with os.fdopen(fd, "wb") as out:
         out.write(made.tar)  # type: ignore[arg-type]
     os.replace(tmp_name, tar)
-    hits = [(e.path, line, n) for e, data in seen for line, n in file_hits(data, needles)]
+    hits = [(e.path, line, n) for e, data in seen if "/__pycache__/" not in e.path  # a source names its own
+            for line, n in file_hits(data, needles)]
     links = tuple((e.path, e.target) for e in entries if e.kind == "link")
     return Segment(tar, made.tar_size, made.md5sums, made.size_kib, 0, made.headers, links=links), hits
 
