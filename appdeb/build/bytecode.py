@@ -106,6 +106,13 @@ def cached_name(package_path: str, tag: str) -> str:
     return f"{folder}/__pycache__/{name[:-3]}.{tag}.pyc"
 
 
+def in_test_suite(package_path: str, lib: str) -> bool:
+    """A library's test suite (a source under a directory named tests): it ships without byte code.
+    A running app does not import it, and it is half of numpy's and pandas' byte code (files to
+    write at every build and to unpack on every node); imported anyway, it compiles in memory."""
+    return "tests" in package_path[len(lib.strip("/")) + 1:].split("/")[:-1]
+
+
 def is_source(path: Path) -> bool:
     """A regular .py file (never a link: nothing outside the package is read through one)."""
     return path.name.endswith(".py") and len(path.name) > 3 and not path.is_symlink() and path.is_file()
@@ -139,6 +146,9 @@ def compile_staged(comp: Compiler, tree: Path, root: str, lib: str) -> None:
             full = Path(dirpath, name)
             if is_source(full):
                 path = full.relative_to(tree).as_posix()
-                (libraries if path.startswith(lib.lstrip("/") + "/") else rest).append((path, full))
+                if not path.startswith(lib.lstrip("/") + "/"):
+                    rest.append((path, full))
+                elif not in_test_suite(path, lib):
+                    libraries.append((path, full))
     compile_sources(comp, libraries, tree)
     compile_sources(comp, rest, tree)

@@ -22,12 +22,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from appdeb.build.bytecode import Compiler, compile_sources, is_source
+from appdeb.build.bytecode import Compiler, compile_sources, in_test_suite, is_source
 from appdeb.build.manifest import SKIPPED_IN_LIB, Entry, libraries
 from appdeb.build.stage import file_hits
 from appdeb.runner import filter_to, which
 
-FORMAT = "payload-5"  # bump when the bytes of a segment change for the same inputs
+FORMAT = "payload-6"  # bump when the bytes of a segment change for the same inputs
 ZSTD = ("zstd", "-3", "-T0", "-q", "-c")  # multi-threaded: the same bytes for any thread count, as dpkg-deb
 BLOCK, RECORD, CHUNK = 512, 10240, 1 << 20
 ONE_CALL = 128 << 10  # ZSTD_CStreamInSize(): dpkg-deb's read size
@@ -186,7 +186,8 @@ def _library_byte_code(lib: Path, prefix: str, dest: Path, compiler: Compiler) -
         dirnames[:] = [d for d in dirnames if d not in SKIPPED_IN_LIB]
         rel_dir = os.path.relpath(dirpath, lib)
         base = prefix if rel_dir == "." else f"{prefix}/{rel_dir}"
-        sources += [(f"{base}/{n}", Path(dirpath, n)) for n in filenames if is_source(Path(dirpath, n))]
+        sources += [(f"{base}/{n}", Path(dirpath, n)) for n in filenames
+                    if is_source(Path(dirpath, n)) and not in_test_suite(f"{base}/{n}", prefix)]
     compile_sources(compiler, sources, tmp, strip=prefix + "/")
     try:
         os.rename(tmp, dest)
