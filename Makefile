@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup install uninstall test lint unit e2e demo deb bench bench-serve bench-failsafe golden clean
+.PHONY: setup install uninstall test lint unit e2e demo deb bench bench-serve bench-install bench-failsafe golden clean
 PREFIX ?= /usr/local
 
 setup: $(VENV)/.installed
@@ -55,6 +55,11 @@ bench: setup
 SERVE_ARGS ?=
 bench-serve: setup
 	$(BIN)/python bench/serve.py $(SERVE_ARGS)
+
+# dpkg -i until the first HTTP 200 on a node (bench/install.py): INSTALL_ARGS e.g. --baseline REF, --big
+INSTALL_ARGS ?=
+bench-install: setup
+	$(BIN)/python bench/install.py $(INSTALL_ARGS)
 
 # The fail-safe server benchmark (docs/failsafe.md): every server × scenario on its own node, about
 # 70 minutes; results in build/failsafe/. Not part of `make test`. FAILSAFE_ARGS narrows it down.

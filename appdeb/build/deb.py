@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from appdeb.build.assemble import control_extras, deb_filename
+from appdeb.build.bytecode import Compiler, cached_name, compile_sources
 from appdeb.build.manifest import Entry, from_disk, order, rendered, with_directories
 from appdeb.build.payload import compressed_tar, library_segment, segment, write_data
 from appdeb.build.plan import BuildPlan
@@ -36,22 +37,48 @@ class Inputs:
     needles: list[str]  # build-machine paths that must not ship
     made_now: list[str]  # and those made by this build, which the cached libraries cannot contain
     comments_ok: frozenset[str]  # requirements files, whose comments are not checked
+    compiler: Compiler | None = None  # compiles the byte code that ships (bytecode.py), if any
 
 
 def write_deb(plan: BuildPlan, files: dict[str, RenderedFile], inputs: Inputs, out_dir: Path, cache: Path) -> Path:
     """Write the .deb into out_dir atomically (temporary name, then rename)."""
+    with tempfile.TemporaryDirectory(prefix="appdeb-deb-") as tmp:
+        return _write_deb(plan, files, inputs, out_dir, cache, Path(tmp))
+
+
+def app_byte_code(plan: BuildPlan, entries: list[Entry], compiler: Compiler, tmp: Path) -> list[Entry]:
+    """Byte code of the app's and appdeb's own sources under /opt/PKG (libraries aside), compiled into tmp."""
+    root, lib = plan.paths.root[1:] + "/", plan.paths.lib[1:] + "/"
+    sources = []
+    for e in entries:
+        if e.kind == "file" and e.path.startswith(root) and not e.path.startswith(lib) and e.path.endswith(".py") \
+                and len(e.path.rpartition("/")[2]) > 3:
+            if e.source is None:  # rendered: compiled from a copy of its bytes
+                (tmp / "src" / e.path).parent.mkdir(parents=True, exist_ok=True)
+                (tmp / "src" / e.path).write_bytes(e.data())
+            sources.append((e.path, e.source or tmp / "src" / e.path))
+    compile_sources(compiler, sources, tmp / "pyc")
+    made = [cached_name(path, compiler.tag) for path, _ in sources]
+    return [from_disk(pyc, tmp / "pyc" / pyc, plan.source_date_epoch) for pyc in made if (tmp / "pyc" / pyc).is_file()]
+
+
+def _write_deb(plan: BuildPlan, files: dict[str, RenderedFile], inputs: Inputs, out_dir: Path, cache: Path,
+               tmp: Path) -> Path:
     epoch, prefix = plan.source_date_epoch, plan.paths.lib[1:]
     control = {p[len("DEBIAN/"):]: f for p, f in files.items() if p.startswith("DEBIAN/")}
     rest = [from_disk(f"{plan.paths.app[1:]}/{rel.as_posix()}", inputs.app_dir / rel, epoch)
             for rel in app_files(inputs.app_dir, plan.spec.exclude)]
     rest += [rendered(p, f.content, f.mode, epoch) for p, f in files.items()
              if not p.startswith("DEBIAN/")]
+    compiled = app_byte_code(plan, rest, inputs.compiler, tmp) if inputs.compiler is not None else []
+    rest += compiled
+    unscanned = {e.path for e in compiled}  # byte code repeats its source's strings: the source is named
     entries = with_directories([*rest, Entry(prefix, "dir", 0o755, epoch)], epoch)
     if any(e.path.startswith(prefix + "/") for e in entries):
         raise AppdebError(f"the app's files or rendered files fall inside the vendored library directory /{prefix}")
     needles = sorted({n for n in [*inputs.needles, *inputs.made_now] if n and n != "/"}, key=len, reverse=True)
     lib, lib_hits = library_segment(inputs.lib, inputs.vendor_key, prefix, cache,
-                                    [n for n in needles if n not in inputs.made_now])
+                                    [n for n in needles if n not in inputs.made_now], inputs.compiler)
     # dpkg-deb's order: directories and files, then every symbolic link
     plain = [e for e in entries if e.kind != "link"]
     links = [e for e in entries if e.kind == "link"] + [Entry(p, "link", 0o777, epoch, target=t) for p, t in lib.links]
@@ -61,7 +88,7 @@ def write_deb(plan: BuildPlan, files: dict[str, RenderedFile], inputs: Inputs, o
     head = segment(plain[:at], head_seen, epoch)
     tail = segment([*plain[at + 1:], *sorted(links, key=lambda e: order(e.path))], tail_seen, epoch)
     hits = [BuildPathHit(p, line, n) for p, line, n in lib_hits]
-    for entry, data in [*head_seen, *tail_seen]:
+    for entry, data in [e for e in [*head_seen, *tail_seen] if e[0].path not in unscanned]:
         raw = entry.target.encode() if entry.kind == "link" else data
         raw = comment_free(raw) if entry.path in inputs.comments_ok else raw
         hits += [BuildPathHit(entry.path, 0 if entry.kind == "link" else line, n)
@@ -70,11 +97,10 @@ def write_deb(plan: BuildPlan, files: dict[str, RenderedFile], inputs: Inputs, o
     parts = (head, lib, tail)
     sums = sorted(row for p in parts for row in p.md5sums)
     size_kib = sum(p.size_kib for p in parts) + 1  # + DEBIAN, as dpkg-deb's staged tree counted it
-    with tempfile.TemporaryDirectory(prefix="appdeb-deb-") as tmp:
-        control_tar, data_tar = Path(tmp) / "control.tar.zst", Path(tmp) / "data.tar.zst"
-        _control_tar(control, sums, size_kib, epoch, control_tar)
-        write_data([(head, epoch), (lib, epoch), (tail, epoch)], data_tar)
-        return _write_ar(plan, out_dir, control_tar, data_tar)
+    control_tar, data_tar = tmp / "control.tar.zst", tmp / "data.tar.zst"
+    _control_tar(control, sums, size_kib, epoch, control_tar)
+    write_data([(head, epoch), (lib, epoch), (tail, epoch)], data_tar)
+    return _write_ar(plan, out_dir, control_tar, data_tar)
 
 
 def _control_tar(control: dict[str, RenderedFile], sums: list[tuple[str, str]], size_kib: int, epoch: int,

@@ -92,12 +92,17 @@ def rendered(package_path: str, content: bytes, mode: int, mtime: int) -> Entry:
     return Entry(package_path, "file", 0o755 if mode & 0o111 else 0o644, mtime, content=content)
 
 
-def libraries(lib: Path, prefix: str, mtime: int) -> Iterator[Entry]:
-    """The cached library tree under prefix (its directory first), byte code and uv's .lock left out."""
+def libraries(lib: Path, prefix: str, mtime: int, byte_code: Path | None = None) -> Iterator[Entry]:
+    """The cached library tree under prefix (its directory first), its byte code and uv's .lock left out;
+    byte_code: a tree of the same shape holding only __pycache__ directories, whose files ship instead."""
     yield Entry(prefix, "dir", 0o755, mtime)
     for dirpath, dirnames, filenames in os.walk(lib):
         rel_dir = os.path.relpath(dirpath, lib)
         base = prefix if rel_dir == "." else f"{prefix}/{rel_dir}"
+        compiled = byte_code / rel_dir / "__pycache__" if byte_code is not None else None
+        if compiled is not None and compiled.is_dir() and not compiled.is_symlink():
+            yield Entry(f"{base}/__pycache__", "dir", 0o755, mtime)
+            yield from (from_disk(f"{base}/__pycache__/{n}", compiled / n, mtime) for n in sorted(os.listdir(compiled)))
         dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_IN_LIB)
         names = sorted(dirnames + [f for f in filenames if not f.endswith(".pyc")
                                    and not (rel_dir == "." and f == ".lock")])

@@ -15,17 +15,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tarfile
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from appdeb.build.manifest import Entry, libraries
+from appdeb.build.bytecode import Compiler, compile_sources, in_test_suite, is_source
+from appdeb.build.manifest import SKIPPED_IN_LIB, Entry, libraries
 from appdeb.build.stage import file_hits
 from appdeb.runner import filter_to, which
 
-FORMAT = "payload-4"  # bump when the bytes of a segment change for the same inputs
+FORMAT = "payload-6"  # bump when the bytes of a segment change for the same inputs
 ZSTD = ("zstd", "-3", "-T0", "-q", "-c")  # multi-threaded: the same bytes for any thread count, as dpkg-deb
 BLOCK, RECORD, CHUNK = 512, 10240, 1 << 20
 ONE_CALL = 128 << 10  # ZSTD_CStreamInSize(): dpkg-deb's read size
@@ -141,22 +143,26 @@ def _raw(seg: Segment) -> Iterator[bytes]:
         yield from iter(lambda: f.read(CHUNK), b"")
 
 
-def segment_key(vendor_key: str, prefix: str) -> str:
-    return hashlib.sha256(f"{FORMAT}\0{vendor_key}\0{prefix}".encode()).hexdigest()[:32]
+def segment_key(vendor_key: str, prefix: str, compiler: Compiler | None = None) -> str:
+    """The segment's name: the vendored tree, its path, and the interpreter that compiled its byte code."""
+    who = f"{compiler.stamp}\0{compiler.version}\0{compiler.magic}" if compiler else ""
+    return hashlib.sha256(f"{FORMAT}\0{vendor_key}\0{prefix}\0{who}".encode()).hexdigest()[:32]
 
 
-def library_segment(lib: Path, vendor_key: str, prefix: str, cache: Path,
-                    needles: list[str]) -> tuple[Segment, list[tuple[str, int, str]]]:
+def library_segment(lib: Path, vendor_key: str, prefix: str, cache: Path, needles: list[str],
+                    compiler: Compiler | None = None) -> tuple[Segment, list[tuple[str, int, str]]]:
     """The libraries' cached segment (made on first use), and any build paths found in them.
 
     Only the cache's files are read; nothing under lib is ever written. The files are scanned for a
-    needle once; needles found nowhere are remembered with the segment.
+    needle once; needles found nowhere are remembered with the segment. With a compiler, the
+    segment holds the libraries' byte code too, compiled once into KEY.pyc beside it.
     """
-    key = segment_key(vendor_key, prefix)
+    key = segment_key(vendor_key, prefix, compiler)
     tar, meta_file = cache / f"{key}.tar", cache / f"{key}.json"
     seg = _read_meta(meta_file, tar) if tar.is_file() else None
     if seg is None:
-        seg, hits = _make_segment(lib, prefix, tar, needles)
+        byte_code = _library_byte_code(lib, prefix, cache / f"{key}.pyc", compiler) if compiler else None
+        seg, hits = _make_segment(lib, prefix, tar, needles, byte_code)
         known: frozenset[str] = frozenset()
     else:
         known = seg.needles_clean
@@ -169,17 +175,40 @@ def library_segment(lib: Path, vendor_key: str, prefix: str, cache: Path,
     return seg, hits
 
 
-def _make_segment(lib: Path, prefix: str, tar: Path, needles: list[str]) -> tuple[Segment, list[tuple[str, int, str]]]:
+def _library_byte_code(lib: Path, prefix: str, dest: Path, compiler: Compiler) -> Path:
+    """The libraries' byte code in a tree of their shape (made once, under a temporary name first)."""
+    if dest.is_dir():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    sources = []
+    for dirpath, dirnames, filenames in os.walk(lib):
+        dirnames[:] = [d for d in dirnames if d not in SKIPPED_IN_LIB]
+        rel_dir = os.path.relpath(dirpath, lib)
+        base = prefix if rel_dir == "." else f"{prefix}/{rel_dir}"
+        sources += [(f"{base}/{n}", Path(dirpath, n)) for n in filenames
+                    if is_source(Path(dirpath, n)) and not in_test_suite(f"{base}/{n}", prefix)]
+    compile_sources(compiler, sources, tmp, strip=prefix + "/")
+    try:
+        os.rename(tmp, dest)
+    except OSError:  # another build made it meanwhile: the same bytes
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def _make_segment(lib: Path, prefix: str, tar: Path, needles: list[str],
+                  byte_code: Path | None = None) -> tuple[Segment, list[tuple[str, int, str]]]:
     """Members of the libraries' directories and files; their links go with the archive's tail."""
     tar.parent.mkdir(parents=True, exist_ok=True)
     seen: list[tuple[Entry, bytes]] = []
-    entries = sorted(libraries(lib, prefix, 0), key=lambda e: tuple(e.path.split("/")))
+    entries = sorted(libraries(lib, prefix, 0, byte_code), key=lambda e: tuple(e.path.split("/")))
     made = segment([e for e in entries if e.kind != "link"], seen, 0)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{tar.name}.", dir=tar.parent)
     with os.fdopen(fd, "wb") as out:
         out.write(made.tar)  # type: ignore[arg-type]
     os.replace(tmp_name, tar)
-    hits = [(e.path, line, n) for e, data in seen for line, n in file_hits(data, needles)]
+    hits = [(e.path, line, n) for e, data in seen if "/__pycache__/" not in e.path  # a source names its own
+            for line, n in file_hits(data, needles)]
     links = tuple((e.path, e.target) for e in entries if e.kind == "link")
     return Segment(tar, made.tar_size, made.md5sums, made.size_kib, 0, made.headers, links=links), hits
 

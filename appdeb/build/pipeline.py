@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from appdeb import __version__
+from appdeb.build.bytecode import stamp as bytecode_stamp
 from appdeb.build.plan import BuildPlan, make_plan, with_vendor
 from appdeb.build.shipped import shipped_sources, template_dir
 from appdeb.build.spec import BUILD_COMMAND, AppSpec
@@ -109,12 +110,13 @@ def _build_checking_name(plan: BuildPlan, app_dir: Path, out_dir: Path, fingerpr
 def _build(plan: BuildPlan, app_dir: Path, out_dir: Path, fingerprint: str, report: Reporter) -> BuildResult:
     """The real work, only when something changed (its modules are imported only then)."""
     from appdeb.build.assemble import assemble
+    from appdeb.build.bytecode import MARK, compile_staged, compiler
     from appdeb.build.deb import Inputs, write_deb
     from appdeb.build.entrypoints import console_scripts
     from appdeb.build.interface import check_interface
     from appdeb.build.payload import available as payload_available
-    from appdeb.build.render import render
-    from appdeb.build.stage import refuse_build_paths, requirement_files, stage
+    from appdeb.build.render import RenderedFile, render
+    from appdeb.build.stage import normalize, refuse_build_paths, requirement_files, stage
     from appdeb.build.vendor import cache_root, vendor
     from appdeb.files import sha256_of
 
@@ -123,6 +125,9 @@ def _build(plan: BuildPlan, app_dir: Path, out_dir: Path, fingerprint: str, repo
     plan = with_vendor(plan, binary_dists=vendored.binary_dists, vendored=vendored.dists,
                        console_scripts=console_scripts(vendored.lib), glibc=vendored.glibc)
     files = render(plan)
+    comp = compiler(plan.target)
+    if comp is not None:  # the package ships byte code: which interpreter compiled it (postinst reads it)
+        files[f"{plan.paths.runtime[1:]}/{MARK}"] = RenderedFile(comp.mark())
     with tempfile.TemporaryDirectory(prefix="appdeb-stage-") as tmp:
         shipped = plan
         if plan.spec.command(BUILD_COMMAND) is not None:
@@ -136,7 +141,7 @@ def _build(plan: BuildPlan, app_dir: Path, out_dir: Path, fingerprint: str, repo
         if plan.compression == "zstd" and payload_available():
             report("writing the package (zstd)")
             inputs = Inputs(shipped.spec.app_dir, vendored.lib, vendored.tree,
-                            [str(app_dir), str(cache_root()), str(out_dir)], [tmp], requirement_files(plan))
+                            [str(app_dir), str(cache_root()), str(out_dir)], [tmp], requirement_files(plan), comp)
             deb = write_deb(shipped, files, inputs, out_dir, cache_root() / "payload")
         else:
             report("staging")
@@ -144,6 +149,10 @@ def _build(plan: BuildPlan, app_dir: Path, out_dir: Path, fingerprint: str, repo
             stage(shipped, vendored.lib, files, tree)
             refuse_build_paths(tree, [tmp, str(tree), str(app_dir), str(cache_root()), str(out_dir)],
                                requirement_files(plan))
+            if comp is not None:  # after the build-path check: byte code repeats its sources' strings
+                report(f"byte-compiling with {comp.program}")
+                compile_staged(comp, tree, plan.paths.root, plan.paths.lib)
+                normalize(tree, plan.source_date_epoch)
             report(f"compressing ({plan.compression})")
             deb = assemble(plan, tree, out_dir)
     result = BuildResult(deb, plan.package, plan.version, plan.architecture, sha256_of(deb), deb.stat().st_size,
@@ -159,6 +168,7 @@ def _fingerprint(plan: BuildPlan, options: BuildOptions) -> str:
              f"{plan.source_date_epoch}\0{options.instance}".encode())
     for name, source in shipped_sources().items():
         h.update(name.encode() + b"\0" + source)
+    h.update(f"\0{bytecode_stamp(plan.target)}\0".encode())  # an interpreter appearing or going changes the .deb
     for path in sorted(template_dir().iterdir()):
         h.update(path.name.encode() + path.read_bytes())
     for rel in _inputs(plan.spec.app_dir, plan.spec):

@@ -3,6 +3,11 @@
 A unit that fails a moment after it started (a worker whose command is not found, an app that
 cannot import) looks "active" right after `systemctl restart`; verify waits until each unit has
 been up for a little while, and reports a down unit with its exit status and its journal's tail.
+A unit may prove sooner that it has started: a socket by listening, the web unit by answering its
+health path (a worker loaded the app), a process unit by having been up QUIET_AFTER with its main
+process asleep and no longer using the CPU (its start-up, imports included, is over; what fails
+later fails as before: the unit goes down, and the next verify reports it). A unit that keeps
+busy waits the whole SETTLE, as every unit did before.
 """
 
 from __future__ import annotations
@@ -10,12 +15,19 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Callable
 
 from . import proc
 from .app import AppPackage
 
-SETTLE = 2.5  # seconds a unit must have been active to count as running
-PROPS = ("ActiveState", "SubState", "Result", "ExecMainCode", "ExecMainStatus", "ActiveEnterTimestampMonotonic")
+SETTLE = 2.5  # seconds a unit must have been active to count as running (unless it proved it sooner)
+QUIET_AFTER = 0.5  # a process unit up this long whose processes have gone quiet has started
+QUIET_WINDOW = 0.3  # seconds over which "quiet" is judged
+QUIET_SHARE = 0.05  # quiet: at most this share of one CPU used over the window (one clock tick)
+POLL = 0.1
+PROPS = ("ActiveState", "SubState", "Result", "ExecMainCode", "ExecMainStatus", "ActiveEnterTimestampMonotonic",
+         "MainPID")
+Ready = Callable[[dict[str, str], float], bool]  # (properties, seconds up) → the unit proved it has started
 EXIT_MEANINGS = {"127": "command not found", "126": "command not executable", "203": "the program could not be "
                  "executed", "1": "the app exited with an error", "3": "gunicorn: the app could not be loaded"}
 
@@ -25,16 +37,58 @@ def props(name: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
-def settled(name: str, timeout: float = 45) -> dict[str, str]:
-    """The unit's properties once it is neither starting nor just started."""
+def settled(name: str, timeout: float = 45, ready: Ready | None = None) -> dict[str, str]:
+    """The unit's properties once it is neither starting nor just started (nor proved ready)."""
     deadline = time.monotonic() + timeout
     while True:
         p = props(name)
-        entered = int(p.get("ActiveEnterTimestampMonotonic") or 0) / 1e6
-        young = p.get("ActiveState") == "active" and time.monotonic() - entered < SETTLE
-        if not (young or p.get("ActiveState") in ("activating", "deactivating")) or time.monotonic() > deadline:
+        up = time.monotonic() - int(p.get("ActiveEnterTimestampMonotonic") or 0) / 1e6
+        active = p.get("ActiveState") == "active"
+        if active and (up >= SETTLE or (ready is not None and ready(p, up))):
             return p
-        time.sleep(0.3)
+        if not active and p.get("ActiveState") not in ("activating", "deactivating"):
+            return p
+        if time.monotonic() > deadline:
+            return p
+        time.sleep(POLL)
+
+
+class Quiet:
+    """Ready for a process unit: up QUIET_AFTER, and its main process asleep and almost without CPU
+    time over QUIET_WINDOW (read from /proc: CPU accounting is not on everywhere)."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, int]] = []
+
+    def __call__(self, p: dict[str, str], up: float) -> bool:
+        used = cpu_ticks(p.get("MainPID", ""))
+        if used is None:
+            self.samples.clear()  # running, or gone: nothing to judge
+            return False
+        now = time.monotonic()
+        self.samples.append((now, used))
+        old = [s for s in self.samples if now - s[0] >= QUIET_WINDOW]
+        if up < QUIET_AFTER or not old or used == 0:
+            return False
+        then, before = old[-1]
+        return (used - before) / TICKS <= QUIET_SHARE * (now - then)
+
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ticks(pid: str) -> int | None:
+    """The CPU time (user + system, in clock ticks) of a sleeping process; None if it runs or is gone."""
+    if not pid.isdigit() or pid == "0":
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    if fields[0] != "S":  # R: running, D: waiting for the disk (reading its modules), Z: exited
+        return None
+    return int(fields[11]) + int(fields[12])
 
 
 def _policy_denies(unit: str) -> bool:
@@ -76,14 +130,27 @@ def app_error(log: list[str]) -> list[str]:
     return [*([frame] if frame else []), log[at]]
 
 
-def unit_problems(app: AppPackage) -> list[str]:
-    """Every enabled service and socket of the package must run (unless the admin or policy-rc.d said no)."""
+def readiness(kind: str, web_answers: Callable[[], bool] | None) -> Ready | None:
+    """How a unit of this kind proves it has started before SETTLE (None: it does not)."""
+    if kind == "socket":
+        return lambda p, up: True  # active: systemd listens on it
+    if kind == "web" and web_answers is not None:
+        return lambda p, up: web_answers()
+    if kind == "process":
+        return Quiet()
+    return None
+
+
+def unit_problems(app: AppPackage, web_answers: Callable[[], bool] | None = None) -> list[str]:
+    """Every enabled service and socket of the package must run (unless the admin or policy-rc.d said no).
+
+    web_answers: whether the web process answers its health path now (the web unit's proof)."""
     problems = []
     for unit in app.contract.units:
         name = unit.name
         if not unit.enabled or not name.endswith((".service", ".socket")):
             continue
-        p = settled(name)
+        p = settled(name, ready=readiness(unit.kind, web_answers))
         if p.get("ActiveState") == "active":
             continue
         # like deb-systemd-invoke: a unit the admin disabled, or policy-rc.d forbids, is not started

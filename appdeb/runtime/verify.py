@@ -62,6 +62,14 @@ def check_web(port: int, deadline: float, host: str | None = None, path: str = "
         time.sleep(0.3)
 
 
+def answers(port: int, path: str, timeout: float = 1.0) -> bool:
+    """Whether the web process answers GET path now (below 500): the web unit's proof that it started."""
+    try:
+        return _within(time.monotonic() + timeout + 0.5, partial(_status, port, None, timeout, path)) < 500
+    except (OSError, http.client.HTTPException):
+        return False
+
+
 def verify_problems(app: AppPackage) -> list[str]:
     """appdeb's own checks: python, required settings, running units, the web answering."""
     problems = []
@@ -74,9 +82,9 @@ def verify_problems(app: AppPackage) -> list[str]:
     if missing:
         problems.append(f"required settings missing in {app.paths.settings}: {', '.join(missing)}")
     problems.extend(app.wiring().check(app))
-    if proc.systemd_running() and not app.dev:
-        problems.extend(unit_problems(app))
     web = app.contract.web
+    if proc.systemd_running() and not app.dev:
+        problems.extend(unit_problems(app, partial(answers, web.port, web.health) if web else None))
     web_unit = next((u.name for u in app.contract.units if u.kind == "web"), None)
     if web and web_unit and not problems and (app.dev or proc.systemctl("is-active", "--quiet", web_unit) == 0):
         why = check_web(web.port, time.monotonic() + 20, path=web.health)
