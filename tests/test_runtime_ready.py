@@ -92,3 +92,27 @@ def test_a_failing_web_unit_is_not_taken_for_ready(tmp_path: Path) -> None:
         mp.setattr(units, "POLL", 0.0)
         p = units.settled(web, ready=units.readiness("web", lambda: asked.append("GET") is None))
     assert p["ActiveState"] == "failed" and asked == []
+
+
+def test_a_sleeping_master_whose_child_still_works_has_not_started(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   spinner: subprocess.Popen[bytes]) -> None:
+    """A prefork master waits while its worker still imports: the unit's cgroup, not MainPID, is judged."""
+    master = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        group = tmp_path / "system.slice" / "app-worker.service"
+        group.mkdir(parents=True)
+        (group / "cgroup.procs").write_text(f"{master.pid}\n{spinner.pid}\n")
+        monkeypatch.setattr(units, "CGROUP_ROOT", str(tmp_path))
+        time.sleep(0.5)
+        p = {"MainPID": str(master.pid), "ControlGroup": "/system.slice/app-worker.service"}
+        quiet, answers = units.Quiet(), []
+        for _ in range(4):
+            answers.append(quiet(p, units.QUIET_AFTER + 1))
+            time.sleep(units.QUIET_WINDOW / 2)
+        assert not any(answers)  # the master alone would have been judged quiet
+        assert _judge(master.pid, up=units.QUIET_AFTER + 1)
+        (group / "cgroup.procs").write_text(f"{master.pid}\n")  # the worker is done with its start
+        assert units.unit_cpu_ticks(p) is not None
+    finally:
+        master.kill()
+        master.wait()

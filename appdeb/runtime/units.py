@@ -12,6 +12,7 @@ busy waits the whole SETTLE, as every unit did before.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -26,7 +27,7 @@ QUIET_WINDOW = 0.3  # seconds over which "quiet" is judged
 QUIET_SHARE = 0.05  # quiet: at most this share of one CPU used over the window (one clock tick)
 POLL = 0.1
 PROPS = ("ActiveState", "SubState", "Result", "ExecMainCode", "ExecMainStatus", "ActiveEnterTimestampMonotonic",
-         "MainPID")
+         "MainPID", "ControlGroup")
 Ready = Callable[[dict[str, str], float], bool]  # (properties, seconds up) → the unit proved it has started
 EXIT_MEANINGS = {"127": "command not found", "126": "command not executable", "203": "the program could not be "
                  "executed", "1": "the app exited with an error", "3": "gunicorn: the app could not be loaded"}
@@ -54,14 +55,15 @@ def settled(name: str, timeout: float = 45, ready: Ready | None = None) -> dict[
 
 
 class Quiet:
-    """Ready for a process unit: up QUIET_AFTER, and its main process asleep and almost without CPU
-    time over QUIET_WINDOW (read from /proc: CPU accounting is not on everywhere)."""
+    """Ready for a process unit: up QUIET_AFTER, and every process of it (its cgroup's: a prefork
+    master sleeps while its children still import) asleep and almost without CPU time over
+    QUIET_WINDOW (read from /proc: CPU accounting is not on everywhere)."""
 
     def __init__(self) -> None:
         self.samples: list[tuple[float, int]] = []
 
     def __call__(self, p: dict[str, str], up: float) -> bool:
-        used = cpu_ticks(p.get("MainPID", ""))
+        used = unit_cpu_ticks(p)
         if used is None:
             self.samples.clear()  # running, or gone: nothing to judge
             return False
@@ -75,6 +77,18 @@ class Quiet:
 
 
 TICKS = os.sysconf("SC_CLK_TCK")
+CGROUP_ROOT = "/sys/fs/cgroup"  # the unified hierarchy, as on every node
+
+
+def unit_cpu_ticks(p: dict[str, str]) -> int | None:
+    """The CPU time of all the unit's processes if every one sleeps (else None); MainPID alone if its
+    cgroup cannot be read."""
+    group, pids = p.get("ControlGroup", ""), [p.get("MainPID", "")]
+    if group.startswith("/") and group != "/":
+        with contextlib.suppress(OSError), open(f"{CGROUP_ROOT}{group}/cgroup.procs", encoding="ascii") as f:
+            pids = f.read().split() or pids
+    ticks = [cpu_ticks(pid) for pid in pids]
+    return None if None in ticks else sum(t for t in ticks if t is not None)
 
 
 def cpu_ticks(pid: str) -> int | None:
