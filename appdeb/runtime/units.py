@@ -4,15 +4,13 @@ A unit that fails a moment after it started (a worker whose command is not found
 cannot import) looks "active" right after `systemctl restart`; verify waits until each unit has
 been up for a little while, and reports a down unit with its exit status and its journal's tail.
 A unit may prove sooner that it has started: a socket by listening, the web unit by answering its
-health path (a worker loaded the app), a process unit by having been up QUIET_AFTER with its main
-process asleep and no longer using the CPU (its start-up, imports included, is over; what fails
-later fails as before: the unit goes down, and the next verify reports it). A unit that keeps
-busy waits the whole SETTLE, as every unit did before.
+health path (a worker loaded the app). A process unit has no such proof: being quiet a moment after
+its start says nothing of a worker that gives up on its database a second later, so it waits the
+whole SETTLE (the web already serves meanwhile: verify delays dpkg's return, not the first answer).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import time
@@ -22,12 +20,8 @@ from . import proc
 from .app import AppPackage
 
 SETTLE = 2.5  # seconds a unit must have been active to count as running (unless it proved it sooner)
-QUIET_AFTER = 0.5  # a process unit up this long whose processes have gone quiet has started
-QUIET_WINDOW = 0.3  # seconds over which "quiet" is judged
-QUIET_SHARE = 0.05  # quiet: at most this share of one CPU used over the window (one clock tick)
 POLL = 0.1
-PROPS = ("ActiveState", "SubState", "Result", "ExecMainCode", "ExecMainStatus", "ActiveEnterTimestampMonotonic",
-         "MainPID", "ControlGroup")
+PROPS = ("ActiveState", "SubState", "Result", "ExecMainCode", "ExecMainStatus", "ActiveEnterTimestampMonotonic")
 Ready = Callable[[dict[str, str], float], bool]  # (properties, seconds up) → the unit proved it has started
 EXIT_MEANINGS = {"127": "command not found", "126": "command not executable", "203": "the program could not be "
                  "executed", "1": "the app exited with an error", "3": "gunicorn: the app could not be loaded"}
@@ -52,57 +46,6 @@ def settled(name: str, timeout: float = 45, ready: Ready | None = None) -> dict[
         if time.monotonic() > deadline:
             return p
         time.sleep(POLL)
-
-
-class Quiet:
-    """Ready for a process unit: up QUIET_AFTER, and every process of it (its cgroup's: a prefork
-    master sleeps while its children still import) asleep and almost without CPU time over
-    QUIET_WINDOW (read from /proc: CPU accounting is not on everywhere)."""
-
-    def __init__(self) -> None:
-        self.samples: list[tuple[float, int]] = []
-
-    def __call__(self, p: dict[str, str], up: float) -> bool:
-        used = unit_cpu_ticks(p)
-        if used is None:
-            self.samples.clear()  # running, or gone: nothing to judge
-            return False
-        now = time.monotonic()
-        self.samples.append((now, used))
-        old = [s for s in self.samples if now - s[0] >= QUIET_WINDOW]
-        if up < QUIET_AFTER or not old or used == 0:
-            return False
-        then, before = old[-1]
-        return (used - before) / TICKS <= QUIET_SHARE * (now - then)
-
-
-TICKS = os.sysconf("SC_CLK_TCK")
-CGROUP_ROOT = "/sys/fs/cgroup"  # the unified hierarchy, as on every node
-
-
-def unit_cpu_ticks(p: dict[str, str]) -> int | None:
-    """The CPU time of all the unit's processes if every one sleeps (else None); MainPID alone if its
-    cgroup cannot be read."""
-    group, pids = p.get("ControlGroup", ""), [p.get("MainPID", "")]
-    if group.startswith("/") and group != "/":
-        with contextlib.suppress(OSError), open(f"{CGROUP_ROOT}{group}/cgroup.procs", encoding="ascii") as f:
-            pids = f.read().split() or pids
-    ticks = [cpu_ticks(pid) for pid in pids]
-    return None if None in ticks else sum(t for t in ticks if t is not None)
-
-
-def cpu_ticks(pid: str) -> int | None:
-    """The CPU time (user + system, in clock ticks) of a sleeping process; None if it runs or is gone."""
-    if not pid.isdigit() or pid == "0":
-        return None
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    if fields[0] != "S":  # R: running, D: waiting for the disk (reading its modules), Z: exited
-        return None
-    return int(fields[11]) + int(fields[12])
 
 
 def _policy_denies(unit: str) -> bool:
@@ -150,8 +93,6 @@ def readiness(kind: str, web_answers: Callable[[], bool] | None) -> Ready | None
         return lambda p, up: True  # active: systemd listens on it
     if kind == "web" and web_answers is not None:
         return lambda p, up: web_answers()
-    if kind == "process":
-        return Quiet()
     return None
 
 
