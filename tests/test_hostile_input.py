@@ -268,6 +268,8 @@ def test_templates_refuse_a_value_the_validator_missed(tmp_path: Path, changes: 
     (lambda app: (app / "keys").symlink_to("/root/.ssh"), "a symbolic link to '/root/.ssh', outside the app"),
     (lambda app: (app / "up").symlink_to("../../etc"), "a symbolic link to '../../etc', outside the app"),
     (lambda app: (app / "static" / "x").symlink_to("../../x"), "outside the app"),
+    (lambda app: [(app / "same").symlink_to("."), (app / "esc").symlink_to("same/.."),
+                  (app / "conf").symlink_to("esc/etc")], "a symbolic link to 'esc/etc', outside the app"),
     (lambda app: (app / "bad\nname.txt").write_text("x"), "contains a line break"),
     (lambda app: Path(os.fsdecode(bytes(app / "caf") + b"\xe9.txt")).write_text("x"), "is not UTF-8"),
 ])

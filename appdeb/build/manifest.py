@@ -70,9 +70,19 @@ def refuse_unpackable(rel: str, full: Path, confine: bool) -> None:
             raise AppdebError(f"{shown}: its {what} contains a line break: rename it")
     if confine and target is not None:
         where = os.path.normpath(os.path.join(os.path.dirname(rel), target))
-        if os.path.isabs(target) or where == ".." or where.startswith("../"):
+        if os.path.isabs(target) or where == ".." or where.startswith("../") or not _resolves_inside(rel, full):
             raise AppdebError(f"{shown}: a symbolic link to {target!r}, outside the app: a package may only "
                               "link inside itself (make it relative, or ship a copy of the file)")
+
+
+def _resolves_inside(rel: str, full: Path) -> bool:
+    """Does the link, followed through every link it meets (all of them the app's own), end in the app?
+    A chain of links that each read as inside (`same -> .`, `up -> same/..`) can still climb out."""
+    root = full
+    for _ in Path(rel).parts:
+        root = root.parent
+    base, real = os.path.realpath(root), os.path.realpath(full)
+    return real == base or real.startswith(base + os.sep)
 
 
 def order(path: str) -> tuple[str, ...]:
