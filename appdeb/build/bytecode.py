@@ -46,7 +46,12 @@ for source, cfile, dfile in json.load(sys.stdin):
         pass  # it ships without byte code, as compileall on the node leaves it
 """
 # the compiling interpreter sees none of the builder's PYTHON* settings that could change its output
-ENV = {"PYTHONHASHSEED": "0", "PYTHONPATH": "", "PYTHONOPTIMIZE": "", "PYTHONSTARTUP": "", "PYTHONHOME": ""}
+# (PYTHONNODEBUGRANGES, PYTHONINTMAXSTRDIGITS, …: python reads an empty value as unset); a fixed seed
+FIXED = {"PYTHONHASHSEED": "0", "PYTHONPATH": "", "PYTHONOPTIMIZE": "", "PYTHONSTARTUP": "", "PYTHONHOME": ""}
+
+
+def compile_env() -> dict[str, str]:
+    return {**{key: "" for key in os.environ if key.startswith("PYTHON")}, **FIXED}
 
 
 @dataclass(frozen=True)
@@ -93,7 +98,7 @@ def compiler(target: Target) -> Compiler | None:
 
 @cache
 def _probe(program: str, python: str, identity: str) -> Compiler | None:
-    done = run([program, "-s", "-S", "-c", PROBE], env=ENV, check=False, cwd=Path("/"))
+    done = run([program, "-s", "-S", "-c", PROBE], env=compile_env(), check=False, cwd=Path("/"))
     parts = done.stdout.split()
     if done.returncode != 0 or len(parts) != 3 or parts[0] != "cpython-" + python.replace(".", ""):
         return None
@@ -127,7 +132,7 @@ def compile_sources(comp: Compiler, sources: Iterable[tuple[str, Path]], out: Pa
     chunks = [jobs[i:i + CHUNK] for i in range(0, len(jobs), CHUNK)]
     argv = [comp.program, "-s", "-S", "-W", "ignore", "-c", COMPILE]
     with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-        for done in pool.map(lambda chunk: run(argv, env=ENV, input=json.dumps(chunk), check=False,
+        for done in pool.map(lambda chunk: run(argv, env=compile_env(), input=json.dumps(chunk), check=False,
                                                cwd=Path("/")), chunks):
             if done.returncode != 0:
                 raise AppdebError(f"{comp.program} could not byte-compile: {done.stdout.strip()[-500:]}")

@@ -167,3 +167,17 @@ def test_the_libraries_are_compiled_once_and_their_cache_only_read(tmp_path: Pat
     assert {p: p.stat().st_mtime_ns for p in compiled.rglob("*")} == before
     libs = [n for n in _contents(second) if "/lib/flask/__pycache__/" in n]
     assert libs and {n: _contents(first)[n] for n in libs} == {n: _contents(second)[n] for n in libs}
+
+
+@needs_rule
+def test_the_builders_python_settings_do_not_change_the_byte_code(tmp_path: Path) -> None:
+    """PYTHONNODEBUGRANGES drops the column table from code objects: a builder that sets it (or
+    PYTHONINTMAXSTRDIGITS, …) still builds the same bytes."""
+    app = _hello(tmp_path)
+    plain = build(app, BuildOptions(out_dir=tmp_path / "plain", source_date_epoch=EPOCH))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PYTHONNODEBUGRANGES", "1")
+        mp.setenv("PYTHONINTMAXSTRDIGITS", "640")
+        other = build(app, BuildOptions(out_dir=tmp_path / "other", source_date_epoch=EPOCH))
+    assert f"./opt/{plain.package}/app/__pycache__/hello.cpython-311.pyc" in _contents(plain)
+    assert other.sha256 == plain.sha256
