@@ -26,9 +26,9 @@ from appdeb.repo import signing
 from appdeb.repo.store import locked
 
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-# a package's fields as Debian Policy writes them (5.6.1, 5.6.12; an architecture is a word): they
+# a package's fields as Debian Policy writes them (5.6.1 as dpkg takes it, 5.6.12; an architecture is a word): they
 # become pool file names and aptly queries, so a crafted control file cannot name another path
-PACKAGE_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
+PACKAGE_RE = re.compile(r"[a-z0-9][a-z0-9+.-]*")
 VERSION_RE = re.compile(r"(?:[0-9]+:)?[0-9][A-Za-z0-9.+~-]*(?::[A-Za-z0-9.+~-]+)*")
 ARCH_RE = re.compile(r"[a-z0-9][a-z0-9-]*")
 

@@ -28,6 +28,12 @@ def suite_of(distribution: str) -> str | None:
     return head if any(t.suite == head for t in TARGETS.values()) else None
 
 
+def suite_of_target(name: str | None) -> str:
+    """The suite of the target a package names in its control file ("" if none or unknown)."""
+    target = TARGETS.get(name or "")
+    return target.suite if target else ""
+
+
 def for_suite(distribution: str, suite: str) -> str:
     """`distribution` moved to `suite`: the same channel of another release (`bookworm-x` -> `trixie-x`)."""
     own = suite_of(distribution)

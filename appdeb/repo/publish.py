@@ -34,7 +34,7 @@ from appdeb.repo.aptly import (
     task,
 )
 from appdeb.repo.config import ARCH_RE, PACKAGE_RE, VERSION_RE, RepoConfig, check_name
-from appdeb.repo.dists import TARGET_FIELD, check_rollback, publish_distribution
+from appdeb.repo.dists import TARGET_FIELD, check_rollback, publish_distribution, suite_of_target
 from appdeb.repo.store import HistoryEntry, locked, record
 from appdeb.repo.switching import diff, prune_snapshots, refuse_yanked, reset_repo, snapshot_name, switch
 
@@ -56,8 +56,9 @@ class _Deb:
     copy: Path  # the staged copy: what is read, checked and published
     ref: PackageRef
     sha256: str
+    suite: str  # the Debian release it was built for (Appdeb-Target), "" if it names none: its ledger scope
 
-    def filename(self, scope: str) -> str:
+    def filename(self) -> str:
         """Canonical pool name: aptly keeps the file name, so `app.deb` twice would clash.
 
         All distributions share one pool (ROOT/public/pool/COMPONENT): a release's name is in it
@@ -65,7 +66,7 @@ class _Deb:
         """
         v = Version(self.ref.version)
         bare = f"{v.upstream_version}-{v.debian_revision}" if v.debian_revision else v.upstream_version
-        return f"{self.ref.name}_{bare}_{self.ref.arch}{f'.{scope}' if scope else ''}.deb"
+        return f"{self.ref.name}_{bare}_{self.ref.arch}{f'.{self.suite}' if self.suite else ''}.deb"
 
 
 def _read_deb(path: Path, copy: Path) -> _Deb:
@@ -84,7 +85,7 @@ def _read_deb(path: Path, copy: Path) -> _Deb:
                                     ("Architecture", ref.arch, ARCH_RE)):
         if not rule.fullmatch(value):
             raise AppdebError(f"{path}: not a usable .deb (its {field_name} field {value!r} is not Debian's syntax)")
-    return _Deb(path, copy, ref, sha256_of(copy))
+    return _Deb(path, copy, ref, sha256_of(copy), suite_of_target(ctrl.get(TARGET_FIELD)))
 
 
 def _held(cfg: RepoConfig, dist: str, comp: str, current: str | None, served: dict[PackageRef, str]
@@ -99,24 +100,25 @@ def _held(cfg: RepoConfig, dist: str, comp: str, current: str | None, served: di
     return held or {}
 
 
-def _immutable_split(cfg: RepoConfig, scope: str, held: dict[PackageRef, str], debs: list[_Deb]
+def _immutable_split(cfg: RepoConfig, held: dict[PackageRef, str], debs: list[_Deb]
                      ) -> tuple[list[_Deb], list[str]]:
     """(debs to add, keys already present); any same-version-other-bytes is fatal, before changes.
 
-    The ledger knows every version ever published in the release (`scope`; written before a version is added);
-    the local repo's own packages are checked too, so a repository whose ledger missed one still
-    refuses other bytes for it.
+    The ledger knows every version ever published for the release each .deb was built for, whatever
+    the distribution (written before a version is added); the local repo's own packages are checked
+    too, so a repository whose ledger missed one still refuses other bytes for it.
     """
-    known, yanked = store.load_ledger(cfg, scope), store.load_yanked(cfg)
-    for ref, sha in held.items():
-        known.setdefault(ref.key, sha)
-    in_repo = {ref.key for ref in held}
+    yanked, in_repo = store.load_yanked(cfg), {ref.key for ref in held}
+    ledgers = {suite: store.load_ledger(cfg, suite) for suite in {d.suite for d in debs}}
+    for known in ledgers.values():
+        for ref, sha in held.items():
+            known.setdefault(ref.key, sha)
     new: dict[str, _Deb] = {}
     present: list[str] = []
     clashes: list[str] = []
     for deb in debs:
         key = deb.ref.key
-        seen = known.get(key) or (new[key].sha256 if key in new else None)
+        seen = ledgers[deb.suite].get(key) or (new[key].sha256 if key in new else None)
         if key in yanked:
             clashes.append(f"{deb.path}: version {deb.ref.version} of {deb.ref.name} ({deb.ref.arch}) was yanked "
                            f"({yanked[key]}) and is never published again — bump the build number")
@@ -162,11 +164,11 @@ def _stage(staging: Path, debs: Sequence[Path]) -> list[_Deb]:
     return staged
 
 
-def _changes(staging: Path, scope: str, repo: str, new: list[_Deb], old: set[PackageRef]) -> list[list[str]]:
+def _changes(staging: Path, repo: str, new: list[_Deb], old: set[PackageRef]) -> list[list[str]]:
     """aptly commands adding `new` (the staged copies, under their pool names) and removing `old`."""
     (staging / "add").mkdir()
     for deb in new:
-        deb.copy.replace(staging / "add" / deb.filename(scope))
+        deb.copy.replace(staging / "add" / deb.filename())
     add = [["repo", "add", repo, str(staging / "add")]] if new else []
     return add + ([["repo", "remove", repo, *sorted(r.key for r in old)]] if old else [])
 
@@ -201,14 +203,13 @@ def _publish_locked(cfg: RepoConfig, staging: Path, incoming: list[_Deb], dist: 
         raise AppdebError(f"{dist} is published with component {current[1]}, not {comp}")
     served = served_packages(cfg, dist, comp) if current else {}
     held = _held(cfg, dist, comp, current[0] if current else None, served)
-    scope = store.ledger_scope(dist)
-    new, present = _immutable_split(cfg, scope, held, incoming)
+    new, present = _immutable_split(cfg, held, incoming)
     grown = set(held) | {d.ref for d in new}
     old = _expired(grown, keep)
-    changes = _changes(staging, scope, f"appdeb-{dist}", new, old)
+    changes = _changes(staging, f"appdeb-{dist}", new, old)
     before, after = set(served), grown - old
     # written ahead: a version is taken with these bytes before any node can see it
-    store.save_ledger(cfg, scope, {**{r.key: sha for r, sha in held.items()}, **{d.ref.key: d.sha256 for d in new}})
+    _save_ledgers(cfg, dist, held, new)
     if after == before and (current or not after):
         if changes:
             task(cfg, changes)  # the local repo catches up with what is served
@@ -224,6 +225,18 @@ def _publish_locked(cfg: RepoConfig, staging: Path, incoming: list[_Deb], dist: 
     dropped = set(prune_snapshots(cfg, dist, {s for s, _ in now.values()}, names))
     remember_state(cfg, now, [n for n in [*state.every, snap] if n not in dropped])
     return PublishResult(dist, snap, entry.added, entry.removed, present)
+
+
+def _save_ledgers(cfg: RepoConfig, dist: str, held: dict[PackageRef, str], new: list[_Deb]) -> None:
+    """Each new version into its release's ledger; the repo's own packages into the distribution's
+    release's (a release-less distribution's packages were recorded when they were published)."""
+    scopes: dict[str, dict[str, str]] = {}
+    if own := store.ledger_scope(dist):
+        scopes[own] = {r.key: sha for r, sha in held.items()}
+    for deb in new:
+        scopes.setdefault(deb.suite, {})[deb.ref.key] = deb.sha256
+    for scope, added in scopes.items():
+        store.save_ledger(cfg, scope, added)
 
 
 def rollback(cfg: RepoConfig, to: str | None = None, distribution: str | None = None) -> HistoryEntry:

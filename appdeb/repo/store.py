@@ -69,9 +69,11 @@ def record(cfg: RepoConfig, action: str, dist: str, snap: str, prev: str | None,
 def load_ledger(cfg: RepoConfig, scope: str) -> dict[str, str]:
     """Every name_version_arch ever published in `scope` -> sha256; survives retention and db cleanup.
 
-    A scope is a Debian release (ledger_scope): a debian-12 and a debian-13 build of one version
-    are different bytes under one name, and each release's nodes only ever see their own. Entries of
-    a ledger written before scopes (a flat mapping) bind every scope, as they did then.
+    A scope is the Debian release a package was built for (its Appdeb-Target; "" for a package that
+    names none), whatever distribution it goes to: a debian-12 and a debian-13 build of one version
+    are different bytes under one name, and each release's nodes only ever see their own, while one
+    release's build of a version has one content in every distribution (`bookworm`, `prod`). Entries
+    of a ledger written before scopes (a flat mapping) bind every scope, as they did then.
     """
     scopes = _ledger(cfg)
     return {**scopes.get(_ANY, {}), **scopes.get(scope, {})}
@@ -98,9 +100,9 @@ def save_ledger(cfg: RepoConfig, scope: str, added: dict[str, str]) -> None:
 
 
 def ledger_scope(dist: str) -> str:
-    """The ledger a distribution's versions are kept in: its Debian release (the channels of one
-    release, `bookworm` and `bookworm-staging`, share one), or one shared by all distributions of
-    no release (`prod`, `staging`)."""
+    """The scope of the packages a distribution of a release holds (the channels of one release,
+    `bookworm` and `bookworm-staging`, share it); "" for a distribution of no release (`prod`), whose
+    packages each carry their own release (load_ledger)."""
     return suite_of(dist) or ""
 
 

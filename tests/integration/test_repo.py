@@ -123,7 +123,7 @@ def test_publish_is_signed_and_lists_the_package(cfg: repoconfig.RepoConfig, deb
     assert "Acquire-By-Hash: yes" in (dists / "Release").read_text()
     assert published_versions(cfg) == ["1.0-1"]
     assert aptly.list_packages(cfg) == [("hello", "1.0-1", "all")]
-    assert (cfg.public_dir / "pool/main/h/hello/hello_1.0-1_all.bookworm.deb").is_file()
+    assert (cfg.public_dir / "pool/main/h/hello/hello_1.0-1_all.deb").is_file()
 
 
 def test_republishing_the_same_file_creates_no_snapshot(cfg: repoconfig.RepoConfig, debs: Path) -> None:
@@ -230,7 +230,7 @@ def test_served_index_is_never_stale_after_same_second_republish(cfg: repoconfig
             assert status == 200
             assert new == inrelease.read_bytes() != old
         # immutable pool files keep normal conditional GET
-        status, _, _ = _get(server.url + "pool/main/h/hello/hello_1.0-1_all.bookworm.deb", {"If-Modified-Since": now})
+        status, _, _ = _get(server.url + "pool/main/h/hello/hello_1.0-1_all.deb", {"If-Modified-Since": now})
         assert status == 304
 
 

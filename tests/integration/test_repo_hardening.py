@@ -58,7 +58,7 @@ def test_a_file_rewritten_during_the_publish_cannot_slip_in_other_bytes(
     repo.publish(cfg, [deb])
     assert _sha(deb) != checked
     assert index(cfg, "bookworm") == {("hello", "1.0-1"): checked}
-    assert store.load_ledger(cfg, "bookworm") == {"hello_1.0-1_all": checked}
+    assert store.load_ledger(cfg, "") == {"hello_1.0-1_all": checked}  # it names no release: the shared scope
     pooled = list((cfg.public_dir / "pool").rglob("*.deb"))
     assert [_sha(p) for p in pooled] == [checked]
     staging = [p for p in cfg.root.iterdir() if p.name.startswith(".incoming-")]
@@ -162,3 +162,17 @@ def test_a_control_field_naming_a_path_is_refused_before_anything_changes(
     after = {p: p.read_bytes() for p in cfg.root.rglob("*") if p.is_file() and "db" not in p.parts}
     assert after == before  # the pool, the indexes, the ledger and history as they were
     assert not list(cfg.root.glob(".incoming-*"))  # staging removed
+
+
+def test_a_release_less_distribution_cannot_give_a_version_other_bytes(cfg: repoconfig.RepoConfig,
+                                                                        debs: Path) -> None:
+    """bookworm serves X with bytes A; a debian-12 rebuild B of X into `prod` (then promoted into
+    bookworm) would serve B under X to nodes that hold A: refused at publish."""
+    first = make_deb(debs, "notes", "1.0-1", payload="a", extra="Appdeb-Target: debian-12\n")
+    rebuilt = make_deb(debs, "notes", "1.0-1", payload="b", extra="Appdeb-Target: debian-12\n")
+    repo.publish(cfg, [first], distribution="bookworm")
+    with pytest.raises(AppdebError, match="already published with different contents"):
+        repo.publish(cfg, [rebuilt], distribution="prod")
+    assert "prod" not in aptly.published(cfg)
+    repo.publish(cfg, [first], distribution="prod")  # the same bytes go anywhere
+    assert index(cfg, "prod") == {("notes", "1.0-1"): _sha(first)}

@@ -231,7 +231,7 @@ def test_retention_still_frees_the_pool(cfg: repoconfig.RepoConfig, debs: Path) 
     assert _pooled(cfg) == ["hello_1.0-4", "other_1.0-1", "third_1.0-1"]
     # and the published pool holds what is served only
     served = sorted(p.name for p in (cfg.public_dir / "pool").rglob("*.deb"))
-    assert served == ["hello_1.0-4_all.bookworm.deb", "other_1.0-1_all.bookworm.deb", "third_1.0-1_all.bookworm.deb"]
+    assert served == ["hello_1.0-4_all.deb", "other_1.0-1_all.deb", "third_1.0-1_all.deb"]
     assert [r.key for r in aptly.list_packages(cfg)] == ["hello_1.0-4_all", "other_1.0-1_all", "third_1.0-1_all"]
 
 
