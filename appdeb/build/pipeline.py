@@ -9,6 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from appdeb import __version__
 from appdeb.build.bytecode import stamp as bytecode_stamp
@@ -18,6 +19,10 @@ from appdeb.build.spec import BUILD_COMMAND, AppSpec
 from appdeb.build.stage import app_files, build_inputs
 from appdeb.build.validate import load_spec
 from appdeb.progress import Reporter, quiet
+
+if TYPE_CHECKING:
+    from appdeb.build.bytecode import Compiler
+    from appdeb.build.render import RenderedFile
 
 
 @dataclass(frozen=True)
@@ -109,14 +114,15 @@ def _build_checking_name(plan: BuildPlan, app_dir: Path, out_dir: Path, fingerpr
 
 def _build(plan: BuildPlan, app_dir: Path, out_dir: Path, fingerprint: str, report: Reporter) -> BuildResult:
     """The real work, only when something changed (its modules are imported only then)."""
-    from appdeb.build.assemble import assemble
-    from appdeb.build.bytecode import MARK, compile_staged, compiler
+    from concurrent.futures import ThreadPoolExecutor
+
+    from appdeb.build.bytecode import MARK, compiler
     from appdeb.build.deb import Inputs, write_deb
     from appdeb.build.entrypoints import console_scripts
     from appdeb.build.interface import check_interface
     from appdeb.build.payload import available as payload_available
     from appdeb.build.render import RenderedFile, render
-    from appdeb.build.stage import normalize, refuse_build_paths, requirement_files, stage
+    from appdeb.build.stage import requirement_files
     from appdeb.build.vendor import cache_root, vendor
     from appdeb.files import sha256_of
 
@@ -136,29 +142,43 @@ def _build(plan: BuildPlan, app_dir: Path, out_dir: Path, fingerprint: str, repo
             report(f"running commands.build: {plan.spec.command(BUILD_COMMAND)}")
             copy = run_build_step(plan, vendored.lib, Path(tmp) / "build")
             shipped = replace(plan, spec=replace(plan.spec, app_dir=copy))  # the copy, after the command
-        report("checking the web app's interface")
-        warning = check_interface(plan, vendored.lib, shipped.spec.app_dir if shipped is not plan else None)
-        if plan.compression == "zstd" and payload_available():
-            report("writing the package (zstd)")
-            inputs = Inputs(shipped.spec.app_dir, vendored.lib, vendored.tree,
-                            [str(app_dir), str(cache_root()), str(out_dir)], [tmp], requirement_files(plan), comp)
-            deb = write_deb(shipped, files, inputs, out_dir, cache_root() / "payload")
-        else:
-            report("staging")
-            tree = Path(tmp) / "pkg"
-            stage(shipped, vendored.lib, files, tree)
-            refuse_build_paths(tree, [tmp, str(tree), str(app_dir), str(cache_root()), str(out_dir)],
-                               requirement_files(plan))
-            if comp is not None:  # after the build-path check: byte code repeats its sources' strings
-                report(f"byte-compiling with {comp.program}")
-                compile_staged(comp, tree, plan.paths.root, plan.paths.lib)
-                normalize(tree, plan.source_date_epoch)
-            report(f"compressing ({plan.compression})")
-            deb = assemble(plan, tree, out_dir)
+        report("checking the web app's interface, writing the package")
+        with ThreadPoolExecutor(1) as pool:  # the app's import runs in a process of its own, beside the writing
+            built_app = shipped.spec.app_dir if shipped is not plan else None
+            check = pool.submit(check_interface, plan, vendored.lib, built_app)
+            if plan.compression == "zstd" and payload_available():
+                inputs = Inputs(shipped.spec.app_dir, vendored.lib, vendored.tree,
+                                [str(app_dir), str(cache_root()), str(out_dir)], [tmp], requirement_files(plan), comp,
+                                gate=check.result)  # a refused interface stops the .deb before it is named
+                deb = write_deb(shipped, files, inputs, out_dir, cache_root() / "payload")
+            else:
+                check.result()
+                deb = _staged_deb(shipped, vendored.lib, files, Path(tmp), [app_dir, out_dir], comp, report)
+            warning = check.result()
     result = BuildResult(deb, plan.package, plan.version, plan.architecture, sha256_of(deb), deb.stat().st_size,
                          reused=False, warnings=(warning,) if warning else ())
     _remember(out_dir, plan.package, fingerprint, result)
     return result
+
+
+def _staged_deb(plan: BuildPlan, lib: Path, files: dict[str, RenderedFile], tmp: Path, dirs: list[Path],
+                comp: Compiler | None, report: Reporter) -> Path:
+    """The .deb through a staged tree and dpkg-deb (no zstd program here, or xz asked for)."""
+    from appdeb.build.assemble import assemble
+    from appdeb.build.bytecode import compile_staged
+    from appdeb.build.stage import normalize, refuse_build_paths, requirement_files, stage
+    from appdeb.build.vendor import cache_root
+
+    report("staging")
+    tree = tmp / "pkg"
+    stage(plan, lib, files, tree)
+    refuse_build_paths(tree, [str(tmp), str(tree), *map(str, dirs), str(cache_root())], requirement_files(plan))
+    if comp is not None:  # after the build-path check: byte code repeats its sources' strings
+        report(f"byte-compiling with {comp.program}")
+        compile_staged(comp, tree, plan.paths.root, plan.paths.lib)
+        normalize(tree, plan.source_date_epoch)
+    report(f"compressing ({plan.compression})")
+    return assemble(plan, tree, out_dir=dirs[1])
 
 
 def _fingerprint(plan: BuildPlan, options: BuildOptions) -> str:
