@@ -227,3 +227,22 @@ def test_the_import_never_sees_the_builders_tokens(tmp_path: Path, monkeypatch: 
                                     "'none'))\n")
     warning = interface.check_interface(plan, lib)
     assert warning is not None and "SECRET=none" in warning and "token-123" not in warning
+
+
+def test_a_passed_check_is_remembered_until_the_app_or_its_libraries_change(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new build number of unchanged code does not import the app again; a changed file, another
+    vendored tree, or a check that did not pass (not remembered) imports it again."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    runs = tmp_path / "runs"
+    counting = f"open({str(runs)!r}, 'a').write('x')\ndef app(environ, start_response):\n    return []\n"
+    (tmp_path / "app").mkdir()
+    plan, lib = _plan_for(tmp_path / "app", counting)
+    for _ in range(2):
+        assert interface.check_interface(plan, lib, tree="tree-1") is None
+    assert runs.read_text() == "x"
+    assert interface.check_interface(plan, lib, tree="tree-2") is None  # other libraries
+    (tmp_path / "app" / "blog.py").write_text(counting + "# changed\n")
+    assert interface.check_interface(plan, lib, tree="tree-2") is None
+    assert interface.check_interface(plan, lib) is None  # no tree named: nothing remembered or read
+    assert runs.read_text() == "xxx" + "x"

@@ -91,10 +91,13 @@ def mismatch(plan: BuildPlan, found: Found) -> SpecError | None:
     return SpecError([Problem(str(path), node.line, node.col, f"{web.interface}.app", message)])
 
 
-def check_interface(plan: BuildPlan, lib: Path, app: Path | None = None) -> str | None:
+def check_interface(plan: BuildPlan, lib: Path, app: Path | None = None, tree: str = "") -> str | None:
     """Import the web app in the build step's environment; raise SpecError on a mismatch.
 
-    Returns a warning when the import did not answer (the build goes on: it could not tell).
+    Returns a warning when the import did not answer (the build goes on: it could not tell). A
+    verdict that the app is what it declares is remembered (tree: the vendored tree's content
+    digest; with the app's files, the interpreter and appdeb's probe), so a build of unchanged
+    code (a new build number) does not import the app again.
     """
     from appdeb.build import sealed
     from appdeb.build.build_step import build_environment, copy_app, interpreter
@@ -108,8 +111,11 @@ def check_interface(plan: BuildPlan, lib: Path, app: Path | None = None) -> str 
         python = interpreter(plan.python_version, "the interface check")
     except AppdebError as exc:  # built for another python (another target): it cannot be imported here
         return f"{web.interface}.app: could not check {web.app}: {exc}"
+    source = plan.spec.app_dir if app is None else app
+    known = _verdict_path(plan, source, python, tree) if tree else None
+    if known is not None and known.is_file():
+        return None
     with tempfile.TemporaryDirectory(prefix="appdeb-interface-") as tmp:
-        source = plan.spec.app_dir if app is None else app
         app = Path(tmp) / "app"  # always a throw-away copy: what the import writes never reaches the package
         copy_app(source, plan.spec.exclude, app)
         root = build_environment(plan, lib, app, Path(tmp) / "env", python)
@@ -130,4 +136,29 @@ def check_interface(plan: BuildPlan, lib: Path, app: Path | None = None) -> str 
     error = mismatch(plan, found) if found else None
     if error:
         raise error
+    if found and known is not None:
+        known.parent.mkdir(parents=True, exist_ok=True)
+        known.write_text(f"{web.app} is {web.interface}\n")
     return None
+
+
+def _verdict_path(plan: BuildPlan, app: Path, python: str, tree: str) -> Path:
+    """Where a passed check of exactly these inputs is remembered (appdeb's cache)."""
+    import hashlib
+    import os
+
+    from appdeb import __version__
+    from appdeb.build.stage import build_inputs
+    from appdeb.build.vendor import cache_root
+    from appdeb.files import sha256_of
+
+    web = plan.spec.web
+    assert web is not None
+    st = os.stat(python)
+    h = hashlib.sha256(f"{__version__}\0{PROBE}\0{python}\0{st.st_size}\0{st.st_mtime_ns}\0{tree}\0"
+                       f"{web.app}\0{web.interface}\0{plan.python_version}".encode())
+    for rel in build_inputs(app, plan.spec.exclude):
+        full = app / rel
+        data = os.readlink(full) if full.is_symlink() else sha256_of(full)
+        h.update(f"\0{rel.as_posix()}\0{data}".encode())
+    return cache_root() / "interface" / h.hexdigest()

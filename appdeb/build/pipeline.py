@@ -145,7 +145,7 @@ def _build(plan: BuildPlan, app_dir: Path, out_dir: Path, fingerprint: str, repo
         report("checking the web app's interface, writing the package")
         with ThreadPoolExecutor(1) as pool:  # the app's import runs in a process of its own, beside the writing
             built_app = shipped.spec.app_dir if shipped is not plan else None
-            check = pool.submit(check_interface, plan, vendored.lib, built_app)
+            check = pool.submit(check_interface, plan, vendored.lib, built_app, vendored.tree)
             if plan.compression == "zstd" and payload_available():
                 inputs = Inputs(shipped.spec.app_dir, vendored.lib, vendored.tree,
                                 [str(app_dir), str(cache_root()), str(out_dir)], [tmp], requirement_files(plan), comp,

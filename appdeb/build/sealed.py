@@ -45,9 +45,9 @@ def sealed_argv(argv: list[str], read_only: Path) -> list[str]:
 
 def seal(argv: list[str], cache: Path, work: Path) -> list[str] | None:
     """argv with the cache read-only to it, or None where that cannot be (no root, no namespaces, or a
-    work directory inside the cache, which the command must write)."""
-    if not can_seal() or work.resolve().is_relative_to(cache.resolve()):
-        return None
+    work directory inside the cache, which the command must write) or need not (no cache)."""
+    if not can_seal() or not cache.is_dir() or work.resolve().is_relative_to(cache.resolve()):
+        return None  # (no cache yet: nothing to keep)
     return sealed_argv(argv, cache)
 
 
