@@ -45,16 +45,24 @@ def private_cache(app: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 @pytest.mark.skipif(not sealed.can_seal(), reason="needs root and mount namespaces (CI runs as root)")
 def test_as_root_the_build_step_sees_the_cache_read_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    app = with_build(tmp_path, POISON.replace("'", "''"))
+    proc, entry, before = _build_with_step(POISON, tmp_path, monkeypatch)
+    assert "delete refused" in proc.stderr and "Read-only file system" in proc.stderr
+    assert proc.stderr.rstrip().endswith(sealed_hint())
+    assert snapshot(entry) == before  # every path, mode, mtime and byte as it was
+    assert str(tmp_path / "cache") not in Path("/proc/self/mountinfo").read_text()  # the bind stayed private
+
+
+def _build_with_step(step: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                     ) -> tuple[subprocess.CompletedProcess[str], Path, object]:
+    """`appdeb build` (as CI runs it) of an app whose commands.build is `step`, on a private cache copy:
+    the failed run, the cache entry and its state before."""
+    app = with_build(tmp_path, step.replace("'", "''"))
     entry = private_cache(app, tmp_path, monkeypatch)
     before = snapshot(entry)
     proc = subprocess.run([sys.executable, "-m", "appdeb.cli", "build", str(app), "--out", str(tmp_path / "out")],
                           capture_output=True, text=True, timeout=600, env={**os.environ, "CI": "1"})
     assert proc.returncode == 1, proc.stderr
-    assert "delete refused" in proc.stderr and "Read-only file system" in proc.stderr
-    assert proc.stderr.rstrip().endswith(sealed_hint())
-    assert snapshot(entry) == before  # every path, mode, mtime and byte as it was
-    assert str(tmp_path / "cache") not in Path("/proc/self/mountinfo").read_text()  # the bind stayed private
+    return proc, entry, before
 
 
 def sealed_hint() -> str:
@@ -114,11 +122,6 @@ REMOUNT = ('python3 -c "import gunicorn, os, subprocess; d = os.path.dirname(gun
 @pytest.mark.skipif(not sealed.can_seal(), reason="needs root and mount namespaces (CI runs as root)")
 def test_as_root_the_build_step_cannot_make_the_cache_writable_again(tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    app = with_build(tmp_path, REMOUNT.replace("'", "''"))
-    entry = private_cache(app, tmp_path, monkeypatch)
-    before = snapshot(entry)
-    proc = subprocess.run([sys.executable, "-m", "appdeb.cli", "build", str(app), "--out", str(tmp_path / "out")],
-                          capture_output=True, text=True, timeout=600, env={**os.environ, "CI": "1"})
-    assert proc.returncode == 1, proc.stderr
+    proc, entry, before = _build_with_step(REMOUNT, tmp_path, monkeypatch)
     assert "remount refused" in proc.stderr and "Read-only file system" in proc.stderr
     assert snapshot(entry) == before
