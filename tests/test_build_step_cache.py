@@ -125,3 +125,27 @@ def test_as_root_the_build_step_cannot_make_the_cache_writable_again(tmp_path: P
     proc, entry, before = _build_with_step(REMOUNT, tmp_path, monkeypatch)
     assert "remount refused" in proc.stderr and "Read-only file system" in proc.stderr
     assert snapshot(entry) == before
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the rule is for builds as root")
+@pytest.mark.parametrize("how", ["world-writable", "another user's"])
+def test_as_root_a_cache_another_user_can_write_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           how: str) -> None:
+    """Another user who can write appdeb's cache could put a library there that root then ships."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    if how == "world-writable":
+        shared.chmod(0o777)
+    else:
+        os.chown(shared, 65534, 65534)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(shared))
+    app = tmp_path / "hello"
+    shutil.copytree(EXAMPLES / "hello", app)
+    with pytest.raises(AppdebError, match="can be written by another user than root") as info:
+        build(app, BuildOptions(out_dir=tmp_path / "out", source_date_epoch=EPOCH))
+    assert str(shared) in str(info.value)
+    assert not (shared / "appdeb").exists() and not list(tmp_path.glob("out/*.deb"))
+    shared.chmod(0o755)
+    os.chown(shared, 0, 0)
+    sealed.check_owner(shared / "appdeb")  # root's own, not writable by others: fine
+    sealed.check_owner(Path("/tmp/appdeb-not-made-yet/appdeb"))  # under sticky /tmp: fine

@@ -103,9 +103,11 @@ def _build_checking_name(plan: BuildPlan, app_dir: Path, out_dir: Path, fingerpr
     """_build, with the package name looked up in the host's apt sources alongside (namecheck)."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from appdeb.build import sealed
     from appdeb.build.namecheck import name_warnings
     from appdeb.build.vendor import cache_root
 
+    sealed.check_owner(cache_root())  # before anything reads or writes the cache
     with ThreadPoolExecutor(1) as pool:  # apt-cache needs ~1 s where no pkgcache.bin is kept
         warnings = pool.submit(name_warnings, plan.package, cache_root())
         result = _build(plan, app_dir, out_dir, fingerprint, report)

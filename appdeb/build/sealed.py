@@ -16,8 +16,10 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import stat
 from pathlib import Path
 
+from appdeb.errors import AppdebError
 from appdeb.runner import run, which
 
 # bind the directory onto itself, make that bind read-only, then run the command (paths are arguments)
@@ -79,3 +81,26 @@ def evict(entry: Path) -> None:
 def described(changed: list[str]) -> str:
     more = f" and {len(changed) - SHOWN} more" if len(changed) > SHOWN else ""
     return ", ".join(changed[:SHOWN]) + more
+
+
+def check_owner(cache: Path) -> None:
+    """As root, refuse a cache another user can write: what they put there would ship in root's builds.
+
+    Every existing directory from the cache up to / must be root's and not writable by group or
+    others (a sticky one, like /tmp, protects its entries: they are checked on their own)."""
+    if os.geteuid() != 0:
+        return
+    path = Path(os.path.realpath(cache))
+    while True:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            st = None
+        if st is not None and (st.st_uid != 0 or (st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX)):
+            raise AppdebError(f"{path}: appdeb's cache, or a directory above it, can be written by another user "
+                              f"than root (owner uid {st.st_uid}, mode {stat.S_IMODE(st.st_mode):o}); a build as "
+                              "root would ship what they put there: point APPDEB_CACHE at a directory only root "
+                              "can write")
+        if path == path.parent:
+            return
+        path = path.parent
