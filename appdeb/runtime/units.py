@@ -22,7 +22,7 @@ from .app import AppPackage
 SETTLE = 2.5  # seconds a unit must have been active to count as running (unless it proved it sooner)
 POLL = 0.1
 PROPS = ("ActiveState", "SubState", "Result", "ExecMainCode", "ExecMainStatus", "ActiveEnterTimestampMonotonic")
-Ready = Callable[[dict[str, str], float], bool]  # (properties, seconds up) → the unit proved it has started
+Ready = Callable[[], bool]  # asked while the unit is active and young: has it proved it started?
 EXIT_MEANINGS = {"127": "command not found", "126": "command not executable", "203": "the program could not be "
                  "executed", "1": "the app exited with an error", "3": "gunicorn: the app could not be loaded"}
 
@@ -39,7 +39,7 @@ def settled(name: str, timeout: float = 45, ready: Ready | None = None) -> dict[
         p = props(name)
         up = time.monotonic() - int(p.get("ActiveEnterTimestampMonotonic") or 0) / 1e6
         active = p.get("ActiveState") == "active"
-        if active and (up >= SETTLE or (ready is not None and ready(p, up))):
+        if active and (up >= SETTLE or (ready is not None and ready())):
             return p
         if not active and p.get("ActiveState") not in ("activating", "deactivating"):
             return p
@@ -90,9 +90,9 @@ def app_error(log: list[str]) -> list[str]:
 def readiness(kind: str, web_answers: Callable[[], bool] | None) -> Ready | None:
     """How a unit of this kind proves it has started before SETTLE (None: it does not)."""
     if kind == "socket":
-        return lambda p, up: True  # active: systemd listens on it
-    if kind == "web" and web_answers is not None:
-        return lambda p, up: web_answers()
+        return lambda: True  # active: systemd listens on it
+    if kind == "web":
+        return web_answers
     return None
 
 

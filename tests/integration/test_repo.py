@@ -57,13 +57,6 @@ def published_versions(cfg: repoconfig.RepoConfig, name: str = "hello") -> list[
     return sorted(st["Version"] for st in stanzas if st.get("Package") == name)
 
 
-@pytest.fixture
-def debs(tmp_path: Path) -> Path:
-    d = tmp_path / "debs"
-    d.mkdir()
-    return d
-
-
 def test_init_creates_key_and_config_and_reinit_keeps_key(tmp_path: Path) -> None:
     root = tmp_path / "repo"
     cfg = repoconfig.init_repo(root)

@@ -43,13 +43,6 @@ def signed(cfg: repoconfig.RepoConfig, dist: str) -> None:
     run(["gpgv", "--keyring", str(cfg.key_gpg), str(dists / "Release.gpg"), str(dists / "Release")])
 
 
-@pytest.fixture
-def debs(tmp_path: Path) -> Path:
-    d = tmp_path / "debs"
-    d.mkdir()
-    return d
-
-
 def test_promote_serves_the_same_bytes_signed_and_a_later_publish_builds_on_it(
     cfg: repoconfig.RepoConfig, debs: Path,
 ) -> None:

@@ -28,13 +28,6 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def debs(tmp_path: Path) -> Path:
-    d = tmp_path / "debs"
-    d.mkdir()
-    return d
-
-
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

@@ -258,8 +258,3 @@ def test_a_copied_root_publishes_without_touching_the_original(cfg: repoconfig.R
     assert links and all(p.exists() and p.resolve().is_relative_to(copy.root) for p in links)
 
 
-@pytest.fixture
-def debs(tmp_path: Path) -> Path:
-    d = tmp_path / "debs"
-    d.mkdir()
-    return d

@@ -40,13 +40,6 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def debs(tmp_path: Path) -> Path:
-    d = tmp_path / "debs"
-    d.mkdir()
-    return d
-
-
 _RUN_USER = "APPDEB_TEST_AGENT_SOCKETS_IN_RUN_USER"  # set for the inner run of the /run/user test
 
 
