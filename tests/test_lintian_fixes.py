@@ -64,7 +64,7 @@ def test_shared_libraries_are_not_executable(tmp_path: Path) -> None:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("x")
         os.chmod(tmp_path / rel, mode)
-    normalize(tmp_path, EPOCH)
+    normalize(tmp_path, EPOCH, "opt/x/lib")
     modes = {rel: (tmp_path / rel).stat().st_mode & 0o7777 for rel in files}
     assert modes == {"lib/x.libs/libssl-8bd944e8.so.3": 0o644, "lib/ext.cpython-311-x86_64-linux-gnu.so": 0o644,
                      "lib/libpq.so.5.17": 0o644, "bin/tool": 0o755, "lib/notes.so.txt": 0o755, "lib/data.so": 0o644}

@@ -2,14 +2,15 @@
 
 What dpkg-deb --root-owner-group -Zzstd --build would write for the staged tree, member for member:
 the same ar headers (mtime SOURCE_DATE_EPOCH, root, 0644), a control.tar.zst of ./ and the control
-files, md5sums and Installed-Size counted as write_control_extras counts them. Only data.tar.zst's
-framing differs (three zstd frames, see payload.py) and the libraries' timestamp (manifest.LIB_MTIME).
+files, md5sums and Installed-Size counted as write_control_extras counts them. data.tar.zst holds the
+same members with the same metadata as dpkg-deb's (the staged tree's libraries are dated LIB_MTIME too),
+but in two parts (the package's own, then the libraries') and as one zstd frame joined from two
+compressions (payload.py).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 from appdeb.build.assemble import control_extras, deb_filename
 from appdeb.build.bytecode import Compiler, cached_name, compile_sources
 from appdeb.build.manifest import Entry, from_disk, order, rendered, with_directories
-from appdeb.build.payload import compressed_tar, library_segment, segment, write_data
+from appdeb.build.payload import Data, compressed_tar, data_tar, library_segment, segment, write_all
 from appdeb.build.plan import BuildPlan
 from appdeb.build.stage import BuildPathHit, app_files, comment_free, file_hits, refuse_hits
 from appdeb.errors import AppdebError
@@ -83,30 +84,28 @@ def _write_deb(plan: BuildPlan, files: dict[str, RenderedFile], inputs: Inputs, 
     needles = sorted({n for n in [*inputs.needles, *inputs.made_now] if n and n != "/"}, key=len, reverse=True)
     lib, lib_hits = library_segment(inputs.lib, inputs.vendor_key, prefix, cache,
                                     [n for n in needles if n not in inputs.made_now], inputs.compiler)
-    # dpkg-deb's order: directories and files, then every symbolic link
-    plain = [e for e in entries if e.kind != "link"]
-    links = [e for e in entries if e.kind == "link"] + [Entry(p, "link", 0o777, epoch, target=t) for p, t in lib.links]
-    at = [e.path for e in plain].index(prefix)
-    head_seen: list[tuple[Entry, bytes]] = []
-    tail_seen: list[tuple[Entry, bytes]] = []
-    head = segment(plain[:at], head_seen, epoch)
-    tail = segment([*plain[at + 1:], *sorted(links, key=lambda e: order(e.path))], tail_seen, epoch)
+    # dpkg-deb's order within each part: directories and files, then every symbolic link; the package's own
+    # part first (its directories include the libraries' parents), then the libraries' (payload.py)
+    own_entries = [e for e in entries if e.kind != "link" and e.path != prefix]
+    own_entries += sorted((e for e in entries if e.kind == "link"), key=lambda e: order(e.path))
+    seen: list[tuple[Entry, bytes]] = []
+    own = segment(own_entries, seen)
     hits = [BuildPathHit(p, line, n) for p, line, n in lib_hits]
-    for entry, data in [e for e in [*head_seen, *tail_seen] if e[0].path not in unscanned]:
+    for entry, data in [e for e in seen if e[0].path not in unscanned]:
         raw = entry.target.encode() if entry.kind == "link" else data
         raw = comment_free(raw) if entry.path in inputs.comments_ok else raw
         hits += [BuildPathHit(entry.path, 0 if entry.kind == "link" else line, n)
                  for line, n in file_hits(raw, needles)]
     refuse_hits(hits)
-    parts = (head, lib, tail)
+    parts = (own, lib)
     sums = sorted(row for p in parts for row in p.md5sums)
     size_kib = sum(p.size_kib for p in parts) + 1  # + DEBIAN, as dpkg-deb's staged tree counted it
-    control_tar, data_tar = tmp / "control.tar.zst", tmp / "data.tar.zst"
+    control_tar = tmp / "control.tar.zst"
     _control_tar(control, sums, size_kib, epoch, control_tar)
-    write_data([(head, epoch), (lib, epoch), (tail, epoch)], data_tar)
+    payload = data_tar(own, lib, tmp)
     if inputs.gate is not None:
         inputs.gate()
-    return _write_ar(plan, out_dir, control_tar, data_tar)
+    return _write_ar(plan, out_dir, control_tar.read_bytes(), payload)
 
 
 def _control_tar(control: dict[str, RenderedFile], sums: list[tuple[str, str]], size_kib: int, epoch: int,
@@ -116,28 +115,26 @@ def _control_tar(control: dict[str, RenderedFile], sums: list[tuple[str, str]], 
              "control": (text.encode(), 0o644), "md5sums": (md5sums.encode(), 0o644)}
     named = sorted(files.items(), key=lambda item: order(item[0]))
     compressed_tar([Entry("", "dir", 0o755, epoch)] + [rendered(n, data, mode, epoch) for n, (data, mode) in named],
-                   epoch, dest)
+                   dest)
 
 
 def _ar_header(name: str, size: int, epoch: int) -> bytes:
     return f"{name:<16}{epoch:<12}{0:<6}{0:<6}{'100644':<8}{size:<10}`\n".encode()
 
 
-def _write_ar(plan: BuildPlan, out_dir: Path, control: Path, data: Path) -> Path:
+def _write_ar(plan: BuildPlan, out_dir: Path, control: bytes, data: Data) -> Path:
     """The ar archive dpkg-deb writes: debian-binary, control, data (each padded to an even size)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / deb_filename(plan)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=out_dir)
     epoch = plan.source_date_epoch
     try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(b"!<arch>\n" + _ar_header("debian-binary", 4, epoch) + b"2.0\n")
-            for member in (control, data):
-                size = member.stat().st_size
-                out.write(_ar_header(member.name, size, epoch))
-                with member.open("rb") as f:
-                    shutil.copyfileobj(f, out, 1 << 20)
-                out.write(b"\n" * (size % 2))
+        with os.fdopen(fd, "wb", buffering=0) as out:
+            write_all(out.fileno(), b"!<arch>\n" + _ar_header("debian-binary", 4, epoch) + b"2.0\n"
+                      + _ar_header("control.tar.zst", len(control), epoch) + control + b"\n" * (len(control) % 2)
+                      + _ar_header("data.tar.zst", data.size, epoch))
+            data.write(out.fileno())
+            write_all(out.fileno(), b"\n" * (data.size % 2))
         os.chmod(tmp_name, 0o644)
         os.replace(tmp_name, final)
     except BaseException:

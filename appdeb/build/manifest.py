@@ -18,6 +18,10 @@ from pathlib import Path
 from appdeb.errors import AppdebError
 
 SKIPPED_IN_LIB = ("__pycache__",)
+# The vendored libraries' timestamp, whatever the build's SOURCE_DATE_EPOCH: their members then depend only
+# on the vendored tree, so their compressed bytes are made once and reused (payload.py). 1980-01-01, the
+# earliest time a ZIP archive (a wheel) can hold.
+LIB_MTIME = 315532800
 
 
 @dataclass(frozen=True)

@@ -1,37 +1,41 @@
-"""payload: data.tar.zst written straight from the manifest, the vendored libraries from a cached segment.
+"""payload: data.tar.zst written straight from the manifest, the vendored libraries from a cached, compressed segment.
 
-The members are written exactly as dpkg-deb --root-owner-group writes them (GNU tar headers, root/root,
-dpkg-deb's order, 10240-byte records) and compressed as dpkg-deb -Zzstd compresses (level 3, one
-streamed frame: dpkg reads only the first frame of a member), so the .deb is byte for byte the one
-dpkg-deb builds from the staged tree. The libraries' members depend only on the vendored tree, their
-path in the package and the timestamp, so they are written once and kept, uncompressed, with their
-md5sums and Installed-Size share under ~/.cache/appdeb/payload; a build patches each header's mtime
-(and checksum) to its SOURCE_DATE_EPOCH while streaming the segment to zstd. The cache's library
-tree is only ever read.
+The members are written as dpkg-deb --root-owner-group writes them (GNU tar headers, root/root, names
+in dpkg-deb's order within each part, 10240-byte records). The archive has two parts: the package's own
+entries (the app, rendered files, their directories and links), then the vendored libraries (their
+directory first, their links last). The libraries' members depend only on the vendored tree and their
+path in the package (they carry the fixed LIB_MTIME, not the build's SOURCE_DATE_EPOCH), so they are
+written once, compressed once, and kept with their md5sums and Installed-Size share under
+~/.cache/appdeb/payload; a build compresses only its own part and joins the two into the one zstd frame
+dpkg reads (zstdframe.py), with the frame's checksum over the whole archive. The cache's library tree is
+only ever read.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from appdeb.build import zstdframe
 from appdeb.build.bytecode import Compiler, compile_sources, in_test_suite, is_source
-from appdeb.build.manifest import SKIPPED_IN_LIB, Entry, libraries
+from appdeb.build.manifest import LIB_MTIME, SKIPPED_IN_LIB, Entry, libraries, order
 from appdeb.build.stage import file_hits
 from appdeb.runner import filter_to, which
 
-FORMAT = "payload-6"  # bump when the bytes of a segment change for the same inputs
+FORMAT = "payload-7"  # bump when the bytes of a segment change for the same inputs
 ZSTD = ("zstd", "-3", "-T0", "-q", "-c")  # multi-threaded: the same bytes for any thread count, as dpkg-deb
 BLOCK, RECORD, CHUNK = 512, 10240, 1 << 20
 ONE_CALL = 128 << 10  # ZSTD_CStreamInSize(): dpkg-deb's read size
-MTIME, CHKSUM = slice(136, 148), slice(148, 156)  # a tar header's fields
+CHKSUM = slice(148, 156)  # a tar header's checksum field
+JOIN = 345 + 8  # in the libraries' first header: 8 zero bytes (its unused tail starts at 345) before the join
 
 
 @dataclass(frozen=True)
@@ -42,10 +46,9 @@ class Segment:
     tar_size: int
     md5sums: tuple[tuple[str, str], ...]  # (path, md5) of every regular file
     size_kib: int  # Installed-Size's share: 1 per directory and link, file sizes rounded up
-    mtime: int = 0  # the timestamp the cached members carry
-    headers: tuple[int, ...] = ()  # offsets of the members' own headers (not GNU long-name ones)
     needles_clean: frozenset[str] = frozenset()  # build paths known to appear in none of its files
-    links: tuple[tuple[str, str], ...] = ()  # (path, target): dpkg-deb puts symbolic links last
+    compressed: Path | None = None  # the members after JOIN + RESET_BYTES, as the blocks of one zstd frame
+    window: int = 0  # the window those blocks need (a frame header's Window_Descriptor)
 
 
 def available() -> bool:
@@ -76,71 +79,95 @@ def _long_names_as_dpkg(buf: bytearray) -> bytes:
     return bytes(buf)
 
 
-def segment(entries: Iterable[Entry], seen: list[tuple[Entry, bytes]], mtime: int) -> Segment:
-    """The tar members of the entries (all dated mtime) in memory; each file's bytes also go to seen."""
-    chunks, headers, offset = [], [], 0
+def segment(entries: Iterable[Entry], seen: list[tuple[Entry, bytes]]) -> Segment:
+    """The tar members of the entries in memory; each file's bytes also go to seen."""
+    chunks, offset = [], 0
     for entry in entries:
         data = entry.data() if entry.kind == "file" else b""
-        head = header(entry, len(data))
-        headers.append(offset + len(head) - BLOCK)
-        chunks += [head, data, b"\0" * (-len(data) % BLOCK)]
-        offset += len(head) + len(data) + (-len(data) % BLOCK)
+        chunks += [header(entry, len(data)), data, b"\0" * (-len(data) % BLOCK)]
+        offset += len(chunks[-3]) + len(data) + (-len(data) % BLOCK)
         seen.append((entry, data))
     sums = tuple((e.path, hashlib.md5(data).hexdigest()) for e, data in seen if e.kind == "file")
     size = sum((len(d) + 1023) // 1024 if e.kind == "file" else 1 for e, d in seen if e.path)
-    return Segment(b"".join(chunks), offset, sums, size, mtime, tuple(headers))
+    return Segment(b"".join(chunks), offset, sums, size)
 
 
-def restamped(seg: Segment, mtime: int) -> Iterator[bytes]:
-    """The cached segment's bytes with every member's mtime set to mtime and its header checksum to match
-    (the checksum is the sum of the header's bytes, so it moves by the difference of the two fields)."""
-    old, new = b"%011o\0" % seg.mtime, b"%011o\0" % mtime
-    delta = sum(new) - sum(old)
-    at, pos = 0, 0
-    with open(seg.tar, "rb") as f:
-        for raw in iter(lambda: f.read(CHUNK), b""):
-            chunk = bytearray(raw)
-            while at < len(seg.headers) and seg.headers[at] < pos + len(chunk):
-                h = seg.headers[at] - pos
-                chunk[h + MTIME.start:h + MTIME.stop] = new
-                chunk[h + CHKSUM.start:h + CHKSUM.stop] = b"%06o\0 " % (int(chunk[h + 148:h + 154], 8) + delta)
-                at += 1
-            pos += len(chunk)
-            yield bytes(chunk)
+@dataclass(frozen=True)
+class Data:
+    """data.tar.zst ready to be written: its bytes around the cached libraries' blocks, and its size
+    (the ar header that precedes it names the size)."""
+
+    head: bytes  # frame header, the own part's blocks, the join
+    blocks: Path  # the libraries' cached blocks
+    tail: bytes  # the archive's zero end, the checksum
+    size: int
+
+    def write(self, fd: int) -> None:
+        """Append to fd (an unbuffered file descriptor); the cached blocks copied in the kernel."""
+        write_all(fd, self.head)
+        with self.blocks.open("rb") as src:
+            left = self.size - len(self.head) - len(self.tail)
+            while left > 0:
+                done = os.copy_file_range(src.fileno(), fd, left)
+                if done <= 0:
+                    raise OSError(f"{self.blocks}: shorter than its recorded size")
+                left -= done
+        write_all(fd, self.tail)
 
 
-def write_data(parts: list[tuple[Segment, int]], dest: Path) -> None:
-    """The segments (each restamped to its mtime) and the end of the archive through zstd.
+def data_tar(own: Segment, lib: Segment, tmp: Path) -> Data:
+    """The package's own members, the libraries' and the archive's end, as the one zstd frame dpkg reads.
 
-    As dpkg-deb compresses: an archive up to one zstd input buffer (128 KiB) in one call, its size
-    in the frame header (zstd reads it from a file); a longer one streamed (zstd reads a pipe)."""
-    length = sum(seg.tar_size for seg, _ in parts) + 2 * BLOCK
-    end = b"\0" * (2 * BLOCK + (-length % RECORD))
+    Only the own part (and the first bytes of the libraries' first header) is compressed here; the
+    libraries' blocks are copied from the cache after the join (zstdframe.py). The checksum needs the
+    content's XXH64, so the libraries' uncompressed members are read (not compressed) once more."""
+    import xxhash
 
-    def chunks() -> Iterator[bytes]:
-        for seg, mtime in parts:
-            yield from (restamped(seg, mtime) if seg.mtime != mtime else _raw(seg))
-        yield end
+    assert isinstance(own.tar, bytes) and isinstance(lib.tar, Path) and lib.compressed is not None
+    end = b"\0" * (2 * BLOCK + (-(own.tar_size + lib.tar_size + 2 * BLOCK) % RECORD))
+    with open(lib.tar, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as libs:
+        if libs[JOIN - 8:JOIN + zstdframe.RESET_BYTES] != bytes(zstdframe.JOIN_ZEROS):
+            raise zstdframe.FrameError("the libraries' first header has no zero bytes at the join")
+        first = zstdframe.piece(_compressed(own.tar + libs[:JOIN], tmp / "own.zst"))
+        digest = xxhash.xxh64(own.tar)
+        digest.update(libs)
+        digest.update(end)
+    head = zstdframe.header(max(first.window, lib.window)) + first.blocks + zstdframe.reset_offsets()
+    tail = zstdframe.rle(0, len(end), last=True) + zstdframe.checksum(digest.intdigest())
+    return Data(head, lib.compressed, tail, len(head) + lib.compressed.stat().st_size + len(tail))
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """os.write until every byte is written (a raw write may take only part)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _compressed(data: bytes, tmp: Path) -> bytes:
+    """data through zstd from a pipe, without its own checksum (the joined frame carries one)."""
+    try:
+        with tmp.open("wb") as out:
+            filter_to([*ZSTD, "--no-check"], [data], out)
+        return tmp.read_bytes()
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def compressed_tar(entries: list[Entry], dest: Path) -> None:
+    """A whole small archive (control.tar.zst) from its entries, as dpkg-deb compresses it: an archive up
+    to one zstd input buffer (128 KiB) in one call, its size in the frame header (zstd reads it from a
+    file); a longer one streamed (zstd reads a pipe)."""
+    seg = segment(entries, [])
+    assert isinstance(seg.tar, bytes)
+    whole = seg.tar + b"\0" * (2 * BLOCK + (-(seg.tar_size + 2 * BLOCK) % RECORD))
     with dest.open("wb") as out:
-        if length + len(end) - 2 * BLOCK > ONE_CALL:
-            filter_to(list(ZSTD), chunks(), out)
+        if len(whole) - 2 * BLOCK > ONE_CALL:
+            filter_to(list(ZSTD), [whole], out)
             return
-        whole = dest.with_name(dest.name + ".tar")
-        whole.write_bytes(b"".join(chunks()))
-        filter_to([*ZSTD, str(whole)], [], out)
-
-
-def compressed_tar(entries: list[Entry], mtime: int, dest: Path) -> None:
-    """A whole small archive (control.tar.zst) from its entries."""
-    write_data([(segment(entries, [], mtime), mtime)], dest)
-
-
-def _raw(seg: Segment) -> Iterator[bytes]:
-    if isinstance(seg.tar, bytes):
-        yield seg.tar
-        return
-    with open(seg.tar, "rb") as f:
-        yield from iter(lambda: f.read(CHUNK), b"")
+        plain = dest.with_name(dest.name + ".tar")
+        plain.write_bytes(whole)
+        filter_to([*ZSTD, str(plain)], [], out)
 
 
 def segment_key(vendor_key: str, prefix: str, compiler: Compiler | None = None) -> str:
@@ -168,8 +195,7 @@ def library_segment(lib: Path, vendor_key: str, prefix: str, cache: Path, needle
         known = seg.needles_clean
         hits = _scan(lib, prefix, [n for n in needles if n not in known])
     if not hits:
-        seg = Segment(seg.tar, seg.tar_size, seg.md5sums, seg.size_kib, seg.mtime, seg.headers,
-                      seg.needles_clean | set(needles), seg.links)
+        seg = replace(seg, needles_clean=seg.needles_clean | set(needles))
     if seg.needles_clean != known or not meta_file.is_file():
         _write_meta(meta_file, seg)
     return seg, hits
@@ -198,47 +224,57 @@ def _library_byte_code(lib: Path, prefix: str, dest: Path, compiler: Compiler) -
 
 def _make_segment(lib: Path, prefix: str, tar: Path, needles: list[str],
                   byte_code: Path | None = None) -> tuple[Segment, list[tuple[str, int, str]]]:
-    """Members of the libraries' directories and files; their links go with the archive's tail."""
+    """The libraries' members (their directory first, then directories and files, then links, at
+    LIB_MTIME), kept uncompressed in tar and, from the join on, compressed in tar.zst."""
     tar.parent.mkdir(parents=True, exist_ok=True)
     seen: list[tuple[Entry, bytes]] = []
-    entries = sorted(libraries(lib, prefix, 0, byte_code), key=lambda e: tuple(e.path.split("/")))
-    made = segment([e for e in entries if e.kind != "link"], seen, 0)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{tar.name}.", dir=tar.parent)
+    entries = sorted(libraries(lib, prefix, LIB_MTIME, byte_code), key=lambda e: order(e.path))
+    made = segment([*(e for e in entries if e.kind != "link"), *(e for e in entries if e.kind == "link")], seen)
+    assert isinstance(made.tar, bytes)
+    blocks = zstdframe.piece(_compressed(made.tar[JOIN + zstdframe.RESET_BYTES:], tar.with_suffix(".tmp.zst")))
+    compressed = tar.with_suffix(".zst")
+    _put(compressed, blocks.blocks)
+    _put(tar, made.tar)
+    hits = [(e.path, line if e.kind == "file" else 0, n) for e, data in seen
+            if "/__pycache__/" not in e.path  # byte code repeats its source's strings: the source is named
+            for line, n in file_hits(data if e.kind == "file" else e.target.encode(), needles)]
+    return replace(made, tar=tar, compressed=compressed, window=blocks.window), hits
+
+
+def _put(path: Path, data: bytes) -> None:
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(fd, "wb") as out:
-        out.write(made.tar)  # type: ignore[arg-type]
-    os.replace(tmp_name, tar)
-    hits = [(e.path, line, n) for e, data in seen if "/__pycache__/" not in e.path  # a source names its own
-            for line, n in file_hits(data, needles)]
-    links = tuple((e.path, e.target) for e in entries if e.kind == "link")
-    return Segment(tar, made.tar_size, made.md5sums, made.size_kib, 0, made.headers, links=links), hits
+        out.write(data)
+    os.replace(tmp_name, path)
 
 
 def _scan(lib: Path, prefix: str, needles: list[str]) -> list[tuple[str, int, str]]:
     hits: list[tuple[str, int, str]] = []
     if not needles:
         return hits
-    for entry in libraries(lib, prefix, 0):  # links are checked with the archive's tail
-        if entry.kind == "file":
-            hits += [(entry.path, line, n) for line, n in file_hits(entry.data(), needles)]
+    for entry in libraries(lib, prefix, LIB_MTIME):
+        raw = entry.data() if entry.kind == "file" else entry.target.encode()
+        hits += [(entry.path, line if entry.kind == "file" else 0, n) for line, n in file_hits(raw, needles)]
     return hits
 
 
 def _read_meta(path: Path, tar: Path) -> Segment | None:
     try:
         data = json.loads(path.read_text())
-        if tar.stat().st_size != data["tar_size"]:
+        compressed = tar.with_suffix(".zst")
+        if tar.stat().st_size != data["tar_size"] or compressed.stat().st_size != data["compressed_size"]:
             return None
         return Segment(tar, int(data["tar_size"]), tuple((p, m) for p, m in data["md5sums"]), int(data["size_kib"]),
-                       int(data["mtime"]), tuple(data["headers"]), frozenset(data["needles_clean"]),
-                       tuple((p, t) for p, t in data["links"]))
+                       frozenset(data["needles_clean"]), compressed, int(data["window"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
 def _write_meta(path: Path, seg: Segment) -> None:
+    assert seg.compressed is not None
     data = {"tar_size": seg.tar_size, "md5sums": [list(row) for row in seg.md5sums], "size_kib": seg.size_kib,
-            "mtime": seg.mtime, "headers": list(seg.headers), "needles_clean": sorted(seg.needles_clean),
-            "links": [list(link) for link in seg.links]}
+            "needles_clean": sorted(seg.needles_clean), "compressed_size": seg.compressed.stat().st_size,
+            "window": seg.window}
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data))
     os.replace(tmp, path)

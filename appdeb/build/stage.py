@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from appdeb.build.manifest import file_mode, refuse_unpackable
+from appdeb.build.manifest import LIB_MTIME, file_mode, refuse_unpackable
 from appdeb.build.plan import BuildPlan
 from appdeb.errors import AppdebError
 
@@ -88,7 +88,7 @@ def stage(plan: BuildPlan, lib: Path, files: dict[str, RenderedFile], dest: Path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(rendered.content)
         target.chmod(rendered.mode)
-    normalize(dest, plan.source_date_epoch)
+    normalize(dest, plan.source_date_epoch, plan.paths.lib[1:])
 
 
 def _link_tree(src: Path, dst: Path) -> None:
@@ -101,11 +101,12 @@ def _link_tree(src: Path, dst: Path) -> None:
     (dst / ".lock").unlink(missing_ok=True)
 
 
-def normalize(root: Path, epoch: int) -> None:
+def normalize(root: Path, epoch: int, lib: str) -> None:
     """Modes 0755/0644 and one timestamp everywhere, whatever the checkout or umask produced.
 
     The root too: it is the package's "./" entry, and a umask of 077 would make it 0700. File modes
-    follow manifest.file_mode, as the direct writer's do.
+    follow manifest.file_mode, as the direct writer's do; the vendored libraries (lib, relative to
+    root) are dated LIB_MTIME, as the direct writer dates them.
     """
     os.chmod(root, 0o755)
     for dirpath, dirnames, filenames in os.walk(root):
@@ -124,6 +125,11 @@ def normalize(root: Path, epoch: int) -> None:
         for name in dirnames:
             os.utime(os.path.join(dirpath, name), (epoch, epoch), follow_symlinks=False)
     os.utime(root, (epoch, epoch))
+    if (root / lib).is_dir():
+        for dirpath, dirnames, filenames in os.walk(root / lib, topdown=False):
+            for name in [*filenames, *dirnames]:
+                os.utime(os.path.join(dirpath, name), (LIB_MTIME, LIB_MTIME), follow_symlinks=False)
+        os.utime(root / lib, (LIB_MTIME, LIB_MTIME))
 
 
 @dataclass(frozen=True)

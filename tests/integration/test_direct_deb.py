@@ -1,16 +1,21 @@
 """The .deb written from the manifest (no staged tree) against dpkg-deb itself, and the cache left alone.
 
-dpkg-deb --build over the staged tree is the oracle: for the same inputs the direct writer must give
-the same bytes, and dpkg-deb must read what it wrote. A build only ever reads the vendor cache.
+dpkg-deb --build over the staged tree is the oracle: for the same inputs the direct writer must give the
+same control archive byte for byte and the same data members (names, types, modes, owners, timestamps,
+contents, link targets), in one zstd frame dpkg reads whole and whose checksum holds; a build from the
+cached, compressed libraries gives the same bytes as the build that made them. A build only ever reads
+the vendor cache.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -68,35 +73,59 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "cache"
 
 
-def test_direct_deb_is_dpkg_debs_bytes(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def dpkg_deb(*args: str | Path) -> bytes:
+    return subprocess.run(["dpkg-deb", *map(str, args)], capture_output=True, check=True).stdout
+
+
+def members(deb: Path) -> dict[str, tuple[object, ...]]:
+    """Every data member as dpkg reads it: type, mode, owner, mtime, size, content digest, link target."""
+    fsys = dpkg_deb("--fsys-tarfile", deb)
+    assert len(fsys) % 10240 == 0
+    out = {}
+    with tarfile.open(fileobj=io.BytesIO(fsys)) as tar:
+        for m in tar.getmembers():
+            data = tar.extractfile(m).read() if m.isfile() else b""  # type: ignore[union-attr]
+            out[m.name] = (m.type, m.mode, m.uname, m.gname, m.mtime, m.size, sha(data), m.linkname)
+    return out
+
+
+def test_direct_deb_is_dpkg_debs_package(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from appdeb.build.manifest import LIB_MTIME
+
     app = awkward_app(tmp_path)
     direct = built(app, tmp_path / "direct", instance="x")  # makes the library segment
     again = built(app, tmp_path / "again", instance="x", build_number=1)  # from the cached segment
+    assert sha(direct) == sha(again)
     monkeypatch.setattr(payload, "available", lambda: False)
-    staged = built(app, tmp_path / "staged", instance="x")
-    assert sha(direct) == sha(staged) and sha(again) == sha(staged)
-    deb = next((tmp_path / "direct").glob("*.deb"))
-    listing = subprocess.run(["dpkg-deb", "--contents", str(deb)], capture_output=True, text=True, check=True).stdout
-    assert "./opt/notes-x/lib/markupsafe/" in listing and "./opt/notes-x/app/tool-link -> tool.sh" in listing
-    assert f"{'d' * 60}/{'e' * 60}/{'f' * 40}.txt" in listing
-    modes = {line.split()[-1]: line.split()[0] for line in listing.splitlines() if "->" not in line}
-    assert modes["./opt/notes-x/app/libbundled.so.1"] == "-rw-r--r--"
-    assert modes["./opt/notes-x/app/tool.sh"] == "-rwxr-xr-x"
-    assert all(mode == "-rw-r--r--" for path, mode in modes.items() if ".so" in path and not path.endswith("/"))
-    subprocess.run(["dpkg-deb", "--info", str(deb)], capture_output=True, check=True)
-    fsys = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], capture_output=True, check=True).stdout
-    assert len(fsys) % 10240 == 0
+    built(app, tmp_path / "staged", instance="x")
+    deb, staged = next((tmp_path / "direct").glob("*.deb")), next((tmp_path / "staged").glob("*.deb"))
+    assert dpkg_deb("--ctrl-tarfile", deb) == dpkg_deb("--ctrl-tarfile", staged)
+    ours, theirs = members(deb), members(staged)
+    assert ours == theirs
+    assert {v[4] for k, v in ours.items() if k.startswith("./opt/notes-x/lib/")} == {LIB_MTIME}
+    assert {v[4] for k, v in ours.items() if k.startswith("./opt/notes-x/app/")} == {EPOCH}
+    ar = subprocess.run(["ar", "x", str(deb)], cwd=tmp_path, check=True)
+    assert ar.returncode == 0
+    subprocess.run(["zstd", "-t", "-q", str(tmp_path / "data.tar.zst")], check=True)  # the checksum holds
+    info = subprocess.run(["zstd", "-lv", str(tmp_path / "data.tar.zst")], capture_output=True, text=True).stdout
+    assert "Zstandard Frames: 1" in info and "Check: XXH64" in info
+    assert "./opt/notes-x/lib/markupsafe" in ours and ours["./opt/notes-x/app/tool-link"][7] == "tool.sh"
+    assert f"./opt/notes-x/app/src/{'d' * 60}/{'e' * 60}/{'f' * 40}.txt" in ours
+    assert ours["./opt/notes-x/app/libbundled.so.1"][1] == 0o644 and ours["./opt/notes-x/app/tool.sh"][1] == 0o755
+    assert all(v[1] == 0o644 for k, v in ours.items() if k.endswith(".so") or ".so." in k.rpartition("/")[2])
 
 
-def test_a_new_epoch_restamps_the_cached_libraries(tmp_path: Path, cache: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """An app change moves SOURCE_DATE_EPOCH; the cached segment must carry the new one, as dpkg-deb would."""
+def test_a_new_epoch_leaves_the_libraries_dated_as_before(tmp_path: Path, cache: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """An app change moves SOURCE_DATE_EPOCH: the app's files follow it, the cached libraries keep LIB_MTIME
+    (so their compressed bytes are reused), in both writers alike."""
     app = awkward_app(tmp_path)
     built(app, tmp_path / "first")
     later = build(app, BuildOptions(out_dir=tmp_path / "later", source_date_epoch=EPOCH - 86400 * 100))
     monkeypatch.setattr(payload, "available", lambda: False)
     staged = build(app, BuildOptions(out_dir=tmp_path / "staged", source_date_epoch=EPOCH - 86400 * 100))
-    assert sha(later.deb.read_bytes()) == sha(staged.deb.read_bytes())
+    assert members(later.deb) == members(staged.deb)
+    assert members(later.deb)["./opt/notes/app/app.yaml"][4] == EPOCH - 86400 * 100
 
 
 @pytest.mark.parametrize("compression", ["zstd", "xz"])
