@@ -30,7 +30,7 @@ from appdeb.build.manifest import LIB_MTIME, SKIPPED_IN_LIB, Entry, libraries, o
 from appdeb.build.stage import file_hits
 from appdeb.runner import filter_to, which
 
-FORMAT = "payload-7"  # bump when the bytes of a segment change for the same inputs
+FORMAT = "payload-8"  # bump when the bytes of a segment change for the same inputs
 ZSTD = ("zstd", "-3", "-T0", "-q", "-c")  # multi-threaded: the same bytes for any thread count, as dpkg-deb
 BLOCK, RECORD, CHUNK = 512, 10240, 1 << 20
 ONE_CALL = 128 << 10  # ZSTD_CStreamInSize(): dpkg-deb's read size
@@ -48,7 +48,7 @@ class Segment:
     size_kib: int  # Installed-Size's share: 1 per directory and link, file sizes rounded up
     needles_clean: frozenset[str] = frozenset()  # build paths known to appear in none of its files
     compressed: Path | None = None  # the members after JOIN + RESET_BYTES, as the blocks of one zstd frame
-    window: int = 0  # the window those blocks need (a frame header's Window_Descriptor)
+    window: int = 0  # the window (bytes) those blocks need
 
 
 def available() -> bool:

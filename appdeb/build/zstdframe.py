@@ -32,19 +32,33 @@ class FrameError(ValueError):
 class Piece:
     """A frame's blocks without its header or checksum, and the window its references need."""
 
-    window: int  # the header's Window_Descriptor byte (larger byte, larger window)
+    window: int  # bytes
     blocks: bytes  # every block, none marked last
 
 
 def piece(frame: bytes) -> Piece:
-    """The blocks of one frame as the zstd program writes it from a pipe (no dictionary, no single segment)."""
+    """The blocks of one frame as the zstd program writes it (no dictionary; a small input read at once
+    comes as a single segment with its content size, which is then the window it needs)."""
     if frame[:4] != MAGIC or len(frame) < 6:
         raise FrameError("not a zstd frame")
     fhd = frame[4]
-    if fhd & 0x20 or fhd & 0x03 or fhd >> 6:
-        raise FrameError("a single-segment frame, a dictionary or a content size: compress from a pipe")
-    window, at = frame[5], 6
-    checksum = 4 if fhd & 0x04 else 0
+    if fhd & 0x03:
+        raise FrameError("a frame that needs a dictionary")
+    single, at = bool(fhd & 0x20), 5
+    window = 0 if single else window_size(frame[5])
+    at += 0 if single else 1
+    size_bytes = (1 if single else 0, 2, 4, 8)[fhd >> 6]
+    if size_bytes:
+        content = int.from_bytes(frame[at:at + size_bytes], "little") + (256 if size_bytes == 2 else 0)
+        window = content if single else window
+        at += size_bytes
+    blocks, at = _blocks(frame, at)
+    if at + (4 if fhd & 0x04 else 0) != len(frame):
+        raise FrameError("bytes after the frame's last block")
+    return Piece(window, blocks)
+
+
+def _blocks(frame: bytes, at: int) -> tuple[bytes, int]:
     out = bytearray()
     while True:
         if at + 3 > len(frame):
@@ -52,20 +66,27 @@ def piece(frame: bytes) -> Piece:
         head = int.from_bytes(frame[at:at + 3], "little")
         last, kind, size = head & 1, (head >> 1) & 3, head >> 3
         length = 3 + (1 if kind == RLE else size)
+        if kind == 3 or at + length > len(frame):
+            raise FrameError("a reserved or truncated block")
         block = bytearray(frame[at:at + length])
         block[0] &= 0xFE
         out += block
         at += length
         if last:
-            break
-    if at + checksum != len(frame):
-        raise FrameError("bytes after the frame's last block")
-    return Piece(window, bytes(out))
+            return bytes(out), at
+
+
+def window_size(descriptor: int) -> int:
+    """The window a Window_Descriptor byte stands for."""
+    base = 1 << (10 + (descriptor >> 3))
+    return base + (base >> 3) * (descriptor & 7)
 
 
 def header(window: int) -> bytes:
-    """A frame header: no content size (it is not known in advance), a checksum at the end, the window."""
-    return MAGIC + bytes([0x04, window])
+    """A frame header: no content size (it is not known in advance), a checksum at the end, and the
+    smallest window descriptor that holds window bytes (at least the 128 KiB a block may hold)."""
+    descriptor = next(d for d in range(256) if window_size(d) >= max(window, MAX_BLOCK))
+    return MAGIC + bytes([0x04, descriptor])
 
 
 def reset_offsets() -> bytes:
@@ -87,7 +108,7 @@ def reset_offsets() -> bytes:
 
 def rle(byte: int, count: int, last: bool) -> bytes:
     """RLE blocks regenerating count copies of byte."""
-    out = b""
+    out = b"" if count else _block_header(RAW, 0, last=last)
     while count > 0:
         n = min(count, MAX_BLOCK)
         count -= n
