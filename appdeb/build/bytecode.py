@@ -18,8 +18,11 @@ release. Symbolic links are never compiled through; a file that does not compile
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -123,27 +126,61 @@ def is_source(path: Path) -> bool:
     return path.name.endswith(".py") and len(path.name) > 3 and not path.is_symlink() and path.is_file()
 
 
-def compile_sources(comp: Compiler, sources: Iterable[tuple[str, Path]], out: Path, strip: str = "") -> None:
+def compile_sources(comp: Compiler, sources: Iterable[tuple[str, Path]], out: Path, strip: str = "",
+                    keep: bool = False) -> None:
     """Compile each (package path, file) to out/<its byte code's package path, less `strip`>, 0644.
 
-    The list is ordered by package path and cut into CHUNK-sized runs, compiled side by side."""
+    The list is ordered by package path and cut into CHUNK-sized runs, compiled side by side. A run's
+    output depends only on the interpreter and its sources' paths and bytes (the compiling process is
+    the same for the same run), so with keep a run compiled once is kept in appdeb's cache and copied
+    after (the libraries' byte code is kept with their segment instead)."""
     jobs = [(str(src), str(out / cached_name(path, comp.tag)[len(strip):]), "/" + path)
             for path, src in sorted(sources, key=lambda s: s[0].split("/"))]
     chunks = [jobs[i:i + CHUNK] for i in range(0, len(jobs), CHUNK)]
-    argv = [comp.program, "-s", "-S", "-W", "ignore", "-c", COMPILE]
     with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-        for done in pool.map(lambda chunk: run(argv, env=compile_env(), input=json.dumps(chunk), check=False,
-                                               cwd=Path("/")), chunks):
-            if done.returncode != 0:
-                raise AppdebError(f"{comp.program} could not byte-compile: {done.stdout.strip()[-500:]}")
+        list(pool.map(lambda chunk: _compile_run(comp, chunk, keep), chunks))
     for _, cfile, _ in jobs:
         if os.path.isfile(cfile):
             os.chmod(cfile, 0o644)
 
 
-def compile_staged(comp: Compiler, tree: Path, root: str, lib: str) -> None:
-    """The staged tree's byte code beside its sources, in the direct writer's two runs (the libraries,
-    then the rest of /opt/PKG), so both writers give the same bytes."""
+def _compile_run(comp: Compiler, chunk: list[tuple[str, str, str]], keep: bool) -> None:
+    from appdeb.build.vendor import cache_root
+
+    h = hashlib.sha256(f"{comp.program}\0{comp.stamp}\0{comp.tag}\0{comp.magic}\0{comp.version}\0{COMPILE}".encode())
+    for source, _, dfile in chunk:
+        h.update(f"\0{dfile}\0".encode() + hashlib.sha256(Path(source).read_bytes()).digest())
+    kept = cache_root() / "bytecode" / h.hexdigest()
+    if not keep or not kept.is_dir():
+        argv = [comp.program, "-s", "-S", "-W", "ignore", "-c", COMPILE]
+        done = run(argv, env=compile_env(), input=json.dumps(chunk), check=False, cwd=Path("/"))
+        if done.returncode != 0:
+            raise AppdebError(f"{comp.program} could not byte-compile: {done.stdout.strip()[-500:]}")
+        if keep:
+            _keep(kept, chunk)
+        return
+    for i, (_, cfile, _) in enumerate(chunk):
+        if (kept / f"{i}.pyc").is_file():
+            os.makedirs(os.path.dirname(cfile), exist_ok=True)
+            shutil.copyfile(kept / f"{i}.pyc", cfile)
+
+
+def _keep(kept: Path, chunk: list[tuple[str, str, str]]) -> None:
+    """The run's byte code under kept (by position in the run), made under a temporary name first."""
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{kept.name}.", dir=kept.parent))
+    for i, (_, cfile, _) in enumerate(chunk):
+        if os.path.isfile(cfile):
+            shutil.copyfile(cfile, tmp / f"{i}.pyc")
+    try:
+        os.rename(tmp, kept)
+    except OSError:  # another build kept the same run meanwhile
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def compile_staged(comp: Compiler, tree: Path, root: str, lib: str, app: str) -> None:
+    """The staged tree's byte code beside its sources, in the direct writer's three runs (the libraries,
+    the app, the rest of /opt/PKG), so both writers give the same bytes."""
     libraries: list[tuple[str, Path]] = []
     rest: list[tuple[str, Path]] = []
     for dirpath, _, filenames in os.walk(tree / root.lstrip("/")):
@@ -156,4 +193,12 @@ def compile_staged(comp: Compiler, tree: Path, root: str, lib: str) -> None:
                 elif not in_test_suite(path, lib):
                     libraries.append((path, full))
     compile_sources(comp, libraries, tree)
-    compile_sources(comp, rest, tree)
+    for part in split_app(rest, app):
+        compile_sources(comp, part, tree, keep=True)
+
+
+def split_app(sources: list[tuple[str, Path]], app: str) -> tuple[list[tuple[str, Path]], list[tuple[str, Path]]]:
+    """The app's own sources, and the rest (appdeb's runtime: the same in every build of the package),
+    compiled apart so a change to the app leaves the other run's kept byte code in use."""
+    inside = app.strip("/") + "/"
+    return [s for s in sources if s[0].startswith(inside)], [s for s in sources if not s[0].startswith(inside)]

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from appdeb.build.assemble import control_extras, deb_filename
-from appdeb.build.bytecode import Compiler, cached_name, compile_sources
+from appdeb.build.bytecode import Compiler, cached_name, compile_sources, split_app
 from appdeb.build.manifest import Entry, from_disk, order, rendered, with_directories
 from appdeb.build.payload import Data, compressed_tar, data_tar, library_segment, segment, write_all
 from appdeb.build.plan import BuildPlan
@@ -62,7 +62,8 @@ def app_byte_code(plan: BuildPlan, entries: list[Entry], compiler: Compiler, tmp
                 (tmp / "src" / e.path).parent.mkdir(parents=True, exist_ok=True)
                 (tmp / "src" / e.path).write_bytes(e.data())
             sources.append((e.path, e.source or tmp / "src" / e.path))
-    compile_sources(compiler, sources, tmp / "pyc")
+    for part in split_app(sources, plan.paths.app):
+        compile_sources(compiler, part, tmp / "pyc", keep=True)
     made = [cached_name(path, compiler.tag) for path, _ in sources]
     return [from_disk(pyc, tmp / "pyc" / pyc, plan.source_date_epoch) for pyc in made if (tmp / "pyc" / pyc).is_file()]
 

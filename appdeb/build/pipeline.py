@@ -177,7 +177,7 @@ def _staged_deb(plan: BuildPlan, lib: Path, files: dict[str, RenderedFile], tmp:
     refuse_build_paths(tree, [str(tmp), str(tree), *map(str, dirs), str(cache_root())], requirement_files(plan))
     if comp is not None:  # after the build-path check: byte code repeats its sources' strings
         report(f"byte-compiling with {comp.program}")
-        compile_staged(comp, tree, plan.paths.root, plan.paths.lib)
+        compile_staged(comp, tree, plan.paths.root, plan.paths.lib, plan.paths.app)
         normalize(tree, plan.source_date_epoch, plan.paths.lib[1:])
     report(f"compressing ({plan.compression})")
     return assemble(plan, tree, out_dir=dirs[1])

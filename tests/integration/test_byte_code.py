@@ -5,11 +5,13 @@ is by the node's python (nothing recompiled). Elsewhere the package ships none a
 from __future__ import annotations
 
 import importlib.util
+import json
 import marshal
 import shutil
 import subprocess
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -157,13 +159,24 @@ def test_the_libraries_are_compiled_once_and_their_cache_only_read(tmp_path: Pat
     first = build(app, BuildOptions(out_dir=tmp_path / "one", source_date_epoch=EPOCH))
     [compiled] = (tmp_path / "cache" / "payload").glob("*.pyc")
     before = {p: p.stat().st_mtime_ns for p in compiled.rglob("*")}
-    calls: list[int] = []
-    real = bytecode.compile_sources
-    monkeypatch.setattr("appdeb.build.deb.compile_sources", lambda *a, **k: calls.append(1) or real(*a, **k))
-    monkeypatch.setattr("appdeb.build.payload.compile_sources", lambda *a, **k: calls.append(2) or real(*a, **k))
+    compiled_runs: list[list[str]] = []
+    real_run = bytecode.run
+
+    def counting(argv: list[str], **kw: Any) -> Any:
+        if bytecode.COMPILE in argv:
+            compiled_runs.append([dfile for _, _, dfile in json.loads(kw["input"])])
+        return real_run(argv, **kw)
+    monkeypatch.setattr(bytecode, "run", counting)
     (app / "src" / "notes" / "web.py").write_text((app / "src" / "notes" / "web.py").read_text() + "# changed\n")
     second = build(app, BuildOptions(out_dir=tmp_path / "two", source_date_epoch=EPOCH, build_number=2))
-    assert calls == [1]  # the app's sources only: the libraries' byte code came from the cache
+    # one interpreter compiled the app's sources; the libraries' byte code and appdeb's runtime's came
+    # from the cache (neither changed)
+    assert len(compiled_runs) == 1 and all(f.startswith("/opt/notes/app/") for f in compiled_runs[0])
+    assert "/opt/notes/app/src/notes/web.py" in compiled_runs[0]
+    third = build(app, BuildOptions(out_dir=tmp_path / "three", source_date_epoch=EPOCH, build_number=3))
+    pycs = {n: v for n, v in _contents(second).items() if n.endswith(".pyc")}
+    assert len(compiled_runs) == 1  # nothing changed: every run's byte code was kept
+    assert {n: v for n, v in _contents(third).items() if n.endswith(".pyc")} == pycs
     assert {p: p.stat().st_mtime_ns for p in compiled.rglob("*")} == before
     libs = [n for n in _contents(second) if "/lib/flask/__pycache__/" in n]
     assert libs and {n: _contents(first)[n] for n in libs} == {n: _contents(second)[n] for n in libs}
