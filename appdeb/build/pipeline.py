@@ -132,31 +132,33 @@ def _build(plan: BuildPlan, app_dir: Path, out_dir: Path, fingerprint: str, repo
     vendored = vendor(plan.requirements, plan.python_version, app_dir, plan.target.glibc_minor)
     plan = with_vendor(plan, binary_dists=vendored.binary_dists, vendored=vendored.dists,
                        console_scripts=console_scripts(vendored.lib), glibc=vendored.glibc)
-    files = render(plan)
-    comp = compiler(plan.target)
-    if comp is not None:  # the package ships byte code: which interpreter compiled it (postinst reads it)
-        files[f"{plan.paths.runtime[1:]}/{MARK}"] = RenderedFile(comp.mark())
-    with tempfile.TemporaryDirectory(prefix="appdeb-stage-") as tmp:
+    step = plan.spec.command(BUILD_COMMAND)
+    with tempfile.TemporaryDirectory(prefix="appdeb-stage-") as tmp, ThreadPoolExecutor(1) as pool:
+        # the app's import runs in a process of its own, beside the rest (after commands.build, if any)
+        check = None if step else pool.submit(check_interface, plan, vendored.lib, None, vendored.tree)
+        files = render(plan)
+        comp = compiler(plan.target)
+        if comp is not None:  # the package ships byte code: which interpreter compiled it (postinst reads it)
+            files[f"{plan.paths.runtime[1:]}/{MARK}"] = RenderedFile(comp.mark())
         shipped = plan
-        if plan.spec.command(BUILD_COMMAND) is not None:
+        if step is not None:
             from appdeb.build.build_step import run_build_step
 
-            report(f"running commands.build: {plan.spec.command(BUILD_COMMAND)}")
+            report(f"running commands.build: {step}")
             copy = run_build_step(plan, vendored.lib, Path(tmp) / "build")
             shipped = replace(plan, spec=replace(plan.spec, app_dir=copy))  # the copy, after the command
+            check = pool.submit(check_interface, plan, vendored.lib, copy, vendored.tree)
+        assert check is not None
         report("checking the web app's interface, writing the package")
-        with ThreadPoolExecutor(1) as pool:  # the app's import runs in a process of its own, beside the writing
-            built_app = shipped.spec.app_dir if shipped is not plan else None
-            check = pool.submit(check_interface, plan, vendored.lib, built_app, vendored.tree)
-            if plan.compression == "zstd" and payload_available():
-                inputs = Inputs(shipped.spec.app_dir, vendored.lib, vendored.tree,
-                                [str(app_dir), str(cache_root()), str(out_dir)], [tmp], requirement_files(plan), comp,
-                                gate=check.result)  # a refused interface stops the .deb before it is named
-                deb = write_deb(shipped, files, inputs, out_dir, cache_root() / "payload")
-            else:
-                check.result()
-                deb = _staged_deb(shipped, vendored.lib, files, Path(tmp), [app_dir, out_dir], comp, report)
-            warning = check.result()
+        if plan.compression == "zstd" and payload_available():
+            inputs = Inputs(shipped.spec.app_dir, vendored.lib, vendored.tree,
+                            [str(app_dir), str(cache_root()), str(out_dir)], [tmp], requirement_files(plan), comp,
+                            gate=check.result)  # a refused interface stops the .deb before it is named
+            deb = write_deb(shipped, files, inputs, out_dir, cache_root() / "payload")
+        else:
+            check.result()
+            deb = _staged_deb(shipped, vendored.lib, files, Path(tmp), [app_dir, out_dir], comp, report)
+        warning = check.result()
     result = BuildResult(deb, plan.package, plan.version, plan.architecture, sha256_of(deb), deb.stat().st_size,
                          reused=False, warnings=(warning,) if warning else ())
     _remember(out_dir, plan.package, fingerprint, result)
