@@ -107,8 +107,16 @@ class Data:
         write_all(fd, self.head)
         with self.blocks.open("rb") as src:
             left = self.size - len(self.head) - len(self.tail)
+            in_kernel = True
             while left > 0:
-                done = os.copy_file_range(src.fileno(), fd, left)
+                try:
+                    done = os.copy_file_range(src.fileno(), fd, left) if in_kernel else 0
+                except OSError:  # another file system (EXDEV on older kernels), or none offered
+                    in_kernel, done = False, 0
+                if not in_kernel:
+                    chunk = os.read(src.fileno(), min(left, CHUNK))
+                    write_all(fd, chunk)
+                    done = len(chunk)
                 if done <= 0:
                     raise OSError(f"{self.blocks}: shorter than its recorded size")
                 left -= done

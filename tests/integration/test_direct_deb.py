@@ -175,3 +175,17 @@ def test_a_tree_made_again_never_ships_the_old_trees_segment(tmp_path: Path, cac
     out = tmp_path / "x"
     subprocess.run(["dpkg-deb", "-x", str(tmp_path / "second.deb"), str(out)], check=True)
     assert next(out.glob("opt/*/lib/markupsafe/__init__.py")).read_text() == "# the newer release\n"
+
+
+def test_the_cached_blocks_copy_across_file_systems(tmp_path: Path, cache: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """copy_file_range refuses another file system on older kernels (EXDEV): the bytes are copied anyway."""
+    import errno
+
+    app = awkward_app(tmp_path)
+    first = built(app, tmp_path / "first")
+
+    def exdev(*args: object) -> int:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+    monkeypatch.setattr(os, "copy_file_range", exdev)
+    assert built(app, tmp_path / "second") == first
