@@ -270,7 +270,8 @@ def _read_meta(path: Path, tar: Path) -> Segment | None:
     try:
         data = json.loads(path.read_text())
         compressed = tar.with_suffix(".zst")
-        if tar.stat().st_size != data["tar_size"] or compressed.stat().st_size != data["compressed_size"]:
+        if tar.stat().st_size != data["tar_size"] or compressed.stat().st_size != data["compressed_size"] \
+                or not 0 < int(data["window"]) <= zstdframe.MAX_WINDOW:
             return None
         return Segment(tar, int(data["tar_size"]), tuple((p, m) for p, m in data["md5sums"]), int(data["size_kib"]),
                        frozenset(data["needles_clean"]), compressed, int(data["window"]))

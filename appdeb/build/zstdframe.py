@@ -17,14 +17,17 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from appdeb.errors import AppdebError
+
 MAGIC = b"\x28\xb5\x2f\xfd"
 JOIN_ZEROS = 17  # 8 decoded zero bytes before a join, 9 made by the reset blocks
 RESET_BYTES = 9
 MAX_BLOCK = 128 << 10
+MAX_WINDOW = 1 << 31  # what a decoder may be asked for at most (zstd's own limit on 64-bit)
 RAW, RLE, COMPRESSED = 0, 1, 2
 
 
-class FrameError(ValueError):
+class FrameError(AppdebError):
     """The compressor's output is not the plain frame the join needs (a dictionary, a skippable frame…)."""
 
 
@@ -85,6 +88,8 @@ def window_size(descriptor: int) -> int:
 def header(window: int) -> bytes:
     """A frame header: no content size (it is not known in advance), a checksum at the end, and the
     smallest window descriptor that holds window bytes (at least the 128 KiB a block may hold)."""
+    if window > MAX_WINDOW:
+        raise FrameError(f"a window of {window} bytes")
     descriptor = next(d for d in range(256) if window_size(d) >= max(window, MAX_BLOCK))
     return MAGIC + bytes([0x04, descriptor])
 
