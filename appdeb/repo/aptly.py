@@ -40,10 +40,8 @@ class PackageRef(NamedTuple):
         return f"{self.name}_{self.version}_{self.arch}"
 
 
-# aptly is a Go program that lives for one command: at Go's default (GC at 100% heap growth) it spends
-# about a fifth of a publish collecting garbage of a heap that is freed at exit anyway. At 400% it
-# collects a few times instead of dozens, for some MB more (bench/publish.py). An operator's own
-# GOGC (or GOMEMLIMIT) in the environment is kept.
+# aptly lives for one command: at Go's default (a collection per 100% heap growth) it spends about a fifth
+# of a switch collecting a heap freed at exit anyway; 400% costs some MB. An operator's GOGC/GOMEMLIMIT wins.
 GO_ENV = {"GOGC": "400"}
 
 
@@ -80,11 +78,13 @@ def task(cfg: RepoConfig, commands: Sequence[Sequence[str]]) -> str:
 
 
 class State(NamedTuple):
-    """What a publish starts from: what is published, the distribution's snapshots, and all snapshots."""
+    """What a publish starts from: what is published, the distribution's snapshots, all snapshots, and
+    per component the publishes since the last that let aptly clean its public pool (None: unknown)."""
 
     published: dict[str, tuple[str, str]]
     snapshots: list[str]
     every: list[str]
+    unclean: dict[str, int] | None = None
 
 
 _FIELD = re.compile(r"^(Package|Version|Architecture|SHA256):(.*)$", re.M)
@@ -101,8 +101,8 @@ def read_state(cfg: RepoConfig, dist: str) -> State:
         sections = _SECTION.findall(out)
         if len(sections) != 2:
             raise AppdebError(f"aptly task run printed no outputs to read:\n{out}")
-        known = _published(sections[0]), sections[1].split()
-    return State(known[0], _of_distribution(" ".join(known[1]), dist), known[1])
+        known = _published(sections[0]), sections[1].split(), None
+    return State(known[0], _of_distribution(" ".join(known[1]), dist), known[1], known[2])
 
 
 def db_stamp(cfg: RepoConfig) -> list[list[str | int]]:
@@ -113,21 +113,23 @@ def db_stamp(cfg: RepoConfig) -> list[list[str | int]]:
                       for e in entries for st in [e.stat(follow_symlinks=False)])
 
 
-def remember_state(cfg: RepoConfig, state: dict[str, tuple[str, str]], every: list[str]) -> None:
+def remember_state(cfg: RepoConfig, state: dict[str, tuple[str, str]], every: list[str],
+                   unclean: dict[str, int]) -> None:
     """After a publish (under the writers' lock): what aptly now publishes, with the database's stamp.
 
     Saves the next publish an aptly start and a database read (about a fifth of a publish)."""
-    text = json.dumps({"db": db_stamp(cfg), "published": state, "snapshots": every})
+    text = json.dumps({"db": db_stamp(cfg), "published": state, "snapshots": every, "unclean": unclean})
     write_atomic(cfg.root / STATE_FILE, text)
 
 
-def _remembered(cfg: RepoConfig) -> tuple[dict[str, tuple[str, str]], list[str]] | None:
+def _remembered(cfg: RepoConfig) -> tuple[dict[str, tuple[str, str]], list[str], dict[str, int] | None] | None:
     try:
         saved = json.loads((cfg.root / STATE_FILE).read_text())
         if saved["db"] != db_stamp(cfg):
             return None
-        return {d: (s, c) for d, (s, c) in saved["published"].items()}, list(saved["snapshots"])
-    except (OSError, ValueError, KeyError, TypeError):
+        published = {d: (s, c) for d, (s, c) in saved["published"].items()}
+        return published, list(saved["snapshots"]), {str(c): int(n) for c, n in saved["unclean"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 

@@ -36,6 +36,11 @@ from appdeb.repo.dists import TARGET_FIELD, check_rollback, deb_control, publish
 from appdeb.repo.store import HistoryEntry, locked, record
 from appdeb.repo.switching import diff, prune_snapshots, refuse_yanked, reset_repo, snapshot_name, switch
 
+# aptly's clean-up of the public pool after a switch reads every published distribution's packages: it runs
+# with every tenth publish (and every rollback, promotion, yank, and a publish after any of them), so the
+# .debs retention dropped stay fetchable a few publishes longer for nodes that read an older index.
+POOL_CLEANUP_EVERY = 10
+
 
 @dataclass(frozen=True)
 class PublishResult:
@@ -219,12 +224,15 @@ def _publish_locked(cfg: RepoConfig, staging: Path, incoming: list[_Deb], dist: 
     snap = snapshot_name(dist)
     store.save_synced(cfg, dist, snap)  # trusted only once `snap` is what is published
     names = [*state.snapshots, snap]
-    switch(cfg, dist, comp, snap, first=current is None,
+    unclean = dict(state.unclean or {})
+    clean = state.unclean is None or unclean.get(comp, 0) + 1 >= POOL_CLEANUP_EVERY
+    switch(cfg, dist, comp, snap, first=current is None, cleanup=clean,
            before=[*changes, ["snapshot", "create", snap, "from", "repo", f"appdeb-{dist}"]])
+    unclean[comp] = 0 if clean else unclean.get(comp, 0) + 1
     entry = record(cfg, "publish", dist, snap, current[0] if current else None, *diff(before, after))
     now = {**state.published, dist: (snap, comp)}
     dropped = set(prune_snapshots(cfg, dist, {s for s, _ in now.values()}, names))
-    remember_state(cfg, now, [n for n in [*state.every, snap] if n not in dropped])
+    remember_state(cfg, now, [n for n in [*state.every, snap] if n not in dropped], unclean)
     return PublishResult(dist, snap, entry.added, entry.removed, present)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,7 @@ pytestmark = [
 # a command that opens the repository and publishes, then names the slow modules it imported
 _PUBLISH = """
 import sys
+from dataclasses import replace
 from pathlib import Path
 from appdeb.repo.config import open_repo
 from appdeb.repo.publish import publish
@@ -100,3 +102,31 @@ def test_aptly_runs_with_go_collector_tuned_unless_the_operator_chose(cfg: repoc
         with monkeypatch.context() as env:
             env.setenv(name, value)
             assert aptly.aptly_env(cfg) == {"GNUPGHOME": str(cfg.gnupg_home)}  # theirs passes through
+
+
+def _pool(cfg: repoconfig.RepoConfig) -> set[str]:
+    return {p.name for p in (cfg.public_dir / "pool").rglob("*.deb")}
+
+
+def _indexed(cfg: repoconfig.RepoConfig) -> set[str]:
+    """The .debs the published Packages indexes of every distribution name."""
+    return {line.split("/")[-1] for index in cfg.public_dir.glob("dists/*/*/binary-*/Packages")
+            for line in index.read_text().splitlines() if line.startswith("Filename: ")}
+
+
+def test_the_public_pool_is_cleaned_every_tenth_publish_and_by_every_rollback(
+        cfg: repoconfig.RepoConfig, debs: Path) -> None:
+    """Retention drops a version with every publish (keep 1): its .deb stays fetchable until aptly's
+    clean-up runs, which is at least every POOL_CLEANUP_EVERY publishes; none stays for ever."""
+    cfg = replace(cfg, keep=1)
+    published = []
+    for build in range(1, 2 * repo.POOL_CLEANUP_EVERY + 1):
+        repo.publish(cfg, [make_deb(debs, "hello", f"1.0-{build}")])
+        published.append(build)
+        pool, indexed = _pool(cfg), _indexed(cfg)
+        assert indexed == {f"hello_1.0-{build}_all.deb"} and indexed <= pool  # nothing served is missing
+        assert len(pool) <= repo.POOL_CLEANUP_EVERY  # the dropped ones wait for the next clean-up only
+    every = repo.POOL_CLEANUP_EVERY  # the 11th publish cleaned up: the ten since are all still there
+    assert _pool(cfg) == {f"hello_1.0-{build}_all.deb" for build in range(every + 1, 2 * every + 1)}
+    repo.rollback(cfg)
+    assert _pool(cfg) == _indexed(cfg) == {f"hello_1.0-{published[-2]}_all.deb"}
