@@ -125,6 +125,7 @@ def test_apt_get_update_never_fails_while_publishes_run_back_to_back(
             done.set()
 
     thread = threading.Thread(target=publisher)
+    seen: set[str] = set()
     try:
         thread.start()
         while not done.is_set():
@@ -132,15 +133,35 @@ def test_apt_get_update_never_fails_while_publishes_run_back_to_back(
             updates += 1
             if proc.returncode != 0:
                 failed.append(proc.stdout)
+            seen |= _signed_and_complete(url, cfg, tmp_path / "fetched")
         thread.join()
         assert not errors and not failed, (errors, failed)
-        print(f"{updates} updates during 10 publishes")
-        assert updates >= 2 and len(store.history(cfg)) == 11
+        print(f"{updates} updates during 10 publishes, {len(seen)} versions seen by a plain fetch")
+        assert updates >= 2 and len(store.history(cfg)) == 11 and seen <= {f"1.0-{b}" for b in range(1, 12)}
         assert _candidate(opts) == "1.0-11"
     finally:
         thread.join()
         builtin.close()
     assert not [entry for entry in log if entry[1] >= 400]
+
+
+def _signed_and_complete(url: str, cfg: repoconfig.RepoConfig, where: Path) -> set[str]:
+    """Fetch InRelease as a node would, check its signature with gpgv against the repository's key,
+    then the index it names by hash (its bytes must hash to it) and every .deb that index names: the
+    versions of hello the fetched state offers. Any half state (unsigned, stale, missing) fails here."""
+    inrelease = _get(url + INRELEASE)[1]
+    where.write_bytes(inrelease)
+    signing.verify_clearsigned(cfg.key_gpg, where)
+    sha = _promised(inrelease, "main/binary-amd64/Packages")
+    status, index, _ = _get(url + f"dists/bookworm/main/binary-amd64/by-hash/SHA256/{sha}")
+    assert status == 200 and hashlib.sha256(index).hexdigest() == sha
+    versions = set()
+    for text in index.decode().strip().split("\n\n"):
+        stanza = dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
+        status, deb, _ = _get(url + stanza["Filename"])
+        assert status == 200 and hashlib.sha256(deb).hexdigest() == stanza["SHA256"]
+        versions.add(stanza["Version"])
+    return versions
 
 
 def _promised(inrelease: bytes, index: str) -> str:
