@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from debian.debian_support import Version
 
 from appdeb.errors import AppdebError
 from appdeb.repo import aptly, signing, store
@@ -147,21 +148,21 @@ def test_apt_get_update_never_fails_while_publishes_run_back_to_back(
 
 def _signed_and_complete(url: str, cfg: repoconfig.RepoConfig, where: Path) -> set[str]:
     """Fetch InRelease as a node would, check its signature with gpgv against the repository's key,
-    then the index it names by hash (its bytes must hash to it) and every .deb that index names: the
-    versions of hello the fetched state offers. Any half state (unsigned, stale, missing) fails here."""
+    then the index it names by hash (its bytes must hash to it) and the .deb of the newest version it
+    names (what a node installs; an older one may be gone with retention): the versions it offers. Any
+    half state (unsigned, stale, an index or the candidate's .deb missing) fails here."""
     inrelease = _get(url + INRELEASE)[1]
     where.write_bytes(inrelease)
     signing.verify_clearsigned(cfg.key_gpg, where)
     sha = _promised(inrelease, "main/binary-amd64/Packages")
     status, index, _ = _get(url + f"dists/bookworm/main/binary-amd64/by-hash/SHA256/{sha}")
     assert status == 200 and hashlib.sha256(index).hexdigest() == sha
-    versions = set()
-    for text in index.decode().strip().split("\n\n"):
-        stanza = dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
-        status, deb, _ = _get(url + stanza["Filename"])
-        assert status == 200 and hashlib.sha256(deb).hexdigest() == stanza["SHA256"]
-        versions.add(stanza["Version"])
-    return versions
+    stanzas = [dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
+               for text in index.decode().strip().split("\n\n")]
+    newest = max(stanzas, key=lambda stanza: Version(stanza["Version"]))
+    status, deb, _ = _get(url + newest["Filename"])
+    assert status == 200 and hashlib.sha256(deb).hexdigest() == newest["SHA256"]
+    return {stanza["Version"] for stanza in stanzas}
 
 
 def _promised(inrelease: bytes, index: str) -> str:
