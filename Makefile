@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup install uninstall test lint unit e2e demo deb bench bench-serve bench-install bench-failsafe golden clean
+.PHONY: setup install uninstall test lint unit e2e demo deb bench bench-publish bench-serve bench-install bench-failsafe golden clean
 PREFIX ?= /usr/local
 
 setup: $(VENV)/.installed
@@ -49,6 +49,10 @@ deb: setup
 
 bench: setup
 	./bench/build.sh
+
+# one publish into 1,000 versions vs plain aptly, and publishes in a row (bench/publish.py): PUBLISH_ARGS e.g. --burst 20
+bench-publish: setup
+	$(BIN)/python bench/publish.py $(PUBLISH_ARGS)
 
 # The generated web service's req/s next to gunicorn run by hand and through its nginx site, on a node
 # (wrk, interleaved rounds; about two minutes). SERVE_ARGS e.g. "--rounds 5 --duration 10".

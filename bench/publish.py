@@ -11,7 +11,8 @@ shape signed with the same key) are generated once and cached in the system temp
 - appdeb: `publish.publish()` (what `appdeb publish` runs) of one new version — ledger
   check, add, retention (drops one version), snapshot, signed switch, history;
 - command: the same as the `appdeb publish` command (adds Python's start and imports);
-- plain: `aptly repo add` of one new version + signed `aptly publish update`.
+- plain: `aptly repo add` of one new version + signed `aptly publish update`, as a user would run
+  them: aptly's own defaults (Go's collector untuned, the public pool cleaned by every update).
 
 Medians and their ratios are printed, then `--burst` publishes in a row (publishes per
 second: nothing waits for a new wall-clock second any more), and as many plain aptly

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import subprocess
 import tempfile
 import time
@@ -27,6 +28,7 @@ from appdeb.build import formats
 from appdeb.build.plan import make_plan, with_vendor
 from appdeb.build.render import render, synopsis
 from appdeb.build.validate import load_spec
+from appdeb.repo.store import dumps_lines
 from appdeb.runtime.app import parse_settings
 
 from .conftest import EPOCH
@@ -236,3 +238,12 @@ def test_nginx_values_are_one_safe_token(text: str) -> None:
     except formats.FormatError:
         return
     assert value == text and not any(c in value for c in " \t\n;{}$\"'#\\") and not value.startswith(("~", "="))
+
+
+_LEDGERS = st.recursive(st.text(), lambda inner: st.dictionaries(st.text(), inner, max_size=4), max_leaves=12)
+
+
+@given(_LEDGERS)
+def test_the_ledgers_fast_writer_writes_what_json_writes_with_indent_0(value: object) -> None:
+    assert dumps_lines(value) == json.dumps(value, indent=0)
+    assert json.loads(dumps_lines(value)) == value

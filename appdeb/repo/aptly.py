@@ -40,10 +40,21 @@ class PackageRef(NamedTuple):
         return f"{self.name}_{self.version}_{self.arch}"
 
 
+# aptly lives for one command: at Go's default (a collection per 100% heap growth) it spends about a fifth
+# of a switch collecting a heap freed at exit anyway; 400% costs some MB. An operator's GOGC/GOMEMLIMIT wins.
+GO_ENV = {"GOGC": "400"}
+
+
+def aptly_env(cfg: RepoConfig) -> dict[str, str]:
+    """The environment of every aptly call: the repo keyring, and Go's collector tuned unless set."""
+    tuned = {} if {"GOGC", "GOMEMLIMIT"} & set(os.environ) else GO_ENV
+    return {**tuned, **signing.gnupg_env(cfg.gnupg_home)}
+
+
 def aptly(cfg: RepoConfig, *args: str, check: bool = True) -> str:
     """Every aptly call: explicit -config (else aptly writes ~/.aptly.conf) and the repo keyring."""
     argv = ["aptly", f"-config={cfg.conf}", *args]
-    proc = run(argv, env=signing.gnupg_env(cfg.gnupg_home), check=check)
+    proc = run(argv, env=aptly_env(cfg), check=check)
     return proc.stdout
 
 
@@ -67,11 +78,13 @@ def task(cfg: RepoConfig, commands: Sequence[Sequence[str]]) -> str:
 
 
 class State(NamedTuple):
-    """What a publish starts from: what is published, the distribution's snapshots, and all snapshots."""
+    """What a publish starts from: what is published, the distribution's snapshots, all snapshots, and
+    per component the publishes since the last that let aptly clean its public pool (None: unknown)."""
 
     published: dict[str, tuple[str, str]]
     snapshots: list[str]
     every: list[str]
+    unclean: dict[str, int] | None = None
 
 
 _FIELD = re.compile(r"^(Package|Version|Architecture|SHA256):(.*)$", re.M)
@@ -88,8 +101,8 @@ def read_state(cfg: RepoConfig, dist: str) -> State:
         sections = _SECTION.findall(out)
         if len(sections) != 2:
             raise AppdebError(f"aptly task run printed no outputs to read:\n{out}")
-        known = _published(sections[0]), sections[1].split()
-    return State(known[0], _of_distribution(" ".join(known[1]), dist), known[1])
+        known = _published(sections[0]), sections[1].split(), None
+    return State(known[0], _of_distribution(" ".join(known[1]), dist), known[1], known[2])
 
 
 def db_stamp(cfg: RepoConfig) -> list[list[str | int]]:
@@ -100,21 +113,23 @@ def db_stamp(cfg: RepoConfig) -> list[list[str | int]]:
                       for e in entries for st in [e.stat(follow_symlinks=False)])
 
 
-def remember_state(cfg: RepoConfig, state: dict[str, tuple[str, str]], every: list[str]) -> None:
+def remember_state(cfg: RepoConfig, state: dict[str, tuple[str, str]], every: list[str],
+                   unclean: dict[str, int]) -> None:
     """After a publish (under the writers' lock): what aptly now publishes, with the database's stamp.
 
     Saves the next publish an aptly start and a database read (about a fifth of a publish)."""
-    text = json.dumps({"db": db_stamp(cfg), "published": state, "snapshots": every})
+    text = json.dumps({"db": db_stamp(cfg), "published": state, "snapshots": every, "unclean": unclean})
     write_atomic(cfg.root / STATE_FILE, text)
 
 
-def _remembered(cfg: RepoConfig) -> tuple[dict[str, tuple[str, str]], list[str]] | None:
+def _remembered(cfg: RepoConfig) -> tuple[dict[str, tuple[str, str]], list[str], dict[str, int] | None] | None:
     try:
         saved = json.loads((cfg.root / STATE_FILE).read_text())
         if saved["db"] != db_stamp(cfg):
             return None
-        return {d: (s, c) for d, (s, c) in saved["published"].items()}, list(saved["snapshots"])
-    except (OSError, ValueError, KeyError, TypeError):
+        published = {d: (s, c) for d, (s, c) in saved["published"].items()}
+        return published, list(saved["snapshots"]), {str(c): int(n) for c, n in saved["unclean"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
@@ -157,7 +172,7 @@ def search(cfg: RepoConfig, kind: str, *args: str, value: str = "{{.SHA256}}") -
     """Packages (-> sha256, or the control field `value` names) of `aptly {repo|snapshot|package} search`;
     aptly exits 1 on none."""
     argv = ["aptly", f"-config={cfg.conf}", kind, "search", f"-format={KEY_FORMAT}|{value}", *args]
-    proc = run(argv, env=signing.gnupg_env(cfg.gnupg_home), check=False)
+    proc = run(argv, env=aptly_env(cfg), check=False)
     if proc.returncode != 0:
         if "no results" in proc.stdout:
             return {}

@@ -1,13 +1,15 @@
 """Where an appdeb repository lives and how it is set up: settings, aptly.conf, key.
 
 Layout of ROOT: aptly.conf (derived from repo/aptly.conf.j2 for the root's current
-path, see sync_conf), settings.json,
+path, see sync_conf; aptly.conf.stamp vouches for it), settings.json,
 gnupg/ (the signing key), key.gpg/key.asc (public key), history.jsonl,
 ledger.json, plus aptly's own db/, pool/ and public/ (the tree nodes fetch).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import re
@@ -15,8 +17,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
-
-import jinja2
 
 from appdeb.build import formats
 from appdeb.datafiles import data_path
@@ -81,12 +81,16 @@ def _template_text() -> str:
     return data_path("repo", "aptly.conf.j2").read_text()
 
 
+def _conf_vars(cfg: RepoConfig) -> dict[str, Any]:
+    return {"root_dir": str(cfg.root), "architectures": list(cfg.architectures), "gpg_provider": "gpg"}
+
+
 def _render_conf(cfg: RepoConfig) -> str:
     """aptly.conf as this root renders it now: derived from template, settings and location only."""
+    import jinja2  # only when the stamp does not vouch for aptly.conf (_stamp): 50 ms of every command
+
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    text = env.from_string(_template_text()).render(
-        root_dir=str(cfg.root), architectures=list(cfg.architectures), gpg_provider="gpg"
-    )
+    text = env.from_string(_template_text()).render(**_conf_vars(cfg))
     try:
         json.loads(text)  # a broken template must fail here, not inside aptly
     except json.JSONDecodeError as exc:
@@ -126,14 +130,42 @@ def sync_conf(cfg: RepoConfig) -> None:
     whole root to another path a stale copy would make aptly open (or create) the old
     path's database and publish there while reporting success.
     """
+    current = _read_conf(cfg)
+    if current is not None and _read_stamp(cfg) == _stamp(cfg, current):
+        return  # the common case renders nothing and takes no lock (read-only roots work)
     text = _render_conf(cfg)
-    if _read_conf(cfg) == text:
-        return  # the common case takes no lock, so read-only commands work on read-only roots
+    if current == text:
+        _write_stamp(cfg, text)
+        return
     with locked(cfg.root):
         old = _read_conf(cfg)
         if old != text:
             _forget_moved_agent(cfg, old)
             write_atomic(cfg.conf, text)
+        _write_stamp(cfg, text)
+
+
+STAMP_FILE = "aptly.conf.stamp"
+
+
+def _stamp(cfg: RepoConfig, conf_text: str) -> str:
+    """What vouches that `conf_text` is what the template renders to for this root now, without
+    rendering it: the digests of the template and variables it was last rendered from, and of the result."""
+    source = json.dumps([_template_text(), _conf_vars(cfg)])
+    return " ".join(hashlib.sha256(t.encode()).hexdigest() for t in (source, conf_text)) + "\n"
+
+
+def _read_stamp(cfg: RepoConfig) -> str | None:
+    try:
+        return (cfg.root / STAMP_FILE).read_text()
+    except OSError:
+        return None
+
+
+def _write_stamp(cfg: RepoConfig, conf_text: str) -> None:
+    """Best effort: a root nobody may write (a read-only copy) renders the template each time instead."""
+    with contextlib.suppress(OSError):
+        write_atomic(cfg.root / STAMP_FILE, _stamp(cfg, conf_text))
 
 
 def _save_settings(cfg: RepoConfig) -> None:
@@ -205,7 +237,9 @@ def init_repo(
         cfg = replace(base, root=root, key=fpr, **{k: v for k, v in given.items() if v is not None})
         for value in (cfg.distribution, cfg.component, cfg.origin, cfg.label, *cfg.architectures):
             check_name(value)
-        write_atomic(cfg.conf, _render_conf(cfg))
+        text = _render_conf(cfg)
+        write_atomic(cfg.conf, text)
+        _write_stamp(cfg, text)
         _save_settings(cfg)
         signing.export_public(home, fpr, cfg.key_gpg, cfg.key_asc)
     return cfg

@@ -14,8 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from debian.arfile import ArError
-from debian.debfile import DebError, DebFile
 from debian.debian_support import Version
 
 from appdeb.errors import AppdebError
@@ -34,9 +32,14 @@ from appdeb.repo.aptly import (
     task,
 )
 from appdeb.repo.config import ARCH_RE, PACKAGE_RE, VERSION_RE, RepoConfig, check_name
-from appdeb.repo.dists import TARGET_FIELD, check_rollback, publish_distribution, suite_of_target
+from appdeb.repo.dists import TARGET_FIELD, check_rollback, deb_control, publish_distribution, target_of
 from appdeb.repo.store import HistoryEntry, locked, record
 from appdeb.repo.switching import diff, prune_snapshots, refuse_yanked, reset_repo, snapshot_name, switch
+
+# aptly's clean-up of the public pool after a switch reads every published distribution's packages: it runs
+# with every tenth publish (and every rollback, promotion, yank, and a publish after any of them), so the
+# .debs retention dropped stay fetchable a few publishes longer for nodes that read an older index.
+POOL_CLEANUP_EVERY = 10
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,12 @@ class _Deb:
     copy: Path  # the staged copy: what is read, checked and published
     ref: PackageRef
     sha256: str
-    suite: str  # the Debian release it was built for (Appdeb-Target), "" if it names none: its ledger scope
+    built: tuple[str, str] | None  # (target, suite) it was built for (Appdeb-Target), None if it names none
+
+    @property
+    def suite(self) -> str:
+        """Its ledger scope: the Debian release it was built for, "" if it names none."""
+        return self.built[1] if self.built else ""
 
     def filename(self) -> str:
         """Canonical pool name: aptly keeps the file name, so `app.deb` twice would clash.
@@ -70,22 +78,20 @@ class _Deb:
 
 
 def _read_deb(path: Path, copy: Path) -> _Deb:
-    """Name/version/arch from the copy's control file (python-debian), plus its bytes' sha256."""
+    """Name/version/arch from the copy's control file (dpkg-deb), plus its bytes' sha256."""
     try:
-        deb = DebFile(str(copy))
-        try:
-            ctrl = deb.debcontrol()
-        finally:
-            deb.close()
+        ctrl = deb_control(copy)
         ref = PackageRef(ctrl["Package"], ctrl["Version"], ctrl["Architecture"])
-    except (OSError, ArError, DebError, KeyError) as exc:
-        raise AppdebError(f"{path}: not a usable .deb ({exc})") from None
+    except AppdebError as exc:
+        raise AppdebError(str(exc).replace(str(copy), str(path))) from None
+    except KeyError as exc:
+        raise AppdebError(f"{path}: not a usable .deb (no {exc.args[0]} field)") from None
     # the fields name files in the pool and aptly's queries: Debian's syntax only (no '/', no '..')
     for field_name, value, rule in (("Package", ref.name, PACKAGE_RE), ("Version", ref.version, VERSION_RE),
                                     ("Architecture", ref.arch, ARCH_RE)):
         if not rule.fullmatch(value):
             raise AppdebError(f"{path}: not a usable .deb (its {field_name} field {value!r} is not Debian's syntax)")
-    return _Deb(path, copy, ref, sha256_of(copy), suite_of_target(ctrl.get(TARGET_FIELD)))
+    return _Deb(path, copy, ref, sha256_of(copy), target_of(ctrl.get(TARGET_FIELD)))
 
 
 def _held(cfg: RepoConfig, dist: str, comp: str, current: str | None, served: dict[PackageRef, str]
@@ -184,7 +190,7 @@ def publish(cfg: RepoConfig, debs: Sequence[Path], distribution: str | None = No
     with tempfile.TemporaryDirectory(prefix=".incoming-", dir=cfg.root) as tmp:
         staging = Path(tmp)
         incoming = _stage(staging, debs)
-        dist = publish_distribution(cfg.distribution, [d.copy for d in incoming], distribution)
+        dist = publish_distribution(cfg.distribution, {d.copy: d.built for d in incoming}, distribution)
         comp = component or cfg.component
         check_name(dist)
         check_name(comp)
@@ -218,12 +224,15 @@ def _publish_locked(cfg: RepoConfig, staging: Path, incoming: list[_Deb], dist: 
     snap = snapshot_name(dist)
     store.save_synced(cfg, dist, snap)  # trusted only once `snap` is what is published
     names = [*state.snapshots, snap]
-    switch(cfg, dist, comp, snap, first=current is None,
+    unclean = dict(state.unclean or {})
+    clean = state.unclean is None or unclean.get(comp, 0) + 1 >= POOL_CLEANUP_EVERY
+    switch(cfg, dist, comp, snap, first=current is None, cleanup=clean,
            before=[*changes, ["snapshot", "create", snap, "from", "repo", f"appdeb-{dist}"]])
+    unclean[comp] = 0 if clean else unclean.get(comp, 0) + 1
     entry = record(cfg, "publish", dist, snap, current[0] if current else None, *diff(before, after))
     now = {**state.published, dist: (snap, comp)}
     dropped = set(prune_snapshots(cfg, dist, {s for s, _ in now.values()}, names))
-    remember_state(cfg, now, [n for n in [*state.every, snap] if n not in dropped])
+    remember_state(cfg, now, [n for n in [*state.every, snap] if n not in dropped], unclean)
     return PublishResult(dist, snap, entry.added, entry.removed, present)
 
 

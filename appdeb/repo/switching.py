@@ -25,10 +25,12 @@ from appdeb.repo.config import RepoConfig
 
 
 def switch(cfg: RepoConfig, dist: str, comp: str, snap: str, *, first: bool,
-           before: Sequence[Sequence[str]] = ()) -> None:
+           before: Sequence[Sequence[str]] = (), cleanup: bool = True) -> None:
     """Publish `snap` signed; an existing distribution is switched atomically, never unsigned.
 
     `before`: aptly commands to run first in the same aptly process (add, remove, snapshot create).
+    `cleanup`: let aptly delete the files of ROOT/public/pool/COMP that no published distribution names
+    any more (it reads all of them: a sixth of a switch); files left now go with the next that does.
     InRelease's mtime then moves to a later second than the one nodes may hold."""
     dist_dir = cfg.public_dir / "dists" / dist
     previous = prepare_switch(cfg.public_dir, dist)
@@ -37,7 +39,8 @@ def switch(cfg: RepoConfig, dist: str, comp: str, snap: str, *, first: bool,
         command = ["publish", "snapshot", *sign, f"-distribution={dist}", f"-component={comp}",
                    f"-origin={cfg.origin}", f"-label={cfg.label}", "-acquire-by-hash", snap, "."]
     else:
-        command = ["publish", "switch", *sign, f"-component={comp}", dist, ".", snap]
+        command = ["publish", "switch", *sign, *([] if cleanup else ["-skip-cleanup"]), f"-component={comp}",
+                   dist, ".", snap]
     task(cfg, [*before, command])
     advance_release_mtime(dist_dir, previous)
 

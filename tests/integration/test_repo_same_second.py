@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from debian.debian_support import Version
 
 from appdeb.errors import AppdebError
 from appdeb.repo import aptly, signing, store
@@ -125,6 +126,7 @@ def test_apt_get_update_never_fails_while_publishes_run_back_to_back(
             done.set()
 
     thread = threading.Thread(target=publisher)
+    seen: set[str] = set()
     try:
         thread.start()
         while not done.is_set():
@@ -132,15 +134,35 @@ def test_apt_get_update_never_fails_while_publishes_run_back_to_back(
             updates += 1
             if proc.returncode != 0:
                 failed.append(proc.stdout)
+            seen |= _signed_and_complete(url, cfg, tmp_path / "fetched")
         thread.join()
         assert not errors and not failed, (errors, failed)
-        print(f"{updates} updates during 10 publishes")
-        assert updates >= 2 and len(store.history(cfg)) == 11
+        print(f"{updates} updates during 10 publishes, {len(seen)} versions seen by a plain fetch")
+        assert updates >= 2 and len(store.history(cfg)) == 11 and seen <= {f"1.0-{b}" for b in range(1, 12)}
         assert _candidate(opts) == "1.0-11"
     finally:
         thread.join()
         builtin.close()
     assert not [entry for entry in log if entry[1] >= 400]
+
+
+def _signed_and_complete(url: str, cfg: repoconfig.RepoConfig, where: Path) -> set[str]:
+    """Fetch InRelease as a node would, check its signature with gpgv against the repository's key,
+    then the index it names by hash (its bytes must hash to it) and the .deb of the newest version it
+    names (what a node installs; an older one may be gone with retention): the versions it offers. Any
+    half state (unsigned, stale, an index or the candidate's .deb missing) fails here."""
+    inrelease = _get(url + INRELEASE)[1]
+    where.write_bytes(inrelease)
+    signing.verify_clearsigned(cfg.key_gpg, where)
+    sha = _promised(inrelease, "main/binary-amd64/Packages")
+    status, index, _ = _get(url + f"dists/bookworm/main/binary-amd64/by-hash/SHA256/{sha}")
+    assert status == 200 and hashlib.sha256(index).hexdigest() == sha
+    stanzas = [dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
+               for text in index.decode().strip().split("\n\n")]
+    newest = max(stanzas, key=lambda stanza: Version(stanza["Version"]))
+    status, deb, _ = _get(url + newest["Filename"])
+    assert status == 200 and hashlib.sha256(deb).hexdigest() == newest["SHA256"]
+    return {stanza["Version"] for stanza in stanzas}
 
 
 def _promised(inrelease: bytes, index: str) -> str:
