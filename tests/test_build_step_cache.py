@@ -149,3 +149,41 @@ def test_as_root_a_cache_another_user_can_write_is_refused(tmp_path: Path, monke
     os.chown(shared, 0, 0)
     sealed.check_owner(shared / "appdeb")  # root's own, not writable by others: fine
     sealed.check_owner(Path("/tmp/appdeb-not-made-yet/appdeb"))  # under sticky /tmp: fine
+
+
+# hello's web module at import: gunicorn must come from its kept byte code, and every write is refused
+KEPT = """
+import gunicorn, os, subprocess
+assert os.path.isfile(gunicorn.__cached__), 'gunicorn imported from source'
+for target in (os.path.join(os.path.dirname(gunicorn.__file__), 'evil.py'), gunicorn.__cached__):
+    try:
+        open(target, 'w')
+        raise SystemExit('wrote ' + target)
+    except OSError:
+        pass
+if subprocess.run(['mount', '-o', 'remount,rw', os.path.dirname(os.path.dirname(gunicorn.__file__))]).returncode == 0:
+    raise SystemExit('remounted')
+"""
+
+
+@pytest.mark.skipif(not sealed.can_seal(), reason="needs root and mount namespaces (CI runs as root)")
+def test_the_import_at_build_time_reads_the_kept_byte_code_and_writes_nothing(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once a build has kept the libraries' byte code, the interface check's import reads it (laid over the
+    vendored tree, read-only) instead of compiling every library from source; it still writes nowhere."""
+    from appdeb.build.bytecode import compiler
+    from appdeb.build.targets import default_target
+
+    if compiler(default_target()) is None:
+        pytest.skip("no byte code ships from this builder (not the target's release)")
+    app = tmp_path / "app"
+    shutil.copytree(EXAMPLES / "hello", app)
+    entry = private_cache(app, tmp_path, monkeypatch)
+    build(app, BuildOptions(out_dir=tmp_path / "out", source_date_epoch=EPOCH))  # keeps the byte code
+    with (app / "hello.py").open("a") as f:
+        f.write(KEPT)
+    payload = tmp_path / "cache" / "appdeb" / "payload"
+    before, kept = snapshot(entry), snapshot(payload)
+    result = build(app, BuildOptions(out_dir=tmp_path / "out", source_date_epoch=EPOCH, build_number=2))
+    assert not [w for w in result.warnings if "could not" in w], result.warnings  # KEPT's checks all held
+    assert snapshot(entry) == before and snapshot(payload) == kept

@@ -90,14 +90,16 @@ def interpreter(python_version: str, purpose: str = "commands.build") -> str:
     return found
 
 
-def build_environment(plan: BuildPlan, lib: Path, copy: Path, root: Path, python: str) -> Path:
+def build_environment(plan: BuildPlan, lib: Path, copy: Path, root: Path, python: str,
+                      lib_seen_as: Path | None = None) -> Path:
     """A runtime root like `appdeb run`'s (.appdeb/dev), for this build: the runtime, app.json, scripts."""
     var = root / "var"
     paths = runtime_paths(var, etc=var / "etc", settings=var / "etc" / "settings.env", launcher="appdeb build")
     Path(paths.etc).mkdir(parents=True, exist_ok=True)
     Path(paths.secret).write_text(BUILD_SECRET)
     Path(paths.secret).chmod(0o600)
-    write_runtime(root, runtime_config(plan).with_changes(paths=paths), app=copy, lib=lib, python=python)
+    write_runtime(root, runtime_config(plan).with_changes(paths=paths), app=copy, lib=lib, python=python,
+                  lib_seen_as=lib_seen_as)
     return root
 
 

@@ -118,13 +118,20 @@ def check_interface(plan: BuildPlan, lib: Path, app: Path | None = None, tree: s
     with tempfile.TemporaryDirectory(prefix="appdeb-interface-") as tmp:
         app = Path(tmp) / "app"  # always a throw-away copy: what the import writes never reaches the package
         copy_app(source, plan.spec.exclude, app)
-        root = build_environment(plan, lib, app, Path(tmp) / "env", python)
+        byte_code, where = _library_byte_code(plan, tree), Path(tmp) / "lib"
+        overlay = byte_code is not None and sealed.seal_with_byte_code([], cache_root(), Path(tmp), byte_code,
+                                                                       lib, where) is not None
+        root = build_environment(plan, lib, app, Path(tmp) / "env", python, lib_seen_as=where if overlay else None)
         probe = Path(tmp) / "probe.py"
         probe.write_text(PROBE.replace("MARK", repr(MARK)))
         argv = [python, "-I", str(root / "appdeb" / "run.py"), str(root), "run", "python3", str(probe), web.app]
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": tmp,
                "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}  # none of the builder's tokens
-        argv = sealed.seal(argv, cache_root(), Path(tmp)) or argv  # its import sees the cache read-only too
+        if overlay and byte_code is not None:  # the libraries import from their kept byte code, not from source
+            where.mkdir()
+            argv = sealed.seal_with_byte_code(argv, cache_root(), Path(tmp), byte_code, lib, where) or argv
+        else:
+            argv = sealed.seal(argv, cache_root(), Path(tmp)) or argv  # its import sees the cache read-only too
         try:
             code, output = run_contained(argv, cwd=app, env=env, timeout=TIMEOUT)
         except AppdebError:  # the timeout
@@ -140,6 +147,19 @@ def check_interface(plan: BuildPlan, lib: Path, app: Path | None = None, tree: s
         known.parent.mkdir(parents=True, exist_ok=True)
         known.write_text(f"{web.app} is {web.interface}\n")
     return None
+
+
+def _library_byte_code(plan: BuildPlan, tree: str) -> Path | None:
+    """The libraries' byte code kept with their payload segment by an earlier build, if there is one."""
+    from appdeb.build.bytecode import compiler
+    from appdeb.build.payload import segment_key
+    from appdeb.build.vendor import cache_root
+
+    comp = compiler(plan.target)
+    if comp is None or not tree:
+        return None
+    found = cache_root() / "payload" / f"{segment_key(tree, plan.paths.lib[1:], comp)}.pyc"
+    return found if found.is_dir() else None
 
 
 def _verdict_path(plan: BuildPlan, app: Path, python: str, tree: str) -> Path:

@@ -27,6 +27,13 @@ from appdeb.runner import run, which
 # view through /proc/1/root
 READ_ONLY = ('mount --bind -- "$1" "$1" && mount -o remount,bind,ro -- "$1" && shift && '
              'exec setpriv --bounding-set=-all --inh-caps=-all -- "$@"')
+# the same, where the libraries are first shown at a mount point of their own with their byte code laid
+# over them (an overlay of two read-only layers: the byte code's __pycache__ directories, then the tree),
+# or, where the overlay cannot be made, the tree alone bound read-only there
+WITH_BYTE_CODE = ('{ mount -t overlay overlay -o "ro,lowerdir=$2:$3" -- "$4" 2>/dev/null || '
+                  '{ mount --bind -- "$3" "$4" && mount -o remount,bind,ro -- "$4"; }; } && '
+                  'mount --bind -- "$1" "$1" && mount -o remount,bind,ro -- "$1" && shift 4 && '
+                  'exec setpriv --bounding-set=-all --inh-caps=-all -- "$@"')
 Snapshot = dict[str, tuple[int, int, int, int]]
 SHOWN = 5  # changed paths named in the error
 
@@ -51,6 +58,16 @@ def seal(argv: list[str], cache: Path, work: Path) -> list[str] | None:
     if not can_seal() or not cache.is_dir() or work.resolve().is_relative_to(cache.resolve()):
         return None  # (no cache yet: nothing to keep)
     return sealed_argv(argv, cache)
+
+
+def seal_with_byte_code(argv: list[str], cache: Path, work: Path, byte_code: Path, lib: Path,
+                        where: Path) -> list[str] | None:
+    """seal(), with lib shown at where (an empty directory) with its byte code laid over it; None where that
+    cannot be (seal() cannot, or a path overlayfs would misread: it splits its options at , : and \\)."""
+    if seal(argv, cache, work) is None or any(c in str(p) for p in (byte_code, lib) for c in ",:\\"):
+        return None
+    return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", WITH_BYTE_CODE, "sh", str(cache),
+            str(byte_code), str(lib), str(where), *argv]
 
 
 def tree_state(root: Path) -> Snapshot:

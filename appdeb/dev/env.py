@@ -71,11 +71,13 @@ def runtime_paths(var: Path, *, etc: Path, settings: Path, launcher: str) -> con
     return paths
 
 
-def write_runtime(root: Path, described: contract.Contract, *, app: Path, lib: Path, python: str) -> None:
+def write_runtime(root: Path, described: contract.Contract, *, app: Path, lib: Path, python: str,
+                  lib_seen_as: Path | None = None) -> None:
     """The runtime, app.json (a dev layout pointing at app and lib) and the console scripts under root.
 
     The scripts are the vendored libraries' for `python`, and `python3` is `python` (the one the
     libraries were vendored for): with the node's PATH, what runs here finds what a node finds.
+    lib_seen_as: where the app's processes will see lib (a mount of it made for them), if elsewhere.
     """
     from appdeb.build.entrypoints import console_scripts
 
@@ -86,7 +88,8 @@ def write_runtime(root: Path, described: contract.Contract, *, app: Path, lib: P
         (bin_dir / script.name).write_text(script.text(python))
         (bin_dir / script.name).chmod(0o755)
     (bin_dir / "python3").symlink_to(python)
-    described = described.with_changes(dev=True, layout=contract.Layout(str(app), str(lib), str(bin_dir)))
+    seen = lib_seen_as or lib
+    described = described.with_changes(dev=True, layout=contract.Layout(str(app), str(seen), str(bin_dir)))
     (root / "appdeb").mkdir(parents=True, exist_ok=True)
     (root / "appdeb" / "app.json").write_text(described.to_json())
     for name, source in shipped_sources().items():
