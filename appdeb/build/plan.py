@@ -44,6 +44,7 @@ class Paths(contract.Paths):
     unit_dir: str = "/lib/systemd/system"
     doc: str = ""
     nginx_site: str = ""  # the site's link in nginx's sites-enabled (contract.nginx_site_path decides it)
+    web_socket: str = ""  # the web socket's unix listener for the nginx site, in the root-owned run directory
 
     def for_runtime(self) -> contract.Paths:
         """The share app.json carries."""
@@ -166,6 +167,7 @@ def paths_for(package: str) -> Paths:
         backups=f"/var/backups/{package}", launcher=f"/usr/bin/{package}", doc=f"/usr/share/doc/{package}",
         own=f"{OWN_STATE}/{package}", run=f"/run/appdeb/{package}", secret=f"/etc/{package}/secret",
         pin=f"/etc/apt/preferences.d/{package}-appdeb-pin", nginx_site=contract.nginx_site_path(package),
+        web_socket=f"/run/appdeb/{package}/web.sock",
     )
 
 

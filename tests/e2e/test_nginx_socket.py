@@ -1,0 +1,123 @@
+"""The nginx site reaches gunicorn over the web socket's unix listener, which the app's user cannot touch.
+
+examples/hello with its site on a private-network node (instance ns1). The socket lives in
+/run/appdeb/PKG, a directory only root writes; only root and nginx (www-data) may connect. The app's
+user (runuser) tries to replace, redirect, re-own and take over the socket and its directory; every
+attempt fails and nginx still reaches the same socket, which still leads to the app.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from appdeb.build.pipeline import BuildResult
+from appdeb.node import harness as nodes
+
+from ..conftest import EXAMPLES
+from .apps import build_app, port_of, sh
+
+pytestmark = pytest.mark.e2e
+PKG = "hello-ns1"
+SOCK = f"/run/appdeb/{PKG}/web.sock"
+HOST = f"{PKG}.localhost"
+
+
+@pytest.fixture(scope="module")
+def deb(tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
+    tmp = tmp_path_factory.mktemp("nginxsock")
+    app = tmp / "hello"
+    shutil.copytree(EXAMPLES / "hello", app, ignore=shutil.ignore_patterns(".appdeb"))
+    spec = yaml.safe_load((app / "app.yaml").read_text())
+    spec["web"] = {"nginx": True}
+    (app / "app.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    return build_app(app, tmp / "dist", "ns1")
+
+
+@pytest.fixture(scope="module")
+def node(node_image: Path, deb: BuildResult) -> Iterator[nodes.Node]:
+    n = nodes.up(f"ns{int(time.time()) % 100000}", network="private")
+    try:
+        nodes.install(n, [deb.deb])
+        yield n
+    finally:
+        nodes.down(n.name)
+
+
+def through_nginx(node: nodes.Node, path: str = "/") -> tuple[int, str]:
+    """GET through the site (port 80 on the node's private address), as a browser would."""
+    req = urllib.request.Request(f"http://{node.address}{path}", headers={"Host": HOST})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def identity(node: nodes.Node, path: str) -> str:
+    """Type, mode, owner, group and inode of a path, without following a link."""
+    return sh(node, f"stat -c '%F %a %U %G %i' {path}").strip()
+
+
+def as_user(node: nodes.Node, user: str, script: str) -> subprocess.CompletedProcess[str]:
+    return nodes.run_in(node, ["runuser", "-u", user, "--", "sh", "-c", script])
+
+
+def test_the_site_goes_through_the_unix_socket(node: nodes.Node) -> None:
+    assert f"server unix:{SOCK} fail_timeout=0;" in sh(node, f"cat /etc/nginx/sites-enabled/{PKG}.conf")
+    assert identity(node, SOCK).rsplit(" ", 1)[0] == "socket 660 root www-data"
+    assert identity(node, f"/run/appdeb/{PKG}").rsplit(" ", 1)[0] == "directory 711 root root"
+    assert identity(node, "/run/appdeb").split()[2:4] == ["root", "root"]
+    status, body = through_nginx(node)
+    assert status == 200 and "from hello" in body
+    # nginx's user and root connect; the direct port still serves
+    for user in ("www-data", "root"):
+        out = as_user(node, user, f"curl -s --unix-socket {SOCK} -H 'Host: {HOST}' http://x/")
+        assert out.returncode == 0 and "from hello" in out.stdout, (user, out.stdout)
+    assert "from hello" in sh(node, f"curl -s http://127.0.0.1:{port_of(PKG)}/")
+    # the systemd warning the old NoDelay= would cause on a unix socket is not there
+    assert "TCP_NODELAY" not in sh(node, f"journalctl -u {PKG}.socket -o cat --no-pager")
+
+
+def test_the_app_user_cannot_replace_redirect_or_use_the_socket(node: nodes.Node) -> None:
+    before = {p: identity(node, p) for p in (SOCK, f"/run/appdeb/{PKG}", "/run/appdeb")}
+    attempts = {
+        "connect": f"curl -s --unix-socket {SOCK} http://x/",
+        "remove": f"rm -f {SOCK}",
+        "rename": f"mv {SOCK} {SOCK}.old",
+        "replace by a link": f"ln -sfn /tmp/evil.sock {SOCK}",
+        "listen in its place": f"python3 -c \"import socket; socket.socket(socket.AF_UNIX).bind('{SOCK}.x')\"",
+        "re-own": f"chgrp {PKG} {SOCK}",
+        "re-mode": f"chmod 777 {SOCK}",
+        "open the directory": f"chmod 777 /run/appdeb/{PKG}",
+        "list the directory": f"ls /run/appdeb/{PKG}",
+        "replace the directory": f"mv /run/appdeb/{PKG} /run/appdeb/gone",
+        "plant a directory": f"mkdir /run/appdeb/{PKG}.evil",
+    }
+    for what, script in attempts.items():
+        out = as_user(node, PKG, script)
+        assert out.returncode != 0, f"the app user could {what}: {out.stdout}"
+    # nothing crossed: the same socket (same inode, owner, mode) and it still leads to the app
+    assert {p: identity(node, p) for p in before} == before
+    assert sh(node, f"ls /run/appdeb/{PKG}").split().count("web.sock") == 1
+    assert sh(node, "ls /run/appdeb").split() == [PKG]
+    status, body = through_nginx(node)
+    assert status == 200 and "from hello" in body
+
+
+def test_a_restart_keeps_the_socket_and_nginx_answers_after_it(node: nodes.Node) -> None:
+    before = identity(node, SOCK)
+    sh(node, f"systemctl restart {PKG}.service")
+    assert identity(node, SOCK) == before  # systemd holds it: the app never creates or removes it
+    deadline = time.monotonic() + 30
+    while (result := through_nginx(node))[0] != 200 and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert result[0] == 200 and "from hello" in result[1]
