@@ -3,12 +3,11 @@
 
 Usage: python3 bench/serve_nginx.py [--rounds 5] [--duration 4] [--variants tcp,nolog,…]
 
-Sets up what bench/serve.py does (examples/hello built and installed on a node with its nginx site),
-gives the package's socket a second listener, a unix socket in a root-owned directory (a drop-in on
-the installed .socket; gunicorn serves every socket systemd passes it), then adds copies of the
-installed site, each on its own port with its own upstream and one difference: the upstream over
-that unix socket instead of TCP, no access log, no upstream keep-alive (HTTP/1.0, nginx's default),
-or several at once. wrk loads (b) the unit directly, (c) the site and every copy in interleaved
+Sets up what bench/serve.py does (examples/hello built and installed on a node with its nginx site,
+which reaches gunicorn over the package's unix socket), then adds copies of the installed site, each
+on its own port with its own upstream and one difference: the upstream over TCP to the web port
+(as before the unix socket), no access log, no upstream keep-alive (HTTP/1.0, nginx's default), or
+several at once. wrk loads (b) the unit directly, (c) the site and every copy in interleaved
 rounds (bench/serve.py's measure); the table gives each one's median req/s and server CPU per
 request (the unit's and nginx's processes), the latter also relative to (c). Needs root; the node
 is removed at the end.
@@ -34,49 +33,35 @@ from appdeb.node import harness as nodes
 
 @dataclass(frozen=True)
 class Variant:
-    """The installed site with some changes: upstream over the unix socket, no log, no keep-alive."""
+    """The installed site with some changes: upstream over TCP, no log, no keep-alive."""
 
     summary: str
-    unix: bool = False
+    unix: bool = False  # the site's own upstream (the unix socket), else TCP to the web port
     log: bool = True
     keepalive: bool = True
     extra: str = ""  # lines added to the server block
 
 
 VARIANTS = {
-    "tcp": Variant("the site as generated (a copy)"),
-    "nolog": Variant("access_log off", log=False),
-    "nokeep": Variant("no upstream keep-alive (HTTP/1.0)", keepalive=False),
-    "unix": Variant("upstream over a unix socket", unix=True),
+    "tcp": Variant("upstream over TCP to the port"),
+    "tcpnolog": Variant("TCP, access_log off", log=False),
+    "tcpnokeep": Variant("TCP, no keep-alive (HTTP/1.0)", keepalive=False),
+    "unix": Variant("the site as generated (a copy)", unix=True),
     "unixnolog": Variant("unix socket, access_log off", unix=True, log=False),
     "unixnokeep": Variant("unix socket, no keep-alive", unix=True, keepalive=False),
     "unixlight": Variant("unix, no keep-alive, no log", unix=True, keepalive=False, log=False),
 }
 
 
-def unix_listener(node: nodes.Node, package: str) -> str:
-    """A second ListenStream on the package's socket (drop-in), the unit restarted; the socket's path."""
-    path = f"/run/appdeb/{package}/web.sock"
-    dropin = (f"[Socket]\nListenStream={path}\nSocketUser=root\nSocketGroup=www-data\nSocketMode=0660\n"
-              "DirectoryMode=0711\n")
-    in_node(node, ["sh", "-c", f"mkdir -p /etc/systemd/system/{package}.socket.d && "
-                               f"cat > /etc/systemd/system/{package}.socket.d/unix.conf"], input=dropin)
-    in_node(node, ["systemctl", "stop", f"{package}.service", f"{package}.socket"])
-    in_node(node, ["systemctl", "daemon-reload"])
-    in_node(node, ["systemctl", "start", f"{package}.socket"])
-    in_node(node, ["systemctl", "start", f"{package}.service"])
-    return path
-
-
-def site_copy(site: str, package: str, name: str, variant: Variant, port: int, sock: str) -> str:
+def site_copy(site: str, package: str, name: str, variant: Variant, port: int, direct: int) -> str:
     """The installed site text with its own upstream name and port and the variant's changes."""
     text = site.replace(f"{package}_gunicorn", f"{package}_gunicorn_{name}")
     text = re.sub(r"(?m)^(\s*listen )\d+;", rf"\g<1>{port};", text)
     text = re.sub(r"(?m)^(\s*server_name ).*;", r"\1_;", text)
     text = re.sub(r"(?m)^(\s*(?:access|error)_log /var/log/nginx/)[^ ;]+\.(access|error)\.log",
                   rf"\1sv-{name}.\2.log", text)
-    if variant.unix:
-        text = re.sub(r"(?m)^(\s*server )127\.0\.0\.1:\d+", rf"\1unix:{sock}", text)
+    if not variant.unix:
+        text = re.sub(r"(?m)^(\s*server )unix:\S+", rf"\g<1>127.0.0.1:{direct}", text)
     if not variant.log:
         text = re.sub(r"(?m)^(\s*access_log ).*;", r"\1off;", text)
     if not variant.keepalive:
@@ -88,10 +73,10 @@ def site_copy(site: str, package: str, name: str, variant: Variant, port: int, s
 
 
 def add_sites(node: nodes.Node, package: str, names: list[str], ports: dict[str, int],
-              sock: str) -> tuple[serve.Target, ...]:
+              direct: int) -> tuple[serve.Target, ...]:
     """Every variant's site in one file of /etc/nginx/conf.d, nginx reloaded; their targets."""
     site = in_node(node, ["cat", f"/etc/nginx/sites-enabled/{package}.conf"])
-    text = "\n".join(site_copy(site, package, n, VARIANTS[n], ports[n], sock) for n in names)
+    text = "\n".join(site_copy(site, package, n, VARIANTS[n], ports[n], direct) for n in names)
     in_node(node, ["sh", "-c", "cat > /etc/nginx/conf.d/sv-variants.conf"], input=text)
     in_node(node, ["nginx", "-t", "-q"])
     in_node(node, ["systemctl", "reload", "nginx"])
@@ -128,11 +113,8 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="appdeb-bench-nginx-") as tmp, \
                 serve.installed(Path(tmp), {}) as setup:
-            sock = unix_listener(setup.node, setup.package)
-            for t in setup.targets[1:]:
-                serve.wait_answers(t.port)
             ports = dict(zip(names, serve.free_ports(len(names)), strict=True))
-            targets = setup.targets[1:] + add_sites(setup.node, setup.package, names, ports, sock)
+            targets = setup.targets[1:] + add_sites(setup.node, setup.package, names, ports, setup.targets[1].port)
             runs = serve.measure(binary, setup.node, targets, args.rounds, args.duration, 4, 2)
             print(table(targets, runs))
     except AppdebError as exc:

@@ -29,6 +29,22 @@ pytestmark = pytest.mark.e2e
 PKG = "hello-ns1"
 SOCK = f"/run/appdeb/{PKG}/web.sock"
 HOST = f"{PKG}.localhost"
+# hello, plus a request that hangs and one that kills its worker: the fail-safe ends hold over the socket
+MISBEHAVING = '''
+
+import ctypes
+import time
+
+_hello = application
+
+
+def application(environ, start_response):
+    if environ["PATH_INFO"] == "/wedge":
+        time.sleep(120)
+    if environ["PATH_INFO"] == "/segfault":
+        ctypes.string_at(0)
+    return _hello(environ, start_response)
+'''
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +55,7 @@ def deb(tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
     spec = yaml.safe_load((app / "app.yaml").read_text())
     spec["web"] = {"nginx": True}
     (app / "app.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    (app / "hello.py").write_text((app / "hello.py").read_text() + MISBEHAVING)
     return build_app(app, tmp / "dist", "ns1")
 
 
@@ -52,11 +69,11 @@ def node(node_image: Path, deb: BuildResult) -> Iterator[nodes.Node]:
         nodes.down(n.name)
 
 
-def through_nginx(node: nodes.Node, path: str = "/") -> tuple[int, str]:
+def through_nginx(node: nodes.Node, path: str = "/", timeout: float = 10) -> tuple[int, str]:
     """GET through the site (port 80 on the node's private address), as a browser would."""
     req = urllib.request.Request(f"http://{node.address}{path}", headers={"Host": HOST})
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, resp.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
@@ -122,3 +139,14 @@ def test_a_restart_keeps_the_socket_and_nginx_answers_after_it(node: nodes.Node)
     while (result := through_nginx(node))[0] != 200 and time.monotonic() < deadline:
         time.sleep(0.3)
     assert result[0] == 200 and "from hello" in result[1]
+
+
+def test_a_hung_or_crashing_request_ends_as_an_error_page_and_the_site_serves_on(node: nodes.Node) -> None:
+    """A worker stuck past web.timeout (10 s) is killed and answers 500 before nginx's own limit (timeout + 5);
+    a crashed worker's closed connection is nginx's 502: as over TCP (docs/failsafe.md)."""
+    started = time.monotonic()
+    status, _ = through_nginx(node, "/wedge", timeout=40)
+    assert status == 500 and 9 < time.monotonic() - started < 15
+    assert through_nginx(node, "/segfault")[0] == 502
+    status, body = through_nginx(node)
+    assert status == 200 and "from hello" in body
