@@ -50,7 +50,7 @@ def test_a_wsgi_app_keeps_sync_workers(tmp_path: Path) -> None:
     web = runtime_config(make_plan(spec, python_version="3.11", source_date_epoch=EPOCH)).web
     assert web is not None
     argv = gunicorn_argv("blog", web, "blog:app", "/opt/blog/app", [])
-    assert argv[argv.index("--worker-class") + 1] == "appdeb_runtime.sync_worker.Worker"  # gunicorn's sync, subclassed
+    assert argv[argv.index("--worker-class") + 1] == "sync"
 
 
 def test_the_asgi_platform_vendors_its_server_unless_the_app_chose_one(tmp_path: Path) -> None:

@@ -52,10 +52,9 @@ def verb_web(app: AppPackage, args: list[str]) -> int:
     return 0
 
 
-# A WSGI app's workers are sync workers that serve two sockets as cheaply as one (sync_worker.py); an ASGI
-# app's are uvicorn's, with appdeb's memory bound (asgi_worker.py); each module is
-# imported by gunicorn in the worker, where the vendored gunicorn (and uvicorn-worker) are on the path.
-WORKER_CLASSES = {"wsgi": "appdeb_runtime.sync_worker.Worker", "asgi": "appdeb_runtime.asgi_worker.Worker"}
+# An ASGI app's workers are uvicorn's, with appdeb's memory bound (asgi_worker.py); the module is
+# imported by gunicorn in the worker, where the vendored uvicorn-worker is on the path.
+WORKER_CLASSES = {"wsgi": "sync", "asgi": "appdeb_runtime.asgi_worker.Worker"}
 
 
 def gunicorn_argv(package: str, web: Web, wsgi: str, app_dir: str, args: list[str]) -> list[str]:
