@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -48,15 +49,19 @@ def application(environ, start_response):
 
 
 @pytest.fixture(scope="module")
-def deb(tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
-    tmp = tmp_path_factory.mktemp("nginxsock")
-    app = tmp / "hello"
+def app_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    app = tmp_path_factory.mktemp("nginxsock") / "hello"
     shutil.copytree(EXAMPLES / "hello", app, ignore=shutil.ignore_patterns(".appdeb"))
     spec = yaml.safe_load((app / "app.yaml").read_text())
     spec["web"] = {"nginx": True}
     (app / "app.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     (app / "hello.py").write_text((app / "hello.py").read_text() + MISBEHAVING)
-    return build_app(app, tmp / "dist", "ns1")
+    return app
+
+
+@pytest.fixture(scope="module")
+def deb(app_dir: Path) -> BuildResult:
+    return build_app(app_dir, app_dir.parent / "dist1", "ns1")
 
 
 @pytest.fixture(scope="module")
@@ -150,3 +155,50 @@ def test_a_hung_or_crashing_request_ends_as_an_error_page_and_the_site_serves_on
     assert through_nginx(node, "/segfault")[0] == 502
     status, body = through_nginx(node)
     assert status == 200 and "from hello" in body
+
+
+def reloads(node: nodes.Node) -> int:
+    return sh(node, "journalctl -u nginx.service -o cat --no-pager").count("Reloaded")
+
+
+def test_an_upgrade_from_a_release_without_the_socket_answers_throughout(node: nodes.Node, app_dir: Path) -> None:
+    """The state such a release leaves: nginx on the web port over TCP, no PKG-nginx.socket, the app running.
+
+    The upgrade must not reload nginx into a socket that is not there yet (systemd refuses to start
+    it beside the running service): nginx stays on the old process's port until the socket starts
+    with the new process and reloads nginx. Requests through nginx during the whole upgrade all succeed.
+    """
+    site = f"/opt/{PKG}/appdeb/nginx-site.conf"
+    old_unit = f"/etc/systemd/system/{PKG}.service"  # the web unit as such a release had it: the port only
+    sh(node, f"sed -i 's|server unix:{SOCK}|server 127.0.0.1:{port_of(PKG)}|' {site} && systemctl reload nginx"
+             f" && systemctl cat {PKG}.service | grep -v '^# /' | sed 's| {PKG}-nginx.socket||' > {old_unit}"
+             f" && systemctl daemon-reload && systemctl stop {PKG}-nginx.socket && systemctl restart {PKG}.service"
+             f" && rm {old_unit} && systemctl is-active {PKG}.service")  # removed: systemd reloads it in postinst
+    assert not sh(node, f"ls /run/appdeb/{PKG}").split().count("web.sock")
+    assert through_nginx(node)[0] == 200
+    reloads_before = reloads(node)
+    upgrade = build_app(app_dir, app_dir.parent / "dist2", "ns1", build_number=2)
+    statuses: list[int] = []
+    done = threading.Event()
+
+    def load() -> None:
+        while not done.is_set():
+            statuses.append(through_nginx(node)[0])
+            time.sleep(0.02)
+
+    loader = threading.Thread(target=load)
+    loader.start()
+    try:
+        nodes.install(node, [upgrade.deb])
+        time.sleep(1)
+    finally:
+        done.set()
+        loader.join()
+    assert len(statuses) > 20 and set(statuses) == {200}, statuses
+    assert identity(node, SOCK).rsplit(" ", 1)[0] == "socket 660 root www-data"
+    assert f"server unix:{SOCK}" in sh(node, f"cat {site}")
+    status, body = through_nginx(node)
+    assert status == 200 and "1.0.0-2" in body
+    # nginx was reloaded into the site once the socket listened (its ExecStartPost): a reload before
+    # it would have shown as 502s above, none would leave nginx on the port
+    assert reloads(node) > reloads_before
