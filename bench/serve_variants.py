@@ -51,6 +51,7 @@ class Variant:
 
 
 VARIANTS = {
+    "onesocket": Variant("the port's socket only (no nginx one)"),
     "nomax": Variant("no recycling (max_requests 0)", web=(("max_requests", 0),)),
     "max10k": Variant("max_requests 10000 (+1000)", web=(("max_requests", 10000), ("max_requests_jitter", 1000))),
     "max1k": Variant("max_requests 1000 (+100)", web=(("max_requests", 1000), ("max_requests_jitter", 100))),

@@ -47,10 +47,14 @@ def test_instance_naming() -> None:
     plan = plan_for("staging")
     assert (plan.package, plan.user, plan.port) == ("notes-staging", "notes-staging", 8101)
     assert plan.paths.root == "/opt/notes-staging" and plan.paths.settings == "/etc/notes-staging/settings.env"
-    assert [u.name for u in plan.units] == ["notes-staging.socket", "notes-staging.service",
-                                            "notes-staging-worker.service", "notes-staging-tidy.service",
-                                            "notes-staging-tidy.timer"]
+    assert [u.name for u in plan.units] == ["notes-staging.socket", "notes-staging-nginx.socket",
+                                            "notes-staging.service", "notes-staging-worker.service",
+                                            "notes-staging-tidy.service", "notes-staging-tidy.timer"]
     assert plan_for(None).package == "notes"
+    site_socket = next(u for u in plan.units if u.name == "notes-staging-nginx.socket")
+    assert (site_socket.kind, site_socket.target, site_socket.path) == (
+        "socket", "notes-staging.service", "/run/appdeb/notes-staging/web.sock") == (
+        "socket", "notes-staging.service", plan.paths.web_socket)
 
 
 def _owned(plan) -> set[str]:  # type: ignore[no-untyped-def]

@@ -44,6 +44,7 @@ class Paths(contract.Paths):
     unit_dir: str = "/lib/systemd/system"
     doc: str = ""
     nginx_site: str = ""  # the site's link in nginx's sites-enabled (contract.nginx_site_path decides it)
+    web_socket: str = ""  # the web socket's unix listener for the nginx site, in the root-owned run directory
 
     def for_runtime(self) -> contract.Paths:
         """The share app.json carries."""
@@ -60,6 +61,7 @@ class Unit:
     verb: tuple[str, ...]  # launcher arguments that run it
     schedule: str = ""
     target: str = ""  # the service a socket or timer starts
+    path: str = ""  # a socket's unix path (the nginx site's way in); none: the web port on 127.0.0.1
 
     @property
     def enabled(self) -> bool:
@@ -166,6 +168,7 @@ def paths_for(package: str) -> Paths:
         backups=f"/var/backups/{package}", launcher=f"/usr/bin/{package}", doc=f"/usr/share/doc/{package}",
         own=f"{OWN_STATE}/{package}", run=f"/run/appdeb/{package}", secret=f"/etc/{package}/secret",
         pin=f"/etc/apt/preferences.d/{package}-appdeb-pin", nginx_site=contract.nginx_site_path(package),
+        web_socket=f"/run/appdeb/{package}/web.sock",
     )
 
 
@@ -192,6 +195,9 @@ def _units(spec: AppSpec, package: str) -> tuple[Unit, ...]:
     if any(PLATFORMS[p].serves_web for p in spec.platform):
         # systemd holds the listening socket: a restart (upgrade, reload failure) never refuses a connection
         units.append(Unit(f"{package}.socket", "socket", f"{package} web socket", (), target=f"{package}.service"))
+        if _wants_nginx(spec):  # a unit of its own: an upgrade starts it, the port's socket is never restarted
+            units.append(Unit(contract.nginx_socket_unit(package), "socket", f"{package} web socket for nginx", (),
+                              target=f"{package}.service", path=paths_for(package).web_socket))
         server = "gunicorn, uvicorn workers" if spec.web and spec.web.interface == "asgi" else "gunicorn"
         units.append(Unit(f"{package}.service", "web", f"{package} web process ({server})", ("web",)))
     for proc in spec.processes:

@@ -33,6 +33,11 @@ def nginx_site_path(package: str) -> str:
     return f"{NGINX_ENABLED}/{package}.conf"
 
 
+def nginx_socket_unit(package: str) -> str:
+    """The socket unit through which an instance's nginx site reaches its web process (one decision)."""
+    return f"{package}-nginx.socket"
+
+
 @dataclass(frozen=True)
 class Paths:
     """Every node path of an instance the runtime needs (decided in appdeb.build.plan.Paths)."""
@@ -160,6 +165,10 @@ class Contract:
     @property
     def nginx_site(self) -> str:
         return nginx_site_path(self.package)
+
+    @property
+    def nginx_socket(self) -> str:
+        return nginx_socket_unit(self.package)
 
     def command_timeout(self, name: str) -> int | None:
         """Seconds the lifecycle command NAME may run unattended; None for a command without a bound."""

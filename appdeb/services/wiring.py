@@ -97,7 +97,23 @@ def nginx_enable(app: App) -> None:
     if not test.ok:
         os.unlink(site)
         raise ServiceError(f"nginx rejects the site of {app.contract.package}: {test.err.decode().strip()}")
-    _nginx_reload(app)
+    if not _socket_comes_later(app):
+        _nginx_reload(app)
+
+
+def _socket_comes_later(app: App) -> bool:
+    """Whether nginx must keep its running configuration until the site's unix socket listens.
+
+    An upgrade from a release without that socket configures while the old web process runs, on
+    the port only; systemd refuses to start the new socket beside it. Reloaded now, nginx would
+    answer 502 until postinst restarts the web process (backup and update included); not reloaded,
+    it keeps passing requests to the old process over TCP, and the socket reloads nginx when it
+    starts (its ExecStartPost), with the new process. A first install reloads as always.
+    """
+    door, unit = app.proc, app.contract.nginx_socket
+    return (door.systemd_running() and unit in {u.name for u in app.contract.units}
+            and door.systemctl("is-active", "--quiet", f"{app.contract.package}.service") == 0
+            and door.systemctl("is-active", "--quiet", unit) != 0)
 
 
 def nginx_disable(app: App) -> None:

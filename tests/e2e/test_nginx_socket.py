@@ -1,0 +1,204 @@
+"""The nginx site reaches gunicorn over the web socket's unix listener, which the app's user cannot touch.
+
+examples/hello with its site on a private-network node (instance ns1). The socket lives in
+/run/appdeb/PKG, a directory only root writes; only root and nginx (www-data) may connect. The app's
+user (runuser) tries to replace, redirect, re-own and take over the socket and its directory; every
+attempt fails and nginx still reaches the same socket, which still leads to the app.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from appdeb.build.pipeline import BuildResult
+from appdeb.node import harness as nodes
+
+from ..conftest import EXAMPLES
+from .apps import build_app, port_of, sh
+
+pytestmark = pytest.mark.e2e
+PKG = "hello-ns1"
+SOCK = f"/run/appdeb/{PKG}/web.sock"
+HOST = f"{PKG}.localhost"
+# hello, plus a request that hangs and one that kills its worker: the fail-safe ends hold over the socket
+MISBEHAVING = '''
+
+import ctypes
+import time
+
+_hello = application
+
+
+def application(environ, start_response):
+    if environ["PATH_INFO"] == "/wedge":
+        time.sleep(120)
+    if environ["PATH_INFO"] == "/segfault":
+        ctypes.string_at(0)
+    return _hello(environ, start_response)
+'''
+
+
+@pytest.fixture(scope="module")
+def app_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    app = tmp_path_factory.mktemp("nginxsock") / "hello"
+    shutil.copytree(EXAMPLES / "hello", app, ignore=shutil.ignore_patterns(".appdeb"))
+    spec = yaml.safe_load((app / "app.yaml").read_text())
+    spec["web"] = {"nginx": True}
+    (app / "app.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    (app / "hello.py").write_text((app / "hello.py").read_text() + MISBEHAVING)
+    return app
+
+
+@pytest.fixture(scope="module")
+def deb(app_dir: Path) -> BuildResult:
+    return build_app(app_dir, app_dir.parent / "dist1", "ns1")
+
+
+@pytest.fixture(scope="module")
+def node(node_image: Path, deb: BuildResult) -> Iterator[nodes.Node]:
+    n = nodes.up(f"ns{int(time.time()) % 100000}", network="private")
+    try:
+        nodes.install(n, [deb.deb])
+        yield n
+    finally:
+        nodes.down(n.name)
+
+
+def through_nginx(node: nodes.Node, path: str = "/", timeout: float = 10) -> tuple[int, str]:
+    """GET through the site (port 80 on the node's private address), as a browser would."""
+    req = urllib.request.Request(f"http://{node.address}{path}", headers={"Host": HOST})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def identity(node: nodes.Node, path: str) -> str:
+    """Type, mode, owner, group and inode of a path, without following a link."""
+    return sh(node, f"stat -c '%F %a %U %G %i' {path}").strip()
+
+
+def as_user(node: nodes.Node, user: str, script: str) -> subprocess.CompletedProcess[str]:
+    return nodes.run_in(node, ["runuser", "-u", user, "--", "sh", "-c", script])
+
+
+def test_the_site_goes_through_the_unix_socket(node: nodes.Node) -> None:
+    assert f"server unix:{SOCK} fail_timeout=0;" in sh(node, f"cat /etc/nginx/sites-enabled/{PKG}.conf")
+    assert identity(node, SOCK).rsplit(" ", 1)[0] == "socket 660 root www-data"
+    assert identity(node, f"/run/appdeb/{PKG}").rsplit(" ", 1)[0] == "directory 711 root root"
+    assert identity(node, "/run/appdeb").split()[2:4] == ["root", "root"]
+    status, body = through_nginx(node)
+    assert status == 200 and "from hello" in body
+    # nginx's user and root connect; the direct port still serves
+    for user in ("www-data", "root"):
+        out = as_user(node, user, f"curl -s --unix-socket {SOCK} -H 'Host: {HOST}' http://x/")
+        assert out.returncode == 0 and "from hello" in out.stdout, (user, out.stdout)
+    assert "from hello" in sh(node, f"curl -s http://127.0.0.1:{port_of(PKG)}/")
+    # its own unit (an upgrade starts it; the port's socket is never restarted), gunicorn got both
+    assert sh(node, f"systemctl show -p Listen --value {PKG}-nginx.socket").split() == [SOCK, "(Stream)"]
+    assert "TCP_NODELAY" not in sh(node, f"journalctl -u {PKG}-nginx.socket -o cat --no-pager")
+
+
+def test_the_app_user_cannot_replace_redirect_or_use_the_socket(node: nodes.Node) -> None:
+    before = {p: identity(node, p) for p in (SOCK, f"/run/appdeb/{PKG}", "/run/appdeb")}
+    attempts = {
+        "connect": f"curl -s --unix-socket {SOCK} http://x/",
+        "remove": f"rm -f {SOCK}",
+        "rename": f"mv {SOCK} {SOCK}.old",
+        "replace by a link": f"ln -sfn /tmp/evil.sock {SOCK}",
+        "listen in its place": f"python3 -c \"import socket; socket.socket(socket.AF_UNIX).bind('{SOCK}.x')\"",
+        "re-own": f"chgrp {PKG} {SOCK}",
+        "re-mode": f"chmod 777 {SOCK}",
+        "open the directory": f"chmod 777 /run/appdeb/{PKG}",
+        "list the directory": f"ls /run/appdeb/{PKG}",
+        "replace the directory": f"mv /run/appdeb/{PKG} /run/appdeb/gone",
+        "plant a directory": f"mkdir /run/appdeb/{PKG}.evil",
+    }
+    for what, script in attempts.items():
+        out = as_user(node, PKG, script)
+        assert out.returncode != 0, f"the app user could {what}: {out.stdout}"
+    # nothing crossed: the same socket (same inode, owner, mode) and it still leads to the app
+    assert {p: identity(node, p) for p in before} == before
+    assert sh(node, f"ls /run/appdeb/{PKG}").split().count("web.sock") == 1
+    assert sh(node, "ls /run/appdeb").split() == [PKG]
+    status, body = through_nginx(node)
+    assert status == 200 and "from hello" in body
+
+
+def test_a_restart_keeps_the_socket_and_nginx_answers_after_it(node: nodes.Node) -> None:
+    before = identity(node, SOCK)
+    sh(node, f"systemctl restart {PKG}.service")
+    assert identity(node, SOCK) == before  # systemd holds it: the app never creates or removes it
+    deadline = time.monotonic() + 30
+    while (result := through_nginx(node))[0] != 200 and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert result[0] == 200 and "from hello" in result[1]
+
+
+def test_a_hung_or_crashing_request_ends_as_an_error_page_and_the_site_serves_on(node: nodes.Node) -> None:
+    """A worker stuck past web.timeout (10 s) is killed and answers 500 before nginx's own limit (timeout + 5);
+    a crashed worker's closed connection is nginx's 502: as over TCP (docs/failsafe.md)."""
+    started = time.monotonic()
+    status, _ = through_nginx(node, "/wedge", timeout=40)
+    assert status == 500 and 9 < time.monotonic() - started < 15
+    assert through_nginx(node, "/segfault")[0] == 502
+    status, body = through_nginx(node)
+    assert status == 200 and "from hello" in body
+
+
+def reloads(node: nodes.Node) -> int:
+    return sh(node, "journalctl -u nginx.service -o cat --no-pager").count("Reloaded")
+
+
+def test_an_upgrade_from_a_release_without_the_socket_answers_throughout(node: nodes.Node, app_dir: Path) -> None:
+    """The state such a release leaves: nginx on the web port over TCP, no PKG-nginx.socket, the app running.
+
+    The upgrade must not reload nginx into a socket that is not there yet (systemd refuses to start
+    it beside the running service): nginx stays on the old process's port until the socket starts
+    with the new process and reloads nginx. Requests through nginx during the whole upgrade all succeed.
+    """
+    site = f"/opt/{PKG}/appdeb/nginx-site.conf"
+    old_unit = f"/etc/systemd/system/{PKG}.service"  # the web unit as such a release had it: the port only
+    sh(node, f"sed -i 's|server unix:{SOCK}|server 127.0.0.1:{port_of(PKG)}|' {site} && systemctl reload nginx"
+             f" && systemctl cat {PKG}.service | grep -v '^# /' | sed 's| {PKG}-nginx.socket||' > {old_unit}"
+             f" && systemctl daemon-reload && systemctl stop {PKG}-nginx.socket && systemctl restart {PKG}.service"
+             f" && rm {old_unit} && systemctl is-active {PKG}.service")  # removed: systemd reloads it in postinst
+    assert not sh(node, f"ls /run/appdeb/{PKG}").split().count("web.sock")
+    assert through_nginx(node)[0] == 200
+    reloads_before = reloads(node)
+    upgrade = build_app(app_dir, app_dir.parent / "dist2", "ns1", build_number=2)
+    statuses: list[int] = []
+    done = threading.Event()
+
+    def load() -> None:
+        while not done.is_set():
+            statuses.append(through_nginx(node)[0])
+            time.sleep(0.02)
+
+    loader = threading.Thread(target=load)
+    loader.start()
+    try:
+        nodes.install(node, [upgrade.deb])
+        time.sleep(1)
+    finally:
+        done.set()
+        loader.join()
+    assert len(statuses) > 20 and set(statuses) == {200}, statuses
+    assert identity(node, SOCK).rsplit(" ", 1)[0] == "socket 660 root www-data"
+    assert f"server unix:{SOCK}" in sh(node, f"cat {site}")
+    status, body = through_nginx(node)
+    assert status == 200 and "1.0.0-2" in body
+    # nginx was reloaded into the site once the socket listened (its ExecStartPost): a reload before
+    # it would have shown as 502s above, none would leave nginx on the port
+    assert reloads(node) > reloads_before
