@@ -59,6 +59,22 @@ def test_a_process_unit_waits_the_whole_settle(tmp_path: Path) -> None:
     with proc.use(fake):
         assert units.settled("x-worker.service", ready=units.readiness("process", None))["ActiveState"] == "active"
     assert units.SETTLE - 0.05 <= time.monotonic() - started < units.SETTLE + 1
+    assert len(fake.ran("systemctl", "show")) <= 3  # asked when SETTLE is due, not every POLL
+
+
+def test_a_process_unit_that_restarted_meanwhile_ages_from_its_new_start(tmp_path: Path) -> None:
+    """Asked when SETTLE is due, a unit whose start moved (it failed and came back) waits again."""
+    install_root(tmp_path)
+    started, answers = time.monotonic(), [_young()]
+
+    def show(argv: list[str]) -> proc.Done:
+        if len(answers) == 1 and time.monotonic() - started > units.SETTLE / 2:
+            answers.append(_young())  # restarted half-way: its start is now
+        return answers[-1]
+    fake = FakeRunner({("systemctl", "show"): show})
+    with proc.use(fake):
+        assert units.settled("x-worker.service", ready=None)["ActiveState"] == "active"
+    assert len(answers) == 2 and time.monotonic() - started >= units.SETTLE / 2 + units.SETTLE - 0.05
 
 
 def _with_worker(tmp_path: Path) -> tuple[AppPackage, str]:

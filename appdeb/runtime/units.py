@@ -45,7 +45,10 @@ def settled(name: str, timeout: float = 45, ready: Ready | None = None) -> dict[
             return p
         if time.monotonic() > deadline:
             return p
-        time.sleep(POLL)
+        # an active unit without a proof can only age: asked again when SETTLE is due (a restart in
+        # between moves its start, so it is not taken for settled), not every POLL (a systemctl each)
+        due = SETTLE - up if active and ready is None else POLL
+        time.sleep(min(max(due, POLL), max(deadline - time.monotonic(), 0.0) + POLL))
 
 
 def _policy_denies(unit: str) -> bool:
