@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from appdeb.runtime import proc, units
+from appdeb.runtime import contract, proc, units, verify
+from appdeb.runtime.app import AppPackage
 
 from .noderoot import FakeRunner, done, install_root
 
@@ -58,3 +59,64 @@ def test_a_process_unit_waits_the_whole_settle(tmp_path: Path) -> None:
     with proc.use(fake):
         assert units.settled("x-worker.service", ready=units.readiness("process", None))["ActiveState"] == "active"
     assert units.SETTLE - 0.05 <= time.monotonic() - started < units.SETTLE + 1
+    assert len(fake.ran("systemctl", "show")) <= 3  # asked when SETTLE is due, not every POLL
+
+
+def test_a_process_unit_that_restarted_meanwhile_ages_from_its_new_start(tmp_path: Path) -> None:
+    """Asked when SETTLE is due, a unit whose start moved (it failed and came back) waits again."""
+    install_root(tmp_path)
+    started, answers = time.monotonic(), [_young()]
+
+    def show(argv: list[str]) -> proc.Done:
+        if len(answers) == 1 and time.monotonic() - started > units.SETTLE / 2:
+            answers.append(_young())  # restarted half-way: its start is now
+        return answers[-1]
+    fake = FakeRunner({("systemctl", "show"): show})
+    with proc.use(fake):
+        assert units.settled("x-worker.service", ready=None)["ActiveState"] == "active"
+    assert len(answers) == 2 and time.monotonic() - started >= units.SETTLE / 2 + units.SETTLE - 0.05
+
+
+def _with_worker(tmp_path: Path) -> tuple[AppPackage, str]:
+    """examples/hello's instance with a worker (a process unit) besides its socket and web units."""
+    described = install_root(tmp_path / "d").contract
+    worker = contract.Unit("hello-nr1-worker.service", "process", True)
+    return install_root(tmp_path, units=(*described.units, worker), web=None), worker.name
+
+
+def test_the_apps_verify_runs_while_a_worker_ages_and_the_worker_is_judged_after(tmp_path: Path) -> None:
+    """verify's second round: the app's command overlaps the worker's SETTLE, which still counts in full."""
+    app, worker = _with_worker(tmp_path)
+    started, answer = time.monotonic(), _young()
+    fake = FakeRunner({("systemctl", "show"): lambda argv: answer})
+    ran: list[tuple[str, float]] = []
+
+    def meanwhile() -> list[str]:
+        ran.append(("app verify", time.monotonic() - started))
+        return []
+    with proc.use(fake):
+        assert verify.verify_problems(app, meanwhile) == []
+    assert ran and ran[0][1] < units.SETTLE / 2  # not after the worker's SETTLE: during it
+    assert time.monotonic() - started >= units.SETTLE - 0.05  # and the worker still waited the whole SETTLE
+    assert [argv[-1] for argv in fake.ran("systemctl", "show")][-1] == worker
+
+
+def test_a_worker_that_dies_during_the_apps_verify_fails_verify(tmp_path: Path) -> None:
+    """The app's command passing while the worker is young proves nothing of the worker: it is judged after."""
+    app, worker = _with_worker(tmp_path)
+    states = {"now": _young()}
+    fake = FakeRunner({
+        ("systemctl", "show"): lambda argv: states["now"] if argv[-1] == worker else _young(),
+        ("systemctl", "is-enabled"): done(),
+        ("/usr/sbin/policy-rc.d",): done(),
+        ("journalctl", "-u", worker): done("worker: cannot reach the database\n"),
+    })
+
+    def meanwhile() -> list[str]:  # the worker gives up while the app's verify runs
+        states["now"] = done("ActiveState=failed\nSubState=failed\nResult=exit-code\nExecMainCode=1\n"
+                             "ExecMainStatus=1\nActiveEnterTimestampMonotonic=0\n")
+        return []
+    with proc.use(fake):
+        problems = verify.verify_problems(app, meanwhile)
+    assert len(problems) == 1 and problems[0].startswith(f"{worker} is not running: failed (failed), exit status 1")
+    assert "cannot reach the database" in problems[0]

@@ -45,7 +45,10 @@ def settled(name: str, timeout: float = 45, ready: Ready | None = None) -> dict[
             return p
         if time.monotonic() > deadline:
             return p
-        time.sleep(POLL)
+        # an active unit without a proof can only age: asked again when SETTLE is due (a restart in
+        # between moves its start, so it is not taken for settled), not every POLL (a systemctl each)
+        due = SETTLE - up if active and ready is None else POLL
+        time.sleep(min(max(due, POLL), max(deadline - time.monotonic(), 0.0) + POLL))
 
 
 def _policy_denies(unit: str) -> bool:
@@ -96,16 +99,23 @@ def readiness(kind: str, web_answers: Callable[[], bool] | None) -> Ready | None
     return None
 
 
-def unit_problems(app: AppPackage, web_answers: Callable[[], bool] | None = None) -> list[str]:
+def unit_problems(app: AppPackage, web_answers: Callable[[], bool] | None = None,
+                  proving: bool | None = None) -> list[str]:
     """Every enabled service and socket of the package must run (unless the admin or policy-rc.d said no).
 
-    web_answers: whether the web process answers its health path now (the web unit's proof)."""
+    web_answers: whether the web process answers its health path now (the web unit's proof).
+    proving: only the units that can prove their start (True), only those that wait SETTLE (False),
+    or all (None). verify asks in two rounds: what runs between them overlaps the waiting units' SETTLE
+    (it is counted from each unit's own start, not from when verify asks)."""
     problems = []
     for unit in app.contract.units:
         name = unit.name
+        ready = readiness(unit.kind, web_answers)
         if not unit.enabled or not name.endswith((".service", ".socket")):
             continue
-        p = settled(name, ready=readiness(unit.kind, web_answers))
+        if proving is not None and proving != (ready is not None):
+            continue
+        p = settled(name, ready=ready)
         if p.get("ActiveState") == "active":
             continue
         # like deb-systemd-invoke: a unit the admin disabled, or policy-rc.d forbids, is not started

@@ -70,8 +70,12 @@ def answers(port: int, path: str, timeout: float = 1.0) -> bool:
         return False
 
 
-def verify_problems(app: AppPackage) -> list[str]:
-    """appdeb's own checks: python, required settings, running units, the web answering."""
+def verify_problems(app: AppPackage, meanwhile: Callable[[], list[str]] | None = None) -> list[str]:
+    """appdeb's own checks: python, required settings, running units, the web answering.
+
+    meanwhile (the app's verify command) runs once everything before it passed and the units that
+    can prove their start did (socket, web answering), while the units that cannot (process units)
+    still age towards SETTLE; they are judged after it. Its problems count like appdeb's own."""
     problems = []
     found = "{}.{}".format(*sys.version_info[:2])
     if found != app.contract.python_version:
@@ -83,26 +87,44 @@ def verify_problems(app: AppPackage) -> list[str]:
         problems.append(f"required settings missing in {app.paths.settings}: {', '.join(missing)}")
     problems.extend(app.wiring().check(app))
     web = app.contract.web
-    if proc.systemd_running() and not app.dev:
-        problems.extend(unit_problems(app, partial(answers, web.port, web.health) if web else None))
-    web_unit = next((u.name for u in app.contract.units if u.kind == "web"), None)
-    if web and web_unit and not problems and (app.dev or proc.systemctl("is-active", "--quiet", web_unit) == 0):
-        why = check_web(web.port, time.monotonic() + 20, path=web.health)
-        if why:
-            problems.append(why)
-        if not why and not app.dev and app.contract.nginx and os.path.exists(app.contract.nginx_site):
-            why = check_web(app.contract.public_port, time.monotonic() + 10, app.contract.server_name, web.health)
-            if why:
-                problems.append(f"through nginx: {why}")
+    systemd = proc.systemd_running() and not app.dev
+    ready = partial(answers, web.port, web.health) if web else None
+    if systemd:
+        problems.extend(unit_problems(app, ready, proving=True))
+    problems.extend(web_problems(app) if not problems else [])
+    if not problems and meanwhile is not None:
+        problems.extend(meanwhile())
+    if systemd:
+        problems.extend(unit_problems(app, ready, proving=False))
     return problems
 
 
+def web_problems(app: AppPackage) -> list[str]:
+    """The web process answers its health path, directly and through the nginx site if there is one."""
+    web = app.contract.web
+    web_unit = next((u.name for u in app.contract.units if u.kind == "web"), None)
+    if not (web and web_unit and (app.dev or proc.systemctl("is-active", "--quiet", web_unit) == 0)):
+        return []
+    why = check_web(web.port, time.monotonic() + 20, path=web.health)
+    if why:
+        return [why]
+    if not app.dev and app.contract.nginx and os.path.exists(app.contract.nginx_site):
+        why = check_web(app.contract.public_port, time.monotonic() + 10, app.contract.server_name, web.health)
+        if why:
+            return [f"through nginx: {why}"]
+    return []
+
+
+def app_verify(app: AppPackage) -> list[str]:
+    """The app's own verify command (in its environment, as the app user)."""
+    code = app.run_command(["verify"])
+    if code != 0:
+        return [f"the app's verify command failed (exit {code}): {app.contract.commands['verify']}"]
+    return []
+
+
 def verb_verify(app: AppPackage, args: list[str]) -> int:
-    problems = verify_problems(app)
-    if not problems and app.has_command("verify"):
-        code = app.run_command(["verify"])
-        if code != 0:
-            problems.append(f"the app's verify command failed (exit {code}): {app.contract.commands['verify']}")
+    problems = verify_problems(app, partial(app_verify, app) if app.has_command("verify") else None)
     for p in problems:
         print(f"{app.contract.package}: verify: {p}", file=sys.stderr)
     if not problems:
