@@ -6,11 +6,13 @@ really tries to write and delete inside the vendored tree it has on its PYTHONPA
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -187,3 +189,75 @@ def test_the_import_at_build_time_reads_the_kept_byte_code_and_writes_nothing(tm
     result = build(app, BuildOptions(out_dir=tmp_path / "out", source_date_epoch=EPOCH, build_number=2))
     assert not [w for w in result.warnings if "could not" in w], result.warnings  # KEPT's checks all held
     assert snapshot(entry) == before and snapshot(payload) == kept
+
+
+# hello's web module at import, as an attacker: for a few seconds, append a mark to every byte code file
+# of the package being built that it can find in the build's temporary directories
+TAMPER = """
+import glob, time
+mark = bytes.fromhex('54414d50455245442d42592d494d504f5254')  # (not a constant the byte code would hold)
+end = time.time() + 4
+while time.time() < end:
+    for path in glob.glob('/tmp/appdeb-*/**/*.pyc', recursive=True):
+        try:
+            with open(path, 'ab') as f:
+                f.write(mark)
+        except OSError:
+            pass
+    pass
+"""
+
+
+@pytest.mark.skipif(not sealed.can_seal(), reason="needs root and mount namespaces (CI runs as root)")
+def test_the_import_at_build_time_cannot_poison_the_kept_byte_code(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The import runs beside the compiling of the byte code and can reach the build's temporary files: what
+    it changes there must never reach the cache of kept byte code, so a later build of clean code ships none."""
+    from appdeb.build.bytecode import compiler
+    from appdeb.build.targets import default_target
+
+    if compiler(default_target()) is None:
+        pytest.skip("no byte code ships from this builder (not the target's release)")
+    app = tmp_path / "app"
+    shutil.copytree(EXAMPLES / "hello", app)
+    clean = (app / "hello.py").read_text()
+    private_cache(app, tmp_path, monkeypatch)
+    (app / "hello.py").write_text(clean + TAMPER)
+    build(app, BuildOptions(out_dir=tmp_path / "hostile", source_date_epoch=EPOCH))
+    (app / "hello.py").write_text(clean)
+    later = build(app, BuildOptions(out_dir=tmp_path / "clean", source_date_epoch=EPOCH, build_number=2))
+    kept = [p for p in (tmp_path / "cache" / "appdeb" / "bytecode").rglob("*") if p.is_file()]
+    assert kept and not [p for p in kept if b"TAMPERED-BY-IMPORT" in p.read_bytes()]
+    fsys = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(later.deb)], capture_output=True, check=True).stdout
+    assert b".pyc" in fsys and b"TAMPERED-BY-IMPORT" not in fsys
+
+
+def test_kept_byte_code_never_comes_from_the_builds_temporary_files(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The attacker above at its best moment, every time: the instant each compiling run ends, every byte code
+    file it wrote outside appdeb's cache is rewritten. The cache, and a later build, hold none of it."""
+    from appdeb.build import bytecode
+    from appdeb.build.targets import default_target
+
+    if bytecode.compiler(default_target()) is None:
+        pytest.skip("no byte code ships from this builder (not the target's release)")
+    monkeypatch.setenv("APPDEB_CACHE", str(tmp_path / "cache"))
+    real_run = bytecode.run
+
+    def tampering(argv: list[str], **kw: Any) -> Any:
+        done = real_run(argv, **kw)
+        for _, cfile, _ in json.loads(kw["input"]):
+            if os.path.isfile(cfile) and not cfile.startswith(str(tmp_path / "cache")):
+                with open(cfile, "ab") as f:
+                    f.write(b"TAMPERED")
+        return done
+    monkeypatch.setattr(bytecode, "run", tampering)
+    app = tmp_path / "app"
+    shutil.copytree(EXAMPLES / "hello", app)
+    build(app, BuildOptions(out_dir=tmp_path / "one", source_date_epoch=EPOCH))
+    monkeypatch.setattr(bytecode, "run", real_run)
+    later = build(app, BuildOptions(out_dir=tmp_path / "two", source_date_epoch=EPOCH, build_number=2))
+    kept = [p for p in (tmp_path / "cache" / "bytecode").rglob("*.pyc")]
+    assert kept and not [p for p in kept if p.read_bytes().endswith(b"TAMPERED")]
+    fsys = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(later.deb)], capture_output=True, check=True).stdout
+    assert b".pyc" in fsys and b"TAMPERED" not in fsys

@@ -145,37 +145,49 @@ def compile_sources(comp: Compiler, sources: Iterable[tuple[str, Path]], out: Pa
 
 
 def _compile_run(comp: Compiler, chunk: list[tuple[str, str, str]], keep: bool) -> None:
+    if keep:
+        _kept_run(comp, chunk)
+        return
+    _compile(comp, chunk)
+
+
+def _compile(comp: Compiler, jobs: list[tuple[str, str, str]]) -> None:
+    argv = [comp.program, "-s", "-S", "-W", "ignore", "-c", COMPILE]
+    done = run(argv, env=compile_env(), input=json.dumps(jobs), check=False, cwd=Path("/"))
+    if done.returncode != 0:
+        raise AppdebError(f"{comp.program} could not byte-compile: {done.stdout.strip()[-500:]}")
+
+
+def _kept_run(comp: Compiler, chunk: list[tuple[str, str, str]]) -> None:
+    """The run's byte code from appdeb's cache, compiled there first if need be, then copied out.
+
+    Each source is read once: its bytes are what the key names and what is compiled, from a copy inside
+    the cache. Nothing is ever copied from the build's temporary files into the cache: the web app's
+    import at build time runs beside this (as root without capabilities, the cache read-only to it) and
+    could rewrite those; what it rewrites there stays in this build, never in later ones."""
     from appdeb.build.vendor import cache_root
 
+    sources = [Path(source).read_bytes() for source, _, _ in chunk]
     h = hashlib.sha256(f"{comp.program}\0{comp.stamp}\0{comp.tag}\0{comp.magic}\0{comp.version}\0{COMPILE}".encode())
-    for source, _, dfile in chunk:
-        h.update(f"\0{dfile}\0".encode() + hashlib.sha256(Path(source).read_bytes()).digest())
+    for (_, _, dfile), data in zip(chunk, sources, strict=True):
+        h.update(f"\0{dfile}\0".encode() + hashlib.sha256(data).digest())
     kept = cache_root() / "bytecode" / h.hexdigest()
-    if not keep or not kept.is_dir():
-        argv = [comp.program, "-s", "-S", "-W", "ignore", "-c", COMPILE]
-        done = run(argv, env=compile_env(), input=json.dumps(chunk), check=False, cwd=Path("/"))
-        if done.returncode != 0:
-            raise AppdebError(f"{comp.program} could not byte-compile: {done.stdout.strip()[-500:]}")
-        if keep:
-            _keep(kept, chunk)
-        return
+    if not kept.is_dir():
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{kept.name}.", dir=kept.parent))
+        for i, data in enumerate(sources):
+            (tmp / f"{i}.py").write_bytes(data)
+        _compile(comp, [(str(tmp / f"{i}.py"), str(tmp / f"{i}.pyc"), dfile) for i, (_, _, dfile) in enumerate(chunk)])
+        for i in range(len(sources)):
+            (tmp / f"{i}.py").unlink()
+        try:
+            os.rename(tmp, kept)
+        except OSError:  # another build kept the same run meanwhile: the same bytes
+            shutil.rmtree(tmp, ignore_errors=True)
     for i, (_, cfile, _) in enumerate(chunk):
         if (kept / f"{i}.pyc").is_file():
             os.makedirs(os.path.dirname(cfile), exist_ok=True)
             shutil.copyfile(kept / f"{i}.pyc", cfile)
-
-
-def _keep(kept: Path, chunk: list[tuple[str, str, str]]) -> None:
-    """The run's byte code under kept (by position in the run), made under a temporary name first."""
-    kept.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{kept.name}.", dir=kept.parent))
-    for i, (_, cfile, _) in enumerate(chunk):
-        if os.path.isfile(cfile):
-            shutil.copyfile(cfile, tmp / f"{i}.pyc")
-    try:
-        os.rename(tmp, kept)
-    except OSError:  # another build kept the same run meanwhile
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def compile_staged(comp: Compiler, tree: Path, root: str, lib: str, app: str) -> None:
