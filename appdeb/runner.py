@@ -25,11 +25,12 @@ def run(
     check: bool = True,
     capture: bool = True,
     timeout: float | None = None,
+    stdout_only: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     """Run a command; on failure raise CommandError with its combined output.
 
-    Output is captured as text (stderr merged into stdout) unless capture is False,
-    in which case it goes to the caller's terminal.
+    Output is captured as text (stderr merged into stdout, or apart with stdout_only) unless capture
+    is False, in which case it goes to the caller's terminal.
     """
     args = [os.fspath(a) for a in argv]
     if _DEBUG:
@@ -43,7 +44,7 @@ def run(
             env=full_env,
             input=data,
             stdout=subprocess.PIPE if capture else None,
-            stderr=subprocess.STDOUT if capture else None,
+            stderr=(subprocess.PIPE if stdout_only else subprocess.STDOUT) if capture else None,
             timeout=timeout,
             check=False,
         )
@@ -52,9 +53,10 @@ def run(
     except subprocess.TimeoutExpired:
         raise AppdebError(f"command timed out after {timeout}s: {shlex.join(args)}") from None
     out = proc.stdout.decode(errors="replace") if proc.stdout is not None else ""
-    result = subprocess.CompletedProcess(args, proc.returncode, out, "")
+    err = proc.stderr.decode(errors="replace") if proc.stderr is not None else ""
+    result = subprocess.CompletedProcess(args, proc.returncode, out, err)
     if check and proc.returncode != 0:
-        raise CommandError(args, proc.returncode, out)
+        raise CommandError(args, proc.returncode, out + err)
     return result
 
 

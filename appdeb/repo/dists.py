@@ -9,6 +9,7 @@ and a node's client configuration names its own suite. The release names come fr
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,6 +17,8 @@ from pathlib import Path
 from appdeb.build.targets import TARGETS
 from appdeb.errors import AppdebError
 from appdeb.runner import run
+
+FIELD_NAME_RE = re.compile(r"[!-9;-~]+")  # Debian Policy 5.1: printable ASCII but ':' and space
 
 TARGET_FIELD = "Appdeb-Target"  # written by appdeb build in DEBIAN/control
 
@@ -35,20 +38,25 @@ def for_suite(distribution: str, suite: str) -> str:
 def deb_control(path: Path) -> dict[str, str]:
     """A .deb's control fields, as dpkg-deb reads them (any member compression dpkg knows).
 
-    A fork of dpkg-deb costs a publish less than importing a Python .deb reader does.
+    A fork of dpkg-deb costs a publish less than importing a Python .deb reader does. Only its standard
+    output is read, split at line feeds only (str.splitlines also splits at U+2028 and U+0085, which a
+    crafted Description could hold to show other fields than dpkg and aptly see); a line that is neither
+    a continuation nor `Name: value`, or a field named twice, makes the .deb unusable.
     """
-    proc = run(["dpkg-deb", "--field", str(path)], check=False)
+    proc = run(["dpkg-deb", "--field", str(path)], check=False, stdout_only=True)
     if proc.returncode != 0:
-        reason = " ".join(proc.stdout.split()) or f"dpkg-deb exited {proc.returncode}"
+        reason = " ".join((proc.stdout + proc.stderr).split()) or f"dpkg-deb exited {proc.returncode}"
         raise AppdebError(f"{path}: not a usable .deb ({reason})")
     fields: dict[str, str] = {}
     name = ""
-    for line in proc.stdout.splitlines():
+    for line in proc.stdout.rstrip("\n").split("\n"):
         if line[:1] in (" ", "\t") and name:
             fields[name] += "\n" + line
-        elif ":" in line:
-            name, value = line.split(":", 1)
-            fields[name] = value.strip()
+            continue
+        name, colon, value = line.partition(":")
+        if not colon or not FIELD_NAME_RE.fullmatch(name) or name in fields:
+            raise AppdebError(f"{path}: not a usable .deb (its control file has the line {line[:80]!r})")
+        fields[name] = value.strip()
     return fields
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,18 @@ def test_a_release_less_distribution_cannot_give_a_version_other_bytes(cfg: repo
     assert "prod" not in aptly.published(cfg)
     repo.publish(cfg, [first], distribution="prod")  # the same bytes go anywhere
     assert index(cfg, "prod") == {("notes", "1.0-1"): _sha(first)}
+
+
+def test_a_description_with_unicode_line_separators_cannot_rename_the_package(tmp_path: Path) -> None:
+    """U+2028 or U+0085 in a field are not line breaks to dpkg or aptly: publish must not read them as such."""
+    from appdeb.repo.dists import deb_control
+
+    pkg = tmp_path / "pkg"
+    (pkg / "DEBIAN").mkdir(parents=True)
+    (pkg / "DEBIAN" / "control").write_text(
+        "Package: realpkg\nVersion: 1.0\nArchitecture: all\nMaintainer: a <a@b.invalid>\n"
+        "Description: hello\u2028Package: fakepkg\u0085Version: 9.9\u2028Appdeb-Target: debian-13\n", encoding="utf-8")
+    subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(pkg), str(tmp_path / "x.deb")],
+                   check=True, capture_output=True)
+    fields = deb_control(tmp_path / "x.deb")
+    assert (fields["Package"], fields["Version"]) == ("realpkg", "1.0") and "Appdeb-Target" not in fields
