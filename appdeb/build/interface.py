@@ -118,20 +118,19 @@ def check_interface(plan: BuildPlan, lib: Path, app: Path | None = None, tree: s
     with tempfile.TemporaryDirectory(prefix="appdeb-interface-") as tmp:
         app = Path(tmp) / "app"  # always a throw-away copy: what the import writes never reaches the package
         copy_app(source, plan.spec.exclude, app)
-        byte_code, where = _library_byte_code(plan, tree), Path(tmp) / "lib"
-        overlay = byte_code is not None and sealed.seal_with_byte_code([], cache_root(), Path(tmp), byte_code,
-                                                                       lib, where) is not None
-        root = build_environment(plan, lib, app, Path(tmp) / "env", python, lib_seen_as=where if overlay else None)
+        byte_code, where, root = _library_byte_code(plan, tree), Path(tmp) / "lib", Path(tmp) / "env"
         probe = Path(tmp) / "probe.py"
         probe.write_text(PROBE.replace("MARK", repr(MARK)))
         argv = [python, "-I", str(root / "appdeb" / "run.py"), str(root), "run", "python3", str(probe), web.app]
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": tmp,
                "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}  # none of the builder's tokens
-        if overlay and byte_code is not None:  # the libraries import from their kept byte code, not from source
+        # the libraries import from their kept byte code (not from source) where it can be laid over them
+        overlaid = sealed.seal_with_byte_code(argv, cache_root(), Path(tmp), byte_code, lib, where) if byte_code \
+            else None
+        build_environment(plan, lib, app, root, python, lib_seen_as=where if overlaid else None)
+        if overlaid:
             where.mkdir()
-            argv = sealed.seal_with_byte_code(argv, cache_root(), Path(tmp), byte_code, lib, where) or argv
-        else:
-            argv = sealed.seal(argv, cache_root(), Path(tmp)) or argv  # its import sees the cache read-only too
+        argv = overlaid or sealed.seal(argv, cache_root(), Path(tmp)) or argv  # the cache read-only to it too
         try:
             code, output = run_contained(argv, cwd=app, env=env, timeout=TIMEOUT)
         except AppdebError:  # the timeout
