@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -261,3 +262,19 @@ def test_kept_byte_code_never_comes_from_the_builds_temporary_files(tmp_path: Pa
     assert kept and not [p for p in kept if p.read_bytes().endswith(b"TAMPERED")]
     fsys = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(later.deb)], capture_output=True, check=True).stdout
     assert b".pyc" in fsys and b"TAMPERED" not in fsys
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="root contains the import")
+def test_nothing_the_import_starts_outlives_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child that leaves the import's session (setsid) would go on beside later builds: it ends with it."""
+    app = tmp_path / "app"
+    shutil.copytree(EXAMPLES / "hello", app)
+    private_cache(app, tmp_path, monkeypatch)
+    late = tmp_path / "still-running"
+    with (app / "hello.py").open("a") as f:
+        f.write(f"\nimport subprocess\n"
+                f"subprocess.Popen(['sh', '-c', 'sleep 2; touch {late}'], start_new_session=True)\n")
+    result = build(app, BuildOptions(out_dir=tmp_path / "out", source_date_epoch=EPOCH))
+    assert result.deb.is_file() and not [w for w in result.warnings if "could not" in w]
+    time.sleep(3)
+    assert not late.exists()
