@@ -95,9 +95,10 @@ def backups(node: nodes.Node, package: str = PKG) -> dict[str, dict[str, str]]:
 
 def snapshot(node: nodes.Node, *paths: str) -> str:
     """Owner, group, mode of every file and dir, plus size, mtime and checksum of every regular file
-    (not sockets: a running process's, such as gunicorn's control socket, made a moment after it serves)."""
+    (not sockets, nor gunicorn's .gunicorn directory that holds its control socket: a running process
+    makes them a moment after it serves, so whether a listing taken then shows them is a race)."""
     listed = " ".join(paths)
-    return sh(node, f"find {listed} ! -type s -printf '%p %M %u %g\\n' | sort; "
+    return sh(node, f"find {listed} ! -type s ! -name .gunicorn -printf '%p %M %u %g\\n' | sort; "
                     f"find {listed} -type f -printf '%p %s %T@\\n' | sort; "
                     f"find {listed} -type f -exec md5sum {{}} + | sort")
 
