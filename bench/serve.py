@@ -84,6 +84,22 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
+def variant_args(doc: str, variants: dict[str, object], script: str) -> tuple[argparse.Namespace, list[str]]:
+    """The options of a variants bench (bench/serve_variants.py, bench/serve_nginx.py) and the variants asked
+    for; exits with a message on an unknown one, or when not root (a node is booted)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds per wrk run (default 4)")
+    parser.add_argument("--variants", default=",".join(variants), help=f"comma-separated, of: {', '.join(variants)}")
+    args = parser.parse_args()
+    names = [n for n in args.variants.split(",") if n]
+    if unknown := [n for n in names if n not in variants]:
+        sys.exit(f"unknown variants: {', '.join(unknown)} (known: {', '.join(variants)})")
+    if os.geteuid() != 0:
+        sys.exit(f"{script} needs root (it boots a node)")
+    return args, names
+
+
 def ensure_wrk() -> str:
     """wrk from Debian's archive, installed on this machine when it is missing."""
     if shutil.which("wrk") is None:

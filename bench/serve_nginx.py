@@ -15,8 +15,6 @@ is removed at the end.
 
 from __future__ import annotations
 
-import argparse
-import os
 import re
 import statistics
 import sys
@@ -99,16 +97,7 @@ def table(targets: tuple[serve.Target, ...], runs: dict[str, list[serve.Run]]) -
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
-    parser.add_argument("--duration", type=float, default=4.0, help="seconds per wrk run (default 4)")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of: {', '.join(VARIANTS)}")
-    args = parser.parse_args()
-    names = [n for n in args.variants.split(",") if n]
-    if unknown := [n for n in names if n not in VARIANTS]:
-        sys.exit(f"unknown variants: {', '.join(unknown)} (known: {', '.join(VARIANTS)})")
-    if os.geteuid() != 0:
-        sys.exit("bench/serve_nginx.py needs root (it boots a node)")
+    args, names = serve.variant_args(__doc__ or "", VARIANTS, "bench/serve_nginx.py")
     binary = serve.ensure_wrk()
     try:
         with tempfile.TemporaryDirectory(prefix="appdeb-bench-nginx-") as tmp, \
