@@ -167,7 +167,10 @@ def main() -> None:
         app = ROOT / "bench" / "bigapp" if args.big else ROOT / "examples" / "flaskapp"
         variants = []
         if args.baseline:
-            before = build(checkout(args.baseline, work / "baseline"), app, args.instance, work / "before")
+            tree = checkout(args.baseline, work / "baseline")
+            # the app as that commit had it (an app.yaml written for this tree may use what it does not know)
+            own = tree / app.relative_to(ROOT)
+            before = build(tree, own if (own / "app.yaml").is_file() else app, args.instance, work / "before")
             variants.append(Variant("before", Path(str(before["deb"]))))
         after = build(ROOT, app, args.instance, work / "after")
         variants.append(Variant("after", Path(str(after["deb"]))))

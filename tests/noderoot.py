@@ -9,6 +9,7 @@ systemctl/journalctl as a node would, and runs the file tools (tar, du, mkdir) f
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -69,6 +70,17 @@ class FakeRunner(proc.Runner):
 
 def done(out: str = "", code: int = 0) -> proc.Done:
     return proc.Done(("answer",), code, out.encode())
+
+
+def journal(unit: str, app_output: str, result: str = "") -> proc.Done:
+    """journalctl -o json as a unit's journal holds it: the app's lines (from its own cgroup), then
+    systemd's own about the unit (from PID 1, naming it in UNIT=, with UNIT_RESULT when it failed)."""
+    entries: list[dict[str, Any]] = [{"MESSAGE": line, "_SYSTEMD_UNIT": unit, "_PID": "41"}
+                                     for line in app_output.splitlines()]
+    if result:
+        entries.append({"MESSAGE": f"{unit}: Failed with result '{result}'.", "_SYSTEMD_UNIT": "init.scope",
+                        "UNIT": unit, "UNIT_RESULT": result, "_PID": "1"})
+    return done("".join(json.dumps(e) + "\n" for e in entries))
 
 
 def hello_contract(**changes: Any) -> contract.Contract:

@@ -19,7 +19,7 @@ import pytest
 from appdeb.runtime import backups, proc, status, verify
 from appdeb.runtime.app import LauncherError
 
-from .noderoot import FakeRunner, done, install_root
+from .noderoot import FakeRunner, done, install_root, journal
 
 IMPORT_FAILURE = """\
 [2026-12-01 10:00:00 +0000] [41] [INFO] Booting worker with pid: 41
@@ -64,7 +64,7 @@ def test_verify_names_the_down_unit_its_exit_status_and_the_apps_own_error(tmp_p
         _show("failed", "3", "exit-code"),
         ("systemctl", "is-enabled"): done(),
         ("/usr/sbin/policy-rc.d",): done(),
-        ("journalctl", "-u", web): done(IMPORT_FAILURE),
+        ("journalctl", "-u", web): journal(web, IMPORT_FAILURE, "exit-code"),
     })
     with proc.use(fake):
         problems = verify.verify_problems(app)

@@ -1,9 +1,10 @@
 """How verify decides sooner that a unit has started: a socket by being active, the web unit by its
-health answer; a process unit waits SETTLE. systemd's answers come from the fake runner (no systemd
-needed)."""
+health answer, a `ready: notify` process by being active (it said READY=1); another process waits
+SETTLE. systemd's answers come from the fake runner (no systemd needed)."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from appdeb.runtime import contract, proc, units, verify
 from appdeb.runtime.app import AppPackage
 
-from .noderoot import FakeRunner, done, install_root
+from .noderoot import FakeRunner, done, install_root, journal
 
 
 def _young(state: str = "active", pid: int = 0) -> proc.Done:
@@ -22,19 +23,47 @@ def _young(state: str = "active", pid: int = 0) -> proc.Done:
                 f"ActiveEnterTimestampMonotonic={entered}\nMainPID={pid}\n")
 
 
+def _u(kind: str, notify: bool = False) -> contract.Unit:
+    return contract.Unit(f"x-{kind}.service", kind, True, notify)
+
+
 def test_a_ready_unit_is_settled_at_once_and_a_down_one_is_reported(tmp_path: Path) -> None:
     app = install_root(tmp_path)
     socket, web = (u.name for u in app.contract.units)
     fake = FakeRunner({("systemctl", "show"): lambda argv: _young()})
     asked: list[str] = []
     with proc.use(fake):
-        assert units.settled(socket, ready=units.readiness("socket", None))["ActiveState"] == "active"
-        ready = units.readiness("web", lambda: asked.append("GET") is None)
+        assert units.settled(socket, ready=units.readiness(_u("socket"), None))["ActiveState"] == "active"
+        ready = units.readiness(_u("web"), lambda: asked.append("GET") is None)
         assert units.settled(web, ready=ready)["ActiveState"] == "active"
     assert len(fake.ran("systemctl", "show")) == 2 and asked == ["GET"]  # one look each, one health request
-    assert units.readiness("timer-service", None) is None
-    assert units.readiness("process", None) is None  # quiet a moment after its start proves nothing: SETTLE
-    assert units.readiness("web", None) is None  # no health path to ask: SETTLE decides
+    assert units.readiness(_u("timer-service"), None) is None
+    assert units.readiness(_u("process"), None) is None  # quiet a moment after its start proves nothing: SETTLE
+    assert units.readiness(_u("web"), None) is None  # no health path to ask: SETTLE decides
+
+
+def test_a_notify_process_is_settled_once_active_and_one_that_never_said_so_is_reported(tmp_path: Path) -> None:
+    """Type=notify keeps the unit "activating" until READY=1, so active is the process's own word. One
+    whose start timed out is reported at once, while systemd starts it again (it would only time out
+    again), with the result systemd logged for that start and the app's own lines, not systemd's."""
+    install_root(tmp_path)
+    again = ("ActiveState=activating\nSubState=start\nResult=success\nExecMainCode=0\nExecMainStatus=0\n"
+             "ActiveEnterTimestampMonotonic=0\nNRestarts=1\n")
+    answers = [_young(), done(again)]
+    fake = FakeRunner({("systemctl", "show"): lambda argv: answers[0],
+                       ("journalctl", "-u"): journal("x-w.service", "connecting to the queue\n", "timeout")})
+    started = time.monotonic()
+    with proc.use(fake):
+        ready = units.readiness(_u("process", notify=True), None)
+        assert ready is not None and units.settled("x-w.service", ready=ready)["ActiveState"] == "active"
+        assert time.monotonic() - started < units.SETTLE / 2  # not the whole SETTLE
+        answers.pop(0)
+        p = units.settled("x-w.service", ready=ready, once=True)
+        why = units.why_down("x-w.service", p, notify=True)
+    assert time.monotonic() - started < units.SETTLE
+    assert why.startswith("x-w.service is not running: activating (start), it did not report ready (sd_notify "
+                          f"READY=1) within {contract.NOTIFY_TIMEOUT} s")
+    assert why.split("\n")[1:] == ["    | connecting to the queue"]
 
 
 def test_a_failing_web_unit_is_not_taken_for_ready(tmp_path: Path) -> None:
@@ -46,7 +75,7 @@ def test_a_failing_web_unit_is_not_taken_for_ready(tmp_path: Path) -> None:
     asked: list[str] = []
     with proc.use(fake), pytest.MonkeyPatch.context() as mp:
         mp.setattr(units, "POLL", 0.0)
-        p = units.settled(web, ready=units.readiness("web", lambda: asked.append("GET") is None))
+        p = units.settled(web, ready=units.readiness(_u("web"), lambda: asked.append("GET") is None))
     assert p["ActiveState"] == "failed" and asked == []
 
 
@@ -57,7 +86,7 @@ def test_a_process_unit_waits_the_whole_settle(tmp_path: Path) -> None:
     started, answer = time.monotonic(), _young()  # one start: the unit ages as time goes by
     fake = FakeRunner({("systemctl", "show"): lambda argv: answer})
     with proc.use(fake):
-        assert units.settled("x-worker.service", ready=units.readiness("process", None))["ActiveState"] == "active"
+        assert units.settled("x-worker.service", ready=units.readiness(_u("process"), None))["ActiveState"] == "active"
     assert units.SETTLE - 0.05 <= time.monotonic() - started < units.SETTLE + 1
     assert len(fake.ran("systemctl", "show")) <= 3  # asked when SETTLE is due, not every POLL
 
@@ -109,7 +138,7 @@ def test_a_worker_that_dies_during_the_apps_verify_fails_verify(tmp_path: Path) 
         ("systemctl", "show"): lambda argv: states["now"] if argv[-1] == worker else _young(),
         ("systemctl", "is-enabled"): done(),
         ("/usr/sbin/policy-rc.d",): done(),
-        ("journalctl", "-u", worker): done("worker: cannot reach the database\n"),
+        ("journalctl", "-u", worker): journal(worker, "worker: cannot reach the database\n", "exit-code"),
     })
 
     def meanwhile() -> list[str]:  # the worker gives up while the app's verify runs
@@ -120,3 +149,18 @@ def test_a_worker_that_dies_during_the_apps_verify_fails_verify(tmp_path: Path) 
         problems = verify.verify_problems(app, meanwhile)
     assert len(problems) == 1 and problems[0].startswith(f"{worker} is not running: failed (failed), exit status 1")
     assert "cannot reach the database" in problems[0]
+
+
+def test_the_journal_is_read_as_data_and_an_app_cannot_speak_for_systemd(tmp_path: Path) -> None:
+    """Lines that are not JSON objects are skipped, bytes that are not UTF-8 are shown replaced, and an
+    entry the app wrote with systemd's field names (UNIT=, UNIT_RESULT=) is the app's, not systemd's."""
+    install_root(tmp_path)
+    forged = {"MESSAGE": "all is well", "_SYSTEMD_UNIT": "x-w.service", "_PID": "41", "UNIT": "x-w.service",
+              "UNIT_RESULT": "success"}
+    raw = {"MESSAGE": [0x6f, 0x6b, 0xff], "_SYSTEMD_UNIT": "x-w.service", "_PID": "41"}
+    text = "not json\n[1, 2]\n" + json.dumps(forged) + "\n" + json.dumps(raw) + "\n"
+    text += journal("x-w.service", "", "timeout").text
+    with proc.use(FakeRunner({("journalctl", "-u"): done(text)})):
+        own, every, result = units.journal("x-w.service")
+    assert own == ["all is well", "ok\ufffd"] and result == "timeout"
+    assert every == ["all is well", "ok\ufffd", "x-w.service: Failed with result 'timeout'."]

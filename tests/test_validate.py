@@ -179,3 +179,17 @@ def test_the_apps_own_gunicorn_replaces_the_platforms(tmp_path: Path, pip: str, 
     spec = load_spec(write(tmp_path, GOOD + f"require:\n  pip: {pip}\n"))
     assert make_plan(spec, python_version="3.11", source_date_epoch=0).requirements == expected
     assert GUNICORN_REQUIREMENT == "gunicorn>=23,<28"
+
+
+def test_a_process_says_how_it_is_known_to_have_started(tmp_path: Path) -> None:
+    """`ready: notify` (Type=notify, the process sends READY=1) or `settle` (the default: it stays up)."""
+    text = GOOD + "processes:\n  a: run-a\n  b: {command: run-b, ready: notify}\n  c: {command: run-c, ready: settle}\n"
+    spec = load_spec(write(tmp_path, text))
+    assert [(p.name, p.command, p.ready) for p in spec.processes] == [
+        ("a", "run-a", "settle"), ("b", "run-b", "notify"), ("c", "run-c", "settle")]
+    bad = GOOD + "processes:\n  b: {command: run-b, ready: \"notify\\nType=oneshot\"}\n"
+    bad += "  d: {command: x, redy: notify}\n"
+    found = problems(tmp_path, bad)
+    assert found[0].startswith("9:30: processes.b.ready: ") and found[0].endswith("is not one of: settle, notify")
+    assert found[1].startswith("10:19: processes.d.redy: unknown key; did you mean 'ready'?")
+    assert len(found) == 2

@@ -62,6 +62,7 @@ class Unit:
     schedule: str = ""
     target: str = ""  # the service a socket or timer starts
     path: str = ""  # a socket's unix path (the nginx site's way in); none: the web port on 127.0.0.1
+    notify: bool = False  # a process that tells systemd it has started (processes.NAME.ready: notify)
 
     @property
     def enabled(self) -> bool:
@@ -202,7 +203,7 @@ def _units(spec: AppSpec, package: str) -> tuple[Unit, ...]:
         units.append(Unit(f"{package}.service", "web", f"{package} web process ({server})", ("web",)))
     for proc in spec.processes:
         units.append(Unit(f"{package}-{proc.name}.service", "process", f"{package} process {proc.name}",
-                          ("process", proc.name)))
+                          ("process", proc.name), notify=proc.ready == "notify"))
     for timer in spec.timers:
         units.append(Unit(f"{package}-{timer.name}.service", "timer-service", f"{package} timer job {timer.name}",
                           ("timer", timer.name)))

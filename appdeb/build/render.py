@@ -35,7 +35,7 @@ def render(plan: BuildPlan) -> dict[str, RenderedFile]:
     """Every generated file of the package, keyed by its path inside the .deb."""
     env = environment()
     ctx: dict[str, Any] = {"plan": plan, **_description(plan), "after": service_after(plan),
-                           "layout": contract.FORMAT, "where": where(plan),
+                           "layout": contract.FORMAT, "where": where(plan), "notify_timeout": contract.NOTIFY_TIMEOUT,
                            "year": time.gmtime(plan.source_date_epoch).tm_year}
     files: dict[str, RenderedFile] = {"DEBIAN/control": _text(env.get_template("control.j2").render(ctx))}
     for script in SCRIPTS:
@@ -160,7 +160,7 @@ def runtime_config(plan: BuildPlan) -> contract.Contract:
         env=[contract.Setting(s.name, s.default, s.required) for s in spec.env],
         services=[contract.RequestedService(s.kind, dict(s.options)) for s in spec.services],
         static=None if spec.static is None else contract.Static(spec.static.dir, spec.static.url),
-        units=[contract.Unit(u.name, u.kind, u.enabled) for u in plan.units],
+        units=[contract.Unit(u.name, u.kind, u.enabled, u.notify) for u in plan.units],
         user=plan.user, server_name=plan.server_name, nginx=plan.nginx, public_port=plan.public_port,
         paths=p.for_runtime(),
         backups=contract.Backups(plan.backup_keep), config_files=dict(spec.config_files), config=spec.raw,

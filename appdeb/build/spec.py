@@ -7,6 +7,9 @@ from pathlib import Path
 from typing import Any
 
 LIFECYCLE_COMMANDS = ("install", "update", "verify", "backup", "restore", "uninstall")
+# how verify learns a process started: it stayed up for a while (settle), or it told systemd (notify:
+# sd_notify READY=1, Type=notify; active then means the process itself said it is ready)
+READY_KINDS = ("settle", "notify")
 BUILD_COMMAND = "build"  # commands.build: run by `appdeb build` in a copy of the app; its output ships
 
 
@@ -60,6 +63,7 @@ class Process:
 
     name: str
     command: str
+    ready: str = "settle"  # READY_KINDS: how verify learns it has started
 
 
 @dataclass(frozen=True)

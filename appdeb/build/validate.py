@@ -10,7 +10,16 @@ from appdeb.build import rules, validate_config, validate_files, validate_web
 from appdeb.build.fields import Checker, plain
 from appdeb.build.platforms import PLATFORMS
 from appdeb.build.rules import ENV_RE, IDENT_RE, NAME_RE, shown
-from appdeb.build.spec import LIFECYCLE_COMMANDS, AppSpec, InstanceSettings, Process, ServiceSpec, Setting, Timer
+from appdeb.build.spec import (
+    LIFECYCLE_COMMANDS,
+    READY_KINDS,
+    AppSpec,
+    InstanceSettings,
+    Process,
+    ServiceSpec,
+    Setting,
+    Timer,
+)
 from appdeb.build.yamlload import YNode, load
 from appdeb.errors import Problem, SpecError
 from appdeb.services import SERVICES
@@ -20,6 +29,7 @@ TOP_KEYS = ("name", "version", "description", "maintainer", "platform", "require
             "config_files", "target")
 REQUIRED = ("name", "version", "description", "maintainer", "platform")
 KNOWN_SERVICES = tuple(SERVICES)
+MAP_KEYS = {"commands": ("command", "timeout"), "processes": ("command", "ready")}
 
 
 def load_spec(app_dir: Path) -> AppSpec:
@@ -52,7 +62,7 @@ def _spec(tree: YNode, c: Checker, app_dir: Path) -> AppSpec | None:
         web=validate_web.web(top, platform, c),
         commands=_commands(top.get("commands"), c),
         command_timeouts=validate_config.command_timeouts(top.get("commands"), c),
-        processes=tuple(Process(n, cmd) for n, cmd in _named_commands(top.get("processes"), "processes", c)),
+        processes=_processes(top.get("processes"), c),
         timers=_timers(top.get("timers"), c),
         static=validate_files.static(top.get("static"), c, app_dir, built=validate_files.has_build(top)),
         env=_env(top.get("env"), c),
@@ -136,13 +146,26 @@ def _named_commands(node: YNode | None, section: str, c: Checker) -> list[tuple[
                   node.keys_at[name] if node else None)
             continue
         if item.kind == "map":
-            c.keys(item, path, ("command", "timeout") if section == "commands" else ("command",), ("command",))
+            c.keys(item, path, MAP_KEYS.get(section, ("command",)), ("command",))
             cmd = c.string(item.value.get("command"), f"{path}.command")
         else:
             cmd = c.string(item, path)
         if cmd is not None and _command(item, path, cmd, c):
             out.append((name, cmd.strip()))
     return out
+
+
+def _processes(node: YNode | None, c: Checker) -> tuple[Process, ...]:
+    """A process says how verify learns it started: by staying up (settle) or by telling systemd (notify)."""
+    out = []
+    for name, cmd in _named_commands(node, "processes", c):
+        item = node.value[name] if node else None
+        ready_node = item.value.get("ready") if item is not None and item.kind == "map" else None
+        ready = c.string(ready_node, f"processes.{name}.ready") or "settle"
+        if ready not in READY_KINDS:
+            c.add(ready_node, f"processes.{name}.ready", f"{shown(ready)} is not one of: {', '.join(READY_KINDS)}")
+        out.append(Process(name, cmd, ready))
+    return tuple(out)
 
 
 def _command(node: YNode, path: str, cmd: str, c: Checker) -> bool:

@@ -21,7 +21,10 @@ NGINX_ENABLED = "/etc/nginx/sites-enabled"
 # waiting on a lock or a dead peer does not hold dpkg's lock (and the instance's) for ever.
 DEFAULT_TIMEOUTS = {"install": 1800, "update": 1800, "backup": 3600, "restore": 3600, "verify": 300,
                     "uninstall": 600}
-TIMEOUT_RANGE = (1, 86400)  # what app.yaml may set: a second to a day
+TIMEOUT_RANGE = (1, 86400)
+# seconds a `ready: notify` process has to send READY=1 (its unit's TimeoutStartSec): its start holds
+# the maintainer script, so a process that never says it is ready fails the install instead
+NOTIFY_TIMEOUT = 30  # what app.yaml may set: a second to a day
 
 
 class ContractError(ValueError):
@@ -106,6 +109,7 @@ class Unit:
     name: str
     kind: str  # socket, web, process, timer-service, timer
     enabled: bool
+    notify: bool = False  # a process that tells systemd when it has started: active means it said so
 
 
 @dataclass(frozen=True)
@@ -182,6 +186,9 @@ class Contract:
                 del data[name]
         if data["paths"]["config"] is None:
             del data["paths"]["config"]
+        for unit in data["units"]:  # the same app.json as before for units that do not notify
+            if not unit["notify"]:
+                del unit["notify"]
         return json.dumps(data, indent=1, sort_keys=True)
 
     @classmethod

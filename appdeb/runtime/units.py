@@ -11,6 +11,7 @@ whole SETTLE (the web already serves meanwhile: verify delays dpkg's return, not
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -18,10 +19,12 @@ from collections.abc import Callable
 
 from . import proc
 from .app import AppPackage
+from .contract import NOTIFY_TIMEOUT, Unit
 
 SETTLE = 2.5  # seconds a unit must have been active to count as running (unless it proved it sooner)
 POLL = 0.1
-PROPS = ("ActiveState", "SubState", "Result", "ExecMainCode", "ExecMainStatus", "ActiveEnterTimestampMonotonic")
+PROPS = ("ActiveState", "SubState", "Result", "ExecMainCode", "ExecMainStatus", "ActiveEnterTimestampMonotonic",
+         "NRestarts")
 Ready = Callable[[], bool]  # asked while the unit is active and young: has it proved it started?
 EXIT_MEANINGS = {"127": "command not found", "126": "command not executable", "203": "the program could not be "
                  "executed", "1": "the app exited with an error", "3": "gunicorn: the app could not be loaded"}
@@ -32,8 +35,11 @@ def props(name: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
-def settled(name: str, timeout: float = 45, ready: Ready | None = None) -> dict[str, str]:
-    """The unit's properties once it is neither starting nor just started (nor proved ready)."""
+def settled(name: str, timeout: float = 45, ready: Ready | None = None, once: bool = False) -> dict[str, str]:
+    """The unit's properties once it is neither starting nor just started (nor proved ready).
+
+    once: the unit had one chance, its start (a `ready: notify` process): starting again after it
+    failed is not waited for (systemd would retry a start that timed out every TimeoutStartSec)."""
     deadline = time.monotonic() + timeout
     while True:
         p = props(name)
@@ -41,7 +47,8 @@ def settled(name: str, timeout: float = 45, ready: Ready | None = None) -> dict[
         active = p.get("ActiveState") == "active"
         if active and (up >= SETTLE or (ready is not None and ready())):
             return p
-        if not active and p.get("ActiveState") not in ("activating", "deactivating"):
+        if not active and (p.get("ActiveState") not in ("activating", "deactivating")
+                           or (once and p.get("NRestarts", "0") not in ("", "0"))):
             return p
         if time.monotonic() > deadline:
             return p
@@ -57,22 +64,70 @@ def _policy_denies(unit: str) -> bool:
     return os.access(policy, os.X_OK) and proc.call([policy, unit, "start"]) == 101
 
 
-def why_down(name: str, p: dict[str, str]) -> str:
-    """One line of cause, then the last lines the unit logged (the app's own error)."""
+def journal(name: str) -> tuple[list[str], list[str], str]:
+    """The unit's last 300 journal entries: the app's own lines, every line (systemd's about the
+    unit too) and the result systemd last logged for it (UNIT_RESULT: kept while it restarts)."""
+    out = proc.run(["journalctl", "-u", name, "-n", "300", "-o", "json", "--no-pager"]).text
+    own: list[str] = []
+    every: list[str] = []
+    result = ""
+    for line in out.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(entry, dict):
+            continue
+        message = entry.get("MESSAGE")
+        if isinstance(message, list):  # journald's form for bytes that are not UTF-8
+            message = bytes(b for b in message if isinstance(b, int) and 0 <= b < 256).decode(errors="replace")
+        lines = message.splitlines() if isinstance(message, str) else []
+        every += lines
+        # _PID is journald's own (trusted) field; UNIT= and UNIT_RESULT= an app could write itself
+        if entry.get("_PID") == "1":
+            if entry.get("UNIT") == name and isinstance(entry.get("UNIT_RESULT"), str):
+                result = entry["UNIT_RESULT"]
+        elif entry.get("_SYSTEMD_UNIT") == name:
+            own += lines
+    return own, every, result
+
+
+def why_down(name: str, p: dict[str, str], notify: bool = False) -> str:
+    """One line of cause, then the last lines the app logged (its own error), else systemd's."""
+    own, every, logged = journal(name)
+    if p.get("ActiveState") != "failed" and logged:  # starting again: what ended its last try
+        p = {**p, "Result": logged}
     state = f"{p.get('ActiveState', '?')} ({p.get('SubState', '?')})"
+    lines = [f"{name} is not running: {state}, {_cause(p, notify)} (journalctl -u {name})"]
+    lines += [f"    | {line}" for line in app_error(own) or _runs(own)[-8:] or _runs(every)[-8:]]
+    return "\n".join(lines)
+
+
+def _runs(log: list[str]) -> list[str]:
+    """Repeated lines once each, counted (a unit restarted five times says the same thing five times)."""
+    out: list[tuple[str, int]] = []
+    for line in log:
+        if out and out[-1][0] == line:
+            out[-1] = (line, out[-1][1] + 1)
+        else:
+            out.append((line, 1))
+    return [line if n == 1 else f"{line} ({n} times)" for line, n in out]
+
+
+def _cause(p: dict[str, str], notify: bool) -> str:
     status, code = p.get("ExecMainStatus", ""), p.get("ExecMainCode", "")
+    if p.get("Result") == "timeout":
+        if notify:
+            return f"it did not report ready (sd_notify READY=1) within {NOTIFY_TIMEOUT} s (ready: notify)"
+        return "its start or stop timed out"
     if p.get("Result") == "signal" or code == "2":
         cause = f"killed by signal {status}"
         if status in ("31", "SYS"):
             cause += ": a system call the unit's SystemCallFilter forbids (seccomp)"
-    elif status and status != "0":
-        cause = f"exit status {status} ({EXIT_MEANINGS.get(status, 'see the log')})"
-    else:
-        cause = f"result {p.get('Result', '?')}"
-    log = proc.run(["journalctl", "-u", name, "-n", "300", "-o", "cat", "--no-pager"]).text.splitlines()
-    lines = [f"{name} is not running: {state}, {cause} (journalctl -u {name})"]
-    lines += [f"    | {line}" for line in app_error(log) or log[-8:]]
-    return "\n".join(lines)
+        return cause
+    if status and status != "0":
+        return f"exit status {status} ({EXIT_MEANINGS.get(status, 'see the log')})"
+    return f"result {p.get('Result', '?')}"
 
 
 EXCEPTION_RE = re.compile(r"[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)(?::.*)?")
@@ -90,11 +145,13 @@ def app_error(log: list[str]) -> list[str]:
     return [*([frame] if frame else []), log[at]]
 
 
-def readiness(kind: str, web_answers: Callable[[], bool] | None) -> Ready | None:
+def readiness(unit: Unit, web_answers: Callable[[], bool] | None) -> Ready | None:
     """How a unit of this kind proves it has started before SETTLE (None: it does not)."""
-    if kind == "socket":
+    if unit.kind == "socket":
         return lambda: True  # active: systemd listens on it
-    if kind == "web":
+    if unit.notify:
+        return lambda: True  # active: the process itself sent READY=1 (Type=notify stays "activating" until then)
+    if unit.kind == "web":
         return web_answers
     return None
 
@@ -110,15 +167,15 @@ def unit_problems(app: AppPackage, web_answers: Callable[[], bool] | None = None
     problems = []
     for unit in app.contract.units:
         name = unit.name
-        ready = readiness(unit.kind, web_answers)
+        ready = readiness(unit, web_answers)
         if not unit.enabled or not name.endswith((".service", ".socket")):
             continue
         if proving is not None and proving != (ready is not None):
             continue
-        p = settled(name, ready=ready)
+        p = settled(name, ready=ready, once=unit.notify)
         if p.get("ActiveState") == "active":
             continue
         # like deb-systemd-invoke: a unit the admin disabled, or policy-rc.d forbids, is not started
         if proc.systemctl("is-enabled", "--quiet", name) == 0 and not _policy_denies(name):
-            problems.append(why_down(name, p))
+            problems.append(why_down(name, p, unit.notify))
     return problems

@@ -3,6 +3,7 @@ say why, bounded memory, and hardening that real numeric libraries survive. Inst
 
 from __future__ import annotations
 
+import re
 import shutil
 import threading
 import time
@@ -16,6 +17,7 @@ import yaml
 
 from appdeb.build.pipeline import BuildResult
 from appdeb.node import harness as nodes
+from appdeb.runtime import contract
 
 from ..conftest import EXAMPLES
 from .apps import build_app, dpkg_status, http_get, port_of, sh
@@ -123,6 +125,50 @@ def test_broken_units_fail_the_install_with_the_apps_own_error(node: nodes.Node,
     assert "ModuleNotFoundError: No module named 'no_such_module'" in out
     time.sleep(3)
     assert sh(node, f"systemctl is-active {deb.package}.service || true").strip() == "failed"  # stays failed
+
+
+READY_PROGRAM = """\
+import os, socket, sys, time
+
+if sys.argv[1] == "quits":
+    sys.exit("giving up before saying ready")
+if sys.argv[1] == "late":  # ready only after SETTLE: the install must wait for its word, not a fixed while
+    time.sleep(4)
+    open(os.path.join(os.environ["APPDEB_STATE_DIR"], "ready-said"), "w").write("yes\\n")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        s.sendto(b"READY=1", os.environ["NOTIFY_SOCKET"])
+print("working, never saying ready" if sys.argv[1] == "silent" else "ready", flush=True)
+while True:
+    time.sleep(60)
+"""
+
+
+def test_a_process_that_says_when_it_is_ready_is_waited_for(node: nodes.Node, tmp_path: Path) -> None:
+    """`ready: notify`: the install waits for the process's READY=1, however long (up to the unit's
+    TimeoutStartSec); one that exits first, or never says it, fails the install with its own words."""
+    notify = {"ready": "notify"}
+    good = variant(tmp_path, "late", processes={"late": {"command": "python3 ready.py late", **notify}})
+    (good / "ready.py").write_text(READY_PROGRAM)
+    deb = build_app(good, tmp_path / "d1", "sl8")
+    nodes.install(node, [deb.deb])
+    unit = f"{deb.package}-late.service"
+    assert sh(node, f"cat /var/lib/{deb.package}/ready-said") == "yes\n"  # written just before READY=1
+    assert sh(node, f"systemctl show -p Type -p ActiveState {unit}").split() == ["Type=notify", "ActiveState=active"]
+    sh(node, f"apt-get -y purge {deb.package}")
+
+    bad = variant(tmp_path, "bad", processes={"quits": {"command": "python3 ready.py quits", **notify},
+                                              "silent": {"command": "python3 ready.py silent", **notify}})
+    (bad / "ready.py").write_text(READY_PROGRAM)
+    deb = build_app(bad, tmp_path / "d2", "sl9")
+    out = nodes.install(node, [deb.deb], check=False).stdout
+    assert dpkg_status(node, deb.package) == "install ok half-configured"
+    assert f"{deb.package}-quits.service is not running: failed (failed), exit status 1" in out
+    assert re.search(r"\| giving up before saying ready \([2-5] times\)\n", out), out  # its restarts, counted
+    # reported while systemd starts it again (it would only time out again), with what ended its start
+    assert re.search(f"{deb.package}-silent.service is not running: activating \\([a-z-]+\\), it did not report "
+                     f"ready \\(sd_notify READY=1\\) within {contract.NOTIFY_TIMEOUT} s", out), out
+    assert "working, never saying ready" in out
+    sh(node, f"apt-get -y purge {deb.package}")
 
 
 def test_a_leaking_app_is_recycled_within_its_memory_bound(node: nodes.Node, tmp_path: Path) -> None:
