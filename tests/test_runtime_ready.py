@@ -164,3 +164,21 @@ def test_the_journal_is_read_as_data_and_an_app_cannot_speak_for_systemd(tmp_pat
         own, every, result = units.journal("x-w.service")
     assert own == ["all is well", "ok\ufffd"] and result == "timeout"
     assert every == ["all is well", "ok\ufffd", "x-w.service: Failed with result 'timeout'."]
+
+
+def test_the_apps_verify_runs_while_the_web_proves_its_start(tmp_path: Path) -> None:
+    """The app's command starts as soon as appdeb's own checks of the node passed, not after the units'
+    proof: here the web never answers (no listener), so its unit waits SETTLE, and the command ran
+    at its beginning; the web unit is still judged in full (active after SETTLE)."""
+    app = install_root(tmp_path)
+    answer = _young()
+    fake = FakeRunner({("systemctl", "show"): lambda argv: answer, ("systemctl", "is-active"): done(code=3)})
+    started, ran = time.monotonic(), []
+
+    def meanwhile() -> list[str]:
+        ran.append(time.monotonic() - started)
+        return ["the app's verify command failed (exit 1): check"]
+    with proc.use(fake):
+        problems = verify.verify_problems(app, meanwhile)
+    assert ran and ran[0] < units.SETTLE / 2 <= units.SETTLE - 0.05 <= time.monotonic() - started
+    assert problems == ["the app's verify command failed (exit 1): check"]  # its answer counts all the same

@@ -9,10 +9,13 @@ import threading
 import time
 from collections.abc import Callable
 from functools import partial
+from typing import Any, TypeVar, cast
 
 from . import proc
 from .app import AppPackage
 from .units import unit_problems
+
+T = TypeVar("T")
 
 
 def _status(port: int, host: str | None, timeout: float, path: str = "/") -> int:
@@ -27,18 +30,37 @@ def _status(port: int, host: str | None, timeout: float, path: str = "/") -> int
 
 def _within(deadline: float, probe: Callable[[], int]) -> int:
     """Run a probe with a hard deadline: a peer that drips bytes cannot hold verify (and dpkg) forever."""
-    box: list[int | BaseException] = []
-    worker = threading.Thread(target=lambda: box.append(_catch(probe)), daemon=True)
-    worker.start()
-    worker.join(max(0.1, deadline - time.monotonic()))
-    if not box:
-        raise TimeoutError("no complete answer in time")
-    if isinstance(box[0], BaseException):
-        raise box[0]
-    return box[0]
+    answer = _begun(partial(_catch, probe))(deadline)
+    if isinstance(answer, BaseException):
+        raise answer
+    return answer
 
 
-def _catch(probe: Callable[[], int]) -> int | BaseException:
+def _begun(work: Callable[[], T]) -> Callable[[float | None], T]:
+    """work started in a thread of its own; the call returned waits for its result until a deadline
+    (none: as long as it takes), then raises TimeoutError, or what work raised, in the caller's thread."""
+    box: list[tuple[bool, Any]] = []
+
+    def run() -> None:
+        try:
+            box.append((True, work()))
+        except BaseException as exc:  # handed to the caller's thread: the error boundary is there
+            box.append((False, exc))
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+
+    def result(deadline: float | None) -> T:
+        thread.join(None if deadline is None else max(0.1, deadline - time.monotonic()))
+        if not box:
+            raise TimeoutError("no complete answer in time")
+        ok, value = box[0]
+        if not ok:
+            raise value
+        return cast(T, value)
+    return result
+
+
+def _catch(probe: Callable[[], int]) -> int | OSError | http.client.HTTPException:
     try:
         return probe()
     except (OSError, http.client.HTTPException) as exc:
@@ -73,9 +95,11 @@ def answers(port: int, path: str, timeout: float = 1.0) -> bool:
 def verify_problems(app: AppPackage, meanwhile: Callable[[], list[str]] | None = None) -> list[str]:
     """appdeb's own checks: python, required settings, running units, the web answering.
 
-    meanwhile (the app's verify command) runs once everything before it passed and the units that
-    can prove their start did (socket, web answering), while the units that cannot (process units)
-    still age towards SETTLE; they are judged after it. Its problems count like appdeb's own."""
+    meanwhile (the app's verify command) starts once appdeb's checks of the node passed, and runs
+    while the units prove their start and the web is asked (a command that asks the web itself waits
+    in the socket's queue, which systemd holds): it is the slowest step (a scope, two python starts),
+    and nothing of it depends on when a unit counts as started. Its problems count like appdeb's own,
+    when those passed; units that wait SETTLE are judged after it."""
     problems = []
     found = "{}.{}".format(*sys.version_info[:2])
     if found != app.contract.python_version:
@@ -86,14 +110,16 @@ def verify_problems(app: AppPackage, meanwhile: Callable[[], list[str]] | None =
     if missing:
         problems.append(f"required settings missing in {app.paths.settings}: {', '.join(missing)}")
     problems.extend(app.wiring().check(app))
+    command = _begun(meanwhile) if meanwhile is not None and not problems else None
     web = app.contract.web
     systemd = proc.systemd_running() and not app.dev
     ready = partial(answers, web.port, web.health) if web else None
     if systemd:
         problems.extend(unit_problems(app, ready, proving=True))
     problems.extend(web_problems(app) if not problems else [])
-    if not problems and meanwhile is not None:
-        problems.extend(meanwhile())
+    if command is not None:
+        told = command(None)
+        problems.extend(told if not problems else [])
     if systemd:
         problems.extend(unit_problems(app, ready, proving=False))
     return problems
