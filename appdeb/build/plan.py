@@ -10,10 +10,11 @@ from pathlib import PurePosixPath
 from debian.debian_support import Version
 
 from appdeb.build.entrypoints import Script
-from appdeb.build.platforms import PLATFORMS, extra_requirements
+from appdeb.build.platforms import extra_requirements
 from appdeb.build.requirements import rebase
 from appdeb.build.spec import AppSpec
 from appdeb.build.targets import TARGETS, Target, resolve
+from appdeb.build.units import Unit, units_for, wants_nginx
 from appdeb.errors import AppdebError
 from appdeb.files import debian_arch
 from appdeb.runtime import contract
@@ -49,25 +50,6 @@ class Paths(contract.Paths):
     def for_runtime(self) -> contract.Paths:
         """The share app.json carries."""
         return contract.Paths(**{f.name: getattr(self, f.name) for f in fields(contract.Paths)})
-
-
-@dataclass(frozen=True)
-class Unit:
-    """One systemd unit file the package ships."""
-
-    name: str  # file name, e.g. blog-prod.service
-    kind: str  # socket | web | process | timer | timer-service
-    description: str
-    verb: tuple[str, ...]  # launcher arguments that run it
-    schedule: str = ""
-    target: str = ""  # the service a socket or timer starts
-    path: str = ""  # a socket's unix path (the nginx site's way in); none: the web port on 127.0.0.1
-    notify: bool = False  # a process that tells systemd it has started (processes.NAME.ready: notify)
-
-    @property
-    def enabled(self) -> bool:
-        """Services and timers are enabled; a timer's service is started by its timer."""
-        return self.kind != "timer-service"
 
 
 @dataclass(frozen=True)
@@ -191,27 +173,6 @@ def debian_version(app_version: str, build_number: int, vcs: str | None = None) 
     return upstream, full
 
 
-def _units(spec: AppSpec, package: str) -> tuple[Unit, ...]:
-    units: list[Unit] = []
-    if any(PLATFORMS[p].serves_web for p in spec.platform):
-        # systemd holds the listening socket: a restart (upgrade, reload failure) never refuses a connection
-        units.append(Unit(f"{package}.socket", "socket", f"{package} web socket", (), target=f"{package}.service"))
-        if _wants_nginx(spec):  # a unit of its own: an upgrade starts it, the port's socket is never restarted
-            units.append(Unit(contract.nginx_socket_unit(package), "socket", f"{package} web socket for nginx", (),
-                              target=f"{package}.service", path=paths_for(package).web_socket))
-        server = "gunicorn, uvicorn workers" if spec.web and spec.web.interface == "asgi" else "gunicorn"
-        units.append(Unit(f"{package}.service", "web", f"{package} web process ({server})", ("web",)))
-    for proc in spec.processes:
-        units.append(Unit(f"{package}-{proc.name}.service", "process", f"{package} process {proc.name}",
-                          ("process", proc.name), notify=proc.ready == "notify"))
-    for timer in spec.timers:
-        units.append(Unit(f"{package}-{timer.name}.service", "timer-service", f"{package} timer job {timer.name}",
-                          ("timer", timer.name)))
-        units.append(Unit(f"{package}-{timer.name}.timer", "timer", f"{package} timer {timer.name}",
-                          ("timer", timer.name), schedule=timer.schedule, target=f"{package}-{timer.name}.service"))
-    return tuple(units)
-
-
 def make_plan(
     spec: AppSpec,
     *,
@@ -234,13 +195,13 @@ def make_plan(
     upstream, version = debian_version(spec.version, build_number, vcs)
     settings = spec.instance_settings(instance)
     depends = (*chosen.python_floors, "adduser", INIT_SYSTEM_HELPERS, *spec.require.deb,
-               *service_depends(spec, chosen), *(("nginx",) if _wants_nginx(spec) else ()))
+               *service_depends(spec, chosen), *(("nginx",) if wants_nginx(spec) else ()))
     return BuildPlan(
         spec=spec, instance=instance or "", package=names.package, version=version, upstream_version=upstream,
         build_number=build_number, user=names.user, port=names.port,
         server_name=settings.server_name or f"{names.package}.localhost",
-        nginx=_wants_nginx(spec), public_port=settings.public_port or (spec.web.public_port if spec.web else 80),
-        paths=paths_for(names.package), units=_units(spec, names.package),
+        nginx=wants_nginx(spec), public_port=settings.public_port or (spec.web.public_port if spec.web else 80),
+        paths=paths_for(names.package), units=units_for(spec, names.package, paths_for(names.package).web_socket),
         depends=tuple(dict.fromkeys(depends)), pre_depends=("python3",),
         requirements=app_requirements(spec),
         python_version=chosen.python, target=chosen, compression=compression, source_date_epoch=source_date_epoch,
@@ -254,13 +215,6 @@ def app_requirements(spec: AppSpec) -> tuple[str, ...]:
     base = str(PurePosixPath(spec.require.pip_file).parent) if spec.require.pip_file else "."
     extra = extra_requirements(spec.platform, spec.require.projects, spec.require.constrained)
     return (*rebase(spec.require.pip, base), *extra)
-
-
-def _wants_nginx(spec: AppSpec) -> bool:
-    """A site in front of gunicorn when asked for, or by default when there are static files to serve."""
-    if spec.web is None:
-        return False
-    return spec.web.nginx if spec.web.nginx is not None else spec.static is not None
 
 
 def service_depends(spec: AppSpec, target: Target) -> tuple[str, ...]:

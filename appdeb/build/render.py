@@ -13,8 +13,9 @@ from typing import Any
 from debian.changelog import Changelog
 
 from appdeb.build import formats
-from appdeb.build.plan import BuildPlan, Unit
+from appdeb.build.plan import BuildPlan
 from appdeb.build.shipped import environment, shipped_sources
+from appdeb.build.units import Unit
 from appdeb.runtime import contract
 
 UNIT_TEMPLATES = {"socket": "web.socket.j2", "web": "web.service.j2", "process": "process.service.j2",
