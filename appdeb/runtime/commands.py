@@ -54,7 +54,7 @@ def verb_web(app: AppPackage, args: list[str]) -> int:
 
 # An ASGI app's workers are uvicorn's, with appdeb's memory bound (asgi_worker.py); the module is
 # imported by gunicorn in the worker, where the vendored uvicorn-worker is on the path.
-WORKER_CLASSES = {"wsgi": "sync", "asgi": "appdeb_runtime.asgi_worker.Worker"}
+WORKER_CLASSES = {"wsgi": "appdeb_runtime.sync_worker.Worker", "asgi": "appdeb_runtime.asgi_worker.Worker"}
 
 
 def gunicorn_argv(package: str, web: Web, wsgi: str, app_dir: str, args: list[str]) -> list[str]:

@@ -110,6 +110,43 @@ def test_the_site_goes_through_the_unix_socket(node: nodes.Node) -> None:
     assert "TCP_NODELAY" not in sh(node, f"journalctl -u {PKG}-nginx.socket -o cat --no-pager")
 
 
+PORT_LOAD = """\
+import sys, threading, time, urllib.request
+done, stop = [], time.monotonic() + float(sys.argv[2])
+def hammer():
+    while time.monotonic() < stop:
+        with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/", timeout=10) as r:
+            done.append(r.status)
+threads = [threading.Thread(target=hammer) for _ in range(8)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(len(done), set(done))
+"""
+
+
+def test_both_sockets_are_served_and_a_busy_port_does_not_starve_the_site(node: nodes.Node) -> None:
+    """appdeb's sync worker class (appdeb_runtime/sync_worker.py) serves each socket as gunicorn serves
+    one, taking at most DRAIN requests in a row from one: 8 clients keep the port busy for 6 s, and
+    every request through the site meanwhile is answered within a second."""
+    assert "Using worker: appdeb_runtime.sync_worker.Worker" in sh(
+        node, f"journalctl -u {PKG}.service -o cat --no-pager")
+    loader = threading.Thread(target=lambda: results.append(sh(node, f"python3 -c '{PORT_LOAD}' {port_of(PKG)} 6")))
+    results: list[str] = []
+    loader.start()
+    time.sleep(1)
+    waits = []
+    for _ in range(20):
+        started = time.monotonic()
+        status, body = through_nginx(node)
+        waits.append(time.monotonic() - started)
+        assert status == 200 and "from hello" in body
+        time.sleep(0.1)
+    loader.join(60)
+    count, statuses = results[0].split(" ", 1)
+    assert int(count) > 200 and statuses.strip() == "{200}"
+    assert max(waits) < 1.0, waits
+
+
 def test_the_app_user_cannot_replace_redirect_or_use_the_socket(node: nodes.Node) -> None:
     before = {p: identity(node, p) for p in (SOCK, f"/run/appdeb/{PKG}", "/run/appdeb")}
     attempts = {
