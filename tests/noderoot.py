@@ -72,14 +72,18 @@ def done(out: str = "", code: int = 0) -> proc.Done:
     return proc.Done(("answer",), code, out.encode())
 
 
-def journal(unit: str, app_output: str, result: str = "") -> proc.Done:
+def journal(unit: str, app_output: str, result: str = "", started: bool = False) -> proc.Done:
     """journalctl -o json as a unit's journal holds it: the app's lines (from its own cgroup), then
-    systemd's own about the unit (from PID 1, naming it in UNIT=, with UNIT_RESULT when it failed)."""
+    systemd's own about the unit (from PID 1, naming it in UNIT=, with UNIT_RESULT when it failed;
+    started: then a start job that succeeded)."""
     entries: list[dict[str, Any]] = [{"MESSAGE": line, "_SYSTEMD_UNIT": unit, "_PID": "41"}
                                      for line in app_output.splitlines()]
     if result:
         entries.append({"MESSAGE": f"{unit}: Failed with result '{result}'.", "_SYSTEMD_UNIT": "init.scope",
                         "UNIT": unit, "UNIT_RESULT": result, "_PID": "1"})
+    if started:
+        entries.append({"MESSAGE": f"Started {unit}.", "_SYSTEMD_UNIT": "init.scope", "UNIT": unit,
+                        "JOB_TYPE": "start", "JOB_RESULT": "done", "_PID": "1"})
     return done("".join(json.dumps(e) + "\n" for e in entries))
 
 

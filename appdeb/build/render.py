@@ -36,7 +36,9 @@ def render(plan: BuildPlan) -> dict[str, RenderedFile]:
     """Every generated file of the package, keyed by its path inside the .deb."""
     env = environment()
     ctx: dict[str, Any] = {"plan": plan, **_description(plan), "after": service_after(plan),
-                           "layout": contract.FORMAT, "where": where(plan), "notify_timeout": contract.NOTIFY_TIMEOUT,
+                           "layout": contract.FORMAT, "where": where(plan),
+                           "notify_timeout": contract.NOTIFY_TIMEOUT,
+                           "notify_job_timeout": contract.NOTIFY_JOB_TIMEOUT,
                            "year": time.gmtime(plan.source_date_epoch).tm_year}
     files: dict[str, RenderedFile] = {"DEBIAN/control": _text(env.get_template("control.j2").render(ctx))}
     for script in SCRIPTS:

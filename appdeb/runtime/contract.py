@@ -21,10 +21,13 @@ NGINX_ENABLED = "/etc/nginx/sites-enabled"
 # waiting on a lock or a dead peer does not hold dpkg's lock (and the instance's) for ever.
 DEFAULT_TIMEOUTS = {"install": 1800, "update": 1800, "backup": 3600, "restore": 3600, "verify": 300,
                     "uninstall": 600}
-TIMEOUT_RANGE = (1, 86400)
-# seconds a `ready: notify` process has to send READY=1 (its unit's TimeoutStartSec): its start holds
-# the maintainer script, so a process that never says it is ready fails the install instead
-NOTIFY_TIMEOUT = 30  # what app.yaml may set: a second to a day
+# seconds a `ready: notify` process has to send READY=1, and to stop (its unit's TimeoutStartSec,
+# TimeoutStopSec): its start holds the maintainer script, so one that never says it is ready fails the
+# install instead; and what holds any job of its unit at most (JobRunningTimeoutSec), since the process
+# may ask systemd for more time (EXTEND_TIMEOUT_USEC) without end
+NOTIFY_TIMEOUT = 30
+NOTIFY_JOB_TIMEOUT = NOTIFY_TIMEOUT + 15
+TIMEOUT_RANGE = (1, 86400)  # what app.yaml may set: a second to a day
 
 
 class ContractError(ValueError):

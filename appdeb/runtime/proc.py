@@ -69,7 +69,10 @@ class Runner:
     """Starts real programs. Subclassed by tests to record and answer instead."""
 
     def run(self, argv: Sequence[str], *, stdin: IO[Any] | None = None, stdout: IO[Any] | int | None = None,
-            env: dict[str, str] | None = None, cwd: str | None = None) -> Done:
+            env: dict[str, str] | None = None, cwd: str | None = None, limit: int | None = None) -> Done:
+        """limit: read at most this many bytes of its output, then stop it (output an app can inflate)."""
+        if limit is not None:
+            return self._head(argv, limit)
         try:
             proc = subprocess.run(list(argv), stdin=stdin if stdin is not None else subprocess.DEVNULL,
                                   stdout=stdout if stdout is not None else subprocess.PIPE, stderr=subprocess.PIPE,
@@ -77,6 +80,19 @@ class Runner:
         except FileNotFoundError:
             return Done(tuple(argv), 127, b"", f"{argv[0]}: command not found".encode())
         return Done(tuple(argv), proc.returncode, proc.stdout or b"", proc.stderr or b"")
+
+    def _head(self, argv: Sequence[str], limit: int) -> Done:
+        try:
+            proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL, start_new_session=True)
+        except FileNotFoundError:
+            return Done(tuple(argv), 127, b"", f"{argv[0]}: command not found".encode())
+        assert proc.stdout is not None
+        with proc.stdout:
+            out = proc.stdout.read(limit)
+            if proc.stdout.read(1):
+                proc.kill()
+        return Done(tuple(argv), proc.wait(), out, b"")
 
     def relay(self, argv: Sequence[str], *, cwd: str, env: dict[str, str],
               preexec_fn: Callable[[], None] | None, interactive: bool) -> int:

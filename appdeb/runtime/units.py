@@ -23,8 +23,9 @@ from .contract import NOTIFY_TIMEOUT, Unit
 
 SETTLE = 2.5  # seconds a unit must have been active to count as running (unless it proved it sooner)
 POLL = 0.1
-PROPS = ("ActiveState", "SubState", "Result", "ExecMainCode", "ExecMainStatus", "ActiveEnterTimestampMonotonic",
-         "NRestarts")
+PROPS = ("ActiveState", "SubState", "Result", "ExecMainCode", "ExecMainStatus", "ActiveEnterTimestampMonotonic")
+WAIT = 45.0  # seconds verify waits, in all, for the units of one round to settle
+JOURNAL_LIMIT = 4 << 20  # bytes of a unit's journal verify reads: the app can make its entries huge
 Ready = Callable[[], bool]  # asked while the unit is active and young: has it proved it started?
 EXIT_MEANINGS = {"127": "command not found", "126": "command not executable", "203": "the program could not be "
                  "executed", "1": "the app exited with an error", "3": "gunicorn: the app could not be loaded"}
@@ -35,20 +36,17 @@ def props(name: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
-def settled(name: str, timeout: float = 45, ready: Ready | None = None, once: bool = False) -> dict[str, str]:
-    """The unit's properties once it is neither starting nor just started (nor proved ready).
-
-    once: the unit had one chance, its start (a `ready: notify` process): starting again after it
-    failed is not waited for (systemd would retry a start that timed out every TimeoutStartSec)."""
-    deadline = time.monotonic() + timeout
+def settled(name: str, deadline: float | None = None, ready: Ready | None = None) -> dict[str, str]:
+    """The unit's properties once it is neither starting nor just started (nor proved ready), or
+    at the deadline (monotonic; default WAIT from now)."""
+    deadline = time.monotonic() + WAIT if deadline is None else deadline
     while True:
         p = props(name)
         up = time.monotonic() - int(p.get("ActiveEnterTimestampMonotonic") or 0) / 1e6
         active = p.get("ActiveState") == "active"
         if active and (up >= SETTLE or (ready is not None and ready())):
             return p
-        if not active and (p.get("ActiveState") not in ("activating", "deactivating")
-                           or (once and p.get("NRestarts", "0") not in ("", "0"))):
+        if not active and p.get("ActiveState") not in ("activating", "deactivating"):
             return p
         if time.monotonic() > deadline:
             return p
@@ -65,9 +63,13 @@ def _policy_denies(unit: str) -> bool:
 
 
 def journal(name: str) -> tuple[list[str], list[str], str]:
-    """The unit's last 300 journal entries: the app's own lines, every line (systemd's about the
-    unit too) and the result systemd last logged for it (UNIT_RESULT: kept while it restarts)."""
-    out = proc.run(["journalctl", "-u", name, "-n", "300", "-o", "json", "--no-pager"]).text
+    """The unit's last 300 journal entries: the app's own lines, every line (systemd's about the unit
+    too), both as a terminal shows them literally, and the result systemd logged for the unit's last
+    failure, unless it started fine after it (UNIT_RESULT: kept while systemd starts it again). Only
+    the fields read are asked for, and at most JOURNAL_LIMIT bytes of them."""
+    out = proc.run(["journalctl", "-u", name, "-n", "300", "-o", "json", "--no-pager",
+                    "--output-fields=MESSAGE,_PID,_SYSTEMD_UNIT,UNIT,UNIT_RESULT,JOB_TYPE,JOB_RESULT"],
+                   limit=JOURNAL_LIMIT).text
     own: list[str] = []
     every: list[str] = []
     result = ""
@@ -78,18 +80,24 @@ def journal(name: str) -> tuple[list[str], list[str], str]:
             continue
         if not isinstance(entry, dict):
             continue
-        message = entry.get("MESSAGE")
-        if isinstance(message, list):  # journald's form for bytes that are not UTF-8
-            message = bytes(b for b in message if isinstance(b, int) and 0 <= b < 256).decode(errors="replace")
-        lines = message.splitlines() if isinstance(message, str) else []
+        lines = _message(entry.get("MESSAGE")).splitlines()
         every += lines
-        # _PID is journald's own (trusted) field; UNIT= and UNIT_RESULT= an app could write itself
+        # _PID is journald's own (trusted) field; UNIT=, UNIT_RESULT=, JOB_… an app could write itself
         if entry.get("_PID") == "1":
             if entry.get("UNIT") == name and isinstance(entry.get("UNIT_RESULT"), str):
-                result = entry["UNIT_RESULT"]
+                result = proc.printable(entry["UNIT_RESULT"].encode())
+            elif entry.get("UNIT") == name and (entry.get("JOB_TYPE"), entry.get("JOB_RESULT")) == ("start", "done"):
+                result = ""  # it started fine since: what failed before is not why it is down now
         elif entry.get("_SYSTEMD_UNIT") == name:
             own += lines
     return own, every, result
+
+
+def _message(message: object) -> str:
+    """journalctl's MESSAGE as text a terminal shows literally (an array: bytes that are not printable UTF-8)."""
+    if isinstance(message, list):
+        return proc.printable(bytes(b for b in message if isinstance(b, int) and 0 <= b < 256))
+    return proc.printable(message.encode()) if isinstance(message, str) else ""
 
 
 def why_down(name: str, p: dict[str, str], notify: bool = False) -> str:
@@ -120,6 +128,8 @@ def _cause(p: dict[str, str], notify: bool) -> str:
         if notify:
             return f"it did not report ready (sd_notify READY=1) within {NOTIFY_TIMEOUT} s (ready: notify)"
         return "its start or stop timed out"
+    if notify and p.get("ActiveState") == "activating" and p.get("SubState") == "start":
+        return f"it has not reported ready (sd_notify READY=1) in {WAIT:.0f} s"
     if p.get("Result") == "signal" or code == "2":
         cause = f"killed by signal {status}"
         if status in ("31", "SYS"):
@@ -165,6 +175,7 @@ def unit_problems(app: AppPackage, web_answers: Callable[[], bool] | None = None
     or all (None). verify asks in two rounds: what runs between them overlaps the waiting units' SETTLE
     (it is counted from each unit's own start, not from when verify asks)."""
     problems = []
+    deadline = time.monotonic() + WAIT
     for unit in app.contract.units:
         name = unit.name
         ready = readiness(unit, web_answers)
@@ -172,7 +183,7 @@ def unit_problems(app: AppPackage, web_answers: Callable[[], bool] | None = None
             continue
         if proving is not None and proving != (ready is not None):
             continue
-        p = settled(name, ready=ready, once=unit.notify)
+        p = settled(name, deadline, ready)
         if p.get("ActiveState") == "active":
             continue
         # like deb-systemd-invoke: a unit the admin disabled, or policy-rc.d forbids, is not started

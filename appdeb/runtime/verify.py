@@ -114,12 +114,13 @@ def verify_problems(app: AppPackage, meanwhile: Callable[[], list[str]] | None =
     web = app.contract.web
     systemd = proc.systemd_running() and not app.dev
     ready = partial(answers, web.port, web.health) if web else None
-    if systemd:
-        problems.extend(unit_problems(app, ready, proving=True))
-    problems.extend(web_problems(app) if not problems else [])
-    if command is not None:
-        told = command(None)
-        problems.extend(told if not problems else [])
+    try:
+        if systemd:
+            problems.extend(unit_problems(app, ready, proving=True))
+        problems.extend(web_problems(app) if not problems else [])
+    finally:  # the command's own bound (its scope, its secret copy's removal) ends it, never the exit
+        told = command(None) if command is not None else []
+    problems.extend(told if not problems else [])
     if systemd:
         problems.extend(unit_problems(app, ready, proving=False))
     return problems

@@ -17,7 +17,7 @@ import yaml
 
 from appdeb.build.pipeline import BuildResult
 from appdeb.node import harness as nodes
-from appdeb.runtime import contract
+from appdeb.runtime import contract, units
 
 from ..conftest import EXAMPLES
 from .apps import build_app, dpkg_status, http_get, port_of, sh
@@ -137,9 +137,12 @@ if sys.argv[1] == "late":  # ready only after SETTLE: the install must wait for 
     open(os.path.join(os.environ["APPDEB_STATE_DIR"], "ready-said"), "w").write("yes\\n")
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
         s.sendto(b"READY=1", os.environ["NOTIFY_SOCKET"])
-print("working, never saying ready" if sys.argv[1] == "silent" else "ready", flush=True)
+print("working, never saying ready" if sys.argv[1] != "late" else "ready", flush=True)
 while True:
-    time.sleep(60)
+    if sys.argv[1] == "extends":  # asks systemd for more time, again and again, and never says it is ready
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.sendto(b"EXTEND_TIMEOUT_USEC=20000000", os.environ["NOTIFY_SOCKET"])
+    time.sleep(5)
 """
 
 
@@ -153,15 +156,23 @@ def test_a_process_that_says_when_it_is_ready_is_waited_for(node: nodes.Node, tm
     nodes.install(node, [deb.deb])
     unit = f"{deb.package}-late.service"
     assert sh(node, f"cat /var/lib/{deb.package}/ready-said") == "yes\n"  # written just before READY=1
-    assert sh(node, f"systemctl show -p Type -p ActiveState {unit}").split() == ["Type=notify", "ActiveState=active"]
+    assert sh(node, f"systemctl show -p Type -p NotifyAccess -p ActiveState {unit}").split() == [
+        "Type=notify", "NotifyAccess=main", "ActiveState=active"]
     sh(node, f"apt-get -y purge {deb.package}")
 
     bad = variant(tmp_path, "bad", processes={"quits": {"command": "python3 ready.py quits", **notify},
-                                              "silent": {"command": "python3 ready.py silent", **notify}})
+                                              "silent": {"command": "python3 ready.py silent", **notify},
+                                              "extends": {"command": "python3 ready.py extends", **notify}})
     (bad / "ready.py").write_text(READY_PROGRAM)
     deb = build_app(bad, tmp_path / "d2", "sl9")
+    started = time.monotonic()
     out = nodes.install(node, [deb.deb], check=False).stdout
+    # the process that asks for more time without end holds the install no longer than its unit's job
+    # timeout (the start) and verify's wait
+    assert time.monotonic() - started < contract.NOTIFY_JOB_TIMEOUT + units.WAIT + 30
     assert dpkg_status(node, deb.package) == "install ok half-configured"
+    assert (f"{deb.package}-extends.service is not running: activating (start), it has not reported ready "
+            f"(sd_notify READY=1) in {units.WAIT:.0f} s") in out, out
     assert f"{deb.package}-quits.service is not running: failed (failed), exit status 1" in out
     assert re.search(r"\| giving up before saying ready \([2-5] times\)\n", out), out  # its restarts, counted
     # reported while systemd starts it again (it would only time out again), with what ended its start

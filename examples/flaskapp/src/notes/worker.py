@@ -10,8 +10,9 @@ import time
 
 
 def notify_ready() -> None:
-    """sd_notify(READY=1) without a library: one datagram to the socket systemd names (if any)."""
-    address = os.environ.get("NOTIFY_SOCKET")
+    """sd_notify(READY=1) without a library: one datagram to the socket systemd names (if any). The
+    variable goes with it: nothing this process starts later speaks for it."""
+    address = os.environ.pop("NOTIFY_SOCKET", None)
     if not address:
         return  # not started by systemd (appdeb run, a test)
     if address.startswith("@"):
