@@ -45,9 +45,9 @@ def run_build_step(plan: BuildPlan, lib: Path, work: Path) -> Path:
     env = {"SOURCE_DATE_EPOCH": str(plan.source_date_epoch), "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
     argv = [python, "-I", str(root / "appdeb" / "run.py"), str(root), "run", BUILD_COMMAND]
     uid = confine.uid() if sealed.can_seal() else None
-    if uid is not None:  # as root: the step runs as a uid of its own, which writes only work/app, HOME and TMPDIR
-        confine.hand_over(uid, work, copy, root / "var", work / "home", work / "tmp")
-        env |= {"HOME": str(work / "home"), "TMPDIR": str(work / "tmp")}
+    if uid is not None:  # as root: the step runs as a uid of its own, which writes only the copy and its var
+        confine.hand_over(uid, work, copy, root / "var")  # (HOME and TMPDIR: the runtime's, in var)
+        env |= {"HOME": str(root / "var" / "lib"), "TMPDIR": str(root / "var" / "tmp")}
         argv = confine.argv_for(argv, n=uid, cwd=copy, box=work, read=[lib], cache=sealed.sealable(cache_root(), work))
     before = None if uid is not None and sealed.sealable(cache_root(), work) else sealed.tree_state(lib)
     try:

@@ -31,7 +31,7 @@ from appdeb.errors import AppdebError
 # systemd's UIDS-GIDS documents 65536..524287 as unused by any distribution or by systemd itself; the
 # ranges below (container user namespaces from 524288, DynamicUser= at 61184..65519) are others'.
 UID_RANGE = (65536, 524288)
-FRESH = ("/tmp", "/var/tmp", "/dev/shm")  # world-writable places the step gets empty, private copies of
+FRESH = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")  # world-writable places the step gets empty, private copies of
 
 # Runs as root inside the new namespaces (stdlib only, -I -S): mounts, then exec setpriv to drop to the uid.
 HELPER = r"""
@@ -166,7 +166,7 @@ def argv_for(argv: list[str], *, n: int, cwd: Path, box: Path, read: list[Path],
     spec = {"uid": n, "cwd": str(cwd), "shown": list(shown.items()), "fresh": list(FRESH),
             "steps": sorted(steps, key=lambda step: (step[0].count("/"), step[0])),  # parents first
             "overlay": [str(p) for p in overlay] if overlay else None}
-    namespaces = ["--mount", "--propagation", "private", "--pid", "--mount-proc", "--kill-child", "--fork"]
+    namespaces = ["--mount", "--propagation", "private", "--ipc", "--pid", "--mount-proc", "--kill-child", "--fork"]
     return ["unshare", *namespaces, *(["--net"] if net else []), "--", sys.executable, "-I", "-S", "-c", HELPER,
             json.dumps(spec), *argv]
 

@@ -149,19 +149,17 @@ def _prepare(plan: BuildPlan, lib: Path, tmp: Path, python: str, tree: str
     byte_code, where, root, probe = _library_byte_code(plan, tree), tmp / "lib", tmp / "env", tmp / "probe.py"
     probe.write_text(PROBE.replace("MARK", repr(MARK)))
     argv = [python, "-I", str(root / "appdeb" / "run.py"), str(root), "run", "python3", str(probe), web.app]
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(tmp / "home"),
-           "TMPDIR": str(tmp / "tmp"), "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}  # no builder's token
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(root / "var" / "lib"),
+           "TMPDIR": str(root / "var" / "tmp"), "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}  # no token
     uid = confine.uid() if sealed.can_seal() else None
     # the libraries import from their kept byte code (not from source) where it can be laid over them
     overlay = (byte_code, lib, where) if uid is not None and byte_code and not any(
         c in str(p) for p in (byte_code, lib) for c in ",:\\") else None  # overlayfs splits its options there
     build_environment(plan, lib, tmp / "app", root, python, lib_seen_as=where if overlay else None)
     if uid is None:
-        (tmp / "home").mkdir()
-        (tmp / "tmp").mkdir()
         return argv, env, None
     where.mkdir()
-    confine.hand_over(uid, tmp, tmp / "app", root / "var", tmp / "home", tmp / "tmp")
+    confine.hand_over(uid, tmp, tmp / "app", root / "var")  # (HOME and TMPDIR: the runtime's, in var)
     cache = sealed.sealable(cache_root(), tmp)  # the cache read-only to it too
     return confine.argv_for(argv, n=uid, cwd=tmp / "app", box=tmp, read=[lib], cache=cache, overlay=overlay,
                             net=True), env, uid
