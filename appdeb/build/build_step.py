@@ -7,6 +7,8 @@ values (this build's package, instance, version and port; state, settings and se
 directory) and never in the checkout: in a copy, which is then what ships. The build stays
 reproducible: SOURCE_DATE_EPOCH is the package's, hash seeds are fixed and stage() gives every file
 one mtime; a failure stops the build with the command's last lines before any .deb is written.
+As root the command runs as a uid of its own that writes only the copy and its runtime's state
+(appdeb.build.confine); root takes the copy back, without following links, before reading it.
 """
 
 from __future__ import annotations

@@ -158,7 +158,7 @@ def argv_for(argv: list[str], *, n: int, cwd: Path, box: Path, read: list[Path],
              overlay: tuple[Path, Path, Path] | None = None, net: bool = False) -> list[str]:
     """argv run as uid n, confined as the module says: box writable, `read` and the cache read-only."""
     python = [Path(argv[0]).parent.parent, Path(os.path.realpath(argv[0])).parent.parent]  # a venv, its prefix
-    shown = {str(p): False for p in [*python, *read]}
+    shown = {str(p): False for p in [*python, *read] if p != Path("/")}
     if cache is not None:
         shown[os.path.realpath(cache)] = False
     shown[str(box)] = True

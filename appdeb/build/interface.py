@@ -3,9 +3,9 @@
 A FastAPI app declared under `wsgi:` builds and installs, then every request fails with a TypeError
 that only the journal shows. The builder knows better: after vendoring it imports the app, the way
 `commands.build` runs (a copy of the app, the vendored libraries and the app's environment of the
-build step, as the building user and never on a node), contained (only PATH/LANG/HOME in its
-environment, no network when the builder is root, its whole session killed at the end or after
-the timeout) in a throw-away copy, and looks at
+build step, never on a node), contained (only PATH/LANG/HOME/TMPDIR in its environment, its whole
+session killed at the end or after the timeout; as root confined like the build step, as a uid of its
+own, and without network: appdeb.build.confine) in a throw-away copy, and looks at
 the callable's signature: `async def __call__(scope, receive, send)` (or three required positional
 parameters) is ASGI, two (`environ, start_response`) are WSGI. An app that cannot be imported here
 (it needs a database at import time, say) is not refused for that: the build says it could not tell.

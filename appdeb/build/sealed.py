@@ -3,12 +3,12 @@
 The build step runs the app's own code with a cached vendored tree on its PYTHONPATH (the tree is
 not copied: a warm build of a large app would pay for ~15,000 files). A step that wrote into it (byte
 code, a patched module, a deleted file) would ship in every later package of the same requirements.
-As root (CI, a build host) the step runs in a private mount namespace where the cache directory is
-bound read-only and the step holds no capability (so it cannot bind it writable again): every write
-fails with EROFS and the cache stays byte for byte. Without root (or
-without namespaces) the tree's stat — inode, size, mode and ctime, which no process can set back —
-is taken before and compared after, over names only (no file is read); a tree that changed is dropped
-from the cache, so the next build makes it afresh, and the build fails naming what changed.
+As root (CI, a build host) the step runs confined (appdeb.build.confine): as a uid of its own, with
+the cache bound read-only in its mount namespace, so every write fails with EROFS and the cache stays
+byte for byte. Without root (or without namespaces) the tree's stat — inode, size, mode and ctime,
+which no process can set back — is taken before and compared after, over names only (no file is
+read); a tree that changed is dropped from the cache, so the next build makes it afresh, and the build
+fails naming what changed.
 """
 
 from __future__ import annotations
