@@ -37,6 +37,7 @@ FRESH = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")  # world-writable places t
 HELPER = r"""
 import ctypes, json, os, sys
 spec, argv = json.loads(sys.argv[1]), sys.argv[2:]
+os.umask(0o022)  # the directories made on the way to a shown path are for the uid to pass through
 libc = ctypes.CDLL(None, use_errno=True)
 RDONLY, NOSUID, NODEV, REMOUNT, BIND, REC = 1, 2, 4, 32, 4096, 16384
 def mount(src, target, fstype, flags, data=None):
@@ -179,6 +180,12 @@ def hand_over(n: int, box: Path, *owned: Path) -> None:
     for path in owned:
         path.mkdir(exist_ok=True)
         _chown_tree(path, n, n, expect=None)
+    for dirpath, dirnames, filenames in os.walk(box):  # readable whatever root's umask (the box keeps others out)
+        dirnames[:] = [d for d in dirnames if Path(dirpath, d) not in owned]
+        for name in (*dirnames, *filenames):
+            st = os.lstat(entry := os.path.join(dirpath, name))
+            if not stat.S_ISLNK(st.st_mode):
+                os.chmod(entry, st.st_mode | (0o055 if st.st_mode & 0o100 else 0o044))
 
 
 def reclaim(n: int, *trees: Path) -> None:
