@@ -93,9 +93,15 @@ def _with_step(app: Path, step: str) -> None:
     (app / "app.yaml").write_text(text.replace("commands:\n", f"commands:\n  build: {step}\n"))
 
 
-def test_a_hostile_build_step_reaches_nothing_but_its_copy(scene: dict[str, Any]) -> None:
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_a_hostile_build_step_reaches_nothing_but_its_copy(scene: dict[str, Any], umask: int) -> None:
+    """(Under root's usual umask and a strict one: what the step must read is readable to it either way.)"""
     _with_step(scene["app"], "python3 attack.py step")
-    result = build(scene["app"], BuildOptions(out_dir=scene["out"], source_date_epoch=EPOCH))
+    old = os.umask(umask)
+    try:
+        result = build(scene["app"], BuildOptions(out_dir=scene["out"], source_date_epoch=EPOCH))
+    finally:
+        os.umask(old)
     files = payload(result.deb)
     report = files["./opt/hello/app/attack-report.txt"].decode().splitlines()  # its own output ships
     assert len(report) == 10 and all(line.endswith(": refused") for line in report), report
