@@ -90,6 +90,7 @@ def attacks(targets):
                   [p for p in parents if outside(p, own) and p.startswith(temp) and write(p)])
     yield crossed("write the build's temporary files (paths in its environment)",
                   [p for p in via_env if p.startswith(temp) and write(p)])
+    yield crossed("write a directory anyone may write, outside /tmp", [p for p in [targets["open"]] if write(p)])
     yield crossed("write under /etc", [p for p in (targets["etc"], "/etc") if write(p)])
     yield crossed("write under /root", [p for p in (targets["root"], "/root") if write(p)])
     yield crossed("write appdeb's cache", [p for p in targets["cache"] if write(p)])

@@ -2,10 +2,10 @@
 
 Real builds of examples/hello as root whose app attacks (tests/confine_attack.py): the build's temporary
 files (found through the directory that holds them, /proc of the builder, its cwd's parents, its
-environment), /etc, /root, appdeb's cache, the build process (a signal, ptrace), a process left behind,
-links planted in its output for root to follow when it takes the copy back. Each asserts nothing crossed:
-the files' bytes, the .deb's bytes, no process left, and the build failing clearly or shipping only the
-step's own output.
+environment), a directory anyone may write, /etc, /root, appdeb's cache, the build process (a signal,
+ptrace), a process left behind, links planted in its output for root to follow when it takes the copy
+back. Each asserts nothing crossed: the files' bytes, the .deb's bytes, no process left, and the build
+failing clearly or shipping only the step's own output.
 """
 
 from __future__ import annotations
@@ -44,6 +44,9 @@ def scene(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str,
     for canary in canaries:
         canary.write_bytes(b"canary\n")
         canary.chmod(0o644)
+    shared = Path("/var/lib") / tag  # like a node image's /var/tmp: anyone may write it
+    shared.mkdir(mode=0o1777)
+    shared.chmod(0o1777)
     temp = tmp_path / "temp"
     temp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(temp))
@@ -54,12 +57,13 @@ def scene(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str,
     cache = [str(entry / "lib" / "gunicorn" / "__init__.py"), str(entry / "lib")]
     (app / "app.yaml").write_text((app / "app.yaml").read_text() + "exclude: [targets.json]\n")
     (app / "targets.json").write_text(__import__("json").dumps({
-        "tag": tag, "etc": str(canaries[0]), "root": str(canaries[1]), "temp": str(temp), "cache": cache,
-        "builder": os.getpid()}))
-    yield {"app": app, "tag": tag, "canaries": canaries, "entry": entry, "cache": snapshot(entry),
+        "tag": tag, "open": str(shared), "etc": str(canaries[0]), "root": str(canaries[1]), "temp": str(temp),
+        "cache": cache, "builder": os.getpid()}))
+    yield {"app": app, "tag": tag, "canaries": canaries, "shared": shared, "entry": entry, "cache": snapshot(entry),
            "out": tmp_path / "out"}
     for path in (*canaries, Path("/etc/attack-pwned"), Path("/root/attack-pwned")):
         path.unlink(missing_ok=True)
+    shutil.rmtree(shared)
     for pid in _tagged(tag):
         os.kill(pid, 9)
 
@@ -80,6 +84,7 @@ def _nothing_crossed(scene: dict[str, Any], deb: Path | None) -> None:
     for canary in scene["canaries"]:
         assert canary.read_bytes() == b"canary\n" and canary.stat().st_uid == 0
     assert not Path("/etc/attack-pwned").exists() and not Path("/root/attack-pwned").exists()
+    assert not list(scene["shared"].iterdir())
     assert snapshot(scene["entry"]) == scene["cache"]
     assert not _tagged(scene["tag"]), "a process it started outlived the build"
     if deb is not None:
@@ -104,7 +109,7 @@ def test_a_hostile_build_step_reaches_nothing_but_its_copy(scene: dict[str, Any]
         os.umask(old)
     files = payload(result.deb)
     report = files["./opt/hello/app/attack-report.txt"].decode().splitlines()  # its own output ships
-    assert len(report) == 10 and all(line.endswith(": refused") for line in report), report
+    assert len(report) == 11 and all(line.endswith(": refused") for line in report), report
     _nothing_crossed(scene, result.deb)
     assert all(Path(dirpath).stat().st_uid == 0 for dirpath, _, _ in os.walk(scene["out"]))
 

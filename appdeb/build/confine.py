@@ -8,7 +8,8 @@ nothing on the machine (uid() below), in a mount namespace of its own where:
 - what it must read (the vendored libraries, appdeb's cache read-only, the interpreter's prefix) is
   shown at its own path, and every directory above those that only root may enter (/root, the build's
   own 0700 scratch directory) is covered by an empty tmpfs: the rest of what is under them is not there;
-- /tmp, /var/tmp and /dev/shm are empty and its own (they vanish with it), /proc shows its own processes;
+- /tmp, /var/tmp, /dev/shm and /run/lock are empty and its own (they vanish with it); every other mount
+  is read-only to it (a directory anyone may write elsewhere is not its); /proc shows its own processes;
 - it is the first process of a PID namespace of its own, so when it ends every process it started ends.
 Then setpriv drops to the uid: no groups, no capabilities (bounding set empty), no new privileges.
 """
@@ -69,6 +70,16 @@ for path, writable in spec["steps"]:  # parents first
         read_only(path)
 for fd in held.values():
     os.close(fd)
+# every other mount read-only too: a directory anyone may write (a node image's /var/tmp, say) is not its
+KEEP = {"nosuid": NOSUID, "nodev": NODEV, "noexec": 8, "noatime": 1024, "nodiratime": 2048, "relatime": 1 << 21}
+writable = [p for p, w in spec["shown"] if w] + spec["fresh"]
+for line in open("/proc/self/mountinfo").read().splitlines():
+    fields = line.split()
+    target = fields[4].encode().decode("unicode_escape")  # (\040 for a space)
+    if any(target == w or target.startswith(w.rstrip("/") + "/") for w in writable):
+        continue
+    flags = sum(KEEP.get(o, 0) for o in fields[5].split(","))
+    libc.mount(None, target.encode(), None, ctypes.c_ulong(REMOUNT | BIND | RDONLY | flags), None)
 os.chdir(spec["cwd"])
 uid = str(spec["uid"])
 os.execvp("setpriv", ["setpriv", "--reuid=" + uid, "--regid=" + uid, "--clear-groups", "--inh-caps=-all",
