@@ -36,7 +36,7 @@ FRESH = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")  # world-writable places t
 
 # Runs as root inside the new namespaces (stdlib only, -I -S): mounts, then exec setpriv to drop to the uid.
 HELPER = r"""
-import ctypes, json, os, sys
+import ctypes, json, os, re, sys
 spec, argv = json.loads(sys.argv[1]), sys.argv[2:]
 os.umask(0o022)  # the directories made on the way to a shown path are for the uid to pass through
 libc = ctypes.CDLL(None, use_errno=True)
@@ -75,7 +75,7 @@ KEEP = {"nosuid": NOSUID, "nodev": NODEV, "noexec": 8, "noatime": 1024, "nodirat
 writable = [p for p, w in spec["shown"] if w] + spec["fresh"]
 for line in open("/proc/self/mountinfo").read().splitlines():
     fields = line.split()
-    target = fields[4].encode().decode("unicode_escape")  # (\040 for a space)
+    target = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])  # (\040: a space)
     if any(target == w or target.startswith(w.rstrip("/") + "/") for w in writable):
         continue
     flags = sum(KEEP.get(o, 0) for o in fields[5].split(","))
