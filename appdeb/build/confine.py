@@ -93,7 +93,9 @@ def uid() -> int:
     Chosen per build at random in UID_RANGE, and taken only if no passwd or group entry names it, no
     subordinate range (/etc/subuid, /etc/subgid) holds it and no process runs as it: so it owns nothing
     here and nothing else runs as it, and two builds side by side get different uids (a fixed uid would
-    let one build's step write the other's box, which that uid owns while its step runs).
+    let one build's step write the other's box, which that uid owns while its step runs). A file of that
+    uid could still lie somewhere (an archive unpacked with numeric owners): unlikely in so wide a
+    range, and every mount but its box is read-only to the step anyway.
     """
     taken = _subordinate_ids()
     running = _running_uids()
@@ -170,12 +172,11 @@ def argv_for(argv: list[str], *, n: int, cwd: Path, box: Path, read: list[Path],
              overlay: tuple[Path, Path, Path] | None = None, net: bool = False) -> list[str]:
     """argv run as uid n, confined as the module says: box writable, `read` and the cache read-only."""
     python = [Path(argv[0]).parent.parent, Path(os.path.realpath(argv[0])).parent.parent]  # a venv, its prefix
-    shown = {str(p): False for p in [*python, *read] if p != Path("/")}
-    if cache is not None:
-        shown[os.path.realpath(cache)] = False
-    shown[str(box)] = True
+    shown = {os.path.realpath(p): False for p in [*python, *read, *([cache] if cache else [])]}
+    shown.pop("/", None)
+    shown[os.path.realpath(box)] = True
     steps: list[tuple[str, bool | None]] = [*shown.items(), *((h, None) for h in hidden_above([*map(Path, shown)]))]
-    spec = {"uid": n, "cwd": str(cwd), "shown": list(shown.items()), "fresh": list(FRESH),
+    spec = {"uid": n, "cwd": os.path.realpath(cwd), "shown": list(shown.items()), "fresh": list(FRESH),
             "steps": sorted(steps, key=lambda step: (step[0].count("/"), step[0])),  # parents first
             "overlay": [str(p) for p in overlay] if overlay else None}
     namespaces = ["--mount", "--propagation", "private", "--ipc", "--pid", "--mount-proc", "--kill-child", "--fork"]
