@@ -60,16 +60,19 @@ def run(
     return result
 
 
-def run_contained(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: float) -> tuple[int, str]:
+def run_contained(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: float,
+                  namespaces: bool = True) -> tuple[int, str]:
     """Run untrusted code (an app's import at build time) with only `env`, in a session of its own.
 
     The whole session is killed when it ends or times out, so nothing it started outlives it (a
     plain timeout kills only the direct child, and the app runs in a grandchild). As root it also runs
     without network and as the first process of a PID namespace of its own: when that process ends, or
     unshare is killed, the kernel ends every process in it, a `setsid` child that left the session
-    included. Returns (exit code, combined output); AppdebError on the timeout.
+    included (namespaces=False: argv makes its own, appdeb.build.confine). Returns (exit code, combined
+    output); AppdebError on the timeout.
     """
-    contain = ["unshare", "--net", "--pid", "--kill-child", "--"] if os.geteuid() == 0 and which("unshare") else []
+    root = namespaces and os.geteuid() == 0 and which("unshare")
+    contain = ["unshare", "--net", "--pid", "--kill-child", "--"] if root else []
     args = [*contain, *argv]
     if _DEBUG:
         print("+ (contained)", shlex.join(args), flush=True)

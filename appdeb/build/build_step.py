@@ -7,6 +7,8 @@ values (this build's package, instance, version and port; state, settings and se
 directory) and never in the checkout: in a copy, which is then what ships. The build stays
 reproducible: SOURCE_DATE_EPOCH is the package's, hash seeds are fixed and stage() gives every file
 one mtime; a failure stops the build with the command's last lines before any .deb is written.
+As root the command runs as a uid of its own that writes only the copy and its runtime's state
+(appdeb.build.confine); root takes the copy back, without following links, before reading it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from appdeb.build import sealed
+from appdeb.build import confine, sealed
 from appdeb.build.paths_in_app import app_dir_path
 from appdeb.build.plan import BuildPlan
 from appdeb.build.render import runtime_config
@@ -44,15 +46,21 @@ def run_build_step(plan: BuildPlan, lib: Path, work: Path) -> Path:
     root = build_environment(plan, lib, copy, work / "env", python)
     env = {"SOURCE_DATE_EPOCH": str(plan.source_date_epoch), "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
     argv = [python, "-I", str(root / "appdeb" / "run.py"), str(root), "run", BUILD_COMMAND]
-    seal = sealed.seal(argv, cache_root(), work)
-    before = None if seal else sealed.tree_state(lib)
+    uid = confine.uid() if sealed.can_seal() else None
+    if uid is not None:  # as root: the step runs as a uid of its own, which writes only the copy and its var
+        confine.hand_over(uid, work, copy, root / "var")  # (HOME and TMPDIR: the runtime's, in var)
+        env |= {"HOME": str(root / "var" / "lib"), "TMPDIR": str(root / "var" / "tmp")}
+        argv = confine.argv_for(argv, n=uid, cwd=copy, box=work, read=[lib], cache=sealed.sealable(cache_root(), work))
+    before = None if uid is not None and sealed.sealable(cache_root(), work) else sealed.tree_state(lib)
     try:
-        run(seal or argv, cwd=copy, env=env, input="")
+        run(argv, cwd=copy, env=env, input="")
     except CommandError as exc:
         tail = "\n".join(exc.output.rstrip().splitlines()[-TAIL_LINES:])
         hint = f"\n{READ_ONLY_HINT}" if "Read-only file system" in exc.output else ""
         raise AppdebError(f"commands.build failed (exit {exc.returncode}): {command}\n{tail}".rstrip() + hint) from None
     finally:
+        if uid is not None:
+            confine.reclaim(uid, copy)  # root's again, no link followed, before anything reads it
         _check_cache(lib, before)
     _check_static(plan, copy)
     return copy

@@ -3,9 +3,9 @@
 A FastAPI app declared under `wsgi:` builds and installs, then every request fails with a TypeError
 that only the journal shows. The builder knows better: after vendoring it imports the app, the way
 `commands.build` runs (a copy of the app, the vendored libraries and the app's environment of the
-build step, as the building user and never on a node), contained (only PATH/LANG/HOME in its
-environment, no network when the builder is root, its whole session killed at the end or after
-the timeout) in a throw-away copy, and looks at
+build step, never on a node), contained (only PATH/LANG/HOME/TMPDIR in its environment, its whole
+session killed at the end or after the timeout; as root confined like the build step, as a uid of its
+own, and without network: appdeb.build.confine) in a throw-away copy, and looks at
 the callable's signature: `async def __call__(scope, receive, send)` (or three required positional
 parameters) is ASGI, two (`environ, start_response`) are WSGI. An app that cannot be imported here
 (it needs a database at import time, say) is not refused for that: the build says it could not tell.
@@ -18,6 +18,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from appdeb.build import confine, sealed
 from appdeb.build.plan import BuildPlan
 from appdeb.build.yamlload import load
 from appdeb.errors import AppdebError, Problem, SpecError
@@ -99,9 +100,7 @@ def check_interface(plan: BuildPlan, lib: Path, app: Path | None = None, tree: s
     digest; with the app's files, the interpreter and appdeb's probe), so a build of unchanged
     code (a new build number) does not import the app again.
     """
-    from appdeb.build import sealed
-    from appdeb.build.build_step import build_environment, copy_app, interpreter
-    from appdeb.build.vendor import cache_root
+    from appdeb.build.build_step import copy_app, interpreter
     from appdeb.runner import run_contained
 
     web = plan.spec.web
@@ -118,23 +117,14 @@ def check_interface(plan: BuildPlan, lib: Path, app: Path | None = None, tree: s
     with tempfile.TemporaryDirectory(prefix="appdeb-interface-") as tmp:
         app = Path(tmp) / "app"  # always a throw-away copy: what the import writes never reaches the package
         copy_app(source, plan.spec.exclude, app)
-        byte_code, where, root = _library_byte_code(plan, tree), Path(tmp) / "lib", Path(tmp) / "env"
-        probe = Path(tmp) / "probe.py"
-        probe.write_text(PROBE.replace("MARK", repr(MARK)))
-        argv = [python, "-I", str(root / "appdeb" / "run.py"), str(root), "run", "python3", str(probe), web.app]
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": tmp,
-               "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}  # none of the builder's tokens
-        # the libraries import from their kept byte code (not from source) where it can be laid over them
-        overlaid = sealed.seal_with_byte_code(argv, cache_root(), Path(tmp), byte_code, lib, where) if byte_code \
-            else None
-        build_environment(plan, lib, app, root, python, lib_seen_as=where if overlaid else None)
-        if overlaid:
-            where.mkdir()
-        argv = overlaid or sealed.seal(argv, cache_root(), Path(tmp)) or argv  # the cache read-only to it too
+        argv, env, uid = _prepare(plan, lib, Path(tmp), python, tree)
         try:
-            code, output = run_contained(argv, cwd=app, env=env, timeout=TIMEOUT)
+            code, output = run_contained(argv, cwd=app, env=env, timeout=TIMEOUT, namespaces=uid is None)
         except AppdebError:  # the timeout
             return f"{web.interface}.app: could not check {web.app}: its import took more than {TIMEOUT} s"
+        finally:
+            if uid is not None:
+                confine.reap(uid)
         if code != 0:
             last = output.strip().splitlines()[-1:] or ["no output"]
             return f"{web.interface}.app: could not import {web.app} to check it is {web.interface.upper()}: {last[0]}"
@@ -146,6 +136,33 @@ def check_interface(plan: BuildPlan, lib: Path, app: Path | None = None, tree: s
         known.parent.mkdir(parents=True, exist_ok=True)
         known.write_text(f"{web.app} is {web.interface}\n")
     return None
+
+
+def _prepare(plan: BuildPlan, lib: Path, tmp: Path, python: str, tree: str
+             ) -> tuple[list[str], dict[str, str], int | None]:
+    """The import's argv, environment and (as root) uid: tmp holds the app's copy, its runtime root and probe."""
+    from appdeb.build.build_step import build_environment
+    from appdeb.build.vendor import cache_root
+
+    web = plan.spec.web
+    assert web is not None
+    byte_code, where, root, probe = _library_byte_code(plan, tree), tmp / "lib", tmp / "env", tmp / "probe.py"
+    probe.write_text(PROBE.replace("MARK", repr(MARK)))
+    argv = [python, "-I", str(root / "appdeb" / "run.py"), str(root), "run", "python3", str(probe), web.app]
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(root / "var" / "lib"),
+           "TMPDIR": str(root / "var" / "tmp"), "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}  # no token
+    uid = confine.uid() if sealed.can_seal() else None
+    # the libraries import from their kept byte code (not from source) where it can be laid over them
+    overlay = (byte_code, lib, where) if uid is not None and byte_code and not any(
+        c in str(p) for p in (byte_code, lib) for c in ",:\\") else None  # overlayfs splits its options there
+    build_environment(plan, lib, tmp / "app", root, python, lib_seen_as=where if overlay else None)
+    if uid is None:
+        return argv, env, None
+    where.mkdir()
+    confine.hand_over(uid, tmp, tmp / "app", root / "var")  # (HOME and TMPDIR: the runtime's, in var)
+    cache = sealed.sealable(cache_root(), tmp)  # the cache read-only to it too
+    return confine.argv_for(argv, n=uid, cwd=tmp / "app", box=tmp, read=[lib], cache=cache, overlay=overlay,
+                            net=True), env, uid
 
 
 def _library_byte_code(plan: BuildPlan, tree: str) -> Path | None:
