@@ -7,7 +7,7 @@ import os
 import shlex
 import signal
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -61,15 +61,17 @@ def run(
 
 
 def run_contained(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: float,
-                  namespaces: bool = True) -> tuple[int, str]:
+                  namespaces: bool = True, stop: Callable[[], None] | None = None) -> tuple[int, str]:
     """Run untrusted code (an app's import at build time) with only `env`, in a session of its own.
 
     The whole session is killed when it ends or times out, so nothing it started outlives it (a
     plain timeout kills only the direct child, and the app runs in a grandchild). As root it also runs
     without network and as the first process of a PID namespace of its own: when that process ends, or
     unshare is killed, the kernel ends every process in it, a `setsid` child that left the session
-    included (namespaces=False: argv makes its own, appdeb.build.confine). Returns (exit code, combined
-    output); AppdebError on the timeout.
+    included (namespaces=False: argv makes its own, appdeb.build.confine). stop: what else ends it on the
+    timeout (every process of its uid: one that left the session and the namespace's first process
+    too, which the kill of the session misses when the code moved it elsewhere). Returns (exit code,
+    combined output); AppdebError on the timeout.
     """
     root = namespaces and os.geteuid() == 0 and which("unshare")
     contain = ["unshare", "--net", "--pid", "--kill-child", "--"] if root else []
@@ -82,7 +84,10 @@ def run_contained(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], tim
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         _kill_session(proc.pid)
-        proc.communicate()
+        if stop is not None:
+            stop()
+        with contextlib.suppress(subprocess.TimeoutExpired):  # a survivor holding the pipe: not waited for
+            proc.communicate(timeout=10)
         raise AppdebError(f"command timed out after {timeout}s: {shlex.join(args)}") from None
     finally:
         _kill_session(proc.pid)

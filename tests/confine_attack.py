@@ -142,10 +142,29 @@ def plant_links(targets):
         os.link("/etc/shadow", "shadow-hardlink")
 
 
+def tty_report():
+    """The builder's terminal: can it open it (then read keystrokes, push some with TIOCSTI)?"""
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR)
+    except OSError as exc:
+        return f"ATTACK tty: refused ({exc.strerror})"
+    os.close(fd)
+    return "ATTACK tty: CROSSED /dev/tty opened"
+
+
 def main(where):
     with open(os.path.join(HERE, "targets.json")) as f:
         targets = json.load(f)
     leave_behind(targets["tag"])
+    if where == "tty":
+        with open("tty-report.txt", "w") as f:
+            f.write(tty_report() + "\n")
+        print("\x1b]52;c;b3duZWQ=\x07escape in the output", flush=True)
+        raise SystemExit(3)
+    if where == "hang":  # out of the session the builder kills, then past the time limit
+        with contextlib.suppress(OSError):
+            os.setsid()
+        time.sleep(600)
     if where == "links":
         plant_links(targets)
         return

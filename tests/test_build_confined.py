@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import os
 import secrets
+import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from appdeb.build import confine, sealed
+from appdeb.build import confine, interface, sealed
 from appdeb.build.pipeline import BuildOptions, build
 from appdeb.errors import AppdebError
 
@@ -134,6 +137,52 @@ def test_links_planted_in_the_output_are_not_followed_when_root_takes_it_back(sc
     assert (Path("/root").stat().st_uid, Path("/root").stat().st_mode) == (root.st_uid, root.st_mode)
     _nothing_crossed(scene, None)
     assert not list(scene["out"].glob("*.deb")) if scene["out"].exists() else True
+
+
+def test_the_build_step_has_no_terminal_of_the_builders_and_its_output_is_shown_escaped(
+        scene: dict[str, Any]) -> None:
+    """Run on a terminal (a pty, as a person's root shell): the step cannot open it (no TIOCSTI into
+    root's shell, no reading of its keys), and its escape sequences reach the error escaped."""
+    _with_step(scene["app"], "python3 attack.py tty")
+    cli = shlex.join([sys.executable, "-m", "appdeb.cli", "build", str(scene["app"]), "--out", str(scene["out"])])
+    env = {**os.environ, "APPDEB_CACHE": os.environ.get("APPDEB_CACHE", ""), "TMPDIR": tempfile.gettempdir()}
+    shown = subprocess.run(["script", "-qec", cli, "/dev/null"], capture_output=True, env=env, timeout=600)
+    out = shown.stdout.decode(errors="replace")
+    assert shown.returncode != 0 and "commands.build failed (exit 3)" in out, out
+    assert "\\x1b]52;c;b3duZWQ=\\x07escape in the output" in out and "\x1b]52" not in out
+    report = next(scene["app"].parent.rglob("tty-report.txt"), None)
+    assert report is None  # the failed build left nothing behind
+    _nothing_crossed(scene, None)
+
+
+def test_an_import_that_leaves_its_session_and_hangs_is_ended_at_the_time_limit(
+        scene: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The import runs as the namespace's first process: it can leave the session the builder kills, so
+    the time limit also ends every process of its uid (and the namespace with them)."""
+    monkeypatch.setattr(interface, "TIMEOUT", 3)
+    with (scene["app"] / "hello.py").open("a") as f:
+        f.write("\nimport attack\nattack.main('hang')\n")
+    started = time.monotonic()
+    result = build(scene["app"], BuildOptions(out_dir=scene["out"], source_date_epoch=EPOCH))
+    assert time.monotonic() - started < 60
+    assert any("its import took more than 3 s" in w for w in result.warnings), result.warnings
+    _nothing_crossed(scene, result.deb)
+
+
+def test_reclaim_takes_back_a_tree_of_any_depth(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    n = confine.uid()
+    top = tmp_path / "copy"
+    deep = top.joinpath(*["d"] * 1100)
+    monkeypatch.chdir(tmp_path)  # (1100 levels: pathlib's and os's own helpers recurse; mkdir -p and rm -rf do not)
+    subprocess.run(["mkdir", "-p", str(deep.relative_to(tmp_path))], check=True)
+    subprocess.run(["sh", "-c", f"echo x > {deep.relative_to(tmp_path)}/f"], check=True)
+    subprocess.run(["chown", "-R", "-P", f"{n}:{n}", "copy"], check=True)
+    try:
+        confine.reclaim(n, top)
+        owners = subprocess.run(["find", "copy", "-printf", "%U\\n"], capture_output=True, text=True, check=True)
+        assert set(owners.stdout.split()) == {"0"} and len(owners.stdout.split()) == 1102
+    finally:
+        subprocess.run(["rm", "-rf", "copy"], check=True)
 
 
 def test_reclaim_refuses_a_file_the_uid_did_not_make(tmp_path: Path) -> None:

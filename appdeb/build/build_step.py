@@ -13,8 +13,10 @@ As root the command runs as a uid of its own that writes only the copy and its r
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
+from functools import partial
 from pathlib import Path
 
 from appdeb.build import confine, sealed
@@ -25,10 +27,11 @@ from appdeb.build.spec import BUILD_COMMAND
 from appdeb.build.stage import build_inputs
 from appdeb.build.vendor import cache_root
 from appdeb.dev.env import runtime_paths, write_runtime
-from appdeb.errors import AppdebError, CommandError
-from appdeb.runner import run, which
+from appdeb.errors import AppdebError, printable
+from appdeb.runner import run_contained, which
 
 TAIL_LINES = 30  # of the command's output, in the error
+TIMEOUT = 3600  # seconds commands.build may run (a stuck step ends the build, and every process it started)
 # Not a secret: the build step has no instance yet; an app that reads APPDEB_SECRET_FILE at import
 # time (Django's SECRET_KEY) finds a value, the same in every build, and it is never shipped.
 BUILD_SECRET = "appdeb-build-step-placeholder-not-a-secret\n"
@@ -53,11 +56,13 @@ def run_build_step(plan: BuildPlan, lib: Path, work: Path) -> Path:
         argv = confine.argv_for(argv, n=uid, cwd=copy, box=work, read=[lib], cache=sealed.sealable(cache_root(), work))
     before = None if uid is not None and sealed.sealable(cache_root(), work) else sealed.tree_state(lib)
     try:
-        run(argv, cwd=copy, env=env, input="")
-    except CommandError as exc:
-        tail = "\n".join(exc.output.rstrip().splitlines()[-TAIL_LINES:])
-        hint = f"\n{READ_ONLY_HINT}" if "Read-only file system" in exc.output else ""
-        raise AppdebError(f"commands.build failed (exit {exc.returncode}): {command}\n{tail}".rstrip() + hint) from None
+        # a session of its own, no stdin: no terminal of the builder's to read or type into (TIOCSTI)
+        code, output = run_contained(argv, cwd=copy, env={**os.environ, **env}, timeout=TIMEOUT, namespaces=False,
+                                     stop=None if uid is None else partial(confine.reap, uid))
+        if code != 0:
+            tail = "\n".join(printable(line) for line in output.rstrip().splitlines()[-TAIL_LINES:])
+            hint = f"\n{READ_ONLY_HINT}" if "Read-only file system" in output else ""
+            raise AppdebError(f"commands.build failed (exit {code}): {command}\n{tail}".rstrip() + hint)
     finally:
         if uid is not None:
             confine.reclaim(uid, copy)  # root's again, no link followed, before anything reads it

@@ -25,6 +25,7 @@ import random
 import signal
 import stat
 import sys
+import time
 from pathlib import Path
 
 from appdeb.errors import AppdebError
@@ -58,11 +59,11 @@ if spec["overlay"]:
 held = {path: os.open(path, os.O_PATH | os.O_DIRECTORY) for path, _ in spec["shown"]}
 for path in spec["fresh"]:
     if os.path.isdir(path):
-        mount("tmpfs", path, "tmpfs", NOSUID | NODEV, "mode=1777")
+        mount("tmpfs", path, "tmpfs", NOSUID | NODEV, "mode=1777,size=20%,nr_inodes=1m")
 for path, writable in spec["steps"]:  # parents first
     if writable is None:  # a directory to cover, if it is still there to see
         if os.path.isdir(path):
-            mount("tmpfs", path, "tmpfs", NOSUID | NODEV, "mode=0755")
+            mount("tmpfs", path, "tmpfs", NOSUID | NODEV, "mode=0755,size=64k")
         continue
     os.makedirs(path, exist_ok=True)
     mount("/proc/self/fd/%d" % held[path], path, None, BIND | REC)
@@ -83,7 +84,7 @@ for line in open("/proc/self/mountinfo").read().splitlines():
 os.chdir(spec["cwd"])
 uid = str(spec["uid"])
 os.execvp("setpriv", ["setpriv", "--reuid=" + uid, "--regid=" + uid, "--clear-groups", "--inh-caps=-all",
-                      "--bounding-set=-all", "--no-new-privs", "--", *argv])
+                      "--bounding-set=-all", "--no-new-privs", "--pdeathsig", "KILL", "--", *argv])
 """
 
 
@@ -212,24 +213,47 @@ def reclaim(n: int, *trees: Path) -> None:
 
 
 def reap(n: int) -> None:
-    """Kill whatever still runs as uid n. None should be (the step's PID namespace ends with it): be sure."""
-    for pid in processes_of(n):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    """Kill whatever still runs as uid n, and wait until none does (a kill is delivered, not done, when it
+    returns). None should be (the step's PID namespace ends with it): be sure."""
+    for _ in range(100):
+        pids = processes_of(n)
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.05)
+    raise AppdebError(f"processes of the build step's uid {n} would not end: {processes_of(n)[:5]}")
 
 
 def _chown_tree(top: Path, uid: int, gid: int, expect: int | None) -> None:
     st = os.lstat(top)
     if not stat.S_ISDIR(st.st_mode):
         raise AppdebError(f"{top}: the build step replaced its directory (with {stat.filemode(st.st_mode)})")
-    entries = [str(top)]
-    for dirpath, dirnames, filenames in os.walk(top):  # symlinked directories are listed, not entered
-        entries += [os.path.join(dirpath, name) for name in (*dirnames, *filenames)]
+    try:
+        entries = _entries(str(top))
+    except OSError as exc:
+        raise AppdebError(f"commands.build left {top} unreadable to take back: {exc.strerror}: "
+                          f"{os.path.relpath(exc.filename or str(top), top)[:200]}") from None
     if expect is not None:
-        strange = [p for p in entries if os.lstat(p).st_uid != expect]
+        strange = [(p, u) for p, u in entries if u != expect]
         if strange:
-            raise AppdebError(f"commands.build left {os.path.relpath(strange[0], top)} in its output, a file "
-                              f"it does not own (uid {os.lstat(strange[0]).st_uid}): a hard link to another "
-                              "file? It was not taken")
-    for path in entries:
+            raise AppdebError(f"commands.build left {os.path.relpath(strange[0][0], top)} in its output, a file "
+                              f"it does not own (uid {strange[0][1]}): a hard link to another file? It was not "
+                              "taken")
+    for path, _ in entries:
         os.chown(path, uid, gid, follow_symlinks=False)
+
+
+def _entries(top: str) -> list[tuple[str, int]]:
+    """Every entry of the tree with its owner, the top included: iterative (any depth), symlinks listed
+    and not entered, an error (a name too long, a directory it made unreadable) raised, not skipped."""
+    entries = [(top, os.lstat(top).st_uid)]
+    stack = [top]
+    while stack:
+        with os.scandir(stack.pop()) as listing:
+            for entry in listing:
+                entries.append((entry.path, entry.stat(follow_symlinks=False).st_uid))
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+    return entries

@@ -16,12 +16,13 @@ from __future__ import annotations
 import json
 import tempfile
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from appdeb.build import confine, sealed
 from appdeb.build.plan import BuildPlan
 from appdeb.build.yamlload import load
-from appdeb.errors import AppdebError, Problem, SpecError
+from appdeb.errors import AppdebError, Problem, SpecError, printable
 
 TIMEOUT = 60  # seconds for the import: Django's setup takes about one on a small machine
 MARK = "appdeb-interface:"
@@ -119,14 +120,15 @@ def check_interface(plan: BuildPlan, lib: Path, app: Path | None = None, tree: s
         copy_app(source, plan.spec.exclude, app)
         argv, env, uid = _prepare(plan, lib, Path(tmp), python, tree)
         try:
-            code, output = run_contained(argv, cwd=app, env=env, timeout=TIMEOUT, namespaces=uid is None)
+            code, output = run_contained(argv, cwd=app, env=env, timeout=TIMEOUT, namespaces=uid is None,
+                                         stop=None if uid is None else partial(confine.reap, uid))
         except AppdebError:  # the timeout
             return f"{web.interface}.app: could not check {web.app}: its import took more than {TIMEOUT} s"
         finally:
             if uid is not None:
                 confine.reap(uid)
         if code != 0:
-            last = output.strip().splitlines()[-1:] or ["no output"]
+            last = [printable(line) for line in output.strip().splitlines()[-1:]] or ["no output"]
             return f"{web.interface}.app: could not import {web.app} to check it is {web.interface.upper()}: {last[0]}"
     found = classify(output)
     error = mismatch(plan, found) if found else None
