@@ -77,7 +77,7 @@ writable = [p for p, w in spec["shown"] if w] + spec["fresh"]
 for line in open("/proc/self/mountinfo").read().splitlines():
     fields = line.split()
     target = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])  # (\040: a space)
-    if any(target == w or target.startswith(w.rstrip("/") + "/") for w in writable):
+    if target in writable:  # exactly: what is mounted below a writable place (a cover, a shown tree) is not
         continue
     flags = sum(KEEP.get(o, 0) for o in fields[5].split(","))
     libc.mount(None, target.encode(), None, ctypes.c_ulong(REMOUNT | BIND | RDONLY | flags), None)
