@@ -29,6 +29,7 @@ from appdeb.build.vendor import cache_root
 from appdeb.dev.env import runtime_paths, write_runtime
 from appdeb.errors import AppdebError, printable
 from appdeb.runner import run_contained, which
+from appdeb.runtime import contract
 
 TAIL_LINES = 30  # of the command's output, in the error
 TIMEOUT = 3600  # seconds commands.build may run (a stuck step ends the build, and every process it started)
@@ -46,15 +47,17 @@ def run_build_step(plan: BuildPlan, lib: Path, work: Path) -> Path:
     python = interpreter(plan.python_version)
     copy = work / "app"
     copy_app(plan.spec.app_dir, plan.spec.exclude, copy)
-    root = build_environment(plan, lib, copy, work / "env", python)
+    root = work / "env"
+    paths = build_environment(plan, lib, copy, root, python)
     env = {"SOURCE_DATE_EPOCH": str(plan.source_date_epoch), "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
     argv = [python, "-I", str(root / "appdeb" / "run.py"), str(root), "run", BUILD_COMMAND]
     uid = confine.uid() if sealed.can_seal() else None
+    cache = sealed.sealable(cache_root(), work) if uid is not None else None
     if uid is not None:  # as root: the step runs as a uid of its own, which writes only the copy and its var
-        confine.hand_over(uid, work, copy, root / "var")  # (HOME and TMPDIR: the runtime's, in var)
-        env |= {"HOME": str(root / "var" / "lib"), "TMPDIR": str(root / "var" / "tmp")}
-        argv = confine.argv_for(argv, n=uid, cwd=copy, box=work, read=[lib], cache=sealed.sealable(cache_root(), work))
-    before = None if uid is not None and sealed.sealable(cache_root(), work) else sealed.tree_state(lib)
+        confine.hand_over(uid, work, copy, runtime_var(root))
+        env |= own_dirs(paths)
+        argv = confine.argv_for(argv, n=uid, cwd=copy, box=work, read=[lib], cache=cache)
+    before = None if cache is not None else sealed.tree_state(lib)
     try:
         # a session of its own, no stdin: no terminal of the builder's to read or type into (TIOCSTI)
         code, output = run_contained(argv, cwd=copy, env={**os.environ, **env}, timeout=TIMEOUT, namespaces=False,
@@ -103,17 +106,28 @@ def interpreter(python_version: str, purpose: str = "commands.build") -> str:
     return found
 
 
+def runtime_var(root: Path) -> Path:
+    """Where a build-time runtime root keeps its state (runtime_paths lays it out): the code's to write."""
+    return root / "var"
+
+
+def own_dirs(paths: contract.Paths) -> dict[str, str]:
+    """HOME and TMPDIR of the app's code at build time: its runtime's state and temporary directories."""
+    return {"HOME": paths.state, "TMPDIR": paths.tmp}
+
+
 def build_environment(plan: BuildPlan, lib: Path, copy: Path, root: Path, python: str,
-                      lib_seen_as: Path | None = None) -> Path:
-    """A runtime root like `appdeb run`'s (.appdeb/dev), for this build: the runtime, app.json, scripts."""
-    var = root / "var"
+                      lib_seen_as: Path | None = None) -> contract.Paths:
+    """A runtime root like `appdeb run`'s (.appdeb/dev), for this build: the runtime, app.json, scripts.
+    Returns its paths."""
+    var = runtime_var(root)
     paths = runtime_paths(var, etc=var / "etc", settings=var / "etc" / "settings.env", launcher="appdeb build")
     Path(paths.etc).mkdir(parents=True, exist_ok=True)
     Path(paths.secret).write_text(BUILD_SECRET)
     Path(paths.secret).chmod(0o600)
     write_runtime(root, runtime_config(plan).with_changes(paths=paths), app=copy, lib=lib, python=python,
                   lib_seen_as=lib_seen_as)
-    return root
+    return paths
 
 
 def _check_static(plan: BuildPlan, copy: Path) -> None:

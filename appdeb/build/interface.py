@@ -143,7 +143,7 @@ def check_interface(plan: BuildPlan, lib: Path, app: Path | None = None, tree: s
 def _prepare(plan: BuildPlan, lib: Path, tmp: Path, python: str, tree: str
              ) -> tuple[list[str], dict[str, str], int | None]:
     """The import's argv, environment and (as root) uid: tmp holds the app's copy, its runtime root and probe."""
-    from appdeb.build.build_step import build_environment
+    from appdeb.build.build_step import build_environment, own_dirs, runtime_var
     from appdeb.build.vendor import cache_root
 
     web = plan.spec.web
@@ -151,17 +151,17 @@ def _prepare(plan: BuildPlan, lib: Path, tmp: Path, python: str, tree: str
     byte_code, where, root, probe = _library_byte_code(plan, tree), tmp / "lib", tmp / "env", tmp / "probe.py"
     probe.write_text(PROBE.replace("MARK", repr(MARK)))
     argv = [python, "-I", str(root / "appdeb" / "run.py"), str(root), "run", "python3", str(probe), web.app]
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(root / "var" / "lib"),
-           "TMPDIR": str(root / "var" / "tmp"), "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}  # no token
     uid = confine.uid() if sealed.can_seal() else None
     # the libraries import from their kept byte code (not from source) where it can be laid over them
     overlay = (byte_code, lib, where) if uid is not None and byte_code and not any(
         c in str(p) for p in (byte_code, lib) for c in ",:\\") else None  # overlayfs splits its options there
-    build_environment(plan, lib, tmp / "app", root, python, lib_seen_as=where if overlay else None)
+    paths = build_environment(plan, lib, tmp / "app", root, python, lib_seen_as=where if overlay else None)
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", **own_dirs(paths),
+           "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}  # none of the builder's tokens
     if uid is None:
         return argv, env, None
     where.mkdir()
-    confine.hand_over(uid, tmp, tmp / "app", root / "var")  # (HOME and TMPDIR: the runtime's, in var)
+    confine.hand_over(uid, tmp, tmp / "app", runtime_var(root))
     cache = sealed.sealable(cache_root(), tmp)  # the cache read-only to it too
     return confine.argv_for(argv, n=uid, cwd=tmp / "app", box=tmp, read=[lib], cache=cache, overlay=overlay,
                             net=True), env, uid

@@ -17,7 +17,6 @@ Imported by gunicorn in the worker only, where the vendored gunicorn is on the p
 from __future__ import annotations
 
 import errno
-import socket
 from typing import Any
 
 from gunicorn.workers.sync import StopWaiting, SyncWorker  # type: ignore[import-untyped, import-not-found, unused-ignore]
@@ -43,7 +42,7 @@ class Worker(SyncWorker):  # type: ignore[misc]  # untyped base from the vendore
             if not self.is_parent_alive():
                 return
 
-    def _drain(self, listener: socket.socket | Any) -> None:
+    def _drain(self, listener: Any) -> None:  # gunicorn's socket wrapper (gunicorn.sock)
         for _ in range(self.DRAIN):
             if not self.alive:
                 return
