@@ -12,6 +12,8 @@ socket and graceful stop are the arbiter's. What this class adds:
   docs/failsafe.md); now only one stretch of blocking longer than web.timeout, a wedge, gets a kill.
 - the memory bound on that heartbeat, since uvicorn's worker never calls gunicorn_conf.post_request:
   a worker past web.max_worker_memory stops accepting, finishes what it serves and is replaced.
+- the client's address on requests through the nginx site, whose unix socket gives none
+  (site_client.py): the ASGI scope's `client` is then nginx's client, as REMOTE_ADDR is for WSGI.
 - `alive = False` — how the base worker's reloader (`appdeb serve`) and the memory check say
   "leave" — becomes uvicorn's own graceful exit.
 
@@ -23,10 +25,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from typing import Any
 
 from uvicorn_worker import UvicornWorker  # type: ignore[import-not-found]  # vendored in asgi packages
 
 from .gunicorn_conf import memory_limit_mb, rss_mb
+from .site_client import real_ip
 
 
 class Worker(UvicornWorker):  # type: ignore[misc]  # untyped base from the vendored package
@@ -46,6 +50,8 @@ class Worker(UvicornWorker):  # type: ignore[misc]  # untyped base from the vend
             os.kill(os.getpid(), signal.SIGTERM)
 
     async def _serve(self) -> None:
+        worker: Any = self
+        worker.wsgi = _site_clients(worker.wsgi)  # uvicorn takes its app from here (UvicornWorker._serve)
         beat = asyncio.get_running_loop().create_task(self._beat())
         try:
             await super()._serve()
@@ -61,3 +67,20 @@ class Worker(UvicornWorker):  # type: ignore[misc]  # untyped base from the vend
                                  rss_mb(), limit)
                 self.alive = False
             await asyncio.sleep(self.BEAT)
+
+
+def _site_clients(app: Any) -> Any:
+    """The ASGI app, with `client` set from nginx's X-Real-IP on connections over a unix socket.
+
+    Only the site's socket is a unix socket here (root's directory, root and www-data may connect):
+    a connection over it has no peer address (uvicorn's client None, its server (path, None)); one
+    over the TCP port keeps its own, and its X-Real-IP is never read."""
+
+    async def with_client(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        server = scope.get("server")
+        unix = scope.get("client") is None and server is not None and server[1] is None
+        if unix and scope["type"] in ("http", "websocket") and (ip := real_ip(scope.get("headers") or ())):
+            scope = {**scope, "client": (ip, 0)}
+        await app(scope, receive, send)
+
+    return with_client

@@ -11,15 +11,21 @@ DRAIN in a row, so a busy port never keeps the site's socket waiting for long. E
 heartbeat, the timeout that kills a wedged worker, max_requests, the memory bound's `alive = False`)
 is the sync worker's own.
 
+A request on the site's unix socket carries no peer address; its REMOTE_ADDR is the client's
+address as nginx saw it (site_client.py).
+
 Imported by gunicorn in the worker only, where the vendored gunicorn is on the path.
 """
 
 from __future__ import annotations
 
 import errno
+import socket
 from typing import Any
 
 from gunicorn.workers.sync import StopWaiting, SyncWorker  # type: ignore[import-untyped, import-not-found, unused-ignore]
+
+from .site_client import real_ip
 
 WAITING = (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK)
 
@@ -53,3 +59,9 @@ class Worker(SyncWorker):  # type: ignore[misc]  # untyped base from the vendore
                     raise
                 return
             self.notify()
+
+    def handle_request(self, listener: Any, req: Any, client: Any, addr: Any) -> Any:
+        """On the site's unix socket (only nginx and root connect), REMOTE_ADDR is nginx's client."""
+        if listener.FAMILY == socket.AF_UNIX:
+            addr = real_ip(req.headers) or addr
+        return super().handle_request(listener, req, client, addr)

@@ -21,6 +21,7 @@ import pytest
 
 from appdeb.build.pipeline import BuildOptions, build
 from appdeb.node import harness as nodes
+from appdeb.node import network
 
 from ..conftest import EPOCH, EXAMPLES
 from ..wsclient import WebSocket
@@ -31,10 +32,24 @@ PACKAGE = "chat-a1"
 HOST = f"{PACKAGE}.localhost"
 
 
+# the client's address as the app sees it (the ASGI scope's client)
+WHOAMI = """
+
+from fastapi import Request
+
+
+@app.get("/whoami")
+def whoami(request: Request) -> dict[str, object]:
+    return {"client": request.client.host if request.client else None}
+"""
+
+
 def make_versions(tmp: Path) -> dict[str, Path]:
     """1.0.0 is the example as committed; 0.9.0 drops the lines marked for v2 (migration 2, author)."""
     new = tmp / "chat-1.0"
     shutil.copytree(EXAMPLES / "chat", new, ignore=shutil.ignore_patterns(".appdeb", "settings.local.env"))
+    with (new / "chat" / "web.py").open("a") as web:
+        web.write(WHOAMI)
     old = tmp / "chat-0.9"
     shutil.copytree(new, old)
     for py in old.rglob("*.py"):
@@ -119,6 +134,11 @@ def test_chat_install_websocket_upgrade_rollback_purge(node: nodes.Node, debs: d
     assert echo_through_nginx(node, "hello over nginx") == "echo: hello over nginx"
     assert echo_through_nginx(node, "x" * 1000) == "echo: " + "x" * 1000
     sh(node, "nginx -t 2>&1")
+    # through the site's unix socket the client is the address nginx saw, never one the client claims
+    forged = {"Host": HOST, "X-Real-IP": "203.0.113.66", "X-Forwarded-For": "203.0.113.66"}
+    with urllib.request.urlopen(urllib.request.Request(f"http://{node.address}/whoami", headers=forged),
+                                timeout=10) as resp:
+        assert json.loads(resp.read()) == {"client": network.host_address()}
 
     # the upgrade dumps the database, then its update command applies migration 2
     out = install(node, debs["1.0"])

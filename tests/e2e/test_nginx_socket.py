@@ -22,6 +22,7 @@ import yaml
 
 from appdeb.build.pipeline import BuildResult
 from appdeb.node import harness as nodes
+from appdeb.node import network
 
 from ..conftest import EXAMPLES
 from .apps import build_app, port_of, sh
@@ -30,7 +31,8 @@ pytestmark = pytest.mark.e2e
 PKG = "hello-ns1"
 SOCK = f"/run/appdeb/{PKG}/web.sock"
 HOST = f"{PKG}.localhost"
-# hello, plus a request that hangs and one that kills its worker: the fail-safe ends hold over the socket
+# hello, plus a request that hangs and one that kills its worker: the fail-safe ends hold over the socket;
+# and one that answers the client's address as the app sees it
 MISBEHAVING = '''
 
 import ctypes
@@ -40,6 +42,9 @@ _hello = application
 
 
 def application(environ, start_response):
+    if environ["PATH_INFO"] == "/whoami":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [repr(environ.get("REMOTE_ADDR")).encode()]
     if environ["PATH_INFO"] == "/wedge":
         time.sleep(120)
     if environ["PATH_INFO"] == "/segfault":
@@ -122,6 +127,20 @@ threads = [threading.Thread(target=hammer) for _ in range(8)]
 [t.join() for t in threads]
 print(len(done), set(done))
 """
+
+
+def test_the_app_sees_the_address_nginx_saw_and_never_a_forged_one(node: nodes.Node) -> None:
+    """Through the site (the unix socket has no peer address) REMOTE_ADDR is the client's address as nginx
+    saw it: the host's on the node network, whatever X-Real-IP or X-Forwarded-For the client sends. On the
+    TCP port the peer's own address stays, and a forged X-Real-IP there is never read."""
+    forged = {"Host": HOST, "X-Real-IP": "203.0.113.66", "X-Forwarded-For": "203.0.113.66"}
+    for headers in ({"Host": HOST}, forged):
+        req = urllib.request.Request(f"http://{node.address}/whoami", headers=headers)
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert resp.read().decode() == repr(network.host_address()), headers
+    port = port_of(PKG)
+    assert sh(node, f"curl -s http://127.0.0.1:{port}/whoami") == "'127.0.0.1'"
+    assert sh(node, f"curl -s -H 'X-Real-IP: 203.0.113.66' http://127.0.0.1:{port}/whoami") == "'127.0.0.1'"
 
 
 def test_both_sockets_are_served_and_a_busy_port_does_not_starve_the_site(node: nodes.Node) -> None:
