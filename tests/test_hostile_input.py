@@ -88,13 +88,13 @@ def test_legitimate_values_pass(tmp_path: Path) -> None:
         "instances.prod.server_name": "example.org *.example.org _", "static": {"dir": "static/", "url": "/assets"},
         "require.deb": ["libpq5 (>= 15)", "python3:any", "zlib1g (>> 1:1.2~rc1+x)"],
         "require.pip": ["flask>=3 ; python_version >= '3.11'", "pkg @ https://example.org/pkg-1.0-py3-none-any.whl",
-                        "git+https://example.org/a/b.git#egg=b", "./pkg", "-e ./pkg", "--index-url https://x.org/s"],
+                        "./wheels/pkg-1.0-py3-none-any.whl", "--find-links ./wheels", "--index-url https://x.org/s"],
         "timers": {"t": {"command": "python3 -m x\nprintf '%s' \"$HOME\"\t`id`", "schedule": "Mon..Fri *-*-* 09:00"}},
         "env.GREETING": {"default": " 'quoted' $HOME %n ", "description": "the greeting; 100% \\ `sh`"},
         "maintainer": "José Ñandú-O'Brien <jose@example.org>", "version": "2.0.0rc1+local.7",
         "description": "Summary: with a colon\n\nConflicts: nothing, it is a continuation line\n   indented",
     })
-    (app / "pkg").mkdir()
+    (app / "wheels").mkdir()
     spec = load_spec(app)
     assert spec.static is not None and (spec.static.dir, spec.static.url) == ("static", "/assets/")
     assert spec.timers[0].schedule == "Mon..Fri *-*-* 09:00"
@@ -103,13 +103,48 @@ def test_legitimate_values_pass(tmp_path: Path) -> None:
 def test_requirements_file_lines_are_checked_with_their_line(tmp_path: Path,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     app = make_app(tmp_path, {"require.pip": "requirements.txt"})
-    (app / "requirements.txt").write_text("# pinned\ngunicorn\n-r /etc/passwd\n./pkg \\\n  ; python_version > '3'\n")
+    wheel = "./w/pkg-1.0-py3-none-any.whl"
+    (app / "requirements.txt").write_text(f"# pinned\ngunicorn\n-r /etc/passwd\n{wheel} \\\n  ; python_version > '3'\n")
     code, _, err = appdeb(capsys, "check", app)
     assert_refused(code, err, "require.pip", "requirements.txt:3: local requirement '/etc/passwd' leads outside")
-    assert err.count("require.pip") == 1  # ./pkg (line 4, continued on 5) is inside the app
-    (app / "pkg").mkdir()
-    (app / "requirements.txt").write_text("gunicorn\n./pkg \\\n  ; python_version > '3'\n-e .\n")
+    assert err.count("require.pip") == 1  # the wheel (line 4, continued on 5) is inside the app
+    (app / "w").mkdir()
+    (app / "requirements.txt").write_text(f"gunicorn\n{wheel} \\\n  ; python_version > '3'\n--find-links w\n")
     assert appdeb(capsys, "check", app)[0] == 0
+
+
+@pytest.mark.parametrize("line", ["./pkg", "-e ./pkg", "--editable=.", "-e.", "git+https://example.org/a/b.git#egg=b",
+                                  "pkg @ file:./pkg", "pkg @ https://example.org/pkg-1.0.tar.gz", "./pkg-1.0.zip",
+                                  "hg+https://example.org/r#egg=r", "./pkg ; python_version > '3'"])
+def test_a_requirement_that_would_be_built_from_source_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                  line: str) -> None:
+    """Vendoring runs as root and outside commands.build's confinement: a local directory, an sdist, a VCS URL
+    or an editable install would run a build backend of the app's choosing there. Refused, in require.pip's
+    lines and at any depth of the files it includes (and the installer itself builds nothing: --no-build)."""
+    app = make_app(tmp_path, {"require.pip": [line]})
+    (app / "pkg").mkdir()
+    assert_refused(*appdeb(capsys, "check", app)[::2], "require.pip", "would be built from source")
+
+
+def test_every_included_requirements_file_is_checked_line_by_line(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """The installer reads every file -r/-c includes, at any depth: each line is held to require.pip's rules
+    (a nested `--find-links` out of the app, or `-r` of a secret, would feed root's files to the build)."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("token\n")
+    app = make_app(tmp_path, {"require.pip": "reqs/top.txt"})
+    (app / "reqs").mkdir()
+    (app / "reqs" / "top.txt").write_text("gunicorn\n-r sub/mid.txt\n")
+    (app / "reqs" / "sub").mkdir()
+    mid = f"-c ../pins.txt\n--find-links {outside}\n-r {outside / 'secret.txt'}\n"
+    (app / "reqs" / "sub" / "mid.txt").write_text(mid)
+    (app / "reqs" / "pins.txt").write_text("flask==3.0.0\n--extra-index-url FILE:///etc/\n-e .\n")
+    code, _, err = appdeb(capsys, "check", app)
+    assert code == 1 and "Traceback" not in err and "token" not in err, err
+    for where, fragment in (("reqs/sub/mid.txt:2", "leads outside"), ("reqs/sub/mid.txt:3", "leads outside"),
+                            ("reqs/pins.txt:2", "'/etc/' leads outside"), ("reqs/pins.txt:3", "built from source")):
+        assert f"require.pip: {where}: " in err and fragment in err.split(f"{where}: ")[1].splitlines()[0], (where, err)
 
 
 def test_requirements_file_must_be_a_small_regular_file_inside(tmp_path: Path,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from appdeb.build import vendor
+from appdeb.build import installers, vendor
 from appdeb.build.plan import make_plan
 from appdeb.build.render import render, runtime_config
 from appdeb.build.targets import TARGETS, default_target, resolve
@@ -77,11 +77,11 @@ def test_an_unknown_target_in_app_yaml_is_a_located_problem(tmp_path: Path) -> N
 
 def test_vendoring_asks_for_the_targets_wheels_not_the_build_interpreters() -> None:
     trixie, bookworm = TARGETS["debian-13"], TARGETS["debian-12"]
-    argv = vendor._uv_argv("uv", trixie.python, trixie.glibc_minor)
+    argv = installers.uv_argv("uv", trixie.python, trixie.glibc_minor, Path("/cache"))
     assert argv[argv.index("--python-version") + 1] == "3.13"
     assert argv[argv.index("--python-platform") + 1].endswith("-manylinux_2_41")
     assert "--no-compile" in argv  # byte code is never made by the build interpreter
-    pip = vendor._pip_argv("python3", bookworm.python, bookworm.glibc_minor)
+    pip = installers.pip_argv("python3", bookworm.python, bookworm.glibc_minor, Path("/cache"))
     assert pip[pip.index("--abi") + 1] == "cp311" and "--no-compile" in pip
     assert pip[pip.index("--platform") + 1].startswith("manylinux_2_36_")
     keys = {vendor.cache_key(("flask",), t.python, EXAMPLES, "uv", t.glibc_minor) for t in (trixie, bookworm)}

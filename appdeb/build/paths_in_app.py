@@ -20,6 +20,9 @@ PATH_OPTIONS = ("-r", "-c", "-e", "-f", "--requirement", "--constraint", "--edit
 ARCHIVES = (".whl", ".zip", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 _NAMED = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(?=$|[\s\[<>=!~;@(,])")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+VCS = ("git+", "hg+", "svn+", "bzr+")
+BUILT = ("would be built from source, running its build code as root: appdeb vendors wheels only (build a wheel, "
+         "e.g. `pip wheel ./pkg -w wheels/` in CI, and require the .whl file in the app, or publish it to your index)")
 
 
 def inside(app_dir: Path, path: str) -> str | None:
@@ -110,8 +113,19 @@ def requirement(app_dir: Path, line: str) -> str | None:
         return _option(app_dir, words)
     if _NAMED.match(first) and not first.endswith(ARCHIVES):
         url = line.partition("@")[2].split()
-        return _local(app_dir, url[0]) if url else None
-    return _local(app_dir, re.split(r"[;\[#]", first, maxsplit=1)[0])
+        return (_local(app_dir, url[0]) or _built(url[0])) if url else None
+    ref = re.split(r"[;\[#]", first, maxsplit=1)[0]
+    return _local(app_dir, ref) or _built(ref)
+
+
+def _built(ref: str) -> str | None:
+    """A reference to anything but a wheel (a directory, an sdist, a VCS URL) is a source to build: its build
+    backend is code of the app's choosing, which vendoring (as root, outside commands.build's confinement)
+    must never run. A name from the index is only ever installed from a wheel (the installer's --no-build)."""
+    path = unquote(urlsplit(ref).path) if _SCHEME.match(ref) else ref
+    if ref.lower().startswith(VCS) or not path.lower().endswith(".whl"):
+        return f"{shown(ref)} {BUILT}"
+    return None
 
 
 def _option(app_dir: Path, words: list[str]) -> str | None:
@@ -120,12 +134,14 @@ def _option(app_dir: Path, words: list[str]) -> str | None:
     if not glued and opt.startswith("-") and not opt.startswith("--") and len(opt) > 2:
         opt, glued = opt[:2], opt[2:]
     values = [glued] if glued else words[1:2]
-    if opt not in PATH_OPTIONS:  # other options only matter when a value points at the disk
-        values = [v for v in values if v.startswith(("file:", "/", ".", "~"))]
+    if opt not in PATH_OPTIONS:  # other options only matter when a value points at the disk (any case of file:)
+        values = [v for v in values if v.lower().startswith(("file:", "/", ".", "~"))]
     for value in values:
         problem = _local(app_dir, value)
         if problem:
             return problem
+    if opt in ("-e", "--editable"):  # an editable install is always a build, whatever it names
+        return f"{shown(' '.join(words[:2]))} {BUILT}"
     return None
 
 

@@ -44,8 +44,11 @@ def build_inputs(app_dir: Path, excludes: tuple[str, ...]) -> Iterator[Path]:
 def _walk(app_dir: Path, prune: tuple[str, ...], skip_special: tuple[str, ...]) -> Iterator[Path]:
     for dirpath, dirnames, filenames in os.walk(app_dir):
         rel_dir = Path(dirpath).relative_to(app_dir)
-        dirnames[:] = sorted(d for d in dirnames if not _excluded(rel_dir / d, prune))
-        for name in sorted(filenames):
+        # a link to a directory is an entry like a link to a file (shipped as a link, or refused where it
+        # leads out): os.walk lists it among the directories and, not following it, would drop it unseen
+        links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        dirnames[:] = sorted(d for d in dirnames if d not in links and not _excluded(rel_dir / d, prune))
+        for name in sorted([*filenames, *links]):
             rel = rel_dir / name
             if _excluded(rel, prune):
                 continue

@@ -37,6 +37,9 @@ def require(node: YNode | None, c: Checker, app_dir: Path) -> Requirements:
     pip, pip_file = _pip(m.get("pip"), c, app_dir)
     lines = requirements.rebase(pip, str(PurePosixPath(pip_file).parent) if pip_file else ".")
     included = requirements.included_files(app_dir, lines)
+    for inc in included:
+        if inc.path != pip_file:
+            _requirement_file(m["pip"], c, app_dir, inc.path)
     projects, constrained = requirements.app_projects(app_dir, lines, included)
     return Requirements(os=os_name, python=python, deb=tuple(debs), pip=pip, pip_file=pip_file,
                         included=tuple(inc.path for inc in included), projects=projects, constrained=constrained)
@@ -54,15 +57,22 @@ def _pip(node: YNode | None, c: Checker, app_dir: Path) -> tuple[tuple[str, ...]
     name = c.string(node, "require.pip")
     if name is None:
         return (), None
+    numbered = _requirement_file(node, c, app_dir, name)
+    return (tuple(line for _, line in numbered), name) if numbered is not None else ((), None)
+
+
+def _requirement_file(node: YNode, c: Checker, app_dir: Path, name: str) -> list[tuple[int, str]] | None:
+    """Every line of a requirements file in the app (require.pip's, or one it includes with -r/-c, at any
+    depth: the installer reads them all), checked as a line of require.pip is; None if it cannot be read."""
     numbered, problem = paths_in_app.read_requirements(app_dir, name)
     if problem:
-        c.add(node, "require.pip", problem)
-        return (), None
+        c.add(node, "require.pip", problem)  # it names the file
+        return None
     base = str(PurePosixPath(name).parent)  # a -r/-c path in the file is relative to the file, as in pip
     for number, line in numbered:
         bad = paths_in_app.requirement(app_dir, requirements.rebase((line,), base)[0])
         c.check(node, "require.pip", f"{name}:{number}: {bad}" if bad else None)
-    return tuple(line for _, line in numbered), name
+    return numbered
 
 
 def python_paths(node: YNode | None, c: Checker, app_dir: Path) -> tuple[str, ...]:

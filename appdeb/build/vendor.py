@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import base64
 import csv
-import functools
 import hashlib
 import importlib.util
 import io
 import json
 import os
-import platform
-import re
 import shutil
 import stat
 import sys
@@ -25,6 +22,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from appdeb.build.installers import pip_argv, python_platform, uv_argv
 from appdeb.build.requirements import absolute, included_files, normalize, pins
 from appdeb.build.wheeltags import GLIBC_MINOR, glibc_needed  # GLIBC_MINOR: development trees' default
 from appdeb.errors import AppdebError, CommandError
@@ -53,19 +51,6 @@ def cache_root() -> Path:
     base = os.environ.get("APPDEB_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "appdeb")
     return Path(base)
-
-
-def python_platform(glibc_minor: int = GLIBC_MINOR) -> str:
-    """The wheel platform of a node of this machine's architecture with that glibc (the target's)."""
-    return f"{platform.machine()}-manylinux_2_{glibc_minor}"
-
-
-def pip_platforms(glibc_minor: int = GLIBC_MINOR) -> list[str]:
-    """python_platform() as pip's --platform values: pip takes tags literally, so every manylinux tag
-    such a node accepts is named, newest first (pip prefers earlier ones, as uv prefers newer)."""
-    arch = platform.machine()
-    tags = [f"manylinux_2_{minor}_{arch}" for minor in range(glibc_minor, 4, -1)]
-    return [*tags, f"manylinux2014_{arch}", f"manylinux2010_{arch}", f"manylinux1_{arch}"]
 
 
 def installer() -> tuple[str, str]:
@@ -163,14 +148,15 @@ def _install(requirements: tuple[str, ...], where: tuple[str, int], app_dir: Pat
     """where: (python version, glibc minor) of the target."""
     reqfile = tmp / "requirements.txt"
     reqfile.write_text("\n".join(absolute(requirements, app_dir)) + "\n")
-    argv = _uv_argv(tool[1], *where) if tool[0] == "uv" else _pip_argv(tool[1], *where)
+    argv = (uv_argv(tool[1], *where, cache_root() / "uv") if tool[0] == "uv"
+            else pip_argv(tool[1], *where, cache_root() / "pip"))
     argv += ["--target", str(lib), "-r", str(reqfile)]
     try:
         if not _installed_offline(argv, tool[0], requirements, app_dir, lib):
             run(argv, cwd=app_dir, env=INSTALL_ENV)
     except CommandError as exc:
-        hint = ("\n(without uv, appdeb installs wheels only: a requirement without a wheel for "
-                f"{python_platform(where[1])} needs uv, pip install uv)") if tool[0] == "pip" else ""
+        hint = (f"\n(appdeb installs wheels only, for {python_platform(where[1])}: it builds nothing from source as "
+                "root; a requirement without such a wheel needs one built in CI and named in the app)")
         raise AppdebError(f"could not install the Python requirements:\n{exc.output.strip()}{hint}") from None
     tidy(lib)
 
@@ -248,35 +234,6 @@ def _rewrite_record(lib: Path, record: Path) -> None:
     writer.writerows([path, *rows[path]] for path in sorted(rows))
     writer.writerow([os.path.relpath(record, lib), "", ""])
     record.write_text(out.getvalue(), encoding="utf-8")
-
-
-@functools.cache
-def uv_glibc(uv: str, glibc_minor: int) -> int:
-    """The newest manylinux glibc this uv can name, up to the target's: a uv older than the release (it
-    knows manylinux_2_40, Debian 13 has 2.41) then picks among every wheel it can name, all of which run."""
-    try:
-        helptext = run([uv, "pip", "install", "--help"], timeout=60).stdout
-    except (AppdebError, OSError):
-        return glibc_minor
-    known = {int(m) for m in re.findall(rf"{re.escape(platform.machine())}-manylinux_2_(\d+)", helptext)}
-    fitting = [m for m in known if m <= glibc_minor]
-    return max(fitting) if fitting else glibc_minor
-
-
-def _uv_argv(uv: str, python_version: str, glibc_minor: int) -> list[str]:
-    return [uv, "pip", "install", "--quiet", "--python", sys.executable, "--python-version", python_version,
-            "--python-platform", python_platform(uv_glibc(uv, glibc_minor)), "--link-mode", "copy", "--no-compile",
-            "--cache-dir", str(cache_root() / "uv")]
-
-
-def _pip_argv(python: str, python_version: str, glibc_minor: int) -> list[str]:
-    """pip for the target, not for this interpreter: wheels only (pip cannot build an sdist for another
-    platform), the node's tags, no byte-code; the index is whatever pip's configuration says."""
-    abi = "cp" + python_version.replace(".", "")
-    platforms = [arg for tag in pip_platforms(glibc_minor) for arg in ("--platform", tag)]
-    return [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-warn-script-location",
-            "--only-binary=:all:", *platforms, "--python-version", python_version, "--implementation", "cp",
-            "--abi", abi, "--no-compile", "--cache-dir", str(cache_root() / "pip")]
 
 
 def _inspect(lib: Path) -> tuple[list[str], list[str]]:
