@@ -10,10 +10,12 @@ failing clearly or shipping only the step's own output.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shlex
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -168,8 +170,14 @@ def test_an_import_that_leaves_its_session_and_hangs_is_ended_at_the_time_limit(
     _nothing_crossed(scene, result.deb)
 
 
-def test_reclaim_takes_back_a_tree_of_any_depth(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    n = confine.uid()
+@pytest.fixture
+def n() -> Iterator[int]:
+    """A uid drawn as a build draws it, held for the test."""
+    with confine.uid() as n:
+        yield n
+
+
+def test_reclaim_takes_back_a_tree_of_any_depth(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, n: int) -> None:
     top = tmp_path / "copy"
     deep = top.joinpath(*["d"] * 1100)
     monkeypatch.chdir(tmp_path)  # (1100 levels: pathlib's and os's own helpers recurse; mkdir -p and rm -rf do not)
@@ -184,9 +192,8 @@ def test_reclaim_takes_back_a_tree_of_any_depth(tmp_path: Path, monkeypatch: pyt
         subprocess.run(["rm", "-rf", "copy"], check=True)
 
 
-def test_reclaim_refuses_a_file_the_uid_did_not_make(tmp_path: Path) -> None:
+def test_reclaim_refuses_a_file_the_uid_did_not_make(tmp_path: Path, n: int) -> None:
     """A hard link to another's file (where the kernel allows one) is refused, and nothing is changed."""
-    n = confine.uid()
     tree = tmp_path / "copy"
     (tree / "sub").mkdir(parents=True)
     (tree / "sub" / "made.txt").write_text("x")
@@ -205,8 +212,7 @@ def test_reclaim_refuses_a_file_the_uid_did_not_make(tmp_path: Path) -> None:
     assert Path("/etc/shadow").stat().st_uid == 0 and os.readlink(tree / "shadow-link") == "/etc/shadow"
 
 
-def test_reclaim_refuses_a_copy_replaced_by_a_link(tmp_path: Path) -> None:
-    n = confine.uid()
+def test_reclaim_refuses_a_copy_replaced_by_a_link(tmp_path: Path, n: int) -> None:
     (tmp_path / "copy").symlink_to("/root")
     with pytest.raises(AppdebError, match="replaced its directory"):
         confine.reclaim(n, tmp_path / "copy")
@@ -217,7 +223,8 @@ def test_the_uid_is_free_and_chosen_per_build() -> None:
     import grp
     import pwd
 
-    uids = {confine.uid() for _ in range(5)}
+    with contextlib.ExitStack() as held:
+        uids = {held.enter_context(confine.uid()) for _ in range(5)}
     assert len(uids) > 1 and all(confine.UID_RANGE[0] <= n < confine.UID_RANGE[1] for n in uids)
     for n in uids:
         with pytest.raises(KeyError):
@@ -225,3 +232,23 @@ def test_the_uid_is_free_and_chosen_per_build() -> None:
         with pytest.raises(KeyError):
             grp.getgrgid(n)
         assert confine.processes_of(n) == []
+
+
+def test_a_uid_held_by_one_build_is_not_drawn_by_another(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two builds that draw the same number: the second skips it while the first holds its lock, in a
+    directory only root writes; once the first ends (however it ends) the number is free again."""
+    first, other = 300001, 300002
+    draws = iter([first, first, other, first, first])
+    monkeypatch.setattr(confine.random, "randrange", lambda *a: next(draws))
+    with confine.uid() as a, confine.uid() as b:
+        assert (a, b) == (first, other)
+        st = os.lstat(confine.UID_LOCKS)
+        assert stat.S_ISDIR(st.st_mode) and st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o700
+        parent = os.lstat(os.path.dirname(confine.UID_LOCKS))
+        assert parent.st_uid == 0 and not parent.st_mode & 0o022
+    with pytest.raises(RuntimeError), confine.uid() as c:
+        assert c == first
+        raise RuntimeError("the build failed")
+    with confine.uid() as d:
+        assert d == first
+    assert not {str(first), str(other)} & set(os.listdir(confine.UID_LOCKS))

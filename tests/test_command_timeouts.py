@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -19,9 +22,10 @@ from hypothesis import strategies as st
 from appdeb.build.plan import make_plan
 from appdeb.build.render import runtime_config
 from appdeb.build.validate import load_spec
-from appdeb.runtime import proc
+from appdeb.runtime import proc, verify
 from appdeb.runtime.contract import DEFAULT_TIMEOUTS, TIMEOUT_RANGE, Contract
 
+from .noderoot import FakeRunner, done, install_root
 from .test_validate import GOOD, problems, write
 
 
@@ -126,6 +130,53 @@ def test_a_command_that_ends_gives_its_status_and_leaves_no_process(tmp_path: Pa
     assert code == 3 and time.monotonic() - started < 10
     assert capfd.readouterr().out == "done\n"
     assert _all_gone([int(pids.read_text())])
+
+
+def _tagged(tag: str) -> list[int]:
+    """Processes whose command line carries tag."""
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if tag.encode() in Path(f"/proc/{entry}/cmdline").read_bytes() and _alive(int(entry)):
+                found.append(int(entry))
+        except OSError:
+            continue  # gone meanwhile
+    return found
+
+
+def test_a_command_its_caller_stops_is_stopped_with_its_children(tmp_path: Path) -> None:
+    """The stop event ends the command as its bound would: at once, every process of it, then Stopped."""
+    pids, stop = tmp_path / "pids", threading.Event()
+    script = f"sleep 600 & echo $! > {pids}; echo $$ >> {pids}; sleep 600"
+    threading.Timer(1, stop.set).start()
+    started = time.monotonic()
+    with pytest.raises(proc.Stopped):
+        proc.Runner().bounded(["/bin/sh", "-c", script], cwd=str(tmp_path), env=dict(os.environ), user=None,
+                              seconds=300, label="t-verify", stop=stop)
+    assert time.monotonic() - started < 5
+    assert _all_gone([int(pid) for pid in pids.read_text().split()])
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the app's command is bounded when root runs it for the app user")
+def test_verify_stops_the_apps_command_once_its_own_checks_failed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  capfd: pytest.CaptureFixture[str]) -> None:
+    """The web does not answer: verify says so, and the app's verify command (which would wait 120 s)
+    is stopped with its children and its secret copy; only that it was stopped is added."""
+    tag = f"120.{secrets.randbelow(10**6):06d}"
+    command = f'echo "verify started with $APPDEB_SECRET_FILE"; sleep {tag} & sleep {tag}'
+    app = install_root(tmp_path, commands={"verify": command})
+    Path(app.paths.secret).write_text("s3cret\n")
+    check_web = verify.check_web  # the real check, on a port nothing listens on, asked for 2 s instead of 20
+    monkeypatch.setattr(verify, "check_web", lambda port, deadline, *a, **kw: check_web(port, time.monotonic() + 2,
+                                                                                           *a, **kw))
+    started = time.monotonic()
+    with proc.use(FakeRunner({("systemctl", "is-active"): done()}, systemd=False)):
+        problems = verify.verify_problems(app, partial(verify.app_verify, app))
+    assert time.monotonic() - started < 10
+    assert len(problems) == 2 and problems[0].startswith("the web process does not answer GET / on 127.0.0.1:")
+    assert problems[1] == "the app's verify command was stopped: appdeb's own checks above failed"
+    assert f"verify started with {app.paths.run}/secret-" in capfd.readouterr().out
+    assert _all_gone(_tagged(tag)) and os.listdir(app.paths.run) == []
 
 
 @pytest.mark.parametrize("how", ["bounded", "relay"])

@@ -5,6 +5,7 @@ SETTLE. systemd's answers come from the fake runner (no systemd needed)."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -125,7 +126,7 @@ def test_the_apps_verify_runs_while_a_worker_ages_and_the_worker_is_judged_after
     fake = FakeRunner({("systemctl", "show"): lambda argv: answer})
     ran: list[tuple[str, float]] = []
 
-    def meanwhile() -> list[str]:
+    def meanwhile(stop: threading.Event) -> list[str]:
         ran.append(("app verify", time.monotonic() - started))
         return []
     with proc.use(fake):
@@ -146,7 +147,7 @@ def test_a_worker_that_dies_during_the_apps_verify_fails_verify(tmp_path: Path) 
         ("journalctl", "-u", worker): journal(worker, "worker: cannot reach the database\n", "exit-code"),
     })
 
-    def meanwhile() -> list[str]:  # the worker gives up while the app's verify runs
+    def meanwhile(stop: threading.Event) -> list[str]:  # the worker gives up while the app's verify runs
         states["now"] = done("ActiveState=failed\nSubState=failed\nResult=exit-code\nExecMainCode=1\n"
                              "ExecMainStatus=1\nActiveEnterTimestampMonotonic=0\n")
         return []

@@ -13,6 +13,7 @@ As root the command runs as a uid of its own that writes only the copy and its r
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -42,6 +43,11 @@ READ_ONLY_HINT = ("appdeb's cache, which holds the vendored libraries, is read-o
 
 def run_build_step(plan: BuildPlan, lib: Path, work: Path) -> Path:
     """Copy the app into work/app, run commands.build there and return that copy (the tree to ship)."""
+    with confine.uid() if sealed.can_seal() else contextlib.nullcontext() as uid:  # held until it is reaped
+        return _run(plan, lib, work, uid)
+
+
+def _run(plan: BuildPlan, lib: Path, work: Path, uid: int | None) -> Path:
     command = plan.spec.command(BUILD_COMMAND)
     assert command is not None
     python = interpreter(plan.python_version)
@@ -51,7 +57,6 @@ def run_build_step(plan: BuildPlan, lib: Path, work: Path) -> Path:
     paths = build_environment(plan, lib, copy, root, python)
     env = {"SOURCE_DATE_EPOCH": str(plan.source_date_epoch), "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
     argv = [python, "-I", str(root / "appdeb" / "run.py"), str(root), "run", BUILD_COMMAND]
-    uid = confine.uid() if sealed.can_seal() else None
     cache = sealed.sealable(cache_root(), work) if uid is not None else None
     if uid is not None:  # as root: the step runs as a uid of its own, which writes only the copy and its var
         confine.hand_over(uid, work, copy, runtime_var(root))

@@ -17,6 +17,7 @@ Then setpriv drops to the uid: no groups, no capabilities (bounding set empty), 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import grp
 import json
 import os
@@ -26,6 +27,7 @@ import signal
 import stat
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from appdeb.errors import AppdebError
@@ -33,6 +35,7 @@ from appdeb.errors import AppdebError
 # systemd's UIDS-GIDS documents 65536..524287 as unused by any distribution or by systemd itself; the
 # ranges below (container user namespaces from 524288, DynamicUser= at 61184..65519) are others'.
 UID_RANGE = (65536, 524288)
+UID_LOCKS = "/run/appdeb/build-uids"  # root's 0700: a file per uid that a build runs its step as, locked meanwhile
 FRESH = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")  # world-writable places the step gets empty, private copies of
 
 # Runs as root inside the new namespaces (stdlib only, -I -S): mounts, then exec setpriv to drop to the uid.
@@ -88,24 +91,62 @@ os.execvp("setpriv", ["setpriv", "--reuid=" + uid, "--regid=" + uid, "--clear-gr
 """
 
 
-def uid() -> int:
-    """A uid (and gid of the same number) for one build's step: free, and this build's alone.
+@contextlib.contextmanager
+def uid() -> Iterator[int]:
+    """A uid (gid the same number) for one build's step, held while the block runs: free, and this build's alone.
 
     Chosen per build at random in UID_RANGE, and taken only if no passwd or group entry names it, no
-    subordinate range (/etc/subuid, /etc/subgid) holds it and no process runs as it: so it owns nothing
-    here and nothing else runs as it, and two builds side by side get different uids (a fixed uid would
-    let one build's step write the other's box, which that uid owns while its step runs). A file of that
-    uid could still lie somewhere (an archive unpacked with numeric owners): unlikely in so wide a
-    range, and every mount but its box is read-only to the step anyway.
+    subordinate range (/etc/subuid, /etc/subgid) holds it, no process runs as it and no other build
+    holds its lock (which closes the gap between that check and the step's start; held until the
+    block ends, however it ends): so it owns nothing here and nothing else runs as it, and two builds
+    side by side get different uids (a fixed uid would let one build's step write the other's box,
+    and one build's reap() kill the other's step). A file of that uid could still lie somewhere (an
+    archive unpacked with numeric owners): unlikely in so wide a range, and every mount but its box
+    is read-only to the step anyway.
     """
+    locks = _lock_dir()
     taken = _subordinate_ids()
     running = _running_uids()
     for _ in range(1000):
         n = random.randrange(*UID_RANGE)
         if n in running or any(lo <= n < hi for lo, hi in taken) or _has_entry(n):
             continue
-        return n
+        lock = _claim(os.path.join(locks, str(n)))
+        if lock is None:
+            continue
+        try:
+            yield n
+        finally:
+            os.unlink(os.path.join(locks, str(n)))  # while held: a build that opened it before finds it gone
+            os.close(lock)
+        return
     raise AppdebError(f"no free uid in {UID_RANGE[0]}..{UID_RANGE[1] - 1} to run the build step as")
+
+
+def _lock_dir() -> str:
+    """UID_LOCKS (made if missing), refused unless it and its parent are root's, that no one else may write."""
+    for path, mode in ((os.path.dirname(UID_LOCKS), 0o755), (UID_LOCKS, 0o700)):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path, mode)
+            os.chmod(path, mode)  # whatever root's umask
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != 0 or st.st_mode & 0o022:
+            raise AppdebError(f"{path} must be a directory of root's that no one else may write; it is not")
+    return UID_LOCKS
+
+
+def _claim(path: str) -> int | None:
+    """The uid's lock file, open and locked (flock, not waiting); None if another build holds it (or
+    held it: a file its holder removed is not the lock any more)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
+            return fd
+    except (BlockingIOError, FileNotFoundError):
+        pass
+    os.close(fd)
+    return None
 
 
 def _has_entry(n: int) -> bool:

@@ -13,6 +13,7 @@ parameters) is ASGI, two (`environ, start_response`) are WSGI. An app that canno
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 from dataclasses import dataclass
@@ -115,10 +116,11 @@ def check_interface(plan: BuildPlan, lib: Path, app: Path | None = None, tree: s
     known = _verdict_path(plan, source, python, tree) if tree else None
     if known is not None and known.is_file():
         return None
-    with tempfile.TemporaryDirectory(prefix="appdeb-interface-") as tmp:
+    with (tempfile.TemporaryDirectory(prefix="appdeb-interface-") as tmp,
+          confine.uid() if sealed.can_seal() else contextlib.nullcontext() as uid):  # held until it is reaped
         app = Path(tmp) / "app"  # always a throw-away copy: what the import writes never reaches the package
         copy_app(source, plan.spec.exclude, app)
-        argv, env, uid = _prepare(plan, lib, Path(tmp), python, tree)
+        argv, env = _prepare(plan, lib, Path(tmp), python, tree, uid)
         try:
             code, output = run_contained(argv, cwd=app, env=env, timeout=TIMEOUT, namespaces=uid is None,
                                          stop=None if uid is None else partial(confine.reap, uid))
@@ -140,9 +142,9 @@ def check_interface(plan: BuildPlan, lib: Path, app: Path | None = None, tree: s
     return None
 
 
-def _prepare(plan: BuildPlan, lib: Path, tmp: Path, python: str, tree: str
-             ) -> tuple[list[str], dict[str, str], int | None]:
-    """The import's argv, environment and (as root) uid: tmp holds the app's copy, its runtime root and probe."""
+def _prepare(plan: BuildPlan, lib: Path, tmp: Path, python: str, tree: str, uid: int | None
+             ) -> tuple[list[str], dict[str, str]]:
+    """The import's argv and environment (as root, run as uid): tmp holds the app's copy, its runtime root and probe."""
     from appdeb.build.build_step import build_environment, own_dirs, runtime_var
     from appdeb.build.vendor import cache_root
 
@@ -151,7 +153,6 @@ def _prepare(plan: BuildPlan, lib: Path, tmp: Path, python: str, tree: str
     byte_code, where, root, probe = _library_byte_code(plan, tree), tmp / "lib", tmp / "env", tmp / "probe.py"
     probe.write_text(PROBE.replace("MARK", repr(MARK)))
     argv = [python, "-I", str(root / "appdeb" / "run.py"), str(root), "run", "python3", str(probe), web.app]
-    uid = confine.uid() if sealed.can_seal() else None
     # the libraries import from their kept byte code (not from source) where it can be laid over them
     overlay = (byte_code, lib, where) if uid is not None and byte_code and not any(
         c in str(p) for p in (byte_code, lib) for c in ",:\\") else None  # overlayfs splits its options there
@@ -159,12 +160,12 @@ def _prepare(plan: BuildPlan, lib: Path, tmp: Path, python: str, tree: str
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", **own_dirs(paths),
            "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}  # none of the builder's tokens
     if uid is None:
-        return argv, env, None
+        return argv, env
     where.mkdir()
     confine.hand_over(uid, tmp, tmp / "app", runtime_var(root))
     cache = sealed.sealable(cache_root(), tmp)  # the cache read-only to it too
     return confine.argv_for(argv, n=uid, cwd=tmp / "app", box=tmp, read=[lib], cache=cache, overlay=overlay,
-                            net=True), env, uid
+                            net=True), env
 
 
 def _library_byte_code(plan: BuildPlan, tree: str) -> Path | None:

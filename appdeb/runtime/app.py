@@ -7,6 +7,7 @@ import os
 import pwd
 import re
 import sys
+import threading
 from typing import Any
 
 from . import proc
@@ -170,7 +171,8 @@ class AppPackage:
         return name_or_argv
 
     def run_command(self, name_or_argv: str | list[str], *, extra_env: dict[str, str] | None = None,
-                    as_app_user: bool = True, interactive: bool = False) -> int:
+                    as_app_user: bool = True, interactive: bool = False, stop: threading.Event | None = None
+                    ) -> int:
         """Run a command in the app's environment and directory; returns its exit code.
 
         Run by root for the app user, the command gets no terminal of root's: a session of its own (no
@@ -178,7 +180,8 @@ class AppPackage:
         interactively (`PKG run`), no stdin and a pipe for its output that root relays. A lifecycle
         command run so (from a maintainer script or a lifecycle verb) is bounded in time: past its
         timeout it and every process it started are stopped and it fails (TIMED_OUT), so a command
-        stuck on a lock cannot hold dpkg's lock for ever.
+        stuck on a lock cannot hold dpkg's lock for ever. stop (set from another thread) ends such a
+        command sooner, the same way: proc.Stopped is raised then.
         """
         given = [name_or_argv] if isinstance(name_or_argv, str) else list(name_or_argv)
         argv = self.command_argv(given)
@@ -194,7 +197,7 @@ class AppPackage:
             name = given[0] if len(given) == 1 and given[0] in self.contract.commands else ""
             seconds = self.contract.command_timeout(name) if name else None
             if demote is not None and not interactive and seconds is not None:
-                return self._bounded(name, argv, env, seconds)
+                return self._bounded(name, argv, env, seconds, stop)
             return proc.relay(argv, cwd=self.app_dir, env=env, preexec_fn=demote,
                               interactive=demote is None or interactive)
         except FileNotFoundError:
@@ -203,13 +206,14 @@ class AppPackage:
             if copy:
                 os.unlink(copy)
 
-    def _bounded(self, name: str, argv: list[str], env: dict[str, str], seconds: int) -> int:
+    def _bounded(self, name: str, argv: list[str], env: dict[str, str], seconds: int,
+                 stop: threading.Event | None) -> int:
         """The command under its bound; past it, TIMED_OUT after saying so: each caller fails the step
         as for any failing command (a restore still starts the units again, a backup stops the update)."""
         user = pwd.getpwnam(self.contract.user)
         try:
             return proc.bounded(argv, cwd=self.app_dir, env=env, user=(user.pw_uid, user.pw_gid), seconds=seconds,
-                                label=f"{self.contract.package}-{name}")
+                                label=f"{self.contract.package}-{name}", stop=stop)
         except proc.TimedOut:
             print(f"{self.contract.package}: the app's '{name}' command timed out after {seconds}s and was stopped "
                   f"with every process it started (commands.{name}.timeout in app.yaml)", file=sys.stderr, flush=True)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from subprocess import Popen
+    from threading import Event
 
     from .proc import Runner
 
@@ -55,13 +56,14 @@ def exited(pid: int) -> bool:
     return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
 
 
-def relay_until(popen: Popen[bytes], deadline: float, shown: Callable[[bytes], bytes], drain: bool = False) -> bool:
+def relay_until(popen: Popen[bytes], deadline: float, shown: Callable[[bytes], bytes], drain: bool = False,
+                stop: Event | None = None) -> bool:
     """Copy the child's output to ours (as `shown` makes it: no terminal control reaches root's
-    terminal) until it ends (True) or the deadline passes (False); with drain, until the pipe's end
-    or the deadline."""
+    terminal) until it ends (True) or the deadline passes or stop is set (False); with drain, until
+    the pipe's end or the deadline."""
     assert popen.stdout is not None
     out, fd, reading = sys.stdout.buffer, popen.stdout.fileno(), True
-    while (left := deadline - time.monotonic()) > 0:
+    while (left := deadline - time.monotonic()) > 0 and not (stop is not None and stop.is_set()):
         if not drain and exited(popen.pid):
             return True
         if not reading:  # its output closed before it ended

@@ -38,6 +38,11 @@ class TimedOut(Exception):
         self.seconds = seconds
 
 
+class Stopped(Exception):
+    """A bounded command its caller stopped (its stop event was set) before it ended; it and every
+    process it started have been stopped, as at its bound."""
+
+
 class Failed(Exception):
     """A program ended with a non-zero status where the caller needed it to succeed."""
 
@@ -112,12 +117,13 @@ class Runner:
         return proc.wait()
 
     def bounded(self, argv: Sequence[str], *, cwd: str, env: dict[str, str], user: tuple[int, int] | None,
-                seconds: int, label: str) -> int:
+                seconds: int, label: str, stop: threading.Event | None = None) -> int:
         """Run an app command unattended for at most SECONDS, its output relayed; its exit status, or
         TimedOut. Every process it starts dies with it: on systemd, as root, the command runs in a
         transient scope (a cgroup of its own, which no fork or setsid leaves) and is demoted inside it
         by setpriv; elsewhere it leads a process group of its own. Processes it leaves behind are
-        stopped too when it ends, as systemd stops a oneshot unit's."""
+        stopped too when it ends, as systemd stops a oneshot unit's. stop: set by the caller (another
+        thread) to end it sooner, the same way as at its bound; then Stopped."""
         scope, fds = None, ()  # type: tuple[str | None, tuple[int, ...]]
         if user is not None and self.systemd() and os.geteuid() == 0:
             scope = f"appdeb-{re.sub(r'[^A-Za-z0-9_-]', '_', label)}-{secrets.token_hex(4)}.scope"
@@ -137,14 +143,14 @@ class Runner:
         assert popen.stdout is not None
         with popen.stdout:
             shown = printable_stream()
-            ended = relay_until(popen, time.monotonic() + seconds, shown)
+            ended = relay_until(popen, time.monotonic() + seconds, shown, stop=stop)
             if ended and scope:
                 popen.wait()  # a scope needs no zombie to hold its pid: reaped before its leftovers go
             stop_tree(self, popen.pid, scope, gently=not ended)
             relay_until(popen, time.monotonic() + 2, shown, drain=True)  # what they wrote before they died
         code = popen.wait()
         if not ended:
-            raise TimedOut(seconds)
+            raise Stopped() if stop is not None and stop.is_set() else TimedOut(seconds)
         return code
 
     def show(self, argvs: Sequence[Sequence[str]]) -> int:
@@ -252,8 +258,8 @@ def relay(argv: Sequence[str], *, cwd: str, env: dict[str, str], preexec_fn: Cal
 
 
 def bounded(argv: Sequence[str], *, cwd: str, env: dict[str, str], user: tuple[int, int] | None, seconds: int,
-            label: str) -> int:
-    return RUNNER.bounded(argv, cwd=cwd, env=env, user=user, seconds=seconds, label=label)
+            label: str, stop: threading.Event | None = None) -> int:
+    return RUNNER.bounded(argv, cwd=cwd, env=env, user=user, seconds=seconds, label=label, stop=stop)
 
 
 def plain_env() -> dict[str, str]:

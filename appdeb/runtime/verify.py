@@ -92,14 +92,15 @@ def answers(port: int, path: str, timeout: float = 1.0) -> bool:
         return False
 
 
-def verify_problems(app: AppPackage, meanwhile: Callable[[], list[str]] | None = None) -> list[str]:
+def verify_problems(app: AppPackage, meanwhile: Callable[[threading.Event], list[str]] | None = None) -> list[str]:
     """appdeb's own checks: python, required settings, running units, the web answering.
 
     meanwhile (the app's verify command) starts once appdeb's checks of the node passed, and runs
     while the units prove their start and the web is asked (a command that asks the web itself waits
     in the socket's queue, which systemd holds): it is the slowest step (a scope, two python starts),
     and nothing of it depends on when a unit counts as started. Its problems count like appdeb's own,
-    when those passed; units that wait SETTLE are judged after it."""
+    when those passed; units that wait SETTLE are judged after it. When those failed, it is stopped
+    at once (the event it is given is set: _awaited)."""
     problems = []
     found = "{}.{}".format(*sys.version_info[:2])
     if found != app.contract.python_version:
@@ -110,7 +111,8 @@ def verify_problems(app: AppPackage, meanwhile: Callable[[], list[str]] | None =
     if missing:
         problems.append(f"required settings missing in {app.paths.settings}: {', '.join(missing)}")
     problems.extend(app.wiring().check(app))
-    command = _begun(meanwhile) if meanwhile is not None and not problems else None
+    stop = threading.Event()
+    command = _begun(partial(meanwhile, stop)) if meanwhile is not None and not problems else None
     web = app.contract.web
     systemd = proc.systemd_running() and not app.dev
     ready = partial(answers, web.port, web.health) if web else None
@@ -118,12 +120,29 @@ def verify_problems(app: AppPackage, meanwhile: Callable[[], list[str]] | None =
         if systemd:
             problems.extend(unit_problems(app, ready, proving=True))
         problems.extend(web_problems(app) if not problems else [])
-    finally:  # the command's own bound (its scope, its secret copy's removal) ends it, never the exit
-        told = command(None) if command is not None else []
-    problems.extend(told if not problems else [])
+    finally:  # its bound or its stop (its scope, its secret copy's removal) ends it, never the exit
+        told = _awaited(command, stop, bool(problems))
+    problems.extend(told)
     if systemd:
         problems.extend(unit_problems(app, ready, proving=False))
     return problems
+
+
+def _awaited(command: Callable[[float | None], list[str]] | None, stop: threading.Event, failed: bool) -> list[str]:
+    """The app's command's problems once it ended. When appdeb's own checks failed it is stopped at once,
+    as at its bound (its scope and every process in it, its secret copy removed): a command that asks
+    the broken web would otherwise wait on it until its own timeout, with dpkg's lock held. What it
+    would have found is moot then; that it was stopped is said."""
+    if command is None:
+        return []
+    if not failed:
+        return command(None)
+    stop.set()
+    try:
+        command(None)
+    except proc.Stopped:
+        return ["the app's verify command was stopped: appdeb's own checks above failed"]
+    return []
 
 
 def web_problems(app: AppPackage) -> list[str]:
@@ -142,9 +161,9 @@ def web_problems(app: AppPackage) -> list[str]:
     return []
 
 
-def app_verify(app: AppPackage) -> list[str]:
-    """The app's own verify command (in its environment, as the app user)."""
-    code = app.run_command(["verify"])
+def app_verify(app: AppPackage, stop: threading.Event | None = None) -> list[str]:
+    """The app's own verify command (in its environment, as the app user; stop ends it: proc.Stopped)."""
+    code = app.run_command(["verify"], stop=stop)
     if code != 0:
         return [f"the app's verify command failed (exit {code}): {app.contract.commands['verify']}"]
     return []

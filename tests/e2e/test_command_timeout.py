@@ -9,6 +9,7 @@ and keep the data, so that the previous release installs again at once and serve
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import time
 from collections.abc import Iterator
@@ -96,3 +97,40 @@ def test_a_hanging_update_fails_the_upgrade_at_its_bound_and_the_previous_releas
     assert http_get(port_of(pkg)) == f"Hello from hello ({instance}, 1.0.0-1)\n"
     assert sh(node, f"cat /var/lib/{pkg}/data.txt") == f"data of {pkg}\n"
     assert sh(node, f"test -e /var/lib/{pkg}/update-runs || echo none").strip() == "none"
+
+
+# The app's verify asks the web, which is broken (every answer a 500): here it waits as such a command
+# would on a web that never answers, with children of its own (one in a session of its own).
+WAITING_VERIFY = ('date +%s > "$APPDEB_STATE_DIR/verify-started"; '
+                  'echo "verify: asking the web, with $APPDEB_SECRET_FILE"; sleep 1201 & setsid sleep 1202 & sleep 120')
+BROKEN_WEB = '''\
+def application(environ, start_response):
+    start_response("500 Internal Server Error", [("Content-Length", "0")])
+    return [b""]
+'''
+
+
+def test_the_apps_verify_is_stopped_once_appdebs_own_checks_failed(node: nodes.Node, tmp_path: Path) -> None:
+    """appdeb's own checks find the web broken: the app's verify command, still waiting, is stopped at
+    once (its scope and every process in it, its secret copy), and the install fails saying both."""
+    app = lifecycle_app(tmp_path / "app", verify=WAITING_VERIFY)
+    (app / "hello.py").write_text(BROKEN_WEB)
+    deb = build_app(app, tmp_path / "debs", "tmo3")
+    pkg = deb.package
+
+    result = nodes.install(node, [deb.deb], check=False)
+    ended = time.time()
+    # the units' round and the web's 20 s, then the stop: not the command's 120 s (nor its 300 s bound)
+    took = ended - int(sh(node, f"cat /var/lib/{pkg}/verify-started"))
+    assert took < 60, took
+    assert result.returncode != 0, result.stdout
+    assert dpkg_status(node, pkg) == "install ok half-configured"
+    copy = re.search(r"verify: asking the web, with (/run/appdeb/\S+/secret-\S+)", result.stdout)
+    assert copy, result.stdout  # it ran (from the start of verify's checks), with its copy of the secret
+    assert f"the web process does not answer GET / on 127.0.0.1:{port_of(pkg)}: HTTP 500" in result.stdout
+    assert "the app's verify command was stopped: appdeb's own checks above failed" in result.stdout
+
+    assert sh(node, f"pgrep -u {pkg} -a sleep || echo none").strip() == "none"
+    assert sh(node, "systemctl list-units --all --no-legend 'appdeb-*.scope'").strip() == ""
+    assert sh(node, f"test -e {copy[1]} || echo gone").strip() == "gone"
+    assert sh(node, "python3 -c " + repr(LOCK_FREE)).strip() == "free"
