@@ -145,6 +145,23 @@ def test_same_version_with_different_bytes_is_refused(cfg: repoconfig.RepoConfig
     assert repo.publish(cfg, [v2]).added == ["hello_1.0-2_all"]  # the valid one is still publishable
 
 
+def test_versions_that_differ_by_the_epoch_alone_never_share_a_pool_file(cfg: repoconfig.RepoConfig,
+                                                                        debs: Path) -> None:
+    """1:5.0-1 then 2:5.0-1 would both be pool/…/hello_5.0-1_all.deb: aptly refused the second only when
+    publishing, after adding it, and every later publish with it (review). Refused before any change now,
+    also within one publish; the repository publishes on."""
+    repo.publish(cfg, [make_deb(debs, "hello", "1:5.0-1")])
+    inrelease = (cfg.public_dir / "dists/bookworm/InRelease").read_bytes()
+    for batch in ([make_deb(debs, "hello", "2:5.0-1")], [make_deb(debs, "hello", "5.0-1")],
+                  [make_deb(debs, "other", "1:1.0-1"), make_deb(debs, "other", "2:1.0-1")]):
+        with pytest.raises(AppdebError, match=r"pool file \S+_(5|1)\.0-1_all\.deb .*epoch alone"):
+            repo.publish(cfg, batch)
+        assert aptly.list_packages(cfg) == [("hello", "1:5.0-1", "all")]
+        assert (cfg.public_dir / "dists/bookworm/InRelease").read_bytes() == inrelease
+    assert repo.publish(cfg, [make_deb(debs, "hello", "1:5.0-2")]).added == ["hello_1:5.0-2_all"]
+    assert (cfg.public_dir / "pool/main/h/hello/hello_5.0-2_all.deb").is_file()
+
+
 def test_package_for_an_unpublished_architecture_is_refused(cfg: repoconfig.RepoConfig, debs: Path) -> None:
     with pytest.raises(AppdebError, match="architecture s390x is not published"):
         repo.publish(cfg, [make_deb(debs, "hello", "1.0-1", arch="s390x")])
