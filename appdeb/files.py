@@ -101,3 +101,40 @@ def link_below(root: Path, path: str, target: str) -> Path:
     finally:
         os.close(fd)
     return root / rel
+
+
+def walk(top: str | os.PathLike[str], topdown: bool = True) -> Iterator[tuple[str, list[str], list[str]]]:
+    """os.walk without its recursion: Python 3.11's recurses once per level, so a checkout (or a wheel)
+    nested about a thousand directories deep ended a build in a RecursionError. Same triples, same order,
+    same rules: links to directories are listed among the directories and not entered, unreadable
+    directories are skipped, and (top-down) the caller may prune `dirnames` in place."""
+    stack: list[tuple[str, bool]] = [(os.fspath(top), False)]
+    pending: dict[str, tuple[str, list[str], list[str]]] = {}
+    while stack:
+        path, visited = stack.pop()
+        if visited:  # bottom-up: its subdirectories are done
+            yield pending.pop(path)
+            continue
+        try:
+            with os.scandir(path) as it:
+                entries = list(it)
+        except OSError:
+            continue
+        dirnames: list[str] = []
+        filenames: list[str] = []
+        enter: set[str] = set()
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            (dirnames if is_dir else filenames).append(entry.name)
+            if is_dir and not entry.is_symlink():
+                enter.add(entry.name)
+        if topdown:
+            yield path, dirnames, filenames
+        else:
+            pending[path] = (path, dirnames, filenames)
+            stack.append((path, True))
+        stack.extend((os.path.join(path, d), False) for d in reversed(dirnames) if d in enter)
+

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -328,3 +329,70 @@ def test_a_link_inside_the_app_still_ships(tmp_path: Path, capsys: pytest.Captur
     listing = subprocess.run(["dpkg-deb", "--contents", *map(str, (tmp_path / "dist").glob("*.deb"))],
                              capture_output=True, text=True, check=True).stdout
     assert "static/inside.css -> site.css" in listing and "up.css -> static/../static/site.css" in listing
+
+
+def _nest(top: Path, depth: int) -> None:
+    """`depth` directories one in the other below top (by descriptor: os.makedirs would recurse), a file last."""
+    fd = os.open(top, os.O_DIRECTORY)
+    for _ in range(depth):
+        os.mkdir("d", dir_fd=fd)
+        fd, old = os.open("d", os.O_DIRECTORY, dir_fd=fd), fd
+        os.close(old)
+    os.close(os.open("x.txt", os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=fd))
+    os.close(fd)
+
+
+def _unnest(top: Path) -> None:
+    """Remove what _nest made (pytest's own clean-up of its temporary directories recurses too)."""
+    fds = [os.open(top, os.O_DIRECTORY)]
+    while True:
+        try:
+            fds.append(os.open("d", os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fds[-1]))
+        except FileNotFoundError:
+            break
+    os.unlink("x.txt", dir_fd=fds[-1])
+    while len(fds) > 1:
+        os.close(fds.pop())
+        os.rmdir("d", dir_fd=fds[-1])
+    os.close(fds[0])
+
+
+@pytest.fixture
+def nested(tmp_path: Path) -> Iterator[Callable[[Path, int], None]]:
+    made: list[Path] = []
+
+    def nest(top: Path, depth: int) -> None:
+        _nest(top, depth)
+        made.append(top)
+
+    yield nest
+    for top in made:
+        _unnest(top)
+
+
+def test_a_checkout_nested_a_thousand_deep_is_refused_without_a_traceback(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], nested: Callable[[Path, int], None]) -> None:
+    app = make_app(tmp_path)
+    nested(app, 1100)
+    code, _, err = appdeb(capsys, "build", app, "--out", tmp_path / "dist")
+    assert code == 1 and "nest more than 100 deep" in err and "Traceback" not in err, err[-2000:]
+    assert not (tmp_path / "dist").exists() or not list((tmp_path / "dist").iterdir())
+
+
+def test_the_walk_is_os_walk_without_recursion(tmp_path: Path, nested: Callable[[Path, int], None]) -> None:
+    from appdeb.files import walk
+
+    tree = EXAMPLES.parent / "appdeb"
+    for topdown in (True, False):
+        assert list(walk(tree, topdown)) == list(os.walk(tree, topdown=topdown))
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "link").symlink_to("a")  # listed among the directories, not entered
+    assert [(Path(d).name, sorted(ds)) for d, ds, _ in walk(tmp_path)] == [(tmp_path.name, ["a", "link"]), ("a", ["b"]),
+                                                                          ("b", [])]
+    kept = []
+    for dirpath, dirnames, _ in walk(tmp_path):
+        dirnames[:] = [d for d in dirnames if d != "a"]
+        kept.append(dirpath)
+    assert kept == [str(tmp_path)]
+    nested(tmp_path / "a", 1500)
+    assert sum(1 for _ in walk(tmp_path)) == 1503 and sum(1 for _ in walk(tmp_path, topdown=False)) == 1503

@@ -10,6 +10,7 @@ from pathlib import Path
 from debian.deb822 import Deb822
 
 from appdeb.build.plan import BuildPlan
+from appdeb.files import walk
 from appdeb.runner import run
 
 
@@ -21,7 +22,7 @@ def deb_filename(plan: BuildPlan) -> str:
 def write_control_extras(stage: Path) -> None:
     """md5sums over the payload and Installed-Size, both computed from the staged files."""
     sums, size_kib = [], 0
-    for dirpath, dirnames, filenames in os.walk(stage):
+    for dirpath, dirnames, filenames in walk(stage):
         dirnames.sort()
         rel_dir = Path(dirpath).relative_to(stage)
         if rel_dir.parts[:1] == ("DEBIAN",):

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from appdeb.build.targets import Target
 from appdeb.errors import AppdebError
+from appdeb.files import walk
 from appdeb.runner import run
 
 MARK = "bytecode"  # in the runtime directory: the package ships byte code, and whose
@@ -195,7 +196,7 @@ def compile_staged(comp: Compiler, tree: Path, root: str, lib: str, app: str) ->
     the app, the rest of /opt/PKG), so both writers give the same bytes."""
     libraries: list[tuple[str, Path]] = []
     rest: list[tuple[str, Path]] = []
-    for dirpath, _, filenames in os.walk(tree / root.lstrip("/")):
+    for dirpath, _, filenames in walk(tree / root.lstrip("/")):
         for name in filenames:
             full = Path(dirpath, name)
             if is_source(full):

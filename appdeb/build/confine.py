@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from appdeb.errors import AppdebError
+from appdeb.files import walk
 
 # systemd's UIDS-GIDS documents 65536..524287 as unused by any distribution or by systemd itself; the
 # ranges below (container user namespaces from 524288, DynamicUser= at 61184..65519) are others'.
@@ -136,8 +137,7 @@ def _lock_dir() -> str:
 
 
 def _claim(path: str) -> int | None:
-    """The uid's lock file, open and locked (flock, not waiting); None if another build holds it (or
-    held it: a file its holder removed is not the lock any more)."""
+    """The uid's lock file, open and locked (flock, not waiting); None if another build holds it (or held it)."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -234,7 +234,7 @@ def hand_over(n: int, box: Path, *owned: Path) -> None:
     for path in owned:
         path.mkdir(exist_ok=True)
         _chown_tree(path, n, n, expect=None)
-    for dirpath, dirnames, filenames in os.walk(box):  # readable whatever root's umask (the box keeps others out)
+    for dirpath, dirnames, filenames in walk(box):  # readable whatever root's umask (the box keeps others out)
         dirnames[:] = [d for d in dirnames if Path(dirpath, d) not in owned]
         for name in (*dirnames, *filenames):
             st = os.lstat(entry := os.path.join(dirpath, name))

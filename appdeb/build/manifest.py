@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from appdeb.errors import AppdebError
+from appdeb.files import walk
 
 SKIPPED_IN_LIB = ("__pycache__",)
 # The vendored libraries' timestamp, whatever the build's SOURCE_DATE_EPOCH: their members then depend only
@@ -110,7 +111,7 @@ def libraries(lib: Path, prefix: str, mtime: int, byte_code: Path | None = None)
     """The cached library tree under prefix (its directory first), its byte code and uv's .lock left out;
     byte_code: a tree of the same shape holding only __pycache__ directories, whose files ship instead."""
     yield Entry(prefix, "dir", 0o755, mtime)
-    for dirpath, dirnames, filenames in os.walk(lib):
+    for dirpath, dirnames, filenames in walk(lib):
         rel_dir = os.path.relpath(dirpath, lib)
         base = prefix if rel_dir == "." else f"{prefix}/{rel_dir}"
         compiled = byte_code / rel_dir / "__pycache__" if byte_code is not None else None

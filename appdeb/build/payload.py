@@ -28,6 +28,7 @@ from appdeb.build import zstdframe
 from appdeb.build.bytecode import Compiler, compile_sources, in_test_suite, is_source
 from appdeb.build.manifest import LIB_MTIME, SKIPPED_IN_LIB, Entry, libraries, order
 from appdeb.build.stage import file_hits
+from appdeb.files import walk
 from appdeb.runner import filter_to, which
 
 FORMAT = "payload-8"  # bump when the bytes of a segment change for the same inputs
@@ -216,7 +217,7 @@ def _library_byte_code(lib: Path, prefix: str, dest: Path, compiler: Compiler) -
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     sources = []
-    for dirpath, dirnames, filenames in os.walk(lib):
+    for dirpath, dirnames, filenames in walk(lib):
         dirnames[:] = [d for d in dirnames if d not in SKIPPED_IN_LIB]
         rel_dir = os.path.relpath(dirpath, lib)
         base = prefix if rel_dir == "." else f"{prefix}/{rel_dir}"

@@ -20,6 +20,7 @@ import stat
 from pathlib import Path
 
 from appdeb.errors import AppdebError
+from appdeb.files import walk
 from appdeb.runner import run, which
 
 Snapshot = dict[str, tuple[int, int, int, int]]
@@ -47,7 +48,7 @@ def tree_state(root: Path) -> Snapshot:
     """Every entry's (inode, size, mode, ctime) by path; a write, delete, rename or chmod changes one."""
     st = os.lstat(root)
     out: Snapshot = {str(root): (st.st_ino, st.st_size, st.st_mode, st.st_ctime_ns)}
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in walk(root):
         for name in (*dirnames, *filenames):
             path = os.path.join(dirpath, name)
             st = os.lstat(path)

@@ -14,11 +14,14 @@ from typing import TYPE_CHECKING
 
 from appdeb.build.manifest import LIB_MTIME, file_mode, refuse_unpackable
 from appdeb.build.plan import BuildPlan
+from appdeb.build.rules import shown
 from appdeb.errors import AppdebError
+from appdeb.files import walk
 
 if TYPE_CHECKING:
     from appdeb.build.render import RenderedFile
 
+MAX_DEPTH = 100  # levels of directories in an app: dozens are plenty (node_modules), a thousand crash os.makedirs
 DEFAULT_EXCLUDES = (".git", ".hg", ".svn", ".appdeb", "dist", "__pycache__", "*.pyc", "*.pyo", ".venv",
                     "venv", ".tox", ".pytest_cache", ".mypy_cache", ".ruff_cache", "*.deb", "*.swp", ".DS_Store")
 
@@ -42,11 +45,14 @@ def build_inputs(app_dir: Path, excludes: tuple[str, ...]) -> Iterator[Path]:
 
 
 def _walk(app_dir: Path, prune: tuple[str, ...], skip_special: tuple[str, ...]) -> Iterator[Path]:
-    for dirpath, dirnames, filenames in os.walk(app_dir):
+    for dirpath, dirnames, filenames in walk(app_dir):
         rel_dir = Path(dirpath).relative_to(app_dir)
         # a link to a directory is an entry like a link to a file (shipped as a link, or refused where it
-        # leads out): os.walk lists it among the directories and, not following it, would drop it unseen
+        # leads out): the walk lists it among the directories and, not entering it, would drop it unseen
         links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        if dirnames and len(rel_dir.parts) >= MAX_DEPTH:
+            raise AppdebError(f"{shown(str(rel_dir / dirnames[0]))}: the app's directories nest more than "
+                              f"{MAX_DEPTH} deep; no package needs that (and building every path would recurse)")
         dirnames[:] = sorted(d for d in dirnames if d not in links and not _excluded(rel_dir / d, prune))
         for name in sorted([*filenames, *links]):
             rel = rel_dir / name
@@ -112,7 +118,7 @@ def normalize(root: Path, epoch: int, lib: str) -> None:
     root) are dated LIB_MTIME, as the direct writer dates them.
     """
     os.chmod(root, 0o755)
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in walk(root):
         for name in filenames:
             path = os.path.join(dirpath, name)
             if os.path.islink(path):
@@ -124,12 +130,12 @@ def normalize(root: Path, epoch: int, lib: str) -> None:
             path = os.path.join(dirpath, name)
             if not os.path.islink(path):
                 os.chmod(path, 0o755)
-    for dirpath, dirnames, _ in os.walk(root, topdown=False):
+    for dirpath, dirnames, _ in walk(root, topdown=False):
         for name in dirnames:
             os.utime(os.path.join(dirpath, name), (epoch, epoch), follow_symlinks=False)
     os.utime(root, (epoch, epoch))
     if (root / lib).is_dir():
-        for dirpath, dirnames, filenames in os.walk(root / lib, topdown=False):
+        for dirpath, dirnames, filenames in walk(root / lib, topdown=False):
             for name in [*filenames, *dirnames]:
                 os.utime(os.path.join(dirpath, name), (LIB_MTIME, LIB_MTIME), follow_symlinks=False)
         os.utime(root / lib, (LIB_MTIME, LIB_MTIME))
@@ -167,7 +173,7 @@ def find_build_paths(root: Path, needles: list[str], comments_ok: frozenset[str]
     """
     raw = sorted({n for n in needles if n and n != "/"}, key=len, reverse=True)
     hits: list[BuildPathHit] = []
-    for dirpath, _, filenames in os.walk(root):
+    for dirpath, _, filenames in walk(root):
         for name in sorted(filenames):
             path = Path(dirpath) / name
             rel = str(path.relative_to(root))

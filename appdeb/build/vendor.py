@@ -26,7 +26,7 @@ from appdeb.build.installers import pip_argv, python_platform, uv_argv
 from appdeb.build.requirements import absolute, included_files, normalize, pins
 from appdeb.build.wheeltags import GLIBC_MINOR, glibc_needed  # GLIBC_MINOR: development trees' default
 from appdeb.errors import AppdebError, CommandError
-from appdeb.files import sha256_of
+from appdeb.files import sha256_of, walk
 from appdeb.runner import run, which
 
 RECIPE = "vendor-5"  # bump when the way trees are made changes
@@ -93,7 +93,7 @@ def content_digest(root: Path) -> str:
     the requirement lines name a tree, but a tree made again from the same lines may differ (a new
     release of an unpinned library), and a package segment cached from the old one must not be reused."""
     h = hashlib.sha256()
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in walk(root):
         dirnames.sort()
         for name in sorted(filenames):
             path = os.path.join(dirpath, name)
@@ -201,7 +201,7 @@ def compiled_catalog_sources(lib: Path) -> list[Path]:
     reads only the .mo, so the .po is a file every node unpacks for nothing (Django: 1,200 of them,
     an eighth of a big app's files; dpkg's cost is per file). A .po without its .mo stays."""
     found = []
-    for dirpath, dirnames, filenames in os.walk(lib):
+    for dirpath, dirnames, filenames in walk(lib):
         dirnames.sort()
         if os.path.basename(dirpath) != "LC_MESSAGES":
             continue

@@ -18,7 +18,7 @@ from debian.debian_support import Version
 
 from appdeb.errors import AppdebError
 from appdeb.files import sha256_of
-from appdeb.repo import store
+from appdeb.repo import pool, store
 from appdeb.repo.aptly import (
     PackageRef,
     aptly,
@@ -72,16 +72,7 @@ class _Deb:
         All distributions share one pool (ROOT/public/pool/COMPONENT): a release's name is in it
         (`_all.trixie.deb`), so a debian-12 and a debian-13 build of one version do not clash there.
         """
-        return pool_name(self.ref, self.suite)
-
-
-def pool_name(ref: PackageRef, suite: str) -> str:
-    """`name_version_arch[.suite].deb`, the version without its epoch, as Debian's pool names are (a
-    colon in a file name apt fetches is trouble): so two versions that differ by the epoch alone would
-    share one pool file (_pool_clashes)."""
-    epoch, colon, rest = ref.version.partition(":")
-    bare = rest if colon and epoch.isdigit() else ref.version
-    return f"{ref.name}_{bare}_{ref.arch}{f'.{suite}' if suite else ''}.deb"
+        return pool.name(self.ref, self.suite)
 
 
 def _read_deb(path: Path, copy: Path) -> _Deb:
@@ -143,25 +134,10 @@ def _immutable_split(cfg: RepoConfig, held: dict[PackageRef, str], debs: list[_D
             present.append(key)
         else:
             new[key] = deb
-    clashes += _pool_clashes(ledgers, list(new.values()))
+    clashes += pool.clashes(ledgers, [(d.ref, d.suite, str(d.path)) for d in new.values()])
     if clashes:
         raise AppdebError("\n".join(clashes))
     return list(new.values()), sorted(set(present))
-
-
-def _pool_clashes(ledgers: dict[str, dict[str, str]], new: list[_Deb]) -> list[str]:
-    """New versions whose pool file another version of the release already named (1:5.0-1 after 2:5.0-1):
-    aptly would refuse the file when publishing, after the add, and every later publish with it."""
-    named = {pool_name(PackageRef(*key.split("_")), suite): key
-             for suite, known in ledgers.items() for key in known if key.count("_") == 2}
-    clashes = []
-    for deb in new:
-        other = named.setdefault(deb.filename(), deb.ref.key)
-        if other != deb.ref.key:
-            clashes.append(f"{deb.path}: {deb.ref.name} {deb.ref.version} would take the pool file {deb.filename()} "
-                           f"of {other.split('_')[1]}, which differs from it by the epoch alone (a pool file name "
-                           "has no epoch) — bump the upstream version or the build number instead")
-    return clashes
 
 
 def _expired(refs: set[PackageRef], keep: int) -> set[PackageRef]:
