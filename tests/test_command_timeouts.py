@@ -188,6 +188,6 @@ def test_a_commands_terminal_controls_reach_roots_terminal_as_text(tmp_path: Pat
     if how == "bounded":
         code = proc.Runner().bounded(argv, cwd=str(tmp_path), env=env, user=None, seconds=30, label="t-install")
     else:
-        code = proc.Runner().relay(argv, cwd=str(tmp_path), env=env, preexec_fn=None, interactive=False)
+        code = proc.Runner().relay(argv, cwd=str(tmp_path), env=env, user=None, interactive=False)
     assert code == 0
     assert capfdbinary.readouterr().out == "\\x1b]0;owned\\x07\\x1b[2Jhidden\\x0dfake OK café\n".encode()

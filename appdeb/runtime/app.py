@@ -198,8 +198,9 @@ class AppPackage:
             seconds = self.contract.command_timeout(name) if name else None
             if demote is not None and not interactive and seconds is not None:
                 return self._bounded(name, argv, env, seconds, stop)
-            return proc.relay(argv, cwd=self.app_dir, env=env, preexec_fn=demote,
-                              interactive=demote is None or interactive)
+            ids = (user.pw_uid, user.pw_gid) if demote is not None else None
+            return proc.relay(argv, cwd=self.app_dir, env=env, user=ids, interactive=demote is None or interactive,
+                              label=f"{self.contract.package}-run")
         except FileNotFoundError:
             raise LauncherError(f"command not found: {argv[0]}") from None
         finally:

@@ -9,11 +9,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import secrets
 import select
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -92,3 +94,18 @@ def stop_tree(runner: Runner, pid: int, scope: str | None, gently: bool) -> None
         deadline = time.monotonic() + STOP_GRACE
         while sig == signal.SIGTERM and time.monotonic() < deadline and not exited(pid):
             time.sleep(0.1)
+
+
+def in_scope(argv: Sequence[str], env: dict[str, str], user: tuple[int, int], label: str, systemd: bool
+             ) -> tuple[Sequence[str], dict[str, str], str | None, tuple[int, ...]]:
+    """argv in a transient scope of its own, demoted inside it by setpriv, its environment sealed in a
+    memfd (root's systemd-run sees only ROOT_ENV): (argv, env, scope, fds to pass); as given off systemd
+    or without root (its caller then demotes it and stops its process group)."""
+    if not (systemd and os.geteuid() == 0):
+        return argv, env, None, ()
+    scope = f"appdeb-{re.sub(r'[^A-Za-z0-9_-]', '_', label)}-{secrets.token_hex(4)}.scope"
+    fd = sealed_env(env)
+    return (["/usr/bin/systemd-run", "--scope", "--quiet", "--collect", f"--unit={scope}",
+             f"--property=TimeoutStopSec={STOP_GRACE}", "--", "/usr/bin/setpriv", f"--reuid={user[0]}",
+             f"--regid={user[1]}", "--clear-groups", "--", sys.executable, "-I", "-S", "-c", TRAMPOLINE,
+             str(fd), *argv], dict(ROOT_ENV), scope, (fd,))

@@ -14,8 +14,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import os
-import re
-import secrets
+import signal
 import subprocess
 import sys
 import threading
@@ -24,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
-from .bounding import ROOT_ENV, STOP_GRACE, TRAMPOLINE, demote, relay_until, sealed_env, stop_tree
+from .bounding import STOP_GRACE, demote, in_scope, relay_until, stop_tree
 
 SYSTEMD = "/run/systemd/system"
 QUIET = subprocess.DEVNULL  # stdout=QUIET discards the output instead of capturing it
@@ -74,17 +73,30 @@ class Runner:
     """Starts real programs. Subclassed by tests to record and answer instead."""
 
     def run(self, argv: Sequence[str], *, stdin: IO[Any] | None = None, stdout: IO[Any] | int | None = None,
-            env: dict[str, str] | None = None, cwd: str | None = None, limit: int | None = None) -> Done:
-        """limit: read at most this many bytes of its output, then stop it (output an app can inflate)."""
+            env: dict[str, str] | None = None, cwd: str | None = None, limit: int | None = None,
+            timeout: float | None = None) -> Done:
+        """limit: read at most this many bytes of its output, then stop it (output an app can inflate).
+        timeout: past it, its whole process group is killed and it fails (exit 124): a tool that waits on
+        something the app controls (its redis paused, a lock it holds) must not hold dpkg's lock for ever."""
         if limit is not None:
             return self._head(argv, limit)
         try:
-            proc = subprocess.run(list(argv), stdin=stdin if stdin is not None else subprocess.DEVNULL,
-                                  stdout=stdout if stdout is not None else subprocess.PIPE, stderr=subprocess.PIPE,
-                                  env=env, cwd=cwd, check=False, start_new_session=True)
+            proc = subprocess.Popen(list(argv), stdin=stdin if stdin is not None else subprocess.DEVNULL,
+                                    stdout=stdout if stdout is not None else subprocess.PIPE, stderr=subprocess.PIPE,
+                                    env=env, cwd=cwd, start_new_session=True)
         except FileNotFoundError:
             return Done(tuple(argv), 127, b"", f"{argv[0]}: command not found".encode())
-        return Done(tuple(argv), proc.returncode, proc.stdout or b"", proc.stderr or b"")
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):  # a survivor holding the pipes: not waited for
+                out, err = proc.communicate(timeout=STOP_GRACE)
+            proc.kill()
+            proc.wait()
+            return Done(tuple(argv), 124, b"", f"{argv[0]}: timed out after {timeout:g}s".encode())
+        return Done(tuple(argv), proc.returncode, out or b"", err or b"")
 
     def _head(self, argv: Sequence[str], limit: int) -> Done:
         try:
@@ -99,16 +111,28 @@ class Runner:
                 proc.kill()
         return Done(tuple(argv), proc.wait(), out, b"")
 
-    def relay(self, argv: Sequence[str], *, cwd: str, env: dict[str, str],
-              preexec_fn: Callable[[], None] | None, interactive: bool) -> int:
+    def relay(self, argv: Sequence[str], *, cwd: str, env: dict[str, str], user: tuple[int, int] | None,
+              interactive: bool, label: str = "run") -> int:
         """Run a command for a person: interactively (their terminal), or with stdin closed and both
-        output streams copied to ours through a pipe (no terminal of root's reaches the command)."""
+        output streams copied to ours through a pipe (no terminal of root's reaches the command).
+        As another user (root running the app's command) interactively, it gets root's terminal while
+        it runs, in a session of its own (no TIOCSTI) and, on systemd, a scope: when it returns, every
+        process it started is stopped, so none keeps reading what root types next."""
         if interactive:
-            return subprocess.call(list(argv), cwd=cwd, env=env, preexec_fn=preexec_fn,
-                                   start_new_session=preexec_fn is not None)
+            argv, env, scope, fds = in_scope(argv, env, user, label, self.systemd()) if user else (argv, env, None, ())
+            try:
+                popen = subprocess.Popen(list(argv), cwd=cwd, env=env, start_new_session=user is not None,
+                                         preexec_fn=demote(*user) if user and not scope else None, pass_fds=fds)
+            finally:
+                for fd in fds:
+                    os.close(fd)
+            code = popen.wait()
+            if user is not None:
+                stop_tree(self, popen.pid, scope, gently=False)
+            return code
         proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True, cwd=cwd, env=env,
-                                preexec_fn=preexec_fn)
+                                preexec_fn=demote(*user) if user else None)
         assert proc.stdout is not None
         out, fd, shown = sys.stdout.buffer, proc.stdout.fileno(), printable_stream()
         for chunk in iter(lambda: os.read(fd, 65536), b""):
@@ -124,15 +148,7 @@ class Runner:
         by setpriv; elsewhere it leads a process group of its own. Processes it leaves behind are
         stopped too when it ends, as systemd stops a oneshot unit's. stop: set by the caller (another
         thread) to end it sooner, the same way as at its bound; then Stopped."""
-        scope, fds = None, ()  # type: tuple[str | None, tuple[int, ...]]
-        if user is not None and self.systemd() and os.geteuid() == 0:
-            scope = f"appdeb-{re.sub(r'[^A-Za-z0-9_-]', '_', label)}-{secrets.token_hex(4)}.scope"
-            fds = (sealed_env(env),)
-            argv = ["/usr/bin/systemd-run", "--scope", "--quiet", "--collect", f"--unit={scope}",
-                    f"--property=TimeoutStopSec={STOP_GRACE}", "--", "/usr/bin/setpriv", f"--reuid={user[0]}",
-                    f"--regid={user[1]}", "--clear-groups", "--", sys.executable, "-I", "-S", "-c", TRAMPOLINE,
-                    str(fds[0]), *argv]
-            env = dict(ROOT_ENV)
+        argv, env, scope, fds = in_scope(argv, env, user, label, self.systemd()) if user else (argv, env, None, ())
         try:
             popen = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, start_new_session=True, cwd=cwd, env=env,
@@ -252,9 +268,9 @@ def systemd_running() -> bool:
     return RUNNER.systemd()
 
 
-def relay(argv: Sequence[str], *, cwd: str, env: dict[str, str], preexec_fn: Callable[[], None] | None = None,
-          interactive: bool = False) -> int:
-    return RUNNER.relay(argv, cwd=cwd, env=env, preexec_fn=preexec_fn, interactive=interactive)
+def relay(argv: Sequence[str], *, cwd: str, env: dict[str, str], user: tuple[int, int] | None = None,
+          interactive: bool = False, label: str = "run") -> int:
+    return RUNNER.relay(argv, cwd=cwd, env=env, user=user, interactive=interactive, label=label)
 
 
 def bounded(argv: Sequence[str], *, cwd: str, env: dict[str, str], user: tuple[int, int] | None, seconds: int,

@@ -10,6 +10,10 @@ if TYPE_CHECKING:  # on a node the runtime is appdeb_runtime; services only read
     from appdeb.runtime.contract import Contract, Paths
 
 
+# seconds any tool a service runs may take (a dump or restore: as long as it needs); see Service.run
+TOOL_TIMEOUT = 300
+
+
 class App(Protocol):
     """What a service may use of the runtime's AppPackage."""
 
@@ -68,11 +72,13 @@ class Service:
         """Remove what provision created (the backup taken before purge is kept)."""
 
     def run(self, argv: list[str], *, user: str | None = None, stdin: Any = None, stdout: Any = None,
-            check: bool = True) -> Any:
-        """Run a tool through the runtime's door (app.proc), as another user if asked; a failure names it."""
+            check: bool = True, timeout: float | None = TOOL_TIMEOUT) -> Any:
+        """Run a tool through the runtime's door (app.proc), as another user if asked; a failure names it.
+        Bounded (timeout): a tool that talks to what the app controls (its redis, its database) could be
+        made to wait for ever, in postinst; only dumps and restores, as long as the data, pass None."""
         door = self.app.proc
         other = user if user and os.geteuid() == 0 and not self.app.dev else None
-        done = door.run(door.as_user(other, argv), stdin=stdin, stdout=stdout,
+        done = door.run(door.as_user(other, argv), stdin=stdin, stdout=stdout, timeout=timeout,
                         env=door.plain_env() if other else None)  # never root's environment for another user
         if check and not done.ok:
             err = done.err.decode(errors="replace").strip()

@@ -73,7 +73,10 @@ class Postgres(Service):
         # As the database's owner, not the superuser: the app's own objects (functions in CHECK
         # constraints, triggers) must never run with more rights than the app has.
         with open(os.path.join(dest, DUMP), "wb") as f:
-            self.run(["pg_dump", "-Fc", "-d", self.dbname], user=self.user, stdout=f)
+            # a lock the app holds on a table (an idle transaction) ends the dump, not holds it: the data's size
+            # alone decides how long it may take
+            self.run(["pg_dump", "-Fc", "--lock-wait-timeout=60s", "-d", self.dbname], user=self.user, stdout=f,
+                     timeout=None)
         with open(os.path.join(dest, DUMP), "rb") as f:
             self.run(["pg_restore", "--list"], user=self.user, stdin=f, stdout=self.app.proc.QUIET)
 
@@ -85,7 +88,7 @@ class Postgres(Service):
         self.psql(f"DROP DATABASE IF EXISTS {ident(self.dbname)} WITH (FORCE)")
         self.run(["createdb", "-O", self.user, "-E", "UTF8", self.dbname], user="postgres")
         with open(dump, "rb") as f:  # loaded by the owner itself: the dump's code never runs as the superuser
-            self.run(["pg_restore", "--no-owner", "-d", self.dbname], user=self.user, stdin=f)
+            self.run(["pg_restore", "--no-owner", "-d", self.dbname], user=self.user, stdin=f, timeout=None)
 
     def size_estimate(self) -> int:
         """The database's size on disk: a custom-format dump is smaller, so this errs on the safe side."""

@@ -12,7 +12,7 @@ import shutil
 import stat
 import time
 
-from .base import Service, ServiceError
+from .base import TOOL_TIMEOUT, Service, ServiceError
 
 RDB = "redis.rdb"
 
@@ -67,13 +67,13 @@ class Redis(Service):
 
     def wait_ready(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
-        while self.cli("PING", check=False).strip() != "PONG":
+        while self.cli("PING", check=False, timeout=5).strip() != "PONG":  # a paused server answers no one
             if time.monotonic() > deadline:
                 raise ServiceError(f"redis: {self.unit} does not answer on {self.socket}")
             time.sleep(0.3)
 
-    def cli(self, *args: str, check: bool = True) -> str:
-        out = self.run(["redis-cli", "-s", self.socket, *args], check=check)
+    def cli(self, *args: str, check: bool = True, timeout: float = TOOL_TIMEOUT) -> str:
+        out = self.run(["redis-cli", "-s", self.socket, *args], check=check, timeout=timeout)
         return str(out.text)
 
     def environ(self) -> dict[str, str]:
@@ -111,7 +111,7 @@ class Redis(Service):
     def check(self) -> list[str]:
         if self.app.dev:
             return []
-        probe = self.run(["redis-cli", "-s", self.socket, "PING"], user=self.user, check=False)
+        probe = self.run(["redis-cli", "-s", self.socket, "PING"], user=self.user, check=False, timeout=5)
         if probe.text.strip() != "PONG":
             return [f"redis: {self.unit} does not answer the app's user on {self.socket}"]
         return []

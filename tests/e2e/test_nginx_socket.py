@@ -112,6 +112,8 @@ def test_the_site_goes_through_the_unix_socket(node: nodes.Node) -> None:
     assert "from hello" in sh(node, f"curl -s http://127.0.0.1:{port_of(PKG)}/")
     # its own unit (an upgrade starts it; the port's socket is never restarted), gunicorn got both
     assert sh(node, f"systemctl show -p Listen --value {PKG}-nginx.socket").split() == [SOCK, "(Stream)"]
+    # gunicorn's master (the app's user's) cannot stretch a start, stop or restart job of its unit without end
+    assert sh(node, f"systemctl show -p JobRunningTimeoutUSec --value {PKG}.service").strip() == "2min"
     assert "TCP_NODELAY" not in sh(node, f"journalctl -u {PKG}-nginx.socket -o cat --no-pager")
 
 
@@ -141,6 +143,17 @@ def test_the_app_sees_the_address_nginx_saw_and_never_a_forged_one(node: nodes.N
     port = port_of(PKG)
     assert sh(node, f"curl -s http://127.0.0.1:{port}/whoami") == "'127.0.0.1'"
     assert sh(node, f"curl -s -H 'X-Real-IP: 203.0.113.66' http://127.0.0.1:{port}/whoami") == "'127.0.0.1'"
+
+
+def test_a_run_from_roots_terminal_leaves_nothing_on_it(node: nodes.Node) -> None:
+    """`PKG run` from root's terminal hands the command that terminal while it runs (an interactive shell
+    needs it); what it started in the background must not keep it after it returns and read what root
+    types next: everything in the command's scope is stopped when it returns."""
+    inner = f"{PKG} run sh -c 'exec 3<&0; (sleep 20; cat <&3 > /var/lib/{PKG}/typed) & sleep 0.5; echo started'"
+    out = sh(node, f'script -qec "{inner}" /dev/null < /dev/null')
+    assert "started" in out, out
+    assert sh(node, f"pgrep -u {PKG} -x sleep || true").strip() == ""
+    assert sh(node, f"pgrep -u {PKG} -a | grep -v ' web$' || true").strip() == ""  # the web unit only
 
 
 def test_both_sockets_are_served_and_a_busy_port_does_not_starve_the_site(node: nodes.Node) -> None:

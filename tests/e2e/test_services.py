@@ -248,3 +248,13 @@ def test_redis_is_one_private_server_per_instance(node_factory: object, tmp_path
     sh(node, "test ! -e /etc/redis/redis-cache-rd1.conf && test ! -e /var/lib/redis/cache-rd1")
     assert sh(node, "systemctl is-active redis-server@cache-rd1.service", check=False).strip() != "active"
     assert sh(node, f"cache-rd2 run sh -c '{cli} PING'").strip() == "PONG"
+    # the app pauses its redis for ten days (one command of its own): root's backup, which asks that redis,
+    # ends with an error within its bounds instead of waiting with it (in postinst: holding dpkg's lock)
+    paused = nodes.run_in(node, ["runuser", "-u", "cache-rd2", "--", "redis-cli", "-s",
+                                 "/run/redis-cache-rd2/redis.sock", "CLIENT", "PAUSE", "864000000", "ALL"])
+    assert paused.stdout.strip() == "OK", paused.stdout
+    started = time.monotonic()
+    held = nodes.run_in(node, ["timeout", "200", "cache-rd2", "backup", "--reason", "paused"])
+    assert held.returncode not in (0, 124) and time.monotonic() - started < 90, (held.returncode, held.stdout[-2000:])
+    assert "does not answer" in held.stdout, held.stdout[-2000:]
+    assert sh(node, "pgrep -u root -x redis-cli || true").strip() == ""  # nothing of root's left waiting
