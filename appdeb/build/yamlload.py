@@ -10,13 +10,13 @@ RecursionError, and its pure-Python parser needs seconds for a large document.
 
 from __future__ import annotations
 
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from appdeb.build.infile import read_text
 from appdeb.errors import Problem, SpecError
 
 MAX_BYTES = 1 << 20  # an app description is a page or two; a 1 MiB one is an accident or an attack
@@ -239,25 +239,7 @@ def _children(node: YNode) -> list[YNode]:
 def load(path: Path, display_name: str | None = None) -> tuple[YNode, list[Problem]]:
     """Parse one YAML document: syntax errors raise SpecError, duplicate keys come back as problems."""
     name = display_name or path.name
-    try:
-        st = path.stat()
-        if not stat.S_ISREG(st.st_mode):
-            raise SpecError([Problem(name, 1, 1, "", "is not a regular file")])
-        if st.st_size > MAX_BYTES:
-            raise SpecError([Problem(name, 1, 1, "", f"is larger than {MAX_BYTES // 1024} KiB")])
-        with path.open("rb") as f:
-            data = f.read(MAX_BYTES + 1)
-    except FileNotFoundError:
-        raise SpecError([Problem(name, 1, 1, "", f"no such file: {path}")]) from None
-    except OSError as exc:
-        raise SpecError([Problem(name, 1, 1, "", f"cannot be read: {exc.strerror}")]) from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise SpecError([Problem(name, line, col, "", f"not UTF-8 text ({exc.reason})")]) from None
-    return loads(text, name)
+    return loads(read_text(path, name, MAX_BYTES), name)
 
 
 def loads(text: str, name: str = "app.yaml") -> tuple[YNode, list[Problem]]:
