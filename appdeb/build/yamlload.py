@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from appdeb.build.infile import read_text
-from appdeb.errors import Problem, SpecError
+from appdeb.errors import MAX_KEY, Problem, SpecError, shorten
 
 MAX_BYTES = 1 << 20  # an app description is a page or two; a 1 MiB one is an accident or an attack
 MAX_DEPTH = 64
@@ -158,7 +158,7 @@ class _Composer:
             return f"{top.path}[{len(top.node.value)}]"
         if top.key is None:
             return top.path
-        return f"{top.path}.{top.key}" if top.path else top.key
+        return _join(top.path, top.key)
 
     def _attach(self, node: YNode, mark: Any) -> None:
         """Put a finished node into its parent (as an item, a key or a value), or make it the root."""
@@ -183,10 +183,9 @@ class _Composer:
             top.skip = True
             return
         key = node.raw
-        kpath = f"{top.path}.{key}" if top.path else key
         if key in top.node.value:
             first = top.node.keys_at[key][0]
-            self._problem(line, col, kpath, f"duplicate key (first defined on line {first})")
+            self._problem(line, col, _join(top.path, key), f"duplicate key (first defined on line {first})")
             top.skip = True
             return
         top.node.keys_at[key] = (line, col)
@@ -230,6 +229,13 @@ def _typed(value: Any, text: str) -> tuple[Any, str]:
     if isinstance(value, str):
         return value, "str"
     return text, "str"  # dates and other tags: keep the text, the validator decides
+
+
+def _join(path: str, key: str) -> str:
+    """A key's path as problems show it, cut short: each open node keeps one, so no copy of a huge
+    key is made per value below it."""
+    key = shorten(key, MAX_KEY)
+    return shorten(f"{path}.{key}", MAX_KEY) if path else key
 
 
 def _children(node: YNode) -> list[YNode]:
