@@ -68,7 +68,8 @@ def _spec(tree: YNode, c: Checker, app_dir: Path) -> AppSpec | None:
         env=_env(top.get("env"), c),
         services=_services(top.get("services"), c),
         instances=_instances(top.get("instances"), c),
-        exclude=validate_files.exclude(top.get("exclude"), c, app_dir),
+        exclude=validate_files.exclude(top.get("exclude"), c, app_dir)
+        if validate_config.exclude_fits(top.get("exclude"), c) else (),
         backup_keep=validate_config.backup_keep(top.get("backups"), "backups", c),
         config_files=validate_config.config_files(top.get("config_files"), c, app_dir),
         target=validate_config.target(top.get("target"), c),

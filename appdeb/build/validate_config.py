@@ -20,6 +20,7 @@ from appdeb.services import SERVICES
 CONFIG_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 RESERVED_FILES = ("settings.env", "secret")
 MAX_TEMPLATE = 1 << 20
+MAX_EXCLUDES, MAX_EXCLUDE_LEN = 256, 256  # each checkout file is matched against every pattern, on every walk
 
 
 def config_files(node: YNode | None, c: Checker, app_dir: Path) -> tuple[tuple[str, str], ...]:
@@ -121,3 +122,22 @@ def command_timeouts(node: YNode | None, c: Checker) -> tuple[tuple[str, int], .
         if seconds is not None:
             out.append((name, seconds))
     return tuple(out)
+
+
+def exclude_fits(node: YNode | None, c: Checker) -> bool:
+    """Whether `exclude:` is within its bounds (checked first: matching a list past them against the
+    checkout is what would take the time)."""
+    if node is None or node.kind not in ("seq", "str"):
+        return True
+    items = list(enumerate(node.value)) if node.kind == "seq" else [(None, node)]
+    if len(items) > MAX_EXCLUDES:
+        c.add(items[MAX_EXCLUDES][1], f"exclude[{MAX_EXCLUDES}]", f"more than {MAX_EXCLUDES} patterns "
+              f"({len(items)}); exclude a directory rather than each of its files")
+        return False
+    fits = True
+    for i, item in items:
+        if item.kind == "str" and len(item.value) > MAX_EXCLUDE_LEN:
+            c.add(item, "exclude" if i is None else f"exclude[{i}]",
+                  f"a pattern is at most {MAX_EXCLUDE_LEN} characters")
+            fits = False
+    return fits
