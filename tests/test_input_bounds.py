@@ -108,3 +108,40 @@ PATTERN_TEXT = st.text(st.sampled_from("ab/.*?[]!-"), max_size=8)
 def test_compiled_excludes_match_as_fnmatch_does(patterns: list[str], parts: list[str]) -> None:
     rel = PurePosixPath(*parts)
     assert excluder(tuple(patterns))(Path(rel)) == _fnmatch_excluded(rel, patterns)
+
+
+BASE60 = "1" + ":0" * 5000
+
+
+@pytest.mark.parametrize(("fields", "key"), [
+    ({"web": {"port": "@INT@"}}, "web.port"),
+    ({"services": {"files": {"x": "@INT@"}}}, "services.files.x"),
+    ({"instances": {"prod": {"port": "@INT@"}}}, "instances.prod.port"),
+    ({"env": {"GREETING": {"default": "@INT@"}}}, "env.GREETING.default"),
+])
+@pytest.mark.parametrize("number", [BASE60, "0x" + "f" * 40, "1_" * 20 + "1"])
+def test_huge_integers_are_refused_before_they_are_read(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                        fields: dict[str, object], key: str, number: str) -> None:
+    """YAML 1.1's base-60 integers escaped Python's digit limit while read, then crashed `check`
+    (printing a port out of range) or the build (json of a service option)."""
+    app = make_app(tmp_path, fields)
+    (app / "app.yaml").write_text((app / "app.yaml").read_text().replace("'@INT@'", number))
+    code, _, err = appdeb(capsys, "check", app)
+    assert_refused(code, err, key, "is longer than 32 characters (quote it if it is text)")
+    assert len(err) < 5000
+    code, _, err = appdeb(capsys, "build", app, "--out", tmp_path / "dist")
+    assert_refused(code, err, key, "is longer than 32 characters")
+
+
+def test_a_megabyte_integer_is_refused_quickly(tmp_path: Path) -> None:
+    app = make_app(tmp_path, text="name: 1" + ":0" * 500_000 + "\n")
+    start = time.monotonic()
+    r = appdeb_process("check", app, timeout=60)
+    assert time.monotonic() - start < 5
+    assert_refused(r.returncode, r.stderr, "name", "is longer than 32 characters")
+
+
+def test_out_of_range_numbers_are_shown_as_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    app = make_app(tmp_path, {"web": {"port": "@INT@"}})
+    (app / "app.yaml").write_text((app / "app.yaml").read_text().replace("'@INT@'", "0x10"))
+    assert_refused(*appdeb(capsys, "check", app)[::2], "web.port", "0x10 is out of range (allowed: 1024..65535)")

@@ -76,7 +76,7 @@ class Checker:
             return None
         value = int(node.value)
         if not lo <= value <= hi:
-            self.add(node, path, f"{value} is out of range (allowed: {lo}..{hi})")
+            self.add(node, path, f"{node.raw} is out of range (allowed: {lo}..{hi})")
             return None
         return value
 

@@ -23,6 +23,10 @@ MAX_BYTES = 1 << 20  # an app description is a page or two; a 1 MiB one is an ac
 MAX_DEPTH = 64
 MAX_VALUES = 50_000  # values in the document, each repetition by an alias counted again (far beyond any real one)
 STR_TAG = "tag:yaml.org,2002:str"
+INT_TAG = "tag:yaml.org,2002:int"
+# Longer integers are refused before PyYAML converts them: YAML 1.1's base-60 form (1:0:0:…) escapes
+# Python's digit limit while read, in quadratic time, then fails when printed (a message, app.json).
+MAX_INT_TEXT = 32
 PLAIN_TAGS = (None, "!", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -201,17 +205,24 @@ class _Composer:
             tag = self.loader.resolve(yaml.ScalarNode, event.value, event.implicit)
         if tag == STR_TAG:
             return YNode(event.value, line, col, "str", raw=event.value, quoted=quoted)
+        if tag == INT_TAG and len(event.value) > MAX_INT_TEXT:
+            self._problem(line, col, self._value_path(), f"the integer {shorten(event.value, 60)} is longer than "
+                          f"{MAX_INT_TEXT} characters (quote it if it is text)")
+            return YNode(None, line, col, "null", raw=event.value, quoted=quoted)
         node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
         try:
             value = self.loader.construct_object(node, deep=True)
         except Exception as exc:  # !!int abc, !!timestamp junk, !foo: PyYAML's constructors raise anything
             reason = exc.problem if isinstance(exc, yaml.MarkedYAMLError) else str(exc)
-            waiting_key = bool(self.stack) and self.stack[-1].node.kind == "map" and self.stack[-1].key is None
-            path = "" if waiting_key else self._child_path()
-            self._problem(line, col, path, f"cannot read this {_tag(tag)} value: {reason}"[:300])
+            self._problem(line, col, self._value_path(), f"cannot read this {_tag(tag)} value: {reason}"[:300])
             return YNode(None, line, col, "null", raw=event.value, quoted=quoted)
         typed, kind = _typed(value, event.value)
         return YNode(typed, line, col, kind, raw=event.value, quoted=quoted)
+
+    def _value_path(self) -> str:
+        """The path a problem with the scalar being read names (a key's problem names its mapping)."""
+        waiting_key = bool(self.stack) and self.stack[-1].node.kind == "map" and self.stack[-1].key is None
+        return self.stack[-1].path if waiting_key else self._child_path()
 
     def _problem(self, line: int, col: int, key: str, message: str) -> None:
         self.problems.append(Problem(self.file, line, col, key, message))
