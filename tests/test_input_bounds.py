@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from appdeb.build.stage import app_files, excluder
+from appdeb.build.validate import load_spec
 from appdeb.errors import SpecError
 
 from .hostile import appdeb, appdeb_process, assert_refused, make_app
@@ -145,3 +146,29 @@ def test_out_of_range_numbers_are_shown_as_written(tmp_path: Path, capsys: pytes
     app = make_app(tmp_path, {"web": {"port": "@INT@"}})
     (app / "app.yaml").write_text((app / "app.yaml").read_text().replace("'@INT@'", "0x10"))
     assert_refused(*appdeb(capsys, "check", app)[::2], "web.port", "0x10 is out of range (allowed: 1024..65535)")
+
+
+@pytest.mark.parametrize(("fields", "key", "other"), [
+    ({"processes": {"sweep": "true"}, "timers": {"sweep": {"command": "true", "schedule": "daily"}}},
+     "timers.sweep", "hello-sweep.service (hello process sweep)"),
+    ({"processes": {"nginx": "true"}, "static": "static"}, "processes.nginx", "hello-nginx.socket"),
+    ({"timers": {"nginx": {"command": "true", "schedule": "daily"}}, "static": "static"}, "timers.nginx",
+     "hello-nginx.socket"),
+])
+def test_units_of_the_same_name_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                            fields: dict[str, object], key: str, other: str) -> None:
+    """A process and a timer of one name both were PKG-NAME.service: the build kept one, silently."""
+    app = make_app(tmp_path, fields)
+    code, _, err = appdeb(capsys, "check", app)
+    assert_refused(code, err, key, f"clashes with {other}")
+    section, name = key.split(".")
+    lines = (app / "app.yaml").read_text().splitlines()
+    start = lines.index(f"{section}:")
+    row = next(n for n in range(start + 1, len(lines)) if lines[n].startswith(f"  {name}:"))
+    assert f"app.yaml:{row + 1}:3: {key}:" in err
+
+
+def test_a_process_and_a_timer_of_different_names_still_pass(tmp_path: Path) -> None:
+    app = make_app(tmp_path, {"processes": {"worker": "true"}, "static": "static",
+                              "timers": {"sweep": {"command": "true", "schedule": "daily"}}})
+    assert [p.name for p in load_spec(app).processes] == ["worker"]

@@ -76,6 +76,7 @@ def _spec(tree: YNode, c: Checker, app_dir: Path) -> AppSpec | None:
         raw=plain(tree),
     )
     validate_config.references(top, c, app_dir, spec.env, spec.services, spec.config_files)
+    validate_config.unit_names(top, c, spec)
     return spec
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from appdeb.build import paths_in_app, rules
 from appdeb.build.fields import Checker
-from appdeb.build.spec import ServiceSpec, Setting
+from appdeb.build.spec import AppSpec, ServiceSpec, Setting
+from appdeb.build.units import clashes, units_for
 from appdeb.build.yamlload import YNode
 from appdeb.runtime.app import INSTANCE_VARS, REFERENCE, config_var
 from appdeb.runtime.contract import DEFAULT_TIMEOUTS, TIMEOUT_RANGE
@@ -141,3 +142,19 @@ def exclude_fits(node: YNode | None, c: Checker) -> bool:
                   f"a pattern is at most {MAX_EXCLUDE_LEN} characters")
             fits = False
     return fits
+
+
+def unit_names(top: dict[str, YNode], c: Checker, spec: AppSpec) -> None:
+    """Every process and timer has units of its own: a name giving one the unit of another (a process
+    and a timer both named x are PKG-x.service; a process named nginx beside the site's PKG-nginx.socket)
+    would lose a unit, or confuse systemctl, without a word at build time."""
+    named: set[tuple[str, ...]] = set()
+    for first, unit in clashes(units_for(spec, spec.name or "app", "")):
+        if len(unit.verb) != 2 or unit.verb in named:  # processes and timers (they come last), each once
+            continue
+        named.add(unit.verb)
+        section = "processes" if unit.verb[0] == "process" else "timers"
+        node = top.get(section)
+        at = node.keys_at.get(unit.verb[1]) if node is not None and node.kind == "map" else None
+        c.add(node, f"{section}.{unit.verb[1]}", f"its unit {unit.name} clashes with {first.name} "
+              f"({first.description}); choose another name", at)
