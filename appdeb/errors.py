@@ -13,7 +13,7 @@ class AppdebError(Exception):
 MAX_KEY = 200  # characters of a key path shown in a problem
 MAX_MESSAGE = 1000  # characters of a problem's message
 MAX_SHOWN = 100  # problems reported; the rest are counted
-
+HIDDEN = frozenset({"Cc", "Cs", "Zl", "Zp", "Cf", "Co", "Cn"})  # what a message shows as an escape
 
 
 def shorten(text: str, limit: int) -> str:
@@ -48,10 +48,10 @@ class Problem:
 def printable(text: str) -> str:
     """One line whatever a hostile app.yaml put into a key or a value: control characters escaped.
 
-    Messages quote the user's values; a newline there would fake another problem line, and an
-    escape sequence would reach the user's terminal.
+    Messages quote the user's values; a newline there would fake another problem line, an escape
+    sequence would reach the user's terminal, and a bidi override (U+202E) would reorder the line.
     """
-    return "".join(repr(ch)[1:-1] if unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") else ch for ch in text)
+    return "".join(repr(ch)[1:-1] if unicodedata.category(ch) in HIDDEN else ch for ch in text)
 
 
 class SpecError(AppdebError):

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import fnmatch
 import time
+import unicodedata
 from pathlib import Path, PurePosixPath
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from appdeb.build.plan import make_plan, with_vendor
+from appdeb.build.render import render
 from appdeb.build.stage import app_files, excluder
 from appdeb.build.validate import load_spec
 from appdeb.errors import SpecError
 
+from .conftest import EPOCH
 from .hostile import appdeb, appdeb_process, assert_refused, make_app
 
 
@@ -172,3 +176,56 @@ def test_a_process_and_a_timer_of_different_names_still_pass(tmp_path: Path) -> 
     app = make_app(tmp_path, {"processes": {"worker": "true"}, "static": "static",
                               "timers": {"sweep": {"command": "true", "schedule": "daily"}}})
     assert [p.name for p in load_spec(app).processes] == ["worker"]
+
+
+INVISIBLE = ("\u202e", "\u202c", "\ufeff", "\u200b", "\ue000", "\U000e0001", "\u0378")
+TEXT_FIELDS = ("description", "env.GREETING.description", "env.GREETING.default")
+
+
+@pytest.mark.parametrize("char", INVISIBLE, ids=[f"U+{ord(c):04X}" for c in INVISIBLE])
+@pytest.mark.parametrize("field", TEXT_FIELDS)
+def test_invisible_characters_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], field: str,
+                                          char: str) -> None:
+    """A right-to-left override reached the control file's Description and the settings comments."""
+    app = make_app(tmp_path, {field: f"safe {char}txt.exe"})
+    assert_refused(*appdeb(capsys, "check", app)[::2], field, f"invisible or control character U+{ord(char):04X}")
+
+
+def test_problems_show_invisible_characters_as_escapes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A key with a right-to-left override reordered the problem line on the terminal."""
+    app = make_app(tmp_path, {"x\u202eeman": 1})
+    code, _, err = appdeb(capsys, "check", app)
+    assert_refused(code, err, "x\\u202eeman", "unknown key")
+    assert "\u202e" not in err
+
+
+def _shown_as_is(text: str) -> bool:
+    return not any(unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cn", "Cs") and ch != "\n" for ch in text)
+
+
+# visible text (random code points are often unassigned), half the time with one other character put in:
+# an invisible one, a control character, a line separator, or any code point at all
+VISIBLE = st.text(st.characters(codec="utf-8", exclude_categories=("Cc", "Cf", "Co", "Cn", "Cs", "Zl", "Zp")),
+                  max_size=12)
+ODD = st.sampled_from((*INVISIBLE, "\t", "\r", "\x1b", "\u2028")) | st.characters(codec="utf-8")
+TRICKY = VISIBLE | st.tuples(VISIBLE, ODD, VISIBLE).map("".join)
+
+
+@given(st.sampled_from(TEXT_FIELDS), TRICKY)
+@settings(max_examples=100, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+def test_what_passes_reaches_the_admin_as_it_is(tmp_path_factory: pytest.TempPathFactory, field: str,
+                                                text: str) -> None:
+    """Whatever `check` accepts in these fields, the control file and settings file show no invisible,
+    format or control character (but line ends)."""
+    value = f"Hello {text}\nbody {text}" if field == "description" else text
+    app = make_app(tmp_path_factory.mktemp("app"), {field: value})
+    try:
+        spec = load_spec(app)
+    except SpecError:
+        event("refused")
+        return
+    event("accepted")
+    files = render(with_vendor(make_plan(spec, python_version="3.11", source_date_epoch=EPOCH),
+                               binary_dists=(), vendored=()))
+    for path in ("DEBIAN/control", "opt/hello/appdeb/settings.env"):
+        assert _shown_as_is(files[path].content.decode()), path

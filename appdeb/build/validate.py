@@ -243,10 +243,11 @@ def _env(node: YNode | None, c: Checker) -> tuple[Setting, ...]:
 
 
 def _one_line(node: YNode | None, path: str, c: Checker, *, number: bool = True) -> str | None:
-    """A setting's default or description: one line in the settings file, never a second setting."""
+    """A setting's default or description: one line in the settings file, never a second setting, and
+    shown there as it is."""
     text = c.string(node, path, allow_number=number)
     if text is not None:
-        c.check(node, path, rules.one_line(text))
+        c.check(node, path, rules.one_line(text) or rules.visible(text))
     return text
 
 
