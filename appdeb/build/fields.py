@@ -38,7 +38,7 @@ class Checker:
                 hint = f"; did you mean '{close[0]}'?" if close else f" (allowed: {', '.join(allowed)})"
                 self.add(node, _join(path, key), f"unknown key{hint}", at)
         for key in required:
-            if key not in node.value:
+            if key not in node.keys_at:  # an empty section (`wsgi:` alone) is null: it has no keys either
                 self.add(node, _join(path, key), "required key is missing")
 
     def mapping(self, node: YNode | None, path: str) -> dict[str, YNode] | None:
