@@ -89,6 +89,12 @@ def test_syntax_error_is_located(tmp_path: Path) -> None:
     assert len(found) == 1 and "YAML syntax error" in found[0] and found[0].startswith("2:1:")
 
 
+def test_an_empty_section_is_missing_its_required_keys(tmp_path: Path) -> None:
+    """`wsgi:` alone is null: it once ended `check` in a TypeError."""
+    found = problems(tmp_path, GOOD.replace("wsgi:\n  app: blog:app\n", "wsgi:\n"))
+    assert found == ["6:6: wsgi.app: required key is missing"]
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="no such file"):
         load_spec(tmp_path)

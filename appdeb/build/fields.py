@@ -38,7 +38,7 @@ class Checker:
                 hint = f"; did you mean '{close[0]}'?" if close else f" (allowed: {', '.join(allowed)})"
                 self.add(node, _join(path, key), f"unknown key{hint}", at)
         for key in required:
-            if key not in node.value:
+            if key not in node.keys_at:  # an empty section (`wsgi:` alone) is null: it has no keys either
                 self.add(node, _join(path, key), "required key is missing")
 
     def mapping(self, node: YNode | None, path: str) -> dict[str, YNode] | None:
@@ -76,7 +76,7 @@ class Checker:
             return None
         value = int(node.value)
         if not lo <= value <= hi:
-            self.add(node, path, f"{value} is out of range (allowed: {lo}..{hi})")
+            self.add(node, path, f"{node.raw} is out of range (allowed: {lo}..{hi})")
             return None
         return value
 

@@ -9,6 +9,7 @@ is allowed) or None, so the validator can collect all of them at once.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from appdeb.build.formats import bad_char
 from appdeb.errors import AppdebError
@@ -28,6 +29,7 @@ URL_PATH_RE = re.compile(r"/(?:[A-Za-z0-9._~-]+/)*")
 REL_PATH_RE = re.compile(r"[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*/?")
 SCHEDULE_RE = re.compile(r"[A-Za-z0-9*,:/.~+_-](?:[A-Za-z0-9 *,:/.~+_-]{0,198}[A-Za-z0-9*,:/.~+_-])?")
 MAX_TEXT = 4096  # one-line values and descriptions: far beyond any real one
+INVISIBLE = frozenset({"Cc", "Cf", "Co", "Cn"})  # control, format, private-use, unassigned
 
 
 def shown(value: str, limit: int = 60) -> str:
@@ -46,6 +48,17 @@ def one_line(text: str, *, allow: str = "", limit: int = MAX_TEXT) -> str | None
     return None
 
 
+def visible(text: str, *, allow: str = "") -> str | None:
+    """Text a person reads as it is: no format character (bidi overrides such as U+202E, zero-width
+    spaces, U+FEFF), private-use or unassigned code point, no control character (but those in allow).
+    Such text reaches the control file's Description and the settings file's comments, where it
+    could make what an admin sees differ from what is there."""
+    for ch in text:
+        if ch not in allow and unicodedata.category(ch) in INVISIBLE:
+            return f"must not contain the invisible or control character U+{ord(ch):04X} ({ch!r})"
+    return None
+
+
 def maintainer(text: str) -> str | None:
     problem = one_line(text, limit=200)
     if problem:
@@ -59,7 +72,7 @@ def maintainer(text: str) -> str | None:
 
 def description(text: str) -> str | None:
     """Lines of printable text: each becomes a continuation line of the control file's Description."""
-    return one_line(text, allow="\n", limit=8 * MAX_TEXT)
+    return one_line(text, allow="\n", limit=8 * MAX_TEXT) or visible(text, allow="\n")
 
 
 def command(text: str) -> str | None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
 import re
 import shutil
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
@@ -45,6 +46,7 @@ def build_inputs(app_dir: Path, excludes: tuple[str, ...]) -> Iterator[Path]:
 
 
 def _walk(app_dir: Path, prune: tuple[str, ...], skip_special: tuple[str, ...]) -> Iterator[Path]:
+    pruned, skipped = excluder(prune), excluder(skip_special)
     for dirpath, dirnames, filenames in walk(app_dir):
         rel_dir = Path(dirpath).relative_to(app_dir)
         # a link to a directory is an entry like a link to a file (shipped as a link, or refused where it
@@ -53,13 +55,13 @@ def _walk(app_dir: Path, prune: tuple[str, ...], skip_special: tuple[str, ...]) 
         if dirnames and len(rel_dir.parts) >= MAX_DEPTH:
             raise AppdebError(f"{shown(str(rel_dir / dirnames[0]))}: the app's directories nest more than "
                               f"{MAX_DEPTH} deep; no package needs that (and building every path would recurse)")
-        dirnames[:] = sorted(d for d in dirnames if d not in links and not _excluded(rel_dir / d, prune))
+        dirnames[:] = sorted(d for d in dirnames if d not in links and not pruned(rel_dir / d))
         for name in sorted([*filenames, *links]):
             rel = rel_dir / name
-            if _excluded(rel, prune):
+            if pruned(rel):
                 continue
             if skip_special and _special(Path(dirpath, name)) and any(
-                    _excluded(Path(*rel.parts[: i + 1]), skip_special) for i in range(len(rel.parts))):
+                    skipped(Path(*rel.parts[: i + 1])) for i in range(len(rel.parts))):
                 continue
             _refuse_special(Path(dirpath, name))
             yield rel
@@ -79,9 +81,22 @@ def _refuse_special(path: Path) -> None:
                       "app.yaml's 'exclude:'")
 
 
-def _excluded(rel: Path, patterns: tuple[str, ...]) -> bool:
-    text = rel.as_posix()
-    return any(fnmatch.fnmatch(rel.name, p) or fnmatch.fnmatch(text, p.rstrip("/")) for p in patterns)
+def excluder(patterns: tuple[str, ...]) -> Callable[[Path], bool]:
+    """Whether a path (relative to the app) is excluded: its name or its whole path matches a pattern
+    (as fnmatch matches; a pattern's trailing '/' is dropped for the path).
+
+    The patterns become two regular expressions, compiled once per set of patterns and only when
+    needed: a build walks the app several times, and matching each pattern per file costs much more.
+    """
+    if not patterns:
+        return lambda rel: False
+    return lambda rel: bool(_pattern(patterns, False).match(rel.name)
+                            or _pattern(patterns, True).match(rel.as_posix()))
+
+
+@functools.lru_cache(maxsize=8)
+def _pattern(patterns: tuple[str, ...], whole_path: bool) -> re.Pattern[str]:
+    return re.compile("|".join(fnmatch.translate(p.rstrip("/") if whole_path else p) for p in patterns))
 
 
 def stage(plan: BuildPlan, lib: Path, files: dict[str, RenderedFile], dest: Path) -> None:

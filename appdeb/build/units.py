@@ -50,6 +50,17 @@ def units_for(spec: AppSpec, package: str, web_socket: str) -> tuple[Unit, ...]:
     return tuple(units)
 
 
+def clashes(units: tuple[Unit, ...]) -> list[tuple[Unit, Unit]]:
+    """Pairs of units systemd would take for one, the later second: the same file name (one file would
+    silently replace the other), or the same name before the suffix where neither starts the other
+    (a socket or timer shares its service's name by design; `systemctl start NAME` picks the service)."""
+    by_stem: dict[str, list[Unit]] = {}
+    for unit in units:
+        by_stem.setdefault(unit.name.rpartition(".")[0], []).append(unit)
+    return [(a, b) for group in by_stem.values() for i, a in enumerate(group) for b in group[i + 1:]
+            if a.name == b.name or (b.name != a.target and a.name != b.target)]
+
+
 def wants_nginx(spec: AppSpec) -> bool:
     """A site in front of gunicorn when asked for, or by default when there are static files to serve."""
     if spec.web is None:

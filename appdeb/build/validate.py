@@ -68,13 +68,15 @@ def _spec(tree: YNode, c: Checker, app_dir: Path) -> AppSpec | None:
         env=_env(top.get("env"), c),
         services=_services(top.get("services"), c),
         instances=_instances(top.get("instances"), c),
-        exclude=validate_files.exclude(top.get("exclude"), c, app_dir),
+        exclude=validate_files.exclude(top.get("exclude"), c, app_dir)
+        if validate_config.exclude_fits(top.get("exclude"), c) else (),
         backup_keep=validate_config.backup_keep(top.get("backups"), "backups", c),
         config_files=validate_config.config_files(top.get("config_files"), c, app_dir),
         target=validate_config.target(top.get("target"), c),
         raw=plain(tree),
     )
     validate_config.references(top, c, app_dir, spec.env, spec.services, spec.config_files)
+    validate_config.unit_names(top, c, spec)
     return spec
 
 
@@ -241,10 +243,11 @@ def _env(node: YNode | None, c: Checker) -> tuple[Setting, ...]:
 
 
 def _one_line(node: YNode | None, path: str, c: Checker, *, number: bool = True) -> str | None:
-    """A setting's default or description: one line in the settings file, never a second setting."""
+    """A setting's default or description: one line in the settings file, never a second setting, and
+    shown there as it is."""
     text = c.string(node, path, allow_number=number)
     if text is not None:
-        c.check(node, path, rules.one_line(text))
+        c.check(node, path, rules.one_line(text) or rules.visible(text))
     return text
 
 

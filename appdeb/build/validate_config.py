@@ -11,7 +11,8 @@ from pathlib import Path
 
 from appdeb.build import paths_in_app, rules
 from appdeb.build.fields import Checker
-from appdeb.build.spec import ServiceSpec, Setting
+from appdeb.build.spec import AppSpec, ServiceSpec, Setting
+from appdeb.build.units import clashes, units_for
 from appdeb.build.yamlload import YNode
 from appdeb.runtime.app import INSTANCE_VARS, REFERENCE, config_var
 from appdeb.runtime.contract import DEFAULT_TIMEOUTS, TIMEOUT_RANGE
@@ -20,6 +21,7 @@ from appdeb.services import SERVICES
 CONFIG_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 RESERVED_FILES = ("settings.env", "secret")
 MAX_TEMPLATE = 1 << 20
+MAX_EXCLUDES, MAX_EXCLUDE_LEN = 256, 256  # each checkout file is matched against every pattern, on every walk
 
 
 def config_files(node: YNode | None, c: Checker, app_dir: Path) -> tuple[tuple[str, str], ...]:
@@ -121,3 +123,38 @@ def command_timeouts(node: YNode | None, c: Checker) -> tuple[tuple[str, int], .
         if seconds is not None:
             out.append((name, seconds))
     return tuple(out)
+
+
+def exclude_fits(node: YNode | None, c: Checker) -> bool:
+    """Whether `exclude:` is within its bounds (checked first: matching a list past them against the
+    checkout is what would take the time)."""
+    if node is None or node.kind not in ("seq", "str"):
+        return True
+    items = list(enumerate(node.value)) if node.kind == "seq" else [(None, node)]
+    if len(items) > MAX_EXCLUDES:
+        c.add(items[MAX_EXCLUDES][1], f"exclude[{MAX_EXCLUDES}]", f"more than {MAX_EXCLUDES} patterns "
+              f"({len(items)}); exclude a directory rather than each of its files")
+        return False
+    fits = True
+    for i, item in items:
+        if item.kind == "str" and len(item.value) > MAX_EXCLUDE_LEN:
+            c.add(item, "exclude" if i is None else f"exclude[{i}]",
+                  f"a pattern is at most {MAX_EXCLUDE_LEN} characters")
+            fits = False
+    return fits
+
+
+def unit_names(top: dict[str, YNode], c: Checker, spec: AppSpec) -> None:
+    """Every process and timer has units of its own: a name giving one the unit of another (a process
+    and a timer both named x are PKG-x.service; a process named nginx beside the site's PKG-nginx.socket)
+    would lose a unit, or confuse systemctl, without a word at build time."""
+    named: set[tuple[str, ...]] = set()
+    for first, unit in clashes(units_for(spec, spec.name or "app", "")):
+        if len(unit.verb) != 2 or unit.verb in named:  # processes and timers (they come last), each once
+            continue
+        named.add(unit.verb)
+        section = "processes" if unit.verb[0] == "process" else "timers"
+        node = top.get(section)
+        at = node.keys_at.get(unit.verb[1]) if node is not None and node.kind == "map" else None
+        c.add(node, f"{section}.{unit.verb[1]}", f"its unit {unit.name} clashes with {first.name} "
+              f"({first.description}); choose another name", at)

@@ -10,19 +10,23 @@ RecursionError, and its pure-Python parser needs seconds for a large document.
 
 from __future__ import annotations
 
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from appdeb.errors import Problem, SpecError
+from appdeb.build.infile import read_text
+from appdeb.errors import MAX_KEY, Problem, SpecError, shorten
 
 MAX_BYTES = 1 << 20  # an app description is a page or two; a 1 MiB one is an accident or an attack
 MAX_DEPTH = 64
 MAX_VALUES = 50_000  # values in the document, each repetition by an alias counted again (far beyond any real one)
 STR_TAG = "tag:yaml.org,2002:str"
+INT_TAG = "tag:yaml.org,2002:int"
+# Longer integers are refused before PyYAML converts them: YAML 1.1's base-60 form (1:0:0:…) escapes
+# Python's digit limit while read, in quadratic time, then fails when printed (a message, app.json).
+MAX_INT_TEXT = 32
 PLAIN_TAGS = (None, "!", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -158,7 +162,7 @@ class _Composer:
             return f"{top.path}[{len(top.node.value)}]"
         if top.key is None:
             return top.path
-        return f"{top.path}.{top.key}" if top.path else top.key
+        return _join(top.path, top.key)
 
     def _attach(self, node: YNode, mark: Any) -> None:
         """Put a finished node into its parent (as an item, a key or a value), or make it the root."""
@@ -183,10 +187,9 @@ class _Composer:
             top.skip = True
             return
         key = node.raw
-        kpath = f"{top.path}.{key}" if top.path else key
         if key in top.node.value:
             first = top.node.keys_at[key][0]
-            self._problem(line, col, kpath, f"duplicate key (first defined on line {first})")
+            self._problem(line, col, _join(top.path, key), f"duplicate key (first defined on line {first})")
             top.skip = True
             return
         top.node.keys_at[key] = (line, col)
@@ -202,17 +205,24 @@ class _Composer:
             tag = self.loader.resolve(yaml.ScalarNode, event.value, event.implicit)
         if tag == STR_TAG:
             return YNode(event.value, line, col, "str", raw=event.value, quoted=quoted)
+        if tag == INT_TAG and len(event.value) > MAX_INT_TEXT:
+            self._problem(line, col, self._value_path(), f"the integer {shorten(event.value, 60)} is longer than "
+                          f"{MAX_INT_TEXT} characters (quote it if it is text)")
+            return YNode(None, line, col, "null", raw=event.value, quoted=quoted)
         node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
         try:
             value = self.loader.construct_object(node, deep=True)
         except Exception as exc:  # !!int abc, !!timestamp junk, !foo: PyYAML's constructors raise anything
             reason = exc.problem if isinstance(exc, yaml.MarkedYAMLError) else str(exc)
-            waiting_key = bool(self.stack) and self.stack[-1].node.kind == "map" and self.stack[-1].key is None
-            path = "" if waiting_key else self._child_path()
-            self._problem(line, col, path, f"cannot read this {_tag(tag)} value: {reason}"[:300])
+            self._problem(line, col, self._value_path(), f"cannot read this {_tag(tag)} value: {reason}"[:300])
             return YNode(None, line, col, "null", raw=event.value, quoted=quoted)
         typed, kind = _typed(value, event.value)
         return YNode(typed, line, col, kind, raw=event.value, quoted=quoted)
+
+    def _value_path(self) -> str:
+        """The path a problem with the scalar being read names (a key's problem names its mapping)."""
+        waiting_key = bool(self.stack) and self.stack[-1].node.kind == "map" and self.stack[-1].key is None
+        return self.stack[-1].path if waiting_key else self._child_path()
 
     def _problem(self, line: int, col: int, key: str, message: str) -> None:
         self.problems.append(Problem(self.file, line, col, key, message))
@@ -232,6 +242,13 @@ def _typed(value: Any, text: str) -> tuple[Any, str]:
     return text, "str"  # dates and other tags: keep the text, the validator decides
 
 
+def _join(path: str, key: str) -> str:
+    """A key's path as problems show it, cut short: each open node keeps one, so no copy of a huge
+    key is made per value below it."""
+    key = shorten(key, MAX_KEY)
+    return shorten(f"{path}.{key}", MAX_KEY) if path else key
+
+
 def _children(node: YNode) -> list[YNode]:
     return list(node.value.values()) if node.kind == "map" else list(node.value)
 
@@ -239,25 +256,7 @@ def _children(node: YNode) -> list[YNode]:
 def load(path: Path, display_name: str | None = None) -> tuple[YNode, list[Problem]]:
     """Parse one YAML document: syntax errors raise SpecError, duplicate keys come back as problems."""
     name = display_name or path.name
-    try:
-        st = path.stat()
-        if not stat.S_ISREG(st.st_mode):
-            raise SpecError([Problem(name, 1, 1, "", "is not a regular file")])
-        if st.st_size > MAX_BYTES:
-            raise SpecError([Problem(name, 1, 1, "", f"is larger than {MAX_BYTES // 1024} KiB")])
-        with path.open("rb") as f:
-            data = f.read(MAX_BYTES + 1)
-    except FileNotFoundError:
-        raise SpecError([Problem(name, 1, 1, "", f"no such file: {path}")]) from None
-    except OSError as exc:
-        raise SpecError([Problem(name, 1, 1, "", f"cannot be read: {exc.strerror}")]) from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise SpecError([Problem(name, line, col, "", f"not UTF-8 text ({exc.reason})")]) from None
-    return loads(text, name)
+    return loads(read_text(path, name, MAX_BYTES), name)
 
 
 def loads(text: str, name: str = "app.yaml") -> tuple[YNode, list[Problem]]:

@@ -140,8 +140,8 @@ def run_cli() -> None:
         click.echo("aborted", err=True)
         sys.exit(1)
     except SpecError as exc:
-        click.echo(str(exc), err=True)
-        click.echo(f"appdeb: {len(exc.problems)} problem(s) in the app description", err=True)
+        click.echo("\n".join(str(p) for p in exc.problems), err=True)
+        click.echo(f"appdeb: {exc.summary()}", err=True)
         sys.exit(1)
     except AppdebError as exc:
         click.echo(f"appdeb: error: {exc}", err=True)
