@@ -52,10 +52,10 @@ def _walk(app_dir: Path, prune: tuple[str, ...], skip_special: tuple[str, ...]) 
         # a link to a directory is an entry like a link to a file (shipped as a link, or refused where it
         # leads out): the walk lists it among the directories and, not entering it, would drop it unseen
         links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
-        if dirnames and len(rel_dir.parts) >= MAX_DEPTH:
+        dirnames[:] = sorted(d for d in dirnames if d not in links and not pruned(rel_dir / d))
+        if dirnames and len(rel_dir.parts) >= MAX_DEPTH:  # (what is excluded may nest deeper: it is not walked)
             raise AppdebError(f"{shown(str(rel_dir / dirnames[0]))}: the app's directories nest more than "
                               f"{MAX_DEPTH} deep; no package needs that (and building every path would recurse)")
-        dirnames[:] = sorted(d for d in dirnames if d not in links and not pruned(rel_dir / d))
         for name in sorted([*filenames, *links]):
             rel = rel_dir / name
             if pruned(rel):
