@@ -64,7 +64,7 @@ FIELD_ATTACKS: list[tuple[str, dict[str, Any], str, str]] = [
     ("requirement smuggling a line", {"require.pip": ["gunicorn\n-r /etc/passwd"]}, "require.pip", "line break"),
     ("local requirement outside", {"require.pip": ["/etc"]}, "require.pip", "outside the app"),
     ("file URL outside", {"require.pip": ["x @ file:///etc/passwd"]}, "require.pip", "outside the app"),
-    ("editable outside", {"require.pip": ["-e /tmp"]}, "require.pip", "outside the app"),
+    ("editable outside", {"require.pip": ["-e /tmp"]}, "require.pip", "would be built from source"),
     ("index on the disk", {"require.pip": ["--find-links=/var/cache"]}, "require.pip", "outside the app"),
     ("env expansion in a requirement", {"require.pip": ["-r ${HOME}/x.txt"]}, "require.pip", "environment"),
     ("excluding every file", {"exclude": ["*"]}, "exclude", "every file"),
@@ -116,7 +116,9 @@ def test_requirements_file_lines_are_checked_with_their_line(tmp_path: Path,
 
 @pytest.mark.parametrize("line", ["./pkg", "-e ./pkg", "--editable=.", "-e.", "git+https://example.org/a/b.git#egg=b",
                                   "pkg @ file:./pkg", "pkg @ https://example.org/pkg-1.0.tar.gz", "./pkg-1.0.zip",
-                                  "hg+https://example.org/r#egg=r", "./pkg ; python_version > '3'"])
+                                  "hg+https://example.org/r#egg=r", "./pkg ; python_version > '3'",
+                                  "--no-binary :all:", "--no-binary=pkg", "--only-binary=:none:", "--find-l pkg",
+                                  "--requirem pkg/r.txt", "-r https://example.org/r.txt", "-c http://127.0.0.1/c.txt"])
 def test_a_requirement_that_would_be_built_from_source_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                                   line: str) -> None:
     """Vendoring runs as root and outside commands.build's confinement: a local directory, an sdist, a VCS URL
@@ -124,7 +126,9 @@ def test_a_requirement_that_would_be_built_from_source_is_refused(tmp_path: Path
     lines and at any depth of the files it includes (and the installer itself builds nothing: --no-build)."""
     app = make_app(tmp_path, {"require.pip": [line]})
     (app / "pkg").mkdir()
-    assert_refused(*appdeb(capsys, "check", app)[::2], "require.pip", "would be built from source")
+    assert_refused(*appdeb(capsys, "check", app)[::2], "require.pip",
+                   "would be built from source" if not line.startswith("-") or line.startswith(("-e", "--edit")) else
+                   ("cannot be checked" if "://" in line else "may only give the options"))
 
 
 def test_every_included_requirements_file_is_checked_line_by_line(tmp_path: Path,

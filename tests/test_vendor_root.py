@@ -61,7 +61,9 @@ def test_an_sdist_found_for_a_name_is_never_built(tmp_path: Path, capsys: pytest
     is an sdist only: the build fails, and its backend never ran."""
     marker = tmp_path / "marker"
     marker.mkdir()
-    app = make_app(tmp_path, {"require.pip": ["--find-links ./sdists", "appdeb-test-sdist-only-4f2c==1.0"]})
+    # an absolute path (in the app): uv takes no relative find-links in requirements, and would not get this far
+    found = tmp_path / "app" / "sdists"
+    app = make_app(tmp_path, {"require.pip": [f"--find-links {found}", "appdeb-test-sdist-only-4f2c==1.0"]})
     (app / "sdists").mkdir()
     _sdist(app / "sdists", "appdeb-test-sdist-only-4f2c", marker)
     assert appdeb(capsys, "check", app)[0] == 0  # a name and a directory in the app: nothing to refuse here

@@ -16,7 +16,11 @@ from urllib.parse import unquote, urlsplit
 from appdeb.build.rules import one_line, relative_path, shown
 
 MAX_REQUIREMENTS = 1 << 20  # bytes of a requirements file
-PATH_OPTIONS = ("-r", "-c", "-e", "-f", "--requirement", "--constraint", "--editable", "--find-links")
+# the options a requirements line may give (spelled out), and what their value is: a file to include, a
+# place to find wheels (a path in the app or a remote URL), a host, or none
+OPTIONS = {"-r": "include", "--requirement": "include", "-c": "include", "--constraint": "include",
+           "-f": "place", "--find-links": "place", "-i": "place", "--index-url": "place", "--extra-index-url": "place",
+           "--trusted-host": "host", "--no-index": "", "--pre": "", "--prefer-binary": "", "--require-hashes": ""}
 ARCHIVES = (".whl", ".zip", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 _NAMED = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(?=$|[\s\[<>=!~;@(,])")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
@@ -129,19 +133,26 @@ def _built(ref: str) -> str | None:
 
 
 def _option(app_dir: Path, words: list[str]) -> str | None:
-    """`-r FILE`, `--find-links=DIR`, `-e ./pkg`…: a value that is not a remote URL must be in the app."""
+    """`-r FILE`, `--find-links=DIR`, `-i URL`…: only the options in OPTIONS, spelled out (pip takes any
+    unique prefix, which a list of names would not see), and every value that is not a remote URL in the app.
+
+    Any other option may change what vendoring does as root: `--no-binary` turns pip's source builds back
+    on, `-e` is always one. A file included from a URL (`-r https://…`) cannot be checked: refused."""
     opt, _, glued = words[0].partition("=")
     if not glued and opt.startswith("-") and not opt.startswith("--") and len(opt) > 2:
         opt, glued = opt[:2], opt[2:]
     values = [glued] if glued else words[1:2]
-    if opt not in PATH_OPTIONS:  # other options only matter when a value points at the disk (any case of file:)
-        values = [v for v in values if v.lower().startswith(("file:", "/", ".", "~"))]
-    for value in values:
+    if opt in ("-e", "--editable"):  # an editable install is always a build, whatever it names
+        return f"{shown(' '.join(words[:2]))} {BUILT}"
+    if opt not in OPTIONS:
+        return (f"{shown(opt)}: requirements may only give the options {', '.join(sorted(OPTIONS))}, spelled out "
+                "(others change how vendoring installs, as root: --no-binary would build from source)")
+    if OPTIONS[opt] == "include" and any("://" in v and not v.lower().startswith("file:") for v in values):
+        return f"{shown(' '.join(words[:2]))}: a requirements file from a URL cannot be checked; copy it into the app"
+    for value in values if OPTIONS[opt] in ("include", "place") else ():
         problem = _local(app_dir, value)
         if problem:
             return problem
-    if opt in ("-e", "--editable"):  # an editable install is always a build, whatever it names
-        return f"{shown(' '.join(words[:2]))} {BUILT}"
     return None
 
 

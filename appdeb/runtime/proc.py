@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
+from . import terminal
 from .bounding import STOP_GRACE, demote, in_scope, relay_until, stop_tree
 
 SYSTEMD = "/run/systemd/system"
@@ -115,20 +116,19 @@ class Runner:
               interactive: bool, label: str = "run") -> int:
         """Run a command for a person: interactively (their terminal), or with stdin closed and both
         output streams copied to ours through a pipe (no terminal of root's reaches the command).
-        As another user (root running the app's command) interactively, it gets root's terminal while
-        it runs, in a session of its own (no TIOCSTI) and, on systemd, a scope: when it returns, every
-        process it started is stopped, so none keeps reading what root types next."""
+        As another user (root running the app's command) interactively, it gets a terminal of its own
+        that root relays (terminal.py), never root's, in a session of its own and, on systemd, a scope:
+        when it returns, every process it started is stopped and its terminal hung up."""
         if interactive:
-            argv, env, scope, fds = in_scope(argv, env, user, label, self.systemd()) if user else (argv, env, None, ())
+            if user is None:
+                return subprocess.call(list(argv), cwd=cwd, env=env)
+            argv, env, scope, fds = in_scope(argv, env, user, label, self.systemd())
             try:
-                popen = subprocess.Popen(list(argv), cwd=cwd, env=env, start_new_session=user is not None,
-                                         preexec_fn=demote(*user) if user and not scope else None, pass_fds=fds)
+                pid, code = terminal.run(argv, cwd=cwd, env=env, preexec=None if scope else demote(*user), pass_fds=fds)
             finally:
                 for fd in fds:
                     os.close(fd)
-            code = popen.wait()
-            if user is not None:
-                stop_tree(self, popen.pid, scope, gently=False)
+            stop_tree(self, pid, scope, gently=False)
             return code
         proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True, cwd=cwd, env=env,

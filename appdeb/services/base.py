@@ -72,14 +72,15 @@ class Service:
         """Remove what provision created (the backup taken before purge is kept)."""
 
     def run(self, argv: list[str], *, user: str | None = None, stdin: Any = None, stdout: Any = None,
-            check: bool = True, timeout: float | None = TOOL_TIMEOUT) -> Any:
+            check: bool = True, timeout: float | None = TOOL_TIMEOUT, env: dict[str, str] | None = None) -> Any:
         """Run a tool through the runtime's door (app.proc), as another user if asked; a failure names it.
         Bounded (timeout): a tool that talks to what the app controls (its redis, its database) could be
         made to wait for ever, in postinst; only dumps and restores, as long as the data, pass None."""
         door = self.app.proc
         other = user if user and os.geteuid() == 0 and not self.app.dev else None
+        base = door.plain_env() if other else (dict(os.environ) if env else None)  # never root's for another user
         done = door.run(door.as_user(other, argv), stdin=stdin, stdout=stdout, timeout=timeout,
-                        env=door.plain_env() if other else None)  # never root's environment for another user
+                        env={**base, **(env or {})} if base is not None else None)
         if check and not done.ok:
             err = done.err.decode(errors="replace").strip()
             raise ServiceError(f"{self.kind}: {' '.join(argv)} failed (exit {done.code}): {err}")

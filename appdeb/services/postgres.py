@@ -23,6 +23,9 @@ def ident(name: str) -> str:
 def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
+# every lock wait of a dump or restore session (pg_dump's --lock-wait-timeout covers only its first pass)
+LOCK_BOUND = {"PGOPTIONS": "-c lock_timeout=60s"}
+
 
 class Postgres(Service):
     kind = "postgres"
@@ -73,10 +76,10 @@ class Postgres(Service):
         # As the database's owner, not the superuser: the app's own objects (functions in CHECK
         # constraints, triggers) must never run with more rights than the app has.
         with open(os.path.join(dest, DUMP), "wb") as f:
-            # a lock the app holds on a table (an idle transaction) ends the dump, not holds it: the data's size
-            # alone decides how long it may take
+            # a lock the app holds (an idle transaction on a table or a sequence) ends the dump after a minute,
+            # not holds it: the data's size alone decides how long it may take
             self.run(["pg_dump", "-Fc", "--lock-wait-timeout=60s", "-d", self.dbname], user=self.user, stdout=f,
-                     timeout=None)
+                     timeout=None, env=LOCK_BOUND)
         with open(os.path.join(dest, DUMP), "rb") as f:
             self.run(["pg_restore", "--list"], user=self.user, stdin=f, stdout=self.app.proc.QUIET)
 
@@ -88,7 +91,8 @@ class Postgres(Service):
         self.psql(f"DROP DATABASE IF EXISTS {ident(self.dbname)} WITH (FORCE)")
         self.run(["createdb", "-O", self.user, "-E", "UTF8", self.dbname], user="postgres")
         with open(dump, "rb") as f:  # loaded by the owner itself: the dump's code never runs as the superuser
-            self.run(["pg_restore", "--no-owner", "-d", self.dbname], user=self.user, stdin=f, timeout=None)
+            self.run(["pg_restore", "--no-owner", "-d", self.dbname], user=self.user, stdin=f, timeout=None,
+                     env=LOCK_BOUND)
 
     def size_estimate(self) -> int:
         """The database's size on disk: a custom-format dump is smaller, so this errs on the safe side."""

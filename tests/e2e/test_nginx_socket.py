@@ -113,7 +113,7 @@ def test_the_site_goes_through_the_unix_socket(node: nodes.Node) -> None:
     # its own unit (an upgrade starts it; the port's socket is never restarted), gunicorn got both
     assert sh(node, f"systemctl show -p Listen --value {PKG}-nginx.socket").split() == [SOCK, "(Stream)"]
     # gunicorn's master (the app's user's) cannot stretch a start, stop or restart job of its unit without end
-    assert sh(node, f"systemctl show -p JobRunningTimeoutUSec --value {PKG}.service").strip() == "2min"
+    assert sh(node, f"systemctl show -p JobRunningTimeoutUSec --value {PKG}.service").strip() == "2min 30s"
     assert "TCP_NODELAY" not in sh(node, f"journalctl -u {PKG}-nginx.socket -o cat --no-pager")
 
 
@@ -154,6 +154,10 @@ def test_a_run_from_roots_terminal_leaves_nothing_on_it(node: nodes.Node) -> Non
     assert "started" in out, out
     assert sh(node, f"pgrep -u {PKG} -x sleep || true").strip() == ""
     assert sh(node, f"pgrep -u {PKG} -a | grep -v ' web$' || true").strip() == ""  # the web unit only
+    # and the command never had root's terminal: one of its own, which root relays (a descriptor of it passed
+    # on to another process of the app's reads a hang-up once the command returns)
+    roots, its = sh(node, f'script -qec "tty; {PKG} run tty" /dev/null < /dev/null').split()[:2]
+    assert roots.startswith("/dev/pts/") and its.startswith("/dev/pts/") and its != roots, (roots, its)
 
 
 def test_both_sockets_are_served_and_a_busy_port_does_not_starve_the_site(node: nodes.Node) -> None:
