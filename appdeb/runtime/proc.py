@@ -123,12 +123,22 @@ class Runner:
             if user is None:
                 return subprocess.call(list(argv), cwd=cwd, env=env)
             argv, env, scope, fds = in_scope(argv, env, user, label, self.systemd())
+            then = None if scope else demote(*user)
+            master, slave = terminal.open_pty() if terminal.on_terminal() else (-1, -1)
+            to = (slave, slave) if slave >= 0 else terminal.pipes_for_terminals()
             try:
-                pid, code = terminal.run(argv, cwd=cwd, env=env, preexec=None if scope else demote(*user), pass_fds=fds)
+                popen = subprocess.Popen(list(argv), cwd=cwd, env=env, stdin=None if slave < 0 else slave,
+                                         stdout=to[0], stderr=to[1], start_new_session=True, pass_fds=fds,
+                                         preexec_fn=terminal.controlling(then) if slave >= 0 else then)
             finally:
-                for fd in fds:
+                for fd in (*fds, *([slave] if slave >= 0 else [])):
                     os.close(fd)
-            stop_tree(self, pid, scope, gently=False)
+            if master >= 0:
+                terminal.relay_pty(master, popen)
+            else:
+                terminal.relay_pipes(popen)
+            code = popen.wait()
+            stop_tree(self, popen.pid, scope, gently=False)
             return code
         proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True, cwd=cwd, env=env,

@@ -1,11 +1,13 @@
-"""A command for a person, on a terminal of its own that root relays: root's own terminal never reaches it.
+"""A command for a person never gets root's terminal: a terminal of its own that root relays, or pipes.
 
 `PKG run` by root for the app's user is interactive (a shell, a console), so the command needs a
 terminal. Handing it root's was a hole: a process of the app's user could keep a copy of that
 descriptor (a background child, or one passed over a unix socket to the web worker) and read what
-root typed after the command returned. The command gets a new pseudo-terminal instead, as its
-controlling terminal; root's terminal is put in raw mode and its bytes copied both ways until the
-command ends, then the pty's master is closed: any copy of its other end left behind reads a hang-up.
+root typed after the command returned. When root's input is a terminal, the command gets a new
+pseudo-terminal as its controlling terminal; root's is put in raw mode and the bytes are copied both
+ways until the command ends, then the pty's master is closed: a copy of its other end left behind reads
+a hang-up. When root's input is not a terminal (a script), the command's output goes through pipes
+wherever root's output is a terminal, copied byte for byte. proc.Runner.relay starts the command.
 """
 
 from __future__ import annotations
@@ -19,59 +21,87 @@ import subprocess
 import sys
 import termios
 import tty
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from subprocess import Popen
 
 
-def run(argv: Sequence[str], *, cwd: str, env: dict[str, str], preexec: Callable[[], None] | None,
-        pass_fds: tuple[int, ...]) -> tuple[int, int]:
-    """(pid, exit status) of argv run on a pty of its own, relayed to our stdin and stdout."""
+def on_terminal() -> bool:
+    """Whether the person's input is a terminal (then the command gets a pty of its own)."""
+    return os.isatty(sys.stdin.fileno())
+
+
+def open_pty() -> tuple[int, int]:
+    """(master, slave) of a new pty, with the person's window size when there is one."""
     master, slave = pty.openpty()
-    with contextlib.suppress(OSError):  # our window's size, when we have one
+    with contextlib.suppress(OSError):
         fcntl.ioctl(slave, termios.TIOCSWINSZ, fcntl.ioctl(sys.stdin.fileno(), termios.TIOCGWINSZ, b"\0" * 8))
+    return master, slave
 
-    def own_terminal() -> None:  # in the child, after setsid: the pty becomes its controlling terminal
+
+def controlling(then: Callable[[], None] | None) -> Callable[[], None]:
+    """A preexec_fn: in the child, after setsid, its stdin (the pty) becomes its controlling terminal."""
+    def preexec() -> None:
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-        if preexec is not None:
-            preexec()
+        if then is not None:
+            then()
+    return preexec
 
-    try:
-        popen = subprocess.Popen(list(argv), cwd=cwd, env=env, stdin=slave, stdout=slave, stderr=slave,
-                                 start_new_session=True, preexec_fn=own_terminal, pass_fds=pass_fds)
-    finally:
-        os.close(slave)
+
+def relay_pty(master: int, popen: Popen[bytes]) -> None:
+    """Copy our input to the pty and its output to ours, our terminal raw, until the command has ended
+    and said all; then the master is closed (whoever kept the other end reads a hang-up)."""
+    sys.stdout.flush()
+    inputs = [master, sys.stdin.fileno()]
     try:
         with _raw(sys.stdin.fileno()):
-            _relay(master, popen)
-        return popen.pid, popen.wait()
+            while True:
+                ended = popen.poll() is not None
+                ready, _, _ = select.select(inputs, [], [], 0 if ended else 0.2)
+                if master in ready:
+                    data = _read(master)
+                    if not data:
+                        return
+                    _write_all(sys.stdout.fileno(), data)
+                elif ended:  # nothing more from it (a copy of the pty someone kept does not hold us)
+                    return
+                if sys.stdin.fileno() in ready:
+                    data = _read(sys.stdin.fileno())
+                    _write_all(master, data or b"\x04")  # our input's end: the command reads end-of-file
+                    if not data:
+                        inputs.remove(sys.stdin.fileno())
     finally:
         os.close(master)
 
 
-def _relay(master: int, popen: subprocess.Popen[bytes]) -> None:
-    """Copy our input to the pty and its output to ours until the command has ended and said all."""
-    sys.stdout.flush()
-    inputs = [master, sys.stdin.fileno()]
-    while True:
+def pipes_for_terminals() -> tuple[int | None, int | None]:
+    """stdout, stderr for the command: a pipe (subprocess.PIPE) where ours is a terminal, ours otherwise."""
+    return tuple(subprocess.PIPE if os.isatty(fd) else None for fd in (1, 2))  # type: ignore[return-value]
+
+
+def relay_pipes(popen: Popen[bytes]) -> None:
+    """Copy the command's piped output to ours, byte for byte, until it has ended and said all."""
+    pipes = {p.fileno(): out for p, out in ((popen.stdout, 1), (popen.stderr, 2)) if p is not None}
+    while pipes:
         ended = popen.poll() is not None
-        ready, _, _ = select.select(inputs, [], [], 0 if ended else 0.2)
-        if master in ready:
-            try:
-                data = os.read(master, 65536)
-            except OSError:  # EIO: every holder of its other end has closed it
-                data = b""
-            if not data:
-                return
-            _write_all(sys.stdout.fileno(), data)
-        elif ended:  # nothing more from it (a copy of the pty someone kept does not hold us)
+        ready, _, _ = select.select(list(pipes), [], [], 0 if ended else 0.2)
+        if not ready and ended:  # a process left holding a pipe does not hold us
             return
-        if sys.stdin.fileno() in ready:
-            data = os.read(sys.stdin.fileno(), 65536)
+        for fd in ready:
+            data = _read(fd)
             if data:
-                _write_all(master, data)
-            else:  # our input ended: the command reads end-of-file, and we stop watching it
-                inputs.remove(sys.stdin.fileno())
-                with contextlib.suppress(OSError):
-                    _write_all(master, b"\x04")
+                _write_all(pipes[fd], data)
+            else:
+                del pipes[fd]
+
+
+def _read(fd: int) -> bytes:
+    try:
+        return os.read(fd, 65536)
+    except OSError:  # EIO: every holder of a pty's other end has closed it
+        return b""
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -84,7 +114,7 @@ def _raw(fd: int) -> Iterator[None]:
     """Our terminal in raw mode (keys go to the command's pty as typed, ^C included), restored after."""
     try:
         saved = termios.tcgetattr(fd)
-    except termios.error:  # not a terminal: nothing to set
+    except termios.error:
         yield
         return
     tty.setraw(fd)
