@@ -93,7 +93,7 @@ class Runner:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):  # a survivor holding the pipes: not waited for
-                out, err = proc.communicate(timeout=STOP_GRACE)
+                proc.communicate(timeout=STOP_GRACE)
             proc.kill()
             proc.wait()
             return Done(tuple(argv), 124, b"", f"{argv[0]}: timed out after {timeout:g}s".encode())
