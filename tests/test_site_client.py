@@ -7,7 +7,7 @@ import ipaddress
 from hypothesis import given
 from hypothesis import strategies as st
 
-from appdeb.runtime.site_client import real_ip
+from appdeb.runtime.site_client import real_ip, scheme
 
 
 def test_one_address_from_nginx_is_taken_normalised() -> None:
@@ -27,3 +27,18 @@ def test_anything_but_exactly_one_valid_address_gives_none() -> None:
 def test_whatever_comes_in_the_answer_is_an_ip_address_or_none(headers: list[tuple[str, str]]) -> None:
     got = real_ip(headers)
     assert got is None or str(ipaddress.ip_address(got)) == got
+
+
+def test_the_scheme_is_nginxs_one_http_or_https_value() -> None:
+    assert scheme([("X-FORWARDED-PROTO", "https")]) == "https"
+    assert scheme([(b"x-forwarded-proto", b" HTTP ")]) == "http"
+    for headers in ([], [("X-FORWARDED-PROTO", "https"), ("X-FORWARDED-PROTO", "http")],
+                    [("X-FORWARDED-PROTO", "ftp")], [("X-FORWARDED-PROTO", "https, http")],
+                    [("X-FORWARDED-SSL", "on")]):
+        assert scheme(headers) is None, headers
+
+
+@given(st.lists(st.tuples(st.sampled_from(["X-FORWARDED-PROTO", "x-forwarded-proto", "HOST"]), st.text(max_size=20)),
+                max_size=4))
+def test_whatever_comes_in_the_scheme_is_http_https_or_none(headers: list[tuple[str, str]]) -> None:
+    assert scheme(headers) in ("http", "https", None)

@@ -16,9 +16,11 @@ from urllib.parse import unquote, urlsplit
 from appdeb.build.rules import one_line, relative_path, shown
 
 MAX_REQUIREMENTS = 1 << 20  # bytes of a requirements file
+# the options that include another requirements file, each with its short form
+INCLUDES = {"-r": "-r", "--requirement": "-r", "-c": "-c", "--constraint": "-c"}
 # the options a requirements line may give (spelled out), and what their value is: a file to include, a
 # place to find wheels (a path in the app or a remote URL), a host, or none
-OPTIONS = {"-r": "include", "--requirement": "include", "-c": "include", "--constraint": "include",
+OPTIONS = {**dict.fromkeys(INCLUDES, "include"),
            "-f": "place", "--find-links": "place", "-i": "place", "--index-url": "place", "--extra-index-url": "place",
            "--trusted-host": "host", "--no-index": "", "--pre": "", "--prefer-binary": "", "--require-hashes": ""}
 ARCHIVES = (".whl", ".zip", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")

@@ -12,9 +12,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from appdeb.build.paths_in_app import ARCHIVES, read_requirements
+from appdeb.build.paths_in_app import ARCHIVES, INCLUDES, read_requirements
 
-INCLUDES = {"-r": "-r", "--requirement": "-r", "-c": "-c", "--constraint": "-c"}
 MAX_INCLUDED = 64  # files followed from one app: a cycle or a fan-out stops here
 _NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
 _EGG = re.compile(r"#egg=([A-Za-z0-9][A-Za-z0-9._-]*)")

@@ -185,21 +185,20 @@ class AppPackage:
         """
         given = [name_or_argv] if isinstance(name_or_argv, str) else list(name_or_argv)
         argv = self.command_argv(given)
-        demote = self._demote if as_app_user and os.geteuid() == 0 and not self.dev else None
-        env = {**self.environ(plain_env() if demote else None), **(extra_env or {})}
+        user = pwd.getpwnam(self.contract.user) if as_app_user and os.geteuid() == 0 and not self.dev else None
+        env = {**self.environ(plain_env() if user else None), **(extra_env or {})}
         copy = None
-        if demote is not None:  # the root-only secret, delivered to this one command as a private copy
-            user = pwd.getpwnam(self.contract.user)
+        if user is not None:  # the root-only secret, delivered to this one command as a private copy
             copy = self.wiring().deliver_secret(self, user.pw_uid, user.pw_gid)
             if copy:
                 env["APPDEB_SECRET_FILE"] = copy
         try:
             name = given[0] if len(given) == 1 and given[0] in self.contract.commands else ""
             seconds = self.contract.command_timeout(name) if name else None
-            if demote is not None and not interactive and seconds is not None:
+            if user is not None and not interactive and seconds is not None:
                 return self._bounded(name, argv, env, seconds, stop)
-            ids = (user.pw_uid, user.pw_gid) if demote is not None else None
-            return proc.relay(argv, cwd=self.app_dir, env=env, user=ids, interactive=demote is None or interactive,
+            ids = (user.pw_uid, user.pw_gid) if user is not None else None
+            return proc.relay(argv, cwd=self.app_dir, env=env, user=ids, interactive=user is None or interactive,
                               label=f"{self.contract.package}-run")
         except FileNotFoundError:
             raise LauncherError(f"command not found: {argv[0]}") from None
@@ -219,12 +218,6 @@ class AppPackage:
             print(f"{self.contract.package}: the app's '{name}' command timed out after {seconds}s and was stopped "
                   f"with every process it started (commands.{name}.timeout in app.yaml)", file=sys.stderr, flush=True)
             return TIMED_OUT
-
-    def _demote(self) -> None:
-        user = pwd.getpwnam(self.contract.user)
-        os.setgroups([])
-        os.setgid(user.pw_gid)
-        os.setuid(user.pw_uid)
 
     def has_command(self, name: str) -> bool:
         return name in self.contract.commands

@@ -30,7 +30,7 @@ from typing import Any
 from uvicorn_worker import UvicornWorker  # type: ignore[import-not-found]  # vendored in asgi packages
 
 from .gunicorn_conf import memory_limit_mb, rss_mb
-from .site_client import real_ip
+from .site_client import real_ip, scheme
 
 
 class Worker(UvicornWorker):  # type: ignore[misc]  # untyped base from the vendored package
@@ -70,7 +70,7 @@ class Worker(UvicornWorker):  # type: ignore[misc]  # untyped base from the vend
 
 
 def _site_clients(app: Any) -> Any:
-    """The ASGI app, with `client` set from nginx's X-Real-IP on connections over a unix socket.
+    """The ASGI app, with `client` and `scheme` from nginx's X-Real-IP and X-Forwarded-Proto on a unix socket.
 
     Only the site's socket is a unix socket here (root's directory, root and www-data may connect):
     a connection over it has no peer address (uvicorn's client None, its server (path, None)); one
@@ -79,8 +79,12 @@ def _site_clients(app: Any) -> Any:
     async def with_client(scope: dict[str, Any], receive: Any, send: Any) -> None:
         server = scope.get("server")
         unix = scope.get("client") is None and server is not None and server[1] is None
-        if unix and scope["type"] in ("http", "websocket") and (ip := real_ip(scope.get("headers") or ())):
-            scope = {**scope, "client": (ip, 0)}
+        if unix and scope["type"] in ("http", "websocket"):
+            headers = scope.get("headers") or ()
+            if ip := real_ip(headers):
+                scope = {**scope, "client": (ip, 0)}
+            if proto := scheme(headers):  # nginx's $scheme, as gunicorn takes it for a WSGI app on this socket
+                scope = {**scope, "scheme": proto if scope["type"] == "http" else proto.replace("http", "ws")}
         await app(scope, receive, send)
 
     return with_client

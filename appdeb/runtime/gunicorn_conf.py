@@ -10,6 +10,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
+# No TCP peer's X-Forwarded-* headers are believed (gunicorn's default trusts 127.0.0.1, uvicorn's worker
+# takes the same list): on the port any local process could claim https or another client's address. The
+# site's unix socket, which only root and nginx reach, is not a TCP peer, and gunicorn keeps believing
+# nginx's X-Forwarded-Proto there; site_client.py gives the ASGI worker the same.
+forwarded_allow_ips = ""
+
 _LIMIT_MB = int(os.environ.get("APPDEB_WORKER_MEMORY_MB", "0") or 0)
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 _statm = (-1, -1)  # (pid, fd): each worker keeps its own /proc/self/statm open

@@ -16,17 +16,28 @@ import ipaddress
 from collections.abc import Iterable
 
 HEADER = "x-real-ip"
+SCHEME = "x-forwarded-proto"
+SCHEMES = ("http", "https")
 
 
 def real_ip(headers: Iterable[tuple[str | bytes, str | bytes]]) -> str | None:
     """The one X-Real-IP value, as a normalised IP address; None unless exactly one valid value is there."""
-    values = [value for name, value in headers if _text(name).lower() == HEADER]
-    if len(values) != 1:
-        return None
+    value = _one(headers, HEADER)
     try:
-        return str(ipaddress.ip_address(_text(values[0]).strip()))
+        return str(ipaddress.ip_address(value.strip())) if value is not None else None
     except ValueError:
         return None
+
+
+def scheme(headers: Iterable[tuple[str | bytes, str | bytes]]) -> str | None:
+    """The one X-Forwarded-Proto value nginx set ($scheme: http or https); None otherwise."""
+    value = _one(headers, SCHEME)
+    return value.strip().lower() if value is not None and value.strip().lower() in SCHEMES else None
+
+
+def _one(headers: Iterable[tuple[str | bytes, str | bytes]], header: str) -> str | None:
+    values = [value for name, value in headers if _text(name).lower() == header]
+    return _text(values[0]) if len(values) == 1 else None
 
 
 def _text(value: str | bytes) -> str:

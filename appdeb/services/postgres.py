@@ -58,7 +58,19 @@ class Postgres(Service):
         if self.psql(f"SELECT 1 FROM pg_roles WHERE rolname = {literal(self.user)}") != "1":
             self.psql(f"CREATE ROLE {ident(self.user)} LOGIN")
         if not self.exists():
-            self.run(["createdb", "-O", self.user, "-E", "UTF8", self.dbname], user="postgres")
+            self._create()
+        else:
+            self._private()  # a database provisioned by an older release kept PostgreSQL's defaults
+
+    def _create(self) -> None:
+        self.run(["createdb", "-O", self.user, "-E", "UTF8", self.dbname], user="postgres")
+        self._private()
+
+    def _private(self) -> None:
+        """Only the owner (and the superuser) may connect: PostgreSQL lets every role connect to a new
+        database, so another instance's user, peer-authenticated as itself, could read this one's catalog
+        and make temporary tables in it."""
+        self.psql(f"REVOKE CONNECT, TEMPORARY ON DATABASE {ident(self.dbname)} FROM PUBLIC")
 
     def environ(self) -> dict[str, str]:
         if self.app.dev:  # development: the developer's settings.local.env says where the database is
@@ -89,7 +101,7 @@ class Postgres(Service):
             return
         self.provision()
         self.psql(f"DROP DATABASE IF EXISTS {ident(self.dbname)} WITH (FORCE)")
-        self.run(["createdb", "-O", self.user, "-E", "UTF8", self.dbname], user="postgres")
+        self._create()
         with open(dump, "rb") as f:  # loaded by the owner itself: the dump's code never runs as the superuser
             self.run(["pg_restore", "--no-owner", "-d", self.dbname], user=self.user, stdin=f, timeout=None,
                      env=LOCK_BOUND)

@@ -25,7 +25,7 @@ from appdeb.node import network
 
 from ..conftest import EPOCH, EXAMPLES
 from ..wsclient import WebSocket
-from .apps import sh
+from .apps import port_of, sh
 
 pytestmark = pytest.mark.e2e
 PACKAGE = "chat-a1"
@@ -40,7 +40,7 @@ from fastapi import Request
 
 @app.get("/whoami")
 def whoami(request: Request) -> dict[str, object]:
-    return {"client": request.client.host if request.client else None}
+    return {"client": request.client.host if request.client else None, "scheme": request.url.scheme}
 """
 
 
@@ -138,7 +138,11 @@ def test_chat_install_websocket_upgrade_rollback_purge(node: nodes.Node, debs: d
     forged = {"Host": HOST, "X-Real-IP": "203.0.113.66", "X-Forwarded-For": "203.0.113.66"}
     with urllib.request.urlopen(urllib.request.Request(f"http://{node.address}/whoami", headers=forged),
                                 timeout=10) as resp:
-        assert json.loads(resp.read()) == {"client": network.host_address()}
+        assert json.loads(resp.read()) == {"client": network.host_address(), "scheme": "http"}
+    # on the TCP port (any local process may connect) no forwarded header is believed, not even from 127.0.0.1
+    direct = sh(node, f"curl -s -H 'X-Forwarded-For: 203.0.113.66' -H 'X-Forwarded-Proto: https' "
+                      f"-H 'X-Real-IP: 203.0.113.66' http://127.0.0.1:{port_of(PACKAGE)}/whoami")
+    assert json.loads(direct) == {"client": "127.0.0.1", "scheme": "http"}, direct
 
     # the upgrade dumps the database, then its update command applies migration 2
     out = install(node, debs["1.0"])

@@ -45,6 +45,9 @@ def application(environ, start_response):
     if environ["PATH_INFO"] == "/whoami":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [repr(environ.get("REMOTE_ADDR")).encode()]
+    if environ["PATH_INFO"] == "/scheme":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [environ["wsgi.url_scheme"].encode()]
     if environ["PATH_INFO"] == "/wedge":
         time.sleep(120)
     if environ["PATH_INFO"] == "/segfault":
@@ -143,6 +146,13 @@ def test_the_app_sees_the_address_nginx_saw_and_never_a_forged_one(node: nodes.N
     port = port_of(PKG)
     assert sh(node, f"curl -s http://127.0.0.1:{port}/whoami") == "'127.0.0.1'"
     assert sh(node, f"curl -s -H 'X-Real-IP: 203.0.113.66' http://127.0.0.1:{port}/whoami") == "'127.0.0.1'"
+    # nor any forwarded header on the port, even from 127.0.0.1 (gunicorn's default believed X-Forwarded-Proto)
+    for header in ("X-Forwarded-Proto: https", "X-Forwarded-Ssl: on", "X-Forwarded-Protocol: ssl"):
+        assert sh(node, f"curl -s -H '{header}' http://127.0.0.1:{port}/scheme") == "http", header
+    # through the site the scheme is nginx's, whatever the client claims
+    req = urllib.request.Request(f"http://{node.address}/scheme", headers={"Host": HOST, "X-Forwarded-Proto": "https"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.read() == b"http"
 
 
 def test_a_run_from_roots_terminal_leaves_nothing_on_it(node: nodes.Node) -> None:

@@ -182,6 +182,11 @@ def test_second_instance_and_purge_with_and_without_opt_in(node: nodes.Node, deb
     assert health("sv1", 8381)["instance"] == "sv1"
     dbs = sh(node, "runuser -u postgres -- psql -tAc 'SELECT datname FROM pg_database ORDER BY 1'").split()
     assert "polls-sv1" in dbs and "polls-sv2" in dbs
+    # the attacker: one instance's user, peer-authenticated as itself, reaches no other instance's database
+    probe = nodes.run_in(node, ["runuser", "-u", "polls-sv2", "--", "psql", "-X", "-d", "polls-sv1", "-tAc",
+                                "SELECT count(*) FROM pg_class"])
+    assert probe.returncode != 0 and "permission denied for database" in probe.stdout, probe.stdout
+    assert sh(node, "runuser -u polls-sv1 -- psql -X -d polls-sv1 -tAc 'SELECT 1'").strip() == "1"
     assert sh(node, "ls /etc/nginx/sites-enabled").split() == ["default", "polls-sv1.conf", "polls-sv2.conf"]
     sh(node, "getent passwd polls-sv1 polls-sv2 >/dev/null")
 
