@@ -29,14 +29,19 @@ lint: setup
 	$(BIN)/ruff check appdeb tests bench
 	$(BIN)/mypy
 
+# Tests run on PYTEST_WORKERS processes (pytest-xdist): a module stays on one worker, and the e2e modules
+# whose nodes share the host's network run one after another (tests/conftest.py). PYTEST_WORKERS=0: one process.
+PYTEST_WORKERS ?= 2
+XDIST = -n $(PYTEST_WORKERS) --dist loadgroup
+
 test: lint
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest $(XDIST) $(PYTEST_ARGS)
 
 unit: setup
 	$(BIN)/pytest -m "not e2e" $(PYTEST_ARGS)
 
 e2e: setup
-	$(BIN)/pytest -m e2e $(PYTEST_ARGS)
+	$(BIN)/pytest $(XDIST) -m e2e $(PYTEST_ARGS)
 
 golden: setup
 	$(BIN)/pytest tests/test_golden.py --update-golden

@@ -17,6 +17,22 @@ EXAMPLES = ROOT / "examples"
 EPOCH = 1767225600  # 2026-01-01: fixed so builds are comparable byte for byte
 
 
+# the xdist group of every e2e module whose nodes share the host's network: their services bind the same
+# ports of the host's loopback, so such modules run one after another on one worker
+HOST_NETWORK = "e2e-host-network"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Groups for `pytest -n N --dist loadgroup` (make test): a module's tests stay on one worker (its
+    module-scoped builds and nodes are made once), and the e2e modules on the host's network share one
+    group. Without -n the marks change nothing."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
+        host = item.get_closest_marker("e2e") is not None and item.get_closest_marker("private_nodes") is None
+        item.add_marker(pytest.mark.xdist_group(HOST_NETWORK if host else item.nodeid.split("::")[0]))
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-golden", action="store_true", help="rewrite tests/golden from the current output")
 

@@ -27,7 +27,7 @@ from ..conftest import EPOCH, EXAMPLES
 from ..wsclient import WebSocket
 from .apps import port_of, sh
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.private_nodes]
 PACKAGE = "chat-a1"
 HOST = f"{PACKAGE}.localhost"
 

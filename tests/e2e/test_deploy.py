@@ -31,7 +31,7 @@ from appdeb.repo.config import RepoConfig
 
 from .apps import BROKEN_VERIFY, build_app, lifecycle_app, port_of
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.private_nodes]
 SOURCE = "appdeb-dp"
 
 

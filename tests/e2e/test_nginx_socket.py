@@ -27,7 +27,7 @@ from appdeb.node import network
 from ..conftest import EXAMPLES
 from .apps import build_app, port_of, sh
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.private_nodes]
 PKG = "hello-ns1"
 SOCK = f"/run/appdeb/{PKG}/web.sock"
 HOST = f"{PKG}.localhost"

@@ -22,7 +22,9 @@ from appdeb.node import harness as nodes
 from appdeb.node import network
 from appdeb.runner import run
 
-pytestmark = pytest.mark.e2e
+from ..conftest import HOST_NETWORK
+
+pytestmark = [pytest.mark.e2e, pytest.mark.private_nodes]
 PORT = 8080  # the same port in every node: that is the point
 
 PrivateFactory = Callable[[], nodes.Node]
@@ -179,11 +181,10 @@ def test_down_removes_namespaces_and_the_last_takes_the_network(private_node: Pr
     assert a.address not in nodes.known_hosts_path().read_text()
     nodes.down(b.name)
     assert network.netns_name(b.name) not in _netns()
-    if not _others_private(set()):
-        assert network.HARNESS_NS not in _netns()
-        assert not Path("/sys/class/net", network.HOST_IF).exists()
+    _harness_gone_unless_in_use()
 
 
+@pytest.mark.xdist_group(HOST_NETWORK)  # a node on the host's network
 def test_host_node_keeps_host_network_and_no_sshd(node: nodes.Node) -> None:
     assert node.address is None
     assert nodes.run_in(node, ["systemctl", "is-enabled", "ssh.service"]).stdout.strip() == "masked"
@@ -191,6 +192,14 @@ def test_host_node_keeps_host_network_and_no_sshd(node: nodes.Node) -> None:
 
 
 def test_a_clashing_subnet_is_refused_and_leaves_nothing(node_image: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # under the network's lock throughout (the harness's own calls skip it): with another subnet, attach would
+    # replace a harness network that private nodes of another worker were just given
+    with network.lock(nodes.nodes_dir()):
+        monkeypatch.setattr(network, "lock", lambda _nodes: contextlib.nullcontext())
+        _clash_refused(monkeypatch)
+
+
+def _clash_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     if network.harness_exists():
         pytest.skip("the node network is in use by other private nodes")
     [eth] = [a for link in json.loads(run(["ip", "-j", "-4", "addr"]).stdout) for a in link["addr_info"]
@@ -204,8 +213,17 @@ def test_a_clashing_subnet_is_refused_and_leaves_nothing(node_image: Path, monke
         nodes.up(name, network="private")
     assert name not in {i.name for i in nodes.list_nodes()}
     assert not (nodes.nodes_dir() / name).exists()
-    assert network.netns_name(name) not in _netns() and network.HARNESS_NS not in _netns()
-    assert not Path("/sys/class/net", network.HOST_IF).exists()
+    assert network.netns_name(name) not in _netns()
+    assert network.HARNESS_NS not in _netns() and not Path("/sys/class/net", network.HOST_IF).exists()
+
+
+def _harness_gone_unless_in_use() -> None:
+    """The harness network is gone unless private nodes of other tests (another worker) hold it: looked at
+    under the network's lock, so no node is half attached meanwhile."""
+    with network.lock(nodes.nodes_dir()):
+        if not _others_private(set()):
+            assert network.HARNESS_NS not in _netns()
+            assert not Path("/sys/class/net", network.HOST_IF).exists()
 
 
 def _netns() -> set[str]:
