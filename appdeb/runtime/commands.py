@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shlex
 import sys
@@ -48,8 +49,24 @@ def verb_web(app: AppPackage, args: list[str]) -> int:
     reload = ["--reload"] if verbargs.parse(app.contract.package, "web", "", args).reload else []
     sys.argv = gunicorn_argv(app.contract.package, web, wsgi, app.app_dir, reload)
     os.environ["APPDEB_WORKER_MEMORY_MB"] = str(web.max_worker_memory)
+    if not app.dev:
+        _not_dumpable()
     WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]").run()
     return 0
+
+
+PR_SET_DUMPABLE = 4
+
+
+def _not_dumpable() -> None:
+    """gunicorn's master (this process) and the workers it forks are not dumpable: no other process of the
+    app's user may read or write their memory (/proc/PID/mem, ptrace). The master is the one process its
+    unit listens to (NotifyAccess=main): written into, it could stretch every stop and restart of the unit
+    up to the job bound, and it holds the site's socket. A worker (the app's code) is a fork of it and
+    gains nothing it did not have; a debugger of the app's user no longer attaches (root's still does)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        raise LauncherError(f"web: prctl(PR_SET_DUMPABLE): {os.strerror(ctypes.get_errno())}")
 
 
 # An ASGI app's workers are uvicorn's, with appdeb's memory bound (asgi_worker.py); the module is

@@ -219,6 +219,23 @@ def test_the_app_user_cannot_replace_redirect_or_use_the_socket(node: nodes.Node
     assert status == 200 and "from hello" in body
 
 
+def test_no_process_of_the_app_user_writes_into_the_web_processes(node: nodes.Node) -> None:
+    """gunicorn's master runs as the app's user and is the one process its unit hears (NotifyAccess=main):
+    another process of that user (a timer, a shell of the app's) writing its memory could stretch every job
+    of the unit. The master and its workers are not dumpable: their memory is not the user's to open."""
+    master = sh(node, f"systemctl show -p MainPID --value {PKG}.service").strip()
+    pids = [master, *sh(node, f"pgrep -P {master}").split()]
+    assert len(pids) >= 2, pids
+    uid = sh(node, f"id -u {PKG}").strip()
+    for pid in pids:
+        assert sh(node, f"ps -o uid= -p {pid}").strip() == uid  # the app's user's processes
+        opened = as_user(node, PKG, f"python3 -c \"open('/proc/{pid}/mem', 'r+b')\" 2>&1")
+        assert opened.returncode != 0 and "Permission denied" in opened.stdout, (pid, opened.stdout)
+        environ = as_user(node, PKG, f"cat /proc/{pid}/environ 2>&1")
+        assert environ.returncode != 0, (pid, environ.stdout)
+    assert through_nginx(node)[0] == 200  # and it serves as before
+
+
 def test_a_restart_keeps_the_socket_and_nginx_answers_after_it(node: nodes.Node) -> None:
     before = identity(node, SOCK)
     sh(node, f"systemctl restart {PKG}.service")
