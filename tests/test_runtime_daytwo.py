@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from appdeb.build import formats
-from appdeb.runtime import daytwo, proc, verify
+from appdeb.runtime import daytwo, proc, terminal, verify
 from appdeb.runtime import settings as settings_file
 from appdeb.runtime.app import LauncherError
 from appdeb.runtime.main import VERBS, main
@@ -234,7 +234,7 @@ def test_logs_of_a_package_without_units_is_not_the_whole_journal(tmp_path: Path
 
 @given(st.binary(max_size=200))
 def test_shown_lines_carry_no_control_characters(data: bytes) -> None:
-    shown = proc.printable(data)
+    shown = terminal.printable(data)
     assert not any((ord(c) < 0x20 and c not in "\t\n") or 0x7F <= ord(c) <= 0x9F for c in shown)
 
 

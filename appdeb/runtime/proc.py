@@ -11,7 +11,6 @@ run with their output relayed to the admin, go through `relay` here too.
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import os
 import signal
@@ -19,12 +18,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
 from . import terminal
 from .bounding import STOP_GRACE, demote, in_scope, relay_until, stop_tree
+from .terminal import copy_printable, printable_stream
 
 SYSTEMD = "/run/systemd/system"
 QUIET = subprocess.DEVNULL  # stdout=QUIET discards the output instead of capturing it
@@ -122,24 +122,7 @@ class Runner:
         if interactive:
             if user is None:
                 return subprocess.call(list(argv), cwd=cwd, env=env)
-            argv, env, scope, fds = in_scope(argv, env, user, label, self.systemd())
-            then = None if scope else demote(*user)
-            master, slave = terminal.open_pty() if terminal.on_terminal() else (-1, -1)
-            to = (slave, slave) if slave >= 0 else terminal.pipes_for_terminals()
-            try:
-                popen = subprocess.Popen(list(argv), cwd=cwd, env=env, stdin=None if slave < 0 else slave,
-                                         stdout=to[0], stderr=to[1], start_new_session=True, pass_fds=fds,
-                                         preexec_fn=terminal.controlling(then) if slave >= 0 else then)
-            finally:
-                for fd in (*fds, *([slave] if slave >= 0 else [])):
-                    os.close(fd)
-            if master >= 0:
-                terminal.relay_pty(master, popen)
-            else:
-                terminal.relay_pipes(popen)
-            code = popen.wait()
-            stop_tree(self, popen.pid, scope, gently=False)
-            return code
+            return self._for_person(argv, cwd, env, user, label)
         proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True, cwd=cwd, env=env,
                                 preexec_fn=demote(*user) if user else None)
@@ -149,6 +132,28 @@ class Runner:
             out.write(shown(chunk))
             out.flush()
         return proc.wait()
+
+    def _for_person(self, argv: Sequence[str], cwd: str, env: dict[str, str], user: tuple[int, int],
+                    label: str) -> int:
+        """Root runs the app's command for a person: a pty of its own or pipes, then its scope is stopped."""
+        argv, env, scope, fds = in_scope(argv, env, user, label, self.systemd())
+        then = None if scope else demote(*user)
+        master, slave = terminal.open_pty() if terminal.on_terminal() else (-1, -1)
+        to = (slave, slave) if slave >= 0 else terminal.pipes_for_terminals()
+        try:
+            popen = subprocess.Popen(list(argv), cwd=cwd, env=env, stdin=None if slave < 0 else slave,
+                                     stdout=to[0], stderr=to[1], start_new_session=True, pass_fds=fds,
+                                     preexec_fn=terminal.controlling(then) if slave >= 0 else then)
+        finally:
+            for fd in (*fds, *([slave] if slave >= 0 else [])):
+                os.close(fd)
+        if master >= 0:
+            terminal.relay_pty(master, popen)
+        else:
+            terminal.relay_pipes(popen)
+        code = popen.wait()
+        stop_tree(self, popen.pid, scope, gently=False)
+        return code
 
     def bounded(self, argv: Sequence[str], *, cwd: str, env: dict[str, str], user: tuple[int, int] | None,
                 seconds: int, label: str, stop: threading.Event | None = None) -> int:
@@ -187,7 +192,7 @@ class Runner:
                  for a in argvs]
         # The app user writes what these show (its log files, request data in nginx's): on root's
         # terminal a control sequence would be an attack, so every line arrives as printable text.
-        copiers = [threading.Thread(target=_copy_printable, args=(p.stdout,), daemon=True) for p in procs]
+        copiers = [threading.Thread(target=copy_printable, args=(p.stdout,), daemon=True) for p in procs]
         for copier in copiers:
             copier.start()
         try:
@@ -206,32 +211,6 @@ class Runner:
     def systemd(self) -> bool:
         """Is systemd the init of this machine (a node), rather than a chroot, a build or a laptop?"""
         return os.path.isdir(SYSTEMD)
-
-
-def printable(line: bytes) -> str:
-    """A line of untrusted output as text a terminal shows literally: C0/C1 controls and DEL (escape
-    sequences, carriage returns) become \\xNN; tabs and the newline stay."""
-    return _visible(line.decode(errors="backslashreplace"))
-
-
-def _visible(text: str) -> str:
-    return "".join(c if c in "\t\n" or not (ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F) else f"\\x{ord(c):02x}"
-                   for c in text)
-
-
-def printable_stream() -> Callable[[bytes], bytes]:
-    """printable for output read in chunks (a character may be split between two)."""
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="backslashreplace")
-    return lambda chunk: _visible(decoder.decode(chunk)).encode()
-
-
-def _copy_printable(stream: IO[bytes] | None) -> None:
-    if stream is None:
-        return
-    with stream:
-        for line in stream:
-            sys.stdout.write(printable(line))
-            sys.stdout.flush()
 
 
 RUNNER: Runner = Runner()

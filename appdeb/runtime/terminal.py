@@ -12,6 +12,7 @@ wherever root's output is a terminal, copied byte for byte. proc.Runner.relay st
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import fcntl
 import os
@@ -22,7 +23,7 @@ import sys
 import termios
 import tty
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
     from subprocess import Popen
@@ -122,3 +123,30 @@ def _raw(fd: int) -> Iterator[None]:
         yield
     finally:
         termios.tcsetattr(fd, termios.TCSAFLUSH, saved)
+
+
+def printable(line: bytes) -> str:
+    """A line of untrusted output as text a terminal shows literally: C0/C1 controls and DEL (escape
+    sequences, carriage returns) become \\xNN; tabs and the newline stay."""
+    return _visible(line.decode(errors="backslashreplace"))
+
+
+def _visible(text: str) -> str:
+    return "".join(c if c in "\t\n" or not (ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F) else f"\\x{ord(c):02x}"
+                   for c in text)
+
+
+def printable_stream() -> Callable[[bytes], bytes]:
+    """printable for output read in chunks (a character may be split between two)."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="backslashreplace")
+    return lambda chunk: _visible(decoder.decode(chunk)).encode()
+
+
+def copy_printable(stream: IO[bytes] | None) -> None:
+    """Lines of a stream onto our output as printable text (what the app's user writes, on root's terminal)."""
+    if stream is None:
+        return
+    with stream:
+        for line in stream:
+            sys.stdout.write(printable(line))
+            sys.stdout.flush()

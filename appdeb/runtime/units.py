@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Callable
 
-from . import proc
+from . import proc, terminal
 from .app import AppPackage
 from .contract import NOTIFY_TIMEOUT, Unit
 
@@ -85,7 +85,7 @@ def journal(name: str) -> tuple[list[str], list[str], str]:
         # _PID is journald's own (trusted) field; UNIT=, UNIT_RESULT=, JOB_… an app could write itself
         if entry.get("_PID") == "1":
             if entry.get("UNIT") == name and isinstance(entry.get("UNIT_RESULT"), str):
-                result = proc.printable(entry["UNIT_RESULT"].encode())
+                result = terminal.printable(entry["UNIT_RESULT"].encode())
             elif entry.get("UNIT") == name and (entry.get("JOB_TYPE"), entry.get("JOB_RESULT")) == ("start", "done"):
                 result = ""  # it started fine since: what failed before is not why it is down now
         elif entry.get("_SYSTEMD_UNIT") == name:
@@ -96,8 +96,8 @@ def journal(name: str) -> tuple[list[str], list[str], str]:
 def _message(message: object) -> str:
     """journalctl's MESSAGE as text a terminal shows literally (an array: bytes that are not printable UTF-8)."""
     if isinstance(message, list):
-        return proc.printable(bytes(b for b in message if isinstance(b, int) and 0 <= b < 256))
-    return proc.printable(message.encode()) if isinstance(message, str) else ""
+        return terminal.printable(bytes(b for b in message if isinstance(b, int) and 0 <= b < 256))
+    return terminal.printable(message.encode()) if isinstance(message, str) else ""
 
 
 def why_down(name: str, p: dict[str, str], notify: bool = False) -> str:
