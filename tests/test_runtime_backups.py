@@ -83,7 +83,8 @@ def test_a_backup_that_cannot_fit_is_refused_before_it_starts(tmp_path: Path, mo
     app = make_app(tmp_path)
     (Path(app.paths.state) / "data.bin").write_bytes(b"x" * 4096)
     free = os.statvfs(app.paths.backups)
-    monkeypatch.setattr(backups, "MARGIN", free.f_bavail * free.f_frsize)  # the disk is "full"
+    # the disk is "full": the margin alone is more than is free, even if other processes free a GiB meanwhile
+    monkeypatch.setattr(backups, "MARGIN", free.f_bavail * free.f_frsize + (1 << 30))
     with pytest.raises(LauncherError, match="not enough space for the backup before upgrade"):
         backups.take_backup(app, "upgrade")
     assert os.listdir(app.paths.backups) == []
