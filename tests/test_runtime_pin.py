@@ -21,13 +21,36 @@ def make_app(tmp_path: Path, *, dev: bool = False) -> runtime_app.AppPackage:
     return install_root(tmp_path, package="hello-rp1", version="1.0.0-2", dev=dev)
 
 
-def test_madison_lines_give_versions_once() -> None:
-    text = (" hello-rp1 |    1.0.0-2 | http://127.0.0.1:8080 bookworm/main amd64 Packages\n"
-            " hello-rp1 |    1.0.0-1 | http://127.0.0.1:8080 bookworm/main amd64 Packages\n"
-            " hello-rp1 |    1.0.0-1 | http://127.0.0.1:9090 bookworm/main amd64 Packages\n"
-            " hello-rp10 |   9.0-1 | http://127.0.0.1:8080 bookworm/main amd64 Packages\n"
-            "N: Unable to locate package\n")
-    assert pinning.parse_madison(text, "hello-rp1") == ["1.0.0-2", "1.0.0-1"]
+POLICY = """\
+hello-rp1:
+  Installed: 1.0.0-2
+  Candidate: 1.0.0-2
+  Version table:
+     2.10-3 500
+        500 http://archive.example.invalid/debian bookworm/main amd64 Packages
+ *** 1.0.0-2 1001
+        995 http://127.0.0.1:8080 bookworm/main amd64 Packages
+        100 /var/lib/dpkg/status
+     1.0.0-1 995
+        995 http://127.0.0.1:8080 bookworm/main amd64 Packages
+        995 http://127.0.0.1:9090 bookworm/main amd64 Packages
+     1 995
+        995 http://127.0.0.1:8080 bookworm/main amd64 Packages
+     0.9-1 100
+        100 /var/lib/dpkg/status
+"""
+
+
+def test_only_the_repositorys_versions_count_once_each() -> None:
+    """Another source's package of the same name (the archive's 2.10-3) is never a version to go back to."""
+    assert pinning.parse_policy(POLICY) == ["1.0.0-2", "1.0.0-1", "1"]
+    assert pinning.parse_policy("N: Unable to locate package hello-rp1\n") == []
+
+
+def test_the_runtime_knows_the_priority_the_client_files_give() -> None:
+    from appdeb.repo.serve import PIN_PRIORITY
+
+    assert pinning.REPOSITORY_PRIORITY == PIN_PRIORITY
 
 
 def test_versions_sort_in_debian_order() -> None:
@@ -70,7 +93,7 @@ def test_verbs_refuse_bad_arguments_before_touching_apt(tmp_path: Path, capsys: 
             runtime_main.VERBS[verb][0](app, args)
     with pytest.raises(runtime_app.LauncherError, match="not a version"):
         pinning.choose_version(app, "-x")
-    with pytest.raises(runtime_app.LauncherError, match="not available from apt"):
+    with pytest.raises(runtime_app.LauncherError, match="not available from the repository"):
         pinning.choose_version(app, "1.0.0-1")  # no such package in this machine's apt
     dev = make_app(tmp_path / "dev", dev=True)
     for verb in ("unpin", "rollback"):

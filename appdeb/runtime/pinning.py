@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 
 from . import proc
@@ -48,13 +49,25 @@ def installed_version(package: str) -> str | None:
     return out[1] if len(out) == 2 and out[0] != "not-installed" else None
 
 
-def parse_madison(text: str, package: str) -> list[str]:
-    """Versions from `apt-cache madison` lines 'PKG | VERSION | SOURCE', first-seen order, no repeats."""
+# the priority appdeb's client files give its repository's packages (appdeb/repo/serve.py PIN_PRIORITY)
+REPOSITORY_PRIORITY = 995
+_VERSION_LINE = re.compile(r"^ (?:\*\*\*|   ) (\S+) -?[0-9]+$")
+_SOURCE_LINE = re.compile(r"^ {8}(-?[0-9]+) (\S.*)$")
+
+
+def parse_policy(text: str) -> list[str]:
+    """The versions `apt-cache policy PKG` lists with a source at the repository's priority, first-seen
+    order, no repeats. Another source's package of the same name (Debian's `hello`) is not among them:
+    a rollback, a pin or pull's wait must never pick it, whatever its version."""
     versions: list[str] = []
+    current = None
     for line in text.splitlines():
-        fields = [f.strip() for f in line.split("|")]
-        if len(fields) >= 3 and fields[0] == package and fields[1] not in versions:
-            versions.append(fields[1])
+        if found := _VERSION_LINE.match(line):
+            current = found.group(1)
+            continue
+        found = _SOURCE_LINE.match(line)
+        if found and int(found.group(1)) == REPOSITORY_PRIORITY and current and current not in versions:
+            versions.append(current)
     return versions
 
 
@@ -74,8 +87,8 @@ def sort_versions(versions: list[str]) -> list[str]:
 
 
 def available_versions(package: str) -> list[str]:
-    """Versions apt can download from its sources (what a pin can select), oldest first."""
-    return sort_versions(parse_madison(_query(["apt-cache", "madison", package]), package))
+    """Versions apt can download from the repository (what a pin may select), oldest first."""
+    return sort_versions(parse_policy(_query(["apt-cache", "policy", package])))
 
 
 def choose_version(app: AppPackage, wanted: str) -> str:
@@ -87,14 +100,14 @@ def choose_version(app: AppPackage, wanted: str) -> str:
         current = installed_version(package) or app.contract.version
         older = [v for v in available if version_lt(v, current)]
         if not older:
-            raise LauncherError(f"no version older than {current} is available from apt (available: {shown}); "
-                                "run apt-get update, or check the repository's retention")
+            raise LauncherError(f"no version older than {current} is available from the repository (available: "
+                                f"{shown}); run apt-get update, or check the repository's retention")
         return older[-1]
     if wanted.startswith("-") or not wanted or any(c.isspace() for c in wanted):
         raise LauncherError(f"not a version: {wanted!r}")
     if wanted not in available:
-        raise LauncherError(f"version {wanted} of {package} is not available from apt (available: {shown}); "
-                            "run apt-get update, or check the repository's retention")
+        raise LauncherError(f"version {wanted} of {package} is not available from the repository (available: "
+                            f"{shown}); run apt-get update, or check the repository's retention")
     return wanted
 
 
@@ -102,7 +115,7 @@ OLD_LAYOUT = "--allow-old-layout"
 
 
 def layout_of(package: str, version: str) -> int:
-    """The Appdeb-Layout field apt knows for that version (0: built by appdeb 0.1.0, which had none)."""
+    """The Appdeb-Layout field apt knows for that version (0: none, as appdeb 0.1.0 built them)."""
     for line in _query(["apt-cache", "show", f"{package}={version}"]).splitlines():
         key, _, value = line.partition(":")
         if key == "Appdeb-Layout" and value.strip().isdigit():
@@ -115,7 +128,8 @@ def refuse_old_layout(app: AppPackage, version: str, allowed: bool) -> None:
     admin's explicit choice: those scripts follow paths the app user controls."""
     if allowed or layout_of(app.contract.package, version) >= 2:
         return
-    raise LauncherError(f"{version} was built by appdeb 0.1.0, whose maintainer scripts keep root's state in "
+    raise LauncherError(f"{version} has no Appdeb-Layout field: built by appdeb 0.1.0, whose maintainer scripts "
+                        f"keep root's state in "
                         f"{app.paths.state}/.appdeb, where the app's user can plant links and code; nothing was "
                         f"changed. Rebuild that version with this appdeb, or pass {OLD_LAYOUT} to go back anyway")
 

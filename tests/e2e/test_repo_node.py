@@ -233,7 +233,7 @@ def test_install_upgrade_repo_rollback_pin_and_unpin(
     assert "rolled back to 1.0.0-1" in sh(node, "hello-rp1", "rollback", "1.0.0-1")
     http(port, "(rp1, 1.0.0-1)")
     bad = nodes.run_in(node, ["hello-rp1", "rollback", "9.9-9"])
-    assert bad.returncode == 1 and "not available from apt (available: 1.0.0-1, 1.0.0-2)" in bad.stdout
+    assert bad.returncode == 1 and "not available from the repository (available: 1.0.0-1, 1.0.0-2)" in bad.stdout
     bad = nodes.run_in(node, ["hello-rp1", "pin", "--previous"])
     assert bad.returncode == 1 and "no version older than 1.0.0-1" in bad.stdout
     assert installed(node, "hello-rp1") == v1.version

@@ -293,6 +293,9 @@ def test_repository_wins_over_a_namesake_rollback_restores_data_first_and_purge_
     assert nodes.run_in(node, ["test", "-e", f"/usr/share/doc/{PKG}/namesake"]).returncode != 0
     assert sh(node, f"cat {STATE}/schema") == "2\n"
     as_app(node, f"echo written-at-2 > {STATE}/data.txt")
+    # nor is it ever a version to pin or go back to: only the repository's are (apt lists all three)
+    assert "99.0-1" in sh(node, f"apt-cache madison {PKG}")
+    assert sh(node, f"{PKG} pin").strip().endswith("available: 1.0.0-1, 2.0.0-1")
 
     # case 16: back to 1.0.0-1 with its data: restored before its postinst, whose update never sees schema 2
     out = sh(node, f"{PKG} rollback 1.0.0-1 --restore-backup")
@@ -301,6 +304,7 @@ def test_repository_wins_over_a_namesake_rollback_restores_data_first_and_purge_
     assert sh(node, f"cat {STATE}/schema {STATE}/data.txt") == f"1\ndata of {PKG}\n"
     assert sh(node, f"cat {OWN}/configured-version") == "1.0.0-1\n"
     assert http_get(port_of(PKG)).endswith("1.0.0-1)\n")
+    assert sh(node, f"{PKG} pin").strip().endswith("pinned to 1.0.0-1; available: 1.0.0-1, 2.0.0-1")
     labels = {line.split("\t")[2]: line.split("\t")[1] for line in sh(node, f"{PKG} backups").splitlines()
               if "\t" in line}
     assert labels == {"reason=upgrade": "version=1.0.0-1", "reason=rollback": "version=2.0.0-1"}
