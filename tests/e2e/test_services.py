@@ -25,7 +25,7 @@ from appdeb.node import harness as nodes
 from ..conftest import EXAMPLES
 from .apps import sh, target_python_env
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.private_nodes]
 INSTANCES = "instances:\n  sv1: {port: 8301, public_port: 8381}\n  sv2: {port: 8302, public_port: 8382}\n"
 
 
@@ -73,16 +73,18 @@ def debs(tmp_path_factory: pytest.TempPathFactory, suite: str) -> dict[str, Path
 
 @pytest.fixture(scope="module")
 def node(node_image: Path, suite: str) -> Iterator[nodes.Node]:
-    n = nodes.up(f"svc{int(time.time()) % 100000}", suite=suite)
+    n = nodes.up(f"svc{int(time.time()) % 100000}", suite=suite, network="private")
     try:
         yield n
     finally:
         nodes.down(n.name)
 
 
-def http(port: int, path: str, host: str, data: dict[str, object] | None = None) -> tuple[int, bytes]:
+def http(node: nodes.Node, port: int, path: str, host: str, data: dict[str, object] | None = None
+         ) -> tuple[int, bytes]:
+    """Through the node's nginx on its private address, as a browser would."""
     body = json.dumps(data).encode() if data is not None else None
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, headers={
+    req = urllib.request.Request(f"http://{node.address}:{port}{path}", data=body, headers={
         "Host": host, "Content-Type": "application/json"})
     deadline = time.monotonic() + 20
     while True:
@@ -97,8 +99,8 @@ def http(port: int, path: str, host: str, data: dict[str, object] | None = None)
             time.sleep(0.5)
 
 
-def health(instance: str, port: int) -> dict[str, object]:
-    status, body = http(port, "/health", f"polls-{instance}.localhost")
+def health(node: nodes.Node, instance: str, port: int) -> dict[str, object]:
+    status, body = http(node, port, "/health", f"polls-{instance}.localhost")
     assert status == 200, body
     return dict(json.loads(body))
 
@@ -112,13 +114,13 @@ def install(node: nodes.Node, deb: Path, ok: bool = True) -> subprocess.Complete
 def test_polls_lifecycle_with_services(node: nodes.Node, debs: dict[str, Path]) -> None:
     # install: the database is provisioned, migrations run, the app answers through nginx
     install(node, debs["v1"])
-    info = health("sv1", 8381)
+    info = health(node, "sv1", 8381)
     assert info["db"] == "postgresql" and info["migration"] == "0001_initial" and info["instance"] == "sv1"
-    status, body = http(8381, "/api/questions", "polls-sv1.localhost", {"text": "Tea?", "choices": ["yes", "no"]})
+    status, body = http(node, 8381, "/api/questions", "polls-sv1.localhost", {"text": "Tea?", "choices": ["yes", "no"]})
     assert status == 201, body
-    assert [q["text"] for q in json.loads(http(8381, "/api/questions", "polls-sv1.localhost")[1])] == ["Tea?"]
+    assert [q["text"] for q in json.loads(http(node, 8381, "/api/questions", "polls-sv1.localhost")[1])] == ["Tea?"]
     assert sh(node, "runuser -u postgres -- psql -tAc \"SELECT count(*) FROM polls_question\" polls-sv1").strip() == "1"
-    status, css = http(8381, "/static/polls/style.css", "polls-sv1.localhost")
+    status, css = http(node, 8381, "/static/polls/style.css", "polls-sv1.localhost")
     assert status == 200 and css == (EXAMPLES / "polls/polls/static/polls/style.css").read_bytes()
 
     # the secret: root-only on disk, delivered to the service, absent from the .deb, units and journal
@@ -151,7 +153,7 @@ def test_polls_lifecycle_with_services(node: nodes.Node, debs: dict[str, Path]) 
     sh(node, "mv /usr/bin/pg_dump.off /usr/bin/pg_dump && dpkg --configure -a")
 
     # the upgrade took a dump first (pg_restore can read it), then migrated; the secret survived
-    assert health("sv1", 8381)["migration"] == "0002_question_closed_at"
+    assert health(node, "sv1", 8381)["migration"] == "0002_question_closed_at"
     backups = sh(node, "polls-sv1 backups").splitlines()
     upgrade = [b.split("\t")[0] for b in backups if "version=0.9.0-1" in b and "reason=upgrade" in b]
     assert upgrade, backups
@@ -160,13 +162,13 @@ def test_polls_lifecycle_with_services(node: nodes.Node, debs: dict[str, Path]) 
     assert sh(node, "cat /etc/polls-sv1/secret").strip() == secret
 
     # new rows in v2, then rollback to v1 with the backup taken when v1 was left: the old rows return
-    http(8381, "/api/questions", "polls-sv1.localhost", {"text": "Coffee?", "choices": ["yes"]})
-    assert len(json.loads(http(8381, "/api/questions", "polls-sv1.localhost")[1])) == 2
+    http(node, 8381, "/api/questions", "polls-sv1.localhost", {"text": "Coffee?", "choices": ["yes"]})
+    assert len(json.loads(http(node, 8381, "/api/questions", "polls-sv1.localhost")[1])) == 2
     result = nodes.run_in(node, ["apt-get", "install", "-y", "--allow-downgrades", nodes.copy_in(node, debs["v1"])])
     assert result.returncode == 0, result.stdout[-2000:]
     sh(node, f"polls-sv1 restore {upgrade[-1]}")
-    assert [q["text"] for q in json.loads(http(8381, "/api/questions", "polls-sv1.localhost")[1])] == ["Tea?"]
-    assert health("sv1", 8381)["migration"] == "0001_initial"
+    assert [q["text"] for q in json.loads(http(node, 8381, "/api/questions", "polls-sv1.localhost")[1])] == ["Tea?"]
+    assert health(node, "sv1", 8381)["migration"] == "0001_initial"
 
 
 def test_web_unit_security_exposure(node: nodes.Node, debs: dict[str, Path]) -> None:
@@ -178,8 +180,8 @@ def test_web_unit_security_exposure(node: nodes.Node, debs: dict[str, Path]) -> 
 
 def test_second_instance_and_purge_with_and_without_opt_in(node: nodes.Node, debs: dict[str, Path]) -> None:
     install(node, debs["v2b"])
-    assert health("sv2", 8382)["instance"] == "sv2"
-    assert health("sv1", 8381)["instance"] == "sv1"
+    assert health(node, "sv2", 8382)["instance"] == "sv2"
+    assert health(node, "sv1", 8381)["instance"] == "sv1"
     dbs = sh(node, "runuser -u postgres -- psql -tAc 'SELECT datname FROM pg_database ORDER BY 1'").split()
     assert "polls-sv1" in dbs and "polls-sv2" in dbs
     # the attacker: one instance's user, peer-authenticated as itself, reaches no other instance's database
@@ -198,7 +200,7 @@ def test_second_instance_and_purge_with_and_without_opt_in(node: nodes.Node, deb
     purge_backup = sh(node, "ls /var/backups/polls-sv2").split()
     assert any(b.endswith("-purge") for b in purge_backup)
     sh(node, "test ! -e /etc/polls-sv2 && test ! -e /var/lib/polls-sv2 && test ! -e /opt/polls-sv2")
-    assert health("sv1", 8381)["instance"] == "sv1"
+    assert health(node, "sv1", 8381)["instance"] == "sv1"
 
     # with the admin's opt-in, purge drops the database and the role; the dump taken first is kept
     sh(node, "echo APPDEB_PURGE_DATABASE=yes >> /etc/polls-sv1/settings.env")
