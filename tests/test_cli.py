@@ -110,3 +110,35 @@ def test_bad_options(tmp_path: Path, bad: str, code: int, message: str) -> None:
     r = appdeb("build", str(EXAMPLES / "hello"), "--out", str(tmp_path), bad)
     assert r.returncode == code and message in r.stderr and "Traceback" not in r.stderr
     assert not list(tmp_path.glob("*.deb"))
+
+
+def test_run_never_writes_or_deletes_through_links_a_checkout_carries(tmp_path: Path) -> None:
+    """A hostile checkout commits `.appdeb -> ../elsewhere` (or links inside .appdeb): appdeb's own generated
+    files are written and emptied there before any of the app's code runs, so such a link would have let it
+    delete and write outside the checkout (with sudo, anywhere)."""
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "dev" / "bin").mkdir(parents=True)
+    (elsewhere / "dev" / "bin" / "important").write_text("keep me\n")
+    app = tmp_path / "app"
+    shutil.copytree(EXAMPLES / "hello", app, ignore=shutil.ignore_patterns(".appdeb"))
+    (app / ".appdeb").symlink_to("../elsewhere")
+    refused = appdeb("run", "--app-dir", str(app), "true")
+    assert refused.returncode == 1 and "is not a directory of yours" in refused.stderr, refused.stderr
+    assert (elsewhere / "dev" / "bin" / "important").read_text() == "keep me\n"
+    assert sorted(p.name for p in elsewhere.rglob("*")) == ["bin", "dev", "important"]
+
+    # links inside a real .appdeb: the generated directories are made anew, their targets untouched
+    (app / ".appdeb").unlink()
+    (app / ".appdeb" / "dev").mkdir(parents=True)
+    (app / ".appdeb" / "dev" / "bin").symlink_to(elsewhere / "dev" / "bin")
+    (app / ".appdeb" / "dev" / "appdeb").symlink_to(elsewhere / "dev")
+    (app / ".appdeb" / ".gitignore").symlink_to(elsewhere / "gitignore")  # dangling: never created through
+    ran = appdeb("run", "--app-dir", str(app), "true")
+    assert ran.returncode == 0, ran.stderr
+    assert not (app / ".appdeb" / "dev" / "bin").is_symlink() and (app / ".appdeb" / "dev" / "appdeb").is_dir()
+    assert sorted(p.name for p in elsewhere.rglob("*")) == ["bin", "dev", "important"]
+    (app / ".appdeb" / "dev" / "var" / "secret").unlink()
+    (app / ".appdeb" / "dev" / "var" / "secret").symlink_to(elsewhere / "secret")
+    refused = appdeb("run", "--app-dir", str(app), "true")
+    assert refused.returncode == 1 and "secret is a symbolic link" in refused.stderr, refused.stderr
+    assert not (elsewhere / "secret").exists()

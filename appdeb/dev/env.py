@@ -6,10 +6,12 @@ variables, paths and commands locally as on a node; only the directories point i
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import secrets
 import shutil
+import stat
 import sys
 from pathlib import Path
 
@@ -34,18 +36,36 @@ def prepare(app_dir: Path, *, port: int | None = None, settings: Path | None = N
     plan = make_plan(spec, source_date_epoch=0)  # the contract's target; libraries are for this python
     report(f"vendoring {len(plan.requirements)} requirements")
     lib = vendor(plan.requirements, version, app_dir).lib
-    root = app_dir / ".appdeb" / "dev"
+    root = own_dir(own_dir(app_dir / ".appdeb") / "dev")
     ignore_generated(app_dir / ".appdeb")
-    var = root / "var"
+    var = own_dir(root / "var")
+    for made in ("lib", "tmp", "log", "backups"):
+        own_dir(var / made)
     paths = runtime_paths(var, etc=app_dir, settings=settings or app_dir / LOCAL_SETTINGS, launcher="appdeb run")
-    if not Path(paths.secret).exists():  # a development secret, generated once per checkout
-        Path(paths.secret).write_text(secrets.token_urlsafe(48) + "\n")
-        Path(paths.secret).chmod(0o600)
+    if os.path.islink(paths.secret):
+        raise AppdebError(f"{paths.secret} is a symbolic link: remove it (appdeb serve/run write the secret there)")
+    if not os.path.lexists(paths.secret):  # a development secret, generated once per checkout
+        fd = os.open(paths.secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48) + "\n")
     described = runtime_config(plan).with_changes(paths=paths, instance="dev")
     if port is not None and described.web:
         described = described.with_changes(web=dataclasses.replace(described.web, port=port))
     write_runtime(root, described, app=app_dir, lib=lib, python=sys.executable)
     return root
+
+
+def own_dir(path: Path) -> Path:
+    """A directory of .appdeb/ that appdeb writes and empties, made here if absent. A checkout may carry a
+    link there (`.appdeb -> ../../elsewhere`, committed): appdeb would then delete and write outside the
+    checkout, before any of the app's code runs. So it must be a directory of the caller's own."""
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o755)
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        raise AppdebError(f"{path} is not a directory of yours (a link or another user's): remove it; appdeb "
+                          "serve and run write their generated files there")
+    return path
 
 
 def ignore_generated(state: Path) -> None:
@@ -56,7 +76,7 @@ def ignore_generated(state: Path) -> None:
     """
     state.mkdir(parents=True, exist_ok=True)
     ignore = state / ".gitignore"
-    if not ignore.exists():
+    if not os.path.lexists(ignore):  # a link there (even a dangling one) is never written through
         ignore.write_text("# written by appdeb serve/run: everything here is generated\n*\n")
 
 
@@ -81,8 +101,11 @@ def write_runtime(root: Path, described: contract.Contract, *, app: Path, lib: P
     """
     from appdeb.build.entrypoints import console_scripts
 
-    bin_dir = root / "bin"
-    shutil.rmtree(bin_dir, ignore_errors=True)
+    bin_dir, runtime_dir = root / "bin", root / "appdeb"
+    for generated in (bin_dir, runtime_dir):  # made anew, whatever was there (a link goes, not its target)
+        if generated.is_symlink() or generated.is_file():
+            generated.unlink()
+        shutil.rmtree(generated, ignore_errors=True)
     bin_dir.mkdir(parents=True)
     for script in console_scripts(lib):
         (bin_dir / script.name).write_text(script.text(python))
@@ -90,8 +113,8 @@ def write_runtime(root: Path, described: contract.Contract, *, app: Path, lib: P
     (bin_dir / "python3").symlink_to(python)
     seen = lib_seen_as or lib
     described = described.with_changes(dev=True, layout=contract.Layout(str(app), str(seen), str(bin_dir)))
-    (root / "appdeb").mkdir(parents=True, exist_ok=True)
-    (root / "appdeb" / "app.json").write_text(described.to_json())
+    runtime_dir.mkdir()
+    (runtime_dir / "app.json").write_text(described.to_json())
     for name, source in shipped_sources().items():
         (root / "appdeb" / name).parent.mkdir(parents=True, exist_ok=True)
         (root / "appdeb" / name).write_bytes(source)
