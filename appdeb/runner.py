@@ -26,11 +26,13 @@ def run(
     capture: bool = True,
     timeout: float | None = None,
     stdout_only: bool = False,
+    preexec: Callable[[], None] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run a command; on failure raise CommandError with its combined output.
 
     Output is captured as text (stderr merged into stdout, or apart with stdout_only) unless capture
-    is False, in which case it goes to the caller's terminal.
+    is False, in which case it goes to the caller's terminal. preexec runs in the child just before the
+    exec (appdeb/node/confine.py: the limits a node's commands run under); if it fails, nothing runs.
     """
     args = [os.fspath(a) for a in argv]
     if _DEBUG:
@@ -47,11 +49,14 @@ def run(
             stderr=(subprocess.PIPE if stdout_only else subprocess.STDOUT) if capture else None,
             timeout=timeout,
             check=False,
+            preexec_fn=preexec,
         )
     except FileNotFoundError as exc:
         raise AppdebError(f"{args[0]}: not found; is it installed? ({exc.strerror})") from None
     except subprocess.TimeoutExpired:
         raise AppdebError(f"command timed out after {timeout}s: {shlex.join(args)}") from None
+    except subprocess.SubprocessError as exc:  # preexec failed in the child: the command never ran
+        raise AppdebError(f"could not start {shlex.join(args)}: {exc}") from None
     out = proc.stdout.decode(errors="replace") if proc.stdout is not None else ""
     err = proc.stderr.decode(errors="replace") if proc.stderr is not None else ""
     result = subprocess.CompletedProcess(args, proc.returncode, out, err)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import time
@@ -26,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from appdeb.errors import AppdebError, CommandError
+from appdeb.node import confine, ssh
 from appdeb.node import network as private_net
-from appdeb.node import ssh
-from appdeb.node.image import CLEAN_ENV, DEFAULT_SUITE, check_suite, ensure_image, mounts_under
+from appdeb.node.image import DEFAULT_SUITE, check_suite, ensure_image, mounts_under
 from appdeb.node.processes import (
     cgroup_pids,
     find_pid1,
@@ -142,8 +143,8 @@ def _wait_ready(name: str, state: Path, timeout: float, old_pid1: int | None = N
         pid1 = find_pid1(nspawn)
         if pid1 is not None and pid1 != old_pid1:
             with contextlib.suppress(AppdebError):  # a timeout here just means "not yet"
-                last = run([*_nsenter(pid1), "systemctl", "is-system-running", "--wait"], check=False,
-                           timeout=max(1.0, deadline - time.monotonic())).stdout.strip()
+                last = confine.run_node(pid1, ["systemctl", "is-system-running", "--wait"],
+                                        timeout=max(1.0, deadline - time.monotonic())).stdout.strip()
             if last in ("running", "degraded"):
                 return Node(name, state / "merged", pid1, private_net.address_of(state))
         time.sleep(0.05)
@@ -238,37 +239,29 @@ def inventory_text() -> str:
 # --- inside a node ------------------------------------------------------------------------------
 
 
-def _nsenter(pid1: int) -> list[str]:
-    """Enter every namespace of the node with a clean environment, like a root login would."""
-    return ["nsenter", "-t", str(pid1), "-a", "env", "-i", *(f"{k}={v}" for k, v in CLEAN_ENV.items())]
-
-
 def run_in(node: Node, argv: Sequence[str], input: str | bytes | None = None, check: bool = False,
            timeout: float | None = None) -> subprocess.CompletedProcess[str]:
     """Run a command in the node; exit code and (merged) output pass through unless check=True."""
-    return run([*_nsenter(node.pid1), *argv], input=input, check=check, timeout=timeout)
+    return confine.run_node(node.pid1, argv, input=input, check=check, timeout=timeout)
 
 
 def copy_in(node: Node, host_path: Path | str, dest_dir: str = "/var/tmp") -> str:
-    """Copy a file or tree into the node through its overlay root; returns the in-node path."""
+    """Copy a file or tree into the node; returns the in-node path.
+
+    The host never walks the node's paths (a link planted there would lead the host's root outside
+    the node): a tar of the host's copy is unpacked inside the node, by the node's own tar under the
+    node's limits, so links there resolve in the node. A file becomes 0644 (apt's _apt user reads it).
+    """
     src = Path(host_path)
     if not src.exists():
         raise AppdebError(f"{src}: no such file or directory")
+    if ".." in PurePosixPath(dest_dir).parts or not src.resolve().name:
+        raise AppdebError(f"cannot copy {src} into {dest_dir!r} of a node: give a plain path and a named source")
     dest = PurePosixPath("/", dest_dir)
     if any(dest == PurePosixPath(h) or PurePosixPath(h) in dest.parents for h in HIDDEN_IN_NODE):
         raise AppdebError(f"cannot copy into {dest} of a node: nspawn mounts its own file system there")
-    target_dir = node.root / str(dest).lstrip("/")
-    target_dir.mkdir(parents=True, exist_ok=True)
-    if not target_dir.resolve().is_relative_to(node.root.resolve()):
-        raise AppdebError(f"{dest} in node {node.name!r} leads outside the node (symlink)")
-    if src.is_dir():
-        shutil.copytree(src, target_dir / src.name, symlinks=True, dirs_exist_ok=True)
-    else:
-        # never through a link planted in the node: the host's root would write where it points
-        fd = os.open(target_dir / src.name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-        with os.fdopen(fd, "wb") as out, src.open("rb") as data:
-            shutil.copyfileobj(data, out)
-            os.fchmod(out.fileno(), 0o644)  # readable by apt's _apt sandbox user
+    run_in(node, ["sh", "-c", 'mkdir -p -- "$1" && exec tar -x -f - -C "$1" --no-same-owner', "sh", str(dest)],
+           input=confine.tar_of(src), check=True, timeout=600)
     return str(dest / src.name)
 
 
@@ -279,10 +272,10 @@ def install(node: Node, debs: Sequence[Path], check: bool = True) -> subprocess.
     (Dpkg::Use-Pty=0): the output is captured, and on a terminal dpkg draws its progress with
     carriage returns that would arrive as one run-together line.
     """
-    # A fresh directory made by the node's root in sticky /var/tmp: nobody else can plant links in it.
-    where = run_in(node, ["mktemp", "-d", "/var/tmp/appdeb-install.XXXXXX"], check=True).stdout.strip()
+    # A fresh, randomly named directory the node's root makes in sticky /var/tmp: nobody can plant it.
+    where = f"/var/tmp/appdeb-install.{secrets.token_hex(8)}"
+    run_in(node, ["mkdir", "-m", "0755", "--", where], check=True)
     try:
-        run_in(node, ["chmod", "0755", "--", where], check=True)
         paths = [copy_in(node, deb, where) for deb in debs]
         argv = ["apt-get", "install", "-y", "--allow-downgrades", "-o", "Dpkg::Use-Pty=0",
                 "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold", *paths]

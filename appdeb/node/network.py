@@ -10,8 +10,10 @@ that the harness owns (APPDEB_NODE_SUBNET, default 10.213.47.0/24; .1 is the hos
 
 The bridge lives in a namespace of its own (not on the host), created with the first private node
 and removed with the last. Nothing routes further: no NAT, no default route in the nodes, and IPv4
-forwarding off for appdeb0 on the host, so a node reaches the other nodes and the host's address on
-the /24 and nothing else. A node's address is recorded in its state directory (file ``address``).
+forwarding off for appdeb0 on the host, and no CAP_NET_RAW in the nodes (a hand-made frame for another
+of the host's addresses would be delivered locally: processes.nspawn_argv), so a node reaches the other
+nodes and the host's address on the /24 and nothing else. A node's address is recorded in its state
+directory (file ``address``).
 """
 
 from __future__ import annotations

@@ -181,11 +181,20 @@ def stop_processes(name: str, state: Path) -> None:
 
 
 def nspawn_argv(name: str, state: Path) -> list[str]:
-    """The node's nspawn command: the host's network, or the namespace network.attach built for it."""
-    network = [f"--network-namespace-path={netns_path(name)}"] if address_of(state) else []
+    """The node's nspawn command: the host's network, or the namespace network.attach built for it.
+
+    No node gets CAP_MKNOD: nspawn's device policy refuses to open a host disk, but a node that made
+    a device node for it could mount it, and the host's kernel hands out the file system it already
+    has mounted (the host's files, writable). A private node gets no CAP_NET_RAW: with a packet socket
+    it could hand the bridge frames for any of the host's addresses, which the host delivers locally,
+    past the routes that keep it on the /24.
+    """
+    private = address_of(state) is not None
+    network = [f"--network-namespace-path={netns_path(name)}"] if private else []
+    drop = "CAP_MKNOD,CAP_NET_RAW" if private else "CAP_MKNOD"
     return ["systemd-nspawn", "--quiet", "--boot", "--register=no", "--keep-unit", "--console=read-only",
-            f"--machine={name}", *network, "-D", str(state / "merged"), "--link-journal=no",
-            "systemd.show_status=1"]
+            f"--machine={name}", f"--drop-capability={drop}", *network, "-D", str(state / "merged"),
+            "--link-journal=no", "systemd.show_status=1"]
 
 
 def start_supervisor(name: str, state: Path) -> None:

@@ -8,6 +8,7 @@ import ipaddress
 import json
 import os
 import shlex
+import socket
 import sys
 import threading
 import urllib.request
@@ -126,6 +127,39 @@ def test_traffic_stays_on_the_node_network(private_node: PrivateFactory) -> None
     with _host_server() as port:  # but a server on the host's address on the node network is reachable
         got = nodes.run_in(a, ["curl", "-sf", "-m", "10", f"http://{network.host_address()}:{port}/"])
         assert got.stdout == "from the host\n"
+
+
+# A node's root hands the bridge a hand-made UDP datagram for one of the host's other addresses.
+RAW_FRAME = """import socket, struct, sys
+mac, src, dst, port = sys.argv[1:5]
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("eth0", 0))
+data = b"raw frame from the node"
+udp = struct.pack("!HHHH", 40000, int(port), 8 + len(data), 0) + data
+ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, socket.inet_aton(src), socket.inet_aton(dst))
+total = sum(struct.unpack("!10H", ip))
+total = (total & 0xFFFF) + (total >> 16)
+ip = ip[:10] + struct.pack("!H", ~((total & 0xFFFF) + (total >> 16)) & 0xFFFF) + ip[12:]
+for _ in range(5):
+    s.send(bytes.fromhex(mac.replace(":", "")) + s.getsockname()[4] + b"\\x08\\x00" + ip + udp)
+"""
+
+
+def test_raw_frames_reach_no_other_host_address(private_node: PrivateFactory) -> None:
+    a = private_node()
+    links = json.loads(run(["ip", "-j", "-4", "addr"]).stdout)
+    real = [i["local"] for link in links for i in link["addr_info"]
+            if i["local"] != network.host_address() and not i["local"].startswith("127.")]
+    assert real, "this machine has a real address to aim at"
+    mac = Path(f"/sys/class/net/{network.HOST_IF}/address").read_text().strip()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener:
+        listener.bind(("0.0.0.0", 0))
+        listener.settimeout(3)
+        argv = ["python3", "-c", RAW_FRAME, mac, str(a.address), real[0], str(listener.getsockname()[1])]
+        sent = [nodes.run_in(a, argv), nodes.run_in(a, ["systemd-run", "--wait", "--pipe", "-q", *argv])]
+        with pytest.raises(TimeoutError):
+            listener.recvfrom(100)
+    assert all(r.returncode != 0 and "PermissionError" in r.stdout for r in sent), [r.stdout for r in sent]
 
 
 @contextlib.contextmanager
