@@ -32,7 +32,7 @@ lint: setup
 # Tests run on PYTEST_WORKERS processes (pytest-xdist): a module stays on one worker, and the e2e modules
 # whose nodes share the host's network run one after another (tests/conftest.py). PYTEST_WORKERS=0: one process.
 PYTEST_WORKERS ?= 2
-XDIST = -n $(PYTEST_WORKERS) --dist loadgroup
+XDIST = -n $(PYTEST_WORKERS) --dist loadscope
 
 test: lint
 	$(BIN)/pytest $(XDIST) $(PYTEST_ARGS)

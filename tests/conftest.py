@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,20 +19,34 @@ EXAMPLES = ROOT / "examples"
 EPOCH = 1767225600  # 2026-01-01: fixed so builds are comparable byte for byte
 
 
-# the xdist group of every e2e module whose nodes share the host's network: their services bind the same
+# the work unit of every e2e module whose nodes share the host's network: their services bind the same
 # ports of the host's loopback, so such modules run one after another on one worker
 HOST_NETWORK = "e2e-host-network"
+PRIVATE_NODES = "pytest.mark.private_nodes"  # what a module that boots only private nodes says
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Groups for `pytest -n N --dist loadgroup` (make test): a module's tests stay on one worker (its
-    module-scoped builds and nodes are made once), and the e2e modules on the host's network share one
-    group. Without -n the marks change nothing."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is not None:
-            continue
-        host = item.get_closest_marker("e2e") is not None and item.get_closest_marker("private_nodes") is None
-        item.add_marker(pytest.mark.xdist_group(HOST_NETWORK if host else item.nodeid.split("::")[0]))
+@functools.cache
+def _boots_private_nodes_only(module: str) -> bool:
+    return PRIVATE_NODES in (ROOT / module).read_text()
+
+
+def work_unit(nodeid: str) -> str:
+    """What runs on one worker, in order: a module (its module-scoped builds and nodes are made once),
+    or all the e2e modules on the host's network together."""
+    module = nodeid.split("::")[0]
+    return HOST_NETWORK if module.startswith("tests/e2e/") and not _boots_private_nodes_only(module) else module
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`pytest -n N` (make test) hands out work units (work_unit), the largest first. The controller
+    sees test ids only (no marks), so a module says `pytest.mark.private_nodes` in its own text."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByWorkUnit(LoadScopeScheduling):  # type: ignore[misc]  # untyped base
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return ByWorkUnit(config, log)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -23,8 +23,6 @@ from appdeb.node import harness as nodes
 from appdeb.node import network
 from appdeb.runner import run
 
-from ..conftest import HOST_NETWORK
-
 pytestmark = [pytest.mark.e2e, pytest.mark.private_nodes]
 PORT = 8080  # the same port in every node: that is the point
 
@@ -218,7 +216,6 @@ def test_down_removes_namespaces_and_the_last_takes_the_network(private_node: Pr
     _harness_gone_unless_in_use()
 
 
-@pytest.mark.xdist_group(HOST_NETWORK)  # a node on the host's network
 def test_host_node_keeps_host_network_and_no_sshd(node: nodes.Node) -> None:
     assert node.address is None
     assert nodes.run_in(node, ["systemctl", "is-enabled", "ssh.service"]).stdout.strip() == "masked"
