@@ -7,7 +7,11 @@ repository -- key included -- can be backed up or moved as one directory.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
+import stat
+import tempfile
 from pathlib import Path
 
 from appdeb.errors import AppdebError, CommandError
@@ -16,9 +20,39 @@ from appdeb.runner import run
 _GPG = ("gpg", "--batch", "--no-tty", "--status-fd", "1")
 
 
+SOCKET_PATH_MAX = 100  # bytes of a socket's path gpg-agent takes: 106 here (sun_path's 108, less two), with a margin
+LONGEST_SOCKET = "S.gpg-agent.browser"
+
+
 def gnupg_env(home: Path) -> dict[str, str]:
     """Environment that points gpg (and aptly's gpg calls) at the repo's keyring."""
-    return {"GNUPGHOME": str(home)}
+    return {"GNUPGHOME": str(short_home(home))}
+
+
+def short_home(home: Path) -> Path:
+    """The repository's gnupg home, by a path short enough for gpg-agent's sockets.
+
+    gpg puts the agent's sockets in GNUPGHOME itself unless /run/user/UID exists (it does not for root on
+    a CI runner or in a container), and gpg-agent takes a socket path of at most 106 bytes: a repository
+    deeper than about 80 characters could not sign ("failed to start agent"). Such a home is reached through a link
+    named by a hash of its path, in a 0700 directory of the caller's own below the temporary directory."""
+    absolute = home.absolute()
+    if (len(os.fsencode(absolute / LONGEST_SOCKET)) <= SOCKET_PATH_MAX or not absolute.is_dir()
+            or Path(f"/run/user/{os.getuid()}").is_dir()):
+        return home
+    links = Path(tempfile.gettempdir()) / f"appdeb-gnupg-{os.getuid()}"
+    with contextlib.suppress(FileExistsError):
+        links.mkdir(mode=0o700)
+    st = os.lstat(links)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise AppdebError(f"{links} is not a private directory of yours: remove it (appdeb keeps links to "
+                          "repository keyrings with long paths there)")
+    link = links / hashlib.sha256(os.fsencode(absolute)).hexdigest()[:16]
+    with contextlib.suppress(FileExistsError):
+        os.symlink(absolute, link)
+    if os.readlink(link) != str(absolute):
+        raise AppdebError(f"{link} does not lead to {absolute}: remove it")
+    return link
 
 
 def ensure_home(home: Path) -> None:

@@ -297,3 +297,16 @@ def test_apt_get_rejects_a_repo_signed_with_another_key(
         assert not list((tmp_path / "node/lists").glob("*Packages*"))
     finally:
         signing.stop_agent(stranger.gnupg_home)
+
+
+def test_a_repository_deep_in_the_file_system_signs(tmp_path: Path, debs: Path) -> None:
+    """Where /run/user/UID is missing (root on a CI runner), gpg-agent's sockets go into the gnupg home, and a
+    socket path gpg-agent takes has at most 106 bytes: a root this deep could not sign ("failed to start agent")."""
+    cfg = repoconfig.init_repo(tmp_path / ("d" * 60) / ("e" * 40) / "repo", architectures=["amd64"])
+    try:
+        assert len(str(cfg.gnupg_home.absolute() / signing.LONGEST_SOCKET)) > signing.SOCKET_PATH_MAX
+        repo.publish(cfg, [make_deb(debs, "hello", "1.0-1")])
+        assert "BEGIN PGP SIGNATURE" in (cfg.public_dir / "dists/bookworm/InRelease").read_text()
+        assert published_versions(cfg) == ["1.0-1"]
+    finally:
+        signing.stop_agent(cfg.gnupg_home)
