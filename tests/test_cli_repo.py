@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from appdeb.repo import signing
 from appdeb.runner import run
 
 NEEDS_APTLY = pytest.mark.skipif(any(shutil.which(t) is None for t in ("aptly", "gpg", "dpkg-deb")),
@@ -58,8 +59,7 @@ def root(tmp_path: Path) -> Path:
 def inited(root: Path) -> Iterator[Path]:
     appdeb("repo", "init", "--arch", "amd64", root=root)
     yield root
-    subprocess.run(["gpgconf", "--kill", "gpg-agent"], env={**os.environ, "GNUPGHOME": str(root / "gnupg")},
-                   check=False)
+    signing.stop_agent(root / "gnupg")
 
 
 # --- without aptly ------------------------------------------------------------------------------
@@ -131,8 +131,7 @@ def test_init_reports_the_key_and_reinit_keeps_it(root: Path) -> None:
         refused = appdeb("repo", "init", "--key", "0123456789ABCDEF", root=root, check_code=1)
         assert refused.stderr.startswith(f"appdeb: error: repository already signs with {fpr}")
     finally:
-        subprocess.run(["gpgconf", "--kill", "gpg-agent"], env={**os.environ, "GNUPGHOME": str(root / "gnupg")},
-                       check=False)
+        signing.stop_agent(root / "gnupg")
 
 
 @pytest.mark.integration
@@ -260,8 +259,7 @@ def test_a_root_synced_elsewhere_publishes_there(inited: Path, tmp_path: Path) -
         assert (inited / packages).read_text() == before
         assert appdeb("repo", "list", root=inited).stdout == "hello  1.0-1  all\n"
     finally:
-        subprocess.run(["gpgconf", "--kill", "gpg-agent"], env={**os.environ, "GNUPGHOME": str(copy / "gnupg")},
-                       check=False)
+        signing.stop_agent(copy / "gnupg")
 
 
 @pytest.mark.integration
@@ -284,7 +282,9 @@ def test_build_warns_when_the_name_is_in_this_machines_apt_sources(tmp_path: Pat
 
 
 def agents_of(root: Path) -> list[str]:
-    """gpg-agent processes whose command line or GNUPGHOME points into root (read from /proc)."""
+    """gpg-agent processes whose command line or GNUPGHOME points into root, or to the short link that
+    stands for a deep root's gnupg home (signing.short_home), read from /proc."""
+    short = str(signing.short_home(root / "gnupg")) if (root / "gnupg").is_dir() else str(root)
     found = []
     for proc in Path("/proc").iterdir():
         try:
@@ -294,7 +294,8 @@ def agents_of(root: Path) -> list[str]:
             env = (proc / "environ").read_bytes().decode(errors="replace").split("\0")
         except OSError:
             continue  # gone meanwhile, or not ours to read
-        if any(str(root) in a for a in argv) or any(e.startswith(f"GNUPGHOME={root}") for e in env):
+        if any(str(root) in a or a.startswith(short) for a in argv) or any(
+                e.startswith((f"GNUPGHOME={root}", f"GNUPGHOME={short}")) for e in env):
             found.append(f"{proc.name}: {' '.join(argv)}")
     return found
 
@@ -314,5 +315,4 @@ def test_repository_commands_leave_no_gpg_agent(root: Path, tmp_path: Path) -> N
             assert out.stdout, step
             assert agents_of(root) == [], step
     finally:
-        subprocess.run(["gpgconf", "--kill", "gpg-agent"], env={**os.environ, "GNUPGHOME": str(root / "gnupg")},
-                       check=False)
+        signing.stop_agent(root / "gnupg")
