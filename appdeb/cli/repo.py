@@ -192,6 +192,19 @@ def repo_rollback(root: Path | None, distribution: str | None, to: str | None) -
                "run 'PKG rollback VERSION' on nodes that must go back too", err=True)
 
 
+@repo_group.command("refresh")
+@REPO_ROOT
+@click.option("--distribution", "distribution", metavar="DIST",
+              help="Sign only this distribution again (default: every published one).")
+def repo_refresh(root: Path | None, distribution: str | None) -> None:
+    """Sign what is published again, unchanged and dated now, for nodes set up with --valid-for (a timer)."""
+    from appdeb.repo.config import open_repo
+    from appdeb.repo.switching import refresh
+
+    for dist, snap in sorted(refresh(open_repo(root), distribution).items()):
+        click.echo(f"{dist}: {snap} signed again")
+
+
 def _echo_entry(entry: HistoryEntry) -> None:
     """What a rollback, promotion or yank changed for the distribution's nodes."""
     click.echo(f"{entry.distribution}: now serving {entry.snapshot} (was {entry.previous or 'nothing'})")
@@ -253,8 +266,11 @@ def repo_yank(root: Path | None, distribution: str | None, spec: str) -> None:
 @click.option("--suite", type=click.Choice(["bookworm", "trixie"]),
               help="The node's Debian suite: it follows the repository's distribution of that release (default: "
                    "the suite of the Debian below --write-to, else the repository's distribution).")
+@click.option("--valid-for", metavar="SPAN", help="Refuse the repository's state SPAN (e.g. 7d) after it was signed: "
+              "a replayed old state is noticed. Run 'appdeb repo refresh' more often.")
 def repo_client_config(root: Path | None, url: str, name: str, distribution: str | None, component: str | None,
-                       write_to: Path | None, pull: tuple[str, ...], pull_every: str, suite: str | None) -> None:
+                       write_to: Path | None, pull: tuple[str, ...], pull_every: str, suite: str | None,
+                       valid_for: str | None) -> None:
     """The three files a node needs: the key, a deb822 source bound to it, and a pin over Debian's archive.
 
     Printed as a shell script to run as root on a node; no apt-key, nothing in trusted.gpg.d. With
@@ -262,15 +278,16 @@ def repo_client_config(root: Path | None, url: str, name: str, distribution: str
     """
     from appdeb.build.formats import shell
     from appdeb.repo.config import open_repo
-    from appdeb.repo.serve import client_config, pull_files, pull_links, write_client_config
+    from appdeb.repo.serve import client_config, pull_files, pull_links, span_seconds, write_client_config
 
     cfg = open_repo(root)
+    seconds = span_seconds(valid_for, "--valid-for") if valid_for is not None else None
     if write_to is not None:
         for written in write_client_config(write_to, cfg, url, name, distribution, component, pull=pull,
-                                           pull_every=pull_every, suite=suite):
+                                           pull_every=pull_every, suite=suite, valid_for=seconds):
             click.echo(f"wrote {written}")
         return
-    files = client_config(cfg, url, name, distribution, component, suite)
+    files = client_config(cfg, url, name, distribution, component, suite, seconds)
     files.update(pull_files(name, pull, pull_every) if pull else {})
     click.echo(f"# apt client configuration for {url} (run as root on the node, e.g. | ssh root@NODE sh)\nset -e")
     for path, text in files.items():

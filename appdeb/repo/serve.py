@@ -177,6 +177,7 @@ def client_config(
     distribution: str | None = None,
     component: str | None = None,
     suite: str | None = None,
+    valid_for: int | None = None,
 ) -> dict[str, str]:
     """Absolute path -> content of the three files a node needs to trust, use and prefer the repo.
 
@@ -185,6 +186,8 @@ def client_config(
     preferences file keeps Debian's archive from replacing the repository's packages.
     suite: the node's Debian suite; without --distribution the node follows the configured
     distribution of its own release (appdeb/repo/dists.py), whose packages its python runs.
+    valid_for: seconds after its Date that the node takes a Release as current (Valid-Until-Max; the
+    repository then needs `appdeb repo refresh` more often than that: switching.refresh).
     """
     dist = distribution or (for_suite(cfg.distribution, suite) if suite else cfg.distribution)
     comp = component or cfg.component
@@ -193,6 +196,8 @@ def client_config(
     check_url(url)
     keyfile = f"/etc/apt/keyrings/{name}.asc"
     sources = f"Types: deb\nURIs: {url}\nSuites: {dist}\nComponents: {comp}\nSigned-By: {keyfile}\n"
+    if valid_for is not None:  # checked for this source even where the machine turns the check off for others
+        sources += f"Check-Valid-Until: yes\nValid-Until-Max: {int(valid_for)}\n"
     return {
         keyfile: cfg.key_asc.read_text(),
         f"/etc/apt/sources.list.d/{name}.sources": sources,
@@ -206,13 +211,13 @@ _SPAN_RE = re.compile(r"([0-9]{1,6})(sec|min|s|m|h|d)?")
 _SECONDS = {"": 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 
 
-def span_seconds(text: str) -> int:
-    """`15min`, `20s`, `1h`, `1h30min` as seconds; the allow-list for the pull interval (at least 10 s)."""
+def span_seconds(text: str, option: str = "--pull-every") -> int:
+    """`15min`, `20s`, `1h`, `7d` as seconds; the allow-list for the pull interval and --valid-for (at least 10 s)."""
     if not re.fullmatch(f"(?:{_SPAN_RE.pattern})+", text):
         raise AppdebError(f"{text!r} is not a time span such as 15min, 20s, 1h or 1h30min")
     seconds = sum(int(number) * _SECONDS[unit] for number, unit in _SPAN_RE.findall(text))
     if seconds < 10:
-        raise AppdebError(f"--pull-every {text}: pull at most every 10 s")
+        raise AppdebError(f"{option} {text}: at least 10 s")
     return seconds
 
 
@@ -264,11 +269,12 @@ def write_client_config(
     pull: Sequence[str] = (),
     pull_every: str = "15min",
     suite: str | None = None,
+    valid_for: int | None = None,
 ) -> list[Path]:
     """Write client_config() (and with `pull` the pull units, configs and timer links) below root_dir
     (`/`, or a node image's root), for the suite of the Debian found there; world-readable because apt
     reads them as the unprivileged _apt user."""
-    files = client_config(cfg, url, name, distribution, component, suite or node_suite(root_dir))
+    files = client_config(cfg, url, name, distribution, component, suite or node_suite(root_dir), valid_for)
     if pull:
         files.update(pull_files(name, pull, pull_every))
     # root_dir may be a node's file system: no link planted there may lead these writes elsewhere

@@ -45,6 +45,24 @@ def switch(cfg: RepoConfig, dist: str, comp: str, snap: str, *, first: bool,
     advance_release_mtime(dist_dir, previous)
 
 
+def refresh(cfg: RepoConfig, distribution: str | None = None) -> dict[str, str]:
+    """Sign what each distribution (or the one named) serves again, unchanged, with a new Date.
+
+    Nodes whose source sets Valid-Until-Max (client-config --valid-for) take a Release as current for
+    that long after its Date and then refuse it, so a mirror or a man in the middle who keeps serving
+    an old signed state (before a yank, before a fix) is noticed: apt-get update and `PKG pull` fail
+    with "expired". An idle repository stays current by this, run more often than that span (a timer).
+    Returns {distribution: snapshot served}."""
+    with store.locked(cfg.root):
+        served = published(cfg)
+        if distribution is not None and distribution not in served:
+            raise AppdebError(f"nothing is published for {distribution}")
+        chosen = {d: v for d, v in served.items() if distribution in (None, d)}
+        for dist, (snap, comp) in sorted(chosen.items()):
+            switch(cfg, dist, comp, snap, first=False, cleanup=False)
+    return {dist: snap for dist, (snap, _comp) in chosen.items()}
+
+
 def snapshot_name(dist: str) -> str:
     """`D-<UTC timestamp>`: a distribution's snapshots sort by time and are found by name (aptly.snapshots)."""
     return f"{dist}-{datetime.now(UTC):%Y%m%dT%H%M%S.%fZ}"

@@ -31,6 +31,8 @@ from appdeb.repo import aptly, signing, store
 from appdeb.repo import config as repoconfig
 from appdeb.repo import publish as repo
 from appdeb.repo import serve as reposerve
+from appdeb.repo.aptly import published_snapshot
+from appdeb.repo.switching import refresh
 
 ROOT = Path(__file__).resolve().parents[2]
 EPOCH = 1767225600
@@ -330,3 +332,19 @@ def test_appdeb_itself_installs_from_the_repository(
     sh(node, "apt-get", "install", "-y", "--no-install-recommends", "python3-appdeb")
     assert sh(node, "appdeb", "--version").strip() == f"appdeb, version {__version__}"
     assert "client-config" in sh(node, "appdeb", "repo", "--help")
+
+
+def test_a_node_refuses_a_stale_signed_state_until_the_repository_signs_it_again(
+    node: nodes.Node, cfg: repoconfig.RepoConfig, server: reposerve.RepoServer, hello: dict[int, BuildResult],
+) -> None:
+    """A mirror that keeps serving an old signed state (before a yank, before a fix) is noticed: a node set up
+    with --valid-for refuses a Release signed longer ago than that, and `repo refresh` makes it current."""
+    repo.publish(cfg, [hello[1].deb])
+    reposerve.write_client_config(node.root, cfg, server.url, SOURCE, valid_for=4)
+    apt_update(node)
+    time.sleep(6)  # what the mirror serves is now older than the node takes as current
+    stale = nodes.run_in(node, ["apt-get", "update", "--error-on=any", *ONLY_REPO])
+    assert stale.returncode != 0 and "is expired" in stale.stdout, stale.stdout
+    assert refresh(cfg) == {"bookworm": published_snapshot(cfg)}
+    apt_update(node)
+    assert madison(node, "hello-rp1") == ["1.0.0-1"]
