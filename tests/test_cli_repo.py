@@ -316,3 +316,19 @@ def test_repository_commands_leave_no_gpg_agent(root: Path, tmp_path: Path) -> N
             assert agents_of(root) == [], step
     finally:
         signing.stop_agent(root / "gnupg")
+
+
+@pytest.mark.integration
+@NEEDS_APTLY
+def test_refresh_signs_every_published_distribution_again(inited: Path, tmp_path: Path) -> None:
+    appdeb("publish", str(make_deb(tmp_path, "hello", "1.0-1")), root=inited)
+    snapshot = appdeb("repo", "snapshots", root=inited).stdout.split()[-1]
+    out = appdeb("repo", "refresh", root=inited)
+    assert out.stdout == f"bookworm: {snapshot} signed again\n"
+    bad = appdeb("repo", "refresh", "--distribution", "prod", root=inited, check_code=1)
+    assert bad.stderr == "appdeb: error: nothing is published for prod\n"
+    assert "Valid-Until-Max: 604800" in appdeb("repo", "client-config", "--url", "http://127.0.0.1:8080/",
+                                               "--valid-for", "7d", root=inited).stdout
+    usage = appdeb("repo", "client-config", "--url", "http://127.0.0.1:8080/", "--valid-for", "7 days",
+                   root=inited, check_code=1)
+    assert "is not a time span" in usage.stderr
