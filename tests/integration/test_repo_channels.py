@@ -162,6 +162,6 @@ def test_the_command_line(cfg: repoconfig.RepoConfig, debs: Path) -> None:
     history = appdeb("repo", "history", "--distribution", "prod", "--json", root=root).stdout.splitlines()
     assert [json.loads(line)["action"] for line in history] == ["promote", "yank"]
     for bad, said in ((["--pull", "Hello;x"], "not an appdeb package name"),
-                      (["--pull", "hello", "--pull-every", "5s"], "at most every 10 s")):
+                      (["--pull", "hello", "--pull-every", "5s"], "--pull-every 5s: at least 10 s")):
         err = appdeb("repo", "client-config", "--url", "http://127.0.0.1:1/", *bad, root=root, check_code=1).stderr
         assert said in err
