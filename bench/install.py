@@ -3,6 +3,7 @@
 numpy, pandas and Django), before and after a change, in interleaved rounds.
 
 Usage: python3 bench/install.py [--rounds 7] [--baseline REF] [--big] [--unchecked] [--instance bench]
+                                [--disk image|host]
 
 Variants, each built once: "after" (appdeb from this tree), "postinst-compile" (the same package
 without its byte code: what a build where the interpreter rule does not hold makes, so postinst
@@ -11,11 +12,24 @@ compiles), with --unchecked "unchecked-hash" (the shipped byte code flagged unch
 gets the packages' dependencies once (apt, untimed); then every round installs each variant with
 `dpkg -i` (the .deb copied in beforehand), polls 127.0.0.1:PORT from the host until it answers 200,
 and purges it again (untimed). Prints every sample, the medians and the ratios to the first variant.
+
+Two rows say what writing the files costs, whatever writes them: "unsafe-io" is "after" installed
+with `dpkg --force-unsafe-io -i` (an administrator's dpkg option: no fsync per file), and "files"
+is only `tar -x` of the package's data part into a scratch directory of the node, then `sync`
+(no dpkg, no service: the least any package format that puts these files on disk pays).
+
+--disk image (the default) keeps the node on an ext4 file system made for the run (a sparse image,
+loop-mounted, mkfs.ext4's defaults: with a journal, as a Debian server's root), because the
+host's own may not be like a server's: ext4 without a journal (this development machine's) scans
+every inode deleted in the last 30 s before it reuses one, so an install right after the purge of
+~8,000 files spends seconds of CPU in the kernel, and its fsync costs no journal commit.
+--disk host keeps the node where the harness puts it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -27,7 +41,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +59,8 @@ class Variant:
 
     name: str
     deb: Path
+    dpkg_options: tuple[str, ...] = ()
+    files_only: bool = False  # "files": tar -x of the data part and sync, nothing else
     in_node: str = ""
     dpkg: list[float] = field(default_factory=list)
     healthy: list[float] = field(default_factory=list)
@@ -113,10 +129,31 @@ def wait_healthy(port: int, deadline: float) -> None:
     raise AppdebError(f"no HTTP 200 on 127.0.0.1:{port}")
 
 
+def data_part(deb: Path, work: Path) -> Path:
+    """The package's data part as a plain tar (what dpkg unpacks), for the "files" row."""
+    out = work / "files" / "data.tar"
+    out.parent.mkdir(parents=True)
+    run(["sh", "-c", 'dpkg-deb --fsys-tarfile "$1" > "$2"', "sh", str(deb), str(out)])
+    return out
+
+
+def write_files(node: harness.Node, variant: Variant) -> None:
+    """The "files" row: tar -x into a scratch directory and sync, timed; the removal after is untimed."""
+    start = time.monotonic()
+    harness.run_in(node, ["sh", "-c", 'mkdir /var/tmp/files && tar -C /var/tmp/files -xf "$1" && sync',
+                          "sh", variant.in_node], check=True, timeout=900)
+    variant.dpkg.append(time.monotonic() - start)
+    variant.healthy.append(variant.dpkg[-1])
+    harness.run_in(node, ["rm", "-rf", "/var/tmp/files"], check=True, timeout=900)
+
+
 def one_install(node: harness.Node, variant: Variant, package: str, port: int) -> None:
     """dpkg -i, then the first 200; both measured from the start of dpkg. The purge after is untimed."""
+    if variant.files_only:
+        write_files(node, variant)
+        return
     start = time.monotonic()
-    result = harness.run_in(node, ["dpkg", "-i", variant.in_node], timeout=900)
+    result = harness.run_in(node, ["dpkg", *variant.dpkg_options, "-i", variant.in_node], timeout=900)
     installed = time.monotonic()
     if result.returncode != 0:
         raise AppdebError(f"{variant.name}: dpkg -i failed:\n{result.stdout}")
@@ -134,6 +171,7 @@ def measure(variants: list[Variant], package: str, port: int, rounds: int) -> No
             v.in_node = harness.copy_in(node, v.deb, f"/var/tmp/bench/{v.name}")
         harness.install(node, [variants[0].deb])  # the Debian dependencies, once (untimed)
         harness.run_in(node, ["dpkg", "--purge", package], check=True, timeout=900)
+        harness.run_in(node, ["sync"], check=True, timeout=900)  # what was copied in is on disk before any timing
         for v in variants:  # a warm-up install each: caches as in every later round
             one_install(node, v, package, port)
             v.dpkg.clear()
@@ -143,6 +181,30 @@ def measure(variants: list[Variant], package: str, port: int, rounds: int) -> No
                 one_install(node, v, package, port)
     finally:
         harness.down(name)
+
+
+@contextlib.contextmanager
+def node_disk(kind: str, work: Path) -> Iterator[None]:
+    """With kind "image", the harness's nodes live on a fresh journaled ext4 (see the module's text)."""
+    if kind == "host":
+        yield
+        return
+    image, mount = work / "nodes.img", work / "nodes"
+    mount.mkdir()
+    with image.open("wb") as f:
+        f.truncate(16 << 30)  # sparse: only what the node writes takes space
+    run(["mkfs.ext4", "-q", "-F", str(image)])
+    run(["mount", "-o", "loop", str(image), str(mount)])
+    saved = os.environ.get("APPDEB_NODE_DIR")
+    os.environ["APPDEB_NODE_DIR"] = str(mount)
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["APPDEB_NODE_DIR"]
+        else:
+            os.environ["APPDEB_NODE_DIR"] = saved
+        run(["umount", str(mount)])
 
 
 def report(variants: list[Variant]) -> None:
@@ -161,6 +223,8 @@ def main() -> None:
     parser.add_argument("--big", action="store_true", help="bench/bigapp (numpy, pandas, Django) for examples/flaskapp")
     parser.add_argument("--unchecked", action="store_true", help="also the shipped byte code as unchecked-hash")
     parser.add_argument("--instance", default="bench", help="the instance to build (its port must be free)")
+    parser.add_argument("--disk", choices=("image", "host"), default="image",
+                        help="where the node writes: a fresh journaled ext4 image (default) or the harness's own place")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="appdeb-bench-install-") as tmp:
         work = Path(tmp)
@@ -178,9 +242,13 @@ def main() -> None:
         variants.append(Variant("postinst-compile", repacked(shipped, work / "nopyc", drop_byte_code)))
         if args.unchecked:
             variants.append(Variant("unchecked-hash", repacked(shipped, work / "unchecked", unchecked)))
+        variants.append(Variant("unsafe-io", shipped, dpkg_options=("--force-unsafe-io",)))
+        variants.append(Variant("files", data_part(shipped, work), files_only=True))
         package, port = str(after["package"]), int(str(after["port"]))
-        print(f"{package} on port {port}: {args.rounds} rounds, {len(variants)} variants", flush=True)
-        measure(variants, package, port, args.rounds)
+        print(f"{package} on port {port}: {args.rounds} rounds, {len(variants)} variants, disk {args.disk}",
+              flush=True)
+        with node_disk(args.disk, work):
+            measure(variants, package, port, args.rounds)
         report(variants)
 
 
