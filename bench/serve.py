@@ -159,7 +159,9 @@ def installed(tmp: Path, web: dict[str, object]) -> Iterator[Setup]:
         nodes.install(node, [result.deb])
         start_by_hand(node, result.package, WORKERS, hand_port)
         unit = f"{result.package}.service"
-        targets = (Target("a", f"gunicorn -w {WORKERS} by hand", hand_port, (HAND_UNIT,)),
+        # `PKG run` as root runs its command in a transient scope of its own (appdeb-LABEL-HEX.scope): the
+        # hand-run gunicorn's processes are there, beside the unit that started it
+        targets = (Target("a", f"gunicorn -w {WORKERS} by hand", hand_port, (HAND_UNIT, "appdeb-*.scope")),
                    Target("b", "generated unit, direct", port, (unit,)),
                    Target("c", "generated unit, nginx site", public_port, (unit, "nginx.service")))
         for t in targets:
