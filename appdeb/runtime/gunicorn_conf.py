@@ -18,7 +18,15 @@ forwarded_allow_ips = ""
 
 _LIMIT_MB = int(os.environ.get("APPDEB_WORKER_MEMORY_MB", "0") or 0)
 _PAGE = os.sysconf("SC_PAGE_SIZE")
-_statm = (-1, -1)  # (pid, fd): each worker keeps its own /proc/self/statm open
+_statm = -1  # each worker keeps its own /proc/self/statm open
+
+
+def _forget_statm() -> None:
+    global _statm
+    _statm = -1
+
+
+os.register_at_fork(after_in_child=_forget_statm)
 
 
 def rss_mb() -> float:
@@ -26,15 +34,13 @@ def rss_mb() -> float:
 
     It is read after every request, so the file stays open and is re-read with one pread: opening and
     reading it through a Python file object cost ~30 µs of CPU per request, a tenth of a small app's
-    (bench/serve.py). /proc/self is resolved when opened and a worker is a fork: each process opens
-    its own.
+    (bench/serve.py). /proc/self is resolved when opened and a worker is a fork: a forked process
+    forgets its parent's descriptor and opens its own.
     """
     global _statm
-    pid, fd = _statm
-    if pid != os.getpid():
-        fd = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
-        _statm = (os.getpid(), fd)
-    return int(os.pread(fd, 64, 0).split()[1]) * _PAGE / (1 << 20)
+    if _statm < 0:
+        _statm = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
+    return int(os.pread(_statm, 64, 0).split()[1]) * _PAGE / (1 << 20)
 
 
 def memory_limit_mb() -> int:
