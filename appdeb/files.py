@@ -1,7 +1,8 @@
 """Small facts and file operations the build, the repository and the node harness share (this machine's side).
 
 One place each for: a file's sha256, replacing a file whole, an exclusive lock held for a block
-(waiting with a message when another process has it), and this machine's Debian architecture.
+(waiting with a message when another process has it), a directory of the caller's own, and this
+machine's Debian architecture.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import fcntl
 import hashlib
 import os
 import platform
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -31,6 +33,17 @@ def sha256_of(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def own_directory(path: Path, mode: int) -> bool:
+    """Make path (mode) if absent; True when it is then a real directory of the caller's own, no link, and,
+    for a private mode (no group or other bits), still private. appdeb writes, empties or keeps links in
+    such a directory: one planted there (a link, another user's) would lead those writes elsewhere."""
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=mode)
+    st = os.lstat(path)
+    private = not mode & 0o077
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not (private and st.st_mode & 0o077)
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -142,3 +142,9 @@ def test_run_never_writes_or_deletes_through_links_a_checkout_carries(tmp_path: 
     refused = appdeb("run", "--app-dir", str(app), "true")
     assert refused.returncode == 1 and "secret is a symbolic link" in refused.stderr, refused.stderr
     assert not (elsewhere / "secret").exists()
+    (app / ".appdeb" / "dev" / "var" / "secret").unlink()
+    shutil.rmtree(app / ".appdeb" / "dev" / "pycache")
+    (app / ".appdeb" / "dev" / "pycache").symlink_to(elsewhere)  # the byte code of the app's imports goes there
+    refused = appdeb("run", "--app-dir", str(app), "python3", "-c", "import hello")
+    assert refused.returncode == 1 and "pycache is not a directory of yours" in refused.stderr, refused.stderr
+    assert sorted(p.name for p in elsewhere.rglob("*")) == ["bin", "dev", "important"]

@@ -330,5 +330,8 @@ def test_refresh_signs_every_published_distribution_again(inited: Path, tmp_path
     assert "Valid-Until-Max: 604800" in appdeb("repo", "client-config", "--url", "http://127.0.0.1:8080/",
                                                "--valid-for", "7d", root=inited).stdout
     usage = appdeb("repo", "client-config", "--url", "http://127.0.0.1:8080/", "--valid-for", "7 days",
-                   root=inited, check_code=1)
-    assert "is not a time span" in usage.stderr
+                   root=inited, check_code=2)  # a usage error, as click's own
+    assert "Invalid value for '--valid-for': '7 days' is not a time span" in usage.stderr
+    short = appdeb("repo", "client-config", "--url", "http://127.0.0.1:8080/", "--valid-for", "9s",
+                   root=inited, check_code=2)
+    assert "Invalid value for '--valid-for': 9s: at least 10 s" in short.stderr

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from appdeb.cli.repo import check_url_option
+from appdeb.cli.options import check_url_option
 from appdeb.errors import AppdebError
 
 

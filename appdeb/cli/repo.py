@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from appdeb.cli.options import check_span_option, check_url_option
 from appdeb.errors import AppdebError
 
 if TYPE_CHECKING:
@@ -24,16 +25,6 @@ DISTRIBUTION = click.option("--distribution", help="Distribution (suite) (defaul
 COMPONENT = click.option("--component", help="Component (default: the repository's).")
 KEEP = click.option("--keep", type=click.IntRange(min=0),
                     help="Versions kept per package and architecture; 0 keeps all.")
-
-
-def check_url_option(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
-    from appdeb.repo.serve import check_url
-
-    try:
-        check_url(value)
-    except AppdebError as exc:
-        raise click.BadParameter(str(exc)) from None
-    return value
 
 
 @click.group("repo")
@@ -261,13 +252,14 @@ def repo_yank(root: Path | None, distribution: str | None, spec: str) -> None:
                    "printing them.")
 @click.option("--pull", "pull", multiple=True, metavar="PKG",
               help="Let the node take new releases of PKG by itself (a systemd timer runs 'PKG pull'); repeatable.")
-@click.option("--pull-every", default="15min", show_default=True, metavar="SPAN",
+@click.option("--pull-every", default="15min", show_default=True, metavar="SPAN", callback=check_span_option,
               help="How often the pull timer looks for a new release (e.g. 15min, 1h; randomized by a quarter).")
 @click.option("--suite", type=click.Choice(["bookworm", "trixie"]),
               help="The node's Debian suite: it follows the repository's distribution of that release (default: "
                    "the suite of the Debian below --write-to, else the repository's distribution).")
-@click.option("--valid-for", metavar="SPAN", help="Refuse the repository's state SPAN (e.g. 7d) after it was signed: "
-              "a replayed old state is noticed. Run 'appdeb repo refresh' more often.")
+@click.option("--valid-for", metavar="SPAN", callback=check_span_option,
+              help="Refuse the repository's state SPAN (e.g. 7d) after it was signed: a replayed old state is "
+                   "noticed. Run 'appdeb repo refresh' more often.")
 def repo_client_config(root: Path | None, url: str, name: str, distribution: str | None, component: str | None,
                        write_to: Path | None, pull: tuple[str, ...], pull_every: str, suite: str | None,
                        valid_for: str | None) -> None:
@@ -281,7 +273,7 @@ def repo_client_config(root: Path | None, url: str, name: str, distribution: str
     from appdeb.repo.serve import client_config, pull_files, pull_links, span_seconds, write_client_config
 
     cfg = open_repo(root)
-    seconds = span_seconds(valid_for, "--valid-for") if valid_for is not None else None
+    seconds = span_seconds(valid_for) if valid_for is not None else None
     if write_to is not None:
         for written in write_client_config(write_to, cfg, url, name, distribution, component, pull=pull,
                                            pull_every=pull_every, suite=suite, valid_for=seconds):

@@ -6,15 +6,15 @@ variables, paths and commands locally as on a node; only the directories point i
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import secrets
 import shutil
-import stat
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+from appdeb import files
 from appdeb.build.plan import make_plan
 from appdeb.build.render import runtime_config
 from appdeb.build.shipped import shipped_sources
@@ -38,10 +38,8 @@ def prepare(app_dir: Path, *, port: int | None = None, settings: Path | None = N
     lib = vendor(plan.requirements, version, app_dir).lib
     root = own_dir(own_dir(app_dir / ".appdeb") / "dev")
     ignore_generated(app_dir / ".appdeb")
-    var = own_dir(root / "var")
-    for made in ("lib", "tmp", "log", "backups"):
-        own_dir(var / made)
-    paths = runtime_paths(var, etc=app_dir, settings=settings or app_dir / LOCAL_SETTINGS, launcher="appdeb run")
+    paths = runtime_paths(own_dir(root / "var"), etc=app_dir, settings=settings or app_dir / LOCAL_SETTINGS,
+                          launcher="appdeb run", make=own_dir)
     if os.path.islink(paths.secret):
         raise AppdebError(f"{paths.secret} is a symbolic link: remove it (appdeb serve/run write the secret there)")
     if not os.path.lexists(paths.secret):  # a development secret, generated once per checkout
@@ -59,10 +57,7 @@ def own_dir(path: Path) -> Path:
     """A directory of .appdeb/ that appdeb writes and empties, made here if absent. A checkout may carry a
     link there (`.appdeb -> ../../elsewhere`, committed): appdeb would then delete and write outside the
     checkout, before any of the app's code runs. So it must be a directory of the caller's own."""
-    with contextlib.suppress(FileExistsError):
-        path.mkdir(mode=0o755)
-    st = os.lstat(path)
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+    if not files.own_directory(path, 0o755):
         raise AppdebError(f"{path} is not a directory of yours (a link or another user's): remove it; appdeb "
                           "serve and run write their generated files there")
     return path
@@ -80,14 +75,17 @@ def ignore_generated(state: Path) -> None:
         ignore.write_text("# written by appdeb serve/run: everything here is generated\n*\n")
 
 
-def runtime_paths(var: Path, *, etc: Path, settings: Path, launcher: str) -> contract.Paths:
-    """A runtime root's paths outside a node (development, the build step): all below var, made here."""
+def runtime_paths(var: Path, *, etc: Path, settings: Path, launcher: str,
+                  make: Callable[[Path], object] = lambda path: path.mkdir(parents=True, exist_ok=True),
+                  ) -> contract.Paths:
+    """A runtime root's paths outside a node (development, the build step): all below var, made here (by
+    make: a checkout's own .appdeb must hold real directories of the caller's, see own_dir)."""
     paths = contract.Paths(
         etc=str(etc), settings=str(settings), state=str(var / "lib"), tmp=str(var / "tmp"), logs=str(var / "log"),
         backups=str(var / "backups"), launcher=launcher, secret=str(var / "secret"), own=str(var / "appdeb"),
         run=str(var / "run"), pin=str(var / "pin"), config=str(var / "etc"))
     for made in (paths.state, paths.tmp, paths.logs, paths.backups):
-        Path(made).mkdir(parents=True, exist_ok=True)
+        make(Path(made))
     return paths
 
 
@@ -127,6 +125,6 @@ def exec_runtime(root: Path, verb: str, args: list[str]) -> None:
         raise AppdebError(f"{root} is not a prepared development environment")
     # Byte code goes below root, not into __pycache__ directories in the checkout: -X for this process
     # (-I ignores PYTHON* variables), the variable for the programs it starts.
-    cache = str(root / "pycache")
+    cache = str(own_dir(root / "pycache"))  # a link there would take the byte code elsewhere
     argv = [sys.executable, "-I", "-X", f"pycache_prefix={cache}", str(runtime), str(root), verb, *args]
     os.execve(sys.executable, argv, {**os.environ, "PYTHONPYCACHEPREFIX": cache})

@@ -27,6 +27,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
+import functools
 import io
 import os
 import subprocess
@@ -156,8 +157,10 @@ def _cgroup_mounts() -> list[tuple[set[str], str, str]]:
     return found
 
 
+@functools.cache
 def _filter_program() -> bytes:
-    """The seccomp program (struct sock_filter[]) that refuses DENIED_CALLS with EPERM, built by libseccomp."""
+    """The seccomp program (struct sock_filter[]) that refuses DENIED_CALLS with EPERM, built by libseccomp
+    once per process (the same bytes for every node and command)."""
     name = ctypes.util.find_library("seccomp")
     if name is None:
         raise AppdebError("libseccomp is not installed: it confines the commands run in nodes")

@@ -212,12 +212,13 @@ _SECONDS = {"": 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 
 
 def span_seconds(text: str, option: str = "--pull-every") -> int:
-    """`15min`, `20s`, `1h`, `7d` as seconds; the allow-list for the pull interval and --valid-for (at least 10 s)."""
+    """`15min`, `20s`, `1h`, `7d` as seconds; the allow-list for the pull interval and --valid-for (at least 10 s).
+    option: the name its message starts with ("" where click names the option itself)."""
     if not re.fullmatch(f"(?:{_SPAN_RE.pattern})+", text):
         raise AppdebError(f"{text!r} is not a time span such as 15min, 20s, 1h or 1h30min")
     seconds = sum(int(number) * _SECONDS[unit] for number, unit in _SPAN_RE.findall(text))
     if seconds < 10:
-        raise AppdebError(f"{option} {text}: at least 10 s")
+        raise AppdebError(f"{option} {text}: at least 10 s".lstrip())
     return seconds
 
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import stat
 import tempfile
 from pathlib import Path
 
+from appdeb import files
 from appdeb.errors import AppdebError, CommandError
 from appdeb.runner import run
 
@@ -41,10 +41,7 @@ def short_home(home: Path) -> Path:
             or Path(f"/run/user/{os.getuid()}").is_dir()):
         return home
     links = Path(tempfile.gettempdir()) / f"appdeb-gnupg-{os.getuid()}"
-    with contextlib.suppress(FileExistsError):
-        links.mkdir(mode=0o700)
-    st = os.lstat(links)
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+    if not files.own_directory(links, 0o700):
         raise AppdebError(f"{links} is not a private directory of yours: remove it (appdeb keeps links to "
                           "repository keyrings with long paths there)")
     link = links / hashlib.sha256(os.fsencode(absolute)).hexdigest()[:16]

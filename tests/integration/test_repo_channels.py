@@ -161,7 +161,7 @@ def test_the_command_line(cfg: repoconfig.RepoConfig, debs: Path) -> None:
     assert err == ("appdeb: error: hello 1.0-2 is not published in prod (published versions of hello: 1.0-1)\n")
     history = appdeb("repo", "history", "--distribution", "prod", "--json", root=root).stdout.splitlines()
     assert [json.loads(line)["action"] for line in history] == ["promote", "yank"]
-    for bad, said in ((["--pull", "Hello;x"], "not an appdeb package name"),
-                      (["--pull", "hello", "--pull-every", "5s"], "--pull-every 5s: at least 10 s")):
-        err = appdeb("repo", "client-config", "--url", "http://127.0.0.1:1/", *bad, root=root, check_code=1).stderr
+    for bad, said, code in ((["--pull", "Hello;x"], "not an appdeb package name", 1),
+                            (["--pull", "hello", "--pull-every", "5s"], "'--pull-every': 5s: at least 10 s", 2)):
+        err = appdeb("repo", "client-config", "--url", "http://127.0.0.1:1/", *bad, root=root, check_code=code).stderr
         assert said in err
