@@ -32,6 +32,11 @@ class RenderedFile:
     mode: int = 0o644
 
 
+# WebSockets one client address may hold open through an ASGI app's nginx site: a browser tab takes one,
+# an office behind one address some dozens; hundreds would use up the node's nginx for every site
+WEBSOCKETS_PER_CLIENT = 50
+
+
 def render(plan: BuildPlan) -> dict[str, RenderedFile]:
     """Every generated file of the package, keyed by its path inside the .deb."""
     env = environment()
@@ -39,6 +44,7 @@ def render(plan: BuildPlan) -> dict[str, RenderedFile]:
                            "layout": contract.FORMAT, "where": where(plan),
                            "notify_timeout": contract.NOTIFY_TIMEOUT,
                            "notify_job_timeout": contract.NOTIFY_JOB_TIMEOUT,
+                           "websockets_per_client": WEBSOCKETS_PER_CLIENT,
                            "year": time.gmtime(plan.source_date_epoch).tm_year}
     files: dict[str, RenderedFile] = {"DEBIAN/control": _text(env.get_template("control.j2").render(ctx))}
     for script in SCRIPTS:

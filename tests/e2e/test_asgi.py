@@ -20,11 +20,12 @@ from pathlib import Path
 import pytest
 
 from appdeb.build.pipeline import BuildOptions, build
+from appdeb.build.render import WEBSOCKETS_PER_CLIENT
 from appdeb.node import harness as nodes
 from appdeb.node import network
 
 from ..conftest import EPOCH, EXAMPLES
-from ..wsclient import WebSocket
+from ..wsclient import WebSocket, WebSocketError
 from .apps import port_of, sh
 
 pytestmark = [pytest.mark.e2e, pytest.mark.private_nodes]
@@ -143,6 +144,30 @@ def test_chat_install_websocket_upgrade_rollback_purge(node: nodes.Node, debs: d
     direct = sh(node, f"curl -s -H 'X-Forwarded-For: 203.0.113.66' -H 'X-Forwarded-Proto: https' "
                       f"-H 'X-Real-IP: 203.0.113.66' http://127.0.0.1:{port_of(PACKAGE)}/whoami")
     assert json.loads(direct) == {"client": "127.0.0.1", "scheme": "http"}, direct
+
+    # one client address holds at most WEBSOCKETS_PER_CLIENT WebSockets through the site (429 beyond):
+    # hundreds would use up nginx's connections for every site on the node
+    held: list[WebSocket] = []
+    try:
+        for _ in range(WEBSOCKETS_PER_CLIENT):
+            held.append(WebSocket(node.address, 80, "/ws/echo", host_header=HOST))
+        with pytest.raises(WebSocketError, match=" 429 "):
+            WebSocket(node.address, 80, "/ws/echo", host_header=HOST)
+        assert http(node, "/health")[0] == 200  # plain requests of the same client are served meanwhile
+        held[0].send_text("still open")
+        assert held[0].receive_text() == "echo: still open"
+    finally:
+        for ws in held:
+            ws.close()
+    deadline = time.monotonic() + 10
+    while True:  # nginx counts a WebSocket until it has seen it close
+        try:
+            assert echo_through_nginx(node, "after the limit") == "echo: after the limit"
+            break
+        except WebSocketError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
     # the upgrade dumps the database, then its update command applies migration 2
     out = install(node, debs["1.0"])

@@ -149,10 +149,12 @@ def test_the_app_sees_the_address_nginx_saw_and_never_a_forged_one(node: nodes.N
     # nor any forwarded header on the port, even from 127.0.0.1 (gunicorn's default believed X-Forwarded-Proto)
     for header in ("X-Forwarded-Proto: https", "X-Forwarded-Ssl: on", "X-Forwarded-Protocol: ssl"):
         assert sh(node, f"curl -s -H '{header}' http://127.0.0.1:{port}/scheme") == "http", header
-    # through the site the scheme is nginx's, whatever the client claims
-    req = urllib.request.Request(f"http://{node.address}/scheme", headers={"Host": HOST, "X-Forwarded-Proto": "https"})
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        assert resp.read() == b"http"
+    # through the site the scheme is nginx's, whatever the client claims: gunicorn reads only the header nginx
+    # sets there (X-Forwarded-Ssl and X-Forwarded-Protocol pass nginx as the client sent them)
+    for claim in ({"X-Forwarded-Proto": "https"}, {"X-Forwarded-Ssl": "on"}, {"X-Forwarded-Protocol": "ssl"}):
+        req = urllib.request.Request(f"http://{node.address}/scheme", headers={"Host": HOST, **claim})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert resp.read() == b"http", claim
 
 
 def test_a_run_from_roots_terminal_leaves_nothing_on_it(node: nodes.Node) -> None:
@@ -234,6 +236,27 @@ def test_no_process_of_the_app_user_writes_into_the_web_processes(node: nodes.No
         environ = as_user(node, PKG, f"cat /proc/{pid}/environ 2>&1")
         assert environ.returncode != 0, (pid, environ.stdout)
     assert through_nginx(node)[0] == 200  # and it serves as before
+
+
+def test_the_oom_killer_takes_a_worker_and_the_unit_serves_on(node: nodes.Node) -> None:
+    """The instance's cgroup reaching MemoryMax before a worker's memory check: the kernel kills the process
+    with the highest OOM score, a worker, and systemd leaves the unit running. Here a worker is killed as the
+    OOM killer would (SIGKILL; the nodes' memory controller cannot be set): the master forks another, the
+    unit stays active with the same master, and both paths answer."""
+    assert sh(node, f"systemctl show -p OOMPolicy --value {PKG}.service").strip() == "continue"
+    master = sh(node, f"systemctl show -p MainPID --value {PKG}.service").strip()
+    workers = sh(node, f"pgrep -P {master}").split()
+    assert sh(node, f"cat /proc/{master}/oom_score_adj").strip() == "0"
+    assert {sh(node, f"cat /proc/{w}/oom_score_adj").strip() for w in workers} == {"500"}
+    sh(node, f"kill -KILL {workers[0]}")
+    deadline = time.monotonic() + 20
+    while len(sh(node, f"pgrep -P {master}").split()) < len(workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    now = sh(node, f"pgrep -P {master}").split()
+    assert len(now) == len(workers) and workers[0] not in now
+    assert sh(node, f"systemctl is-active {PKG}.service").strip() == "active"
+    assert sh(node, f"systemctl show -p MainPID --value {PKG}.service").strip() == master
+    assert through_nginx(node)[0] == 200
 
 
 def test_a_restart_keeps_the_socket_and_nginx_answers_after_it(node: nodes.Node) -> None:
