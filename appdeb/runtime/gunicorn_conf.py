@@ -7,7 +7,6 @@ the unit's MemoryMax stays a last resort. gunicorn reads only the names it knows
 
 from __future__ import annotations
 
-import ctypes
 import os
 from typing import Any
 
@@ -60,29 +59,3 @@ def post_request(worker: Any, req: Any, environ: Any, resp: Any) -> None:
         worker.log.warning("worker %s uses %.0f MiB (web.max_worker_memory %d): replacing it", worker.pid,
                            rss_mb(), _LIMIT_MB)
         worker.alive = False
-
-
-PR_GET_DUMPABLE, PR_SET_DUMPABLE = 3, 4
-OOM_SCORE_ADJ = 500  # the kernel's OOM killer takes the highest score: a worker, never the master (0)
-
-
-def post_fork(server: Any, worker: Any) -> None:
-    """A worker raises its own OOM score (no privilege needed to raise it). When the instance's cgroup
-    reaches MemoryMax before a worker's memory check runs (one request, or several at once, allocating
-    past it), the kernel kills a worker rather than the master; the unit keeps running
-    (OOMPolicy=continue) and the master forks a new worker, so only the requests that worker held fail.
-
-    The web process is not dumpable (commands._not_dumpable), which makes its /proc files root's: the
-    worker is dumpable for the one write, before it runs any of the app's code, and not after it."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    sealed = libc.prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 0  # as the unit runs it; `appdeb serve` does not
-    try:
-        if sealed:
-            libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
-        with open("/proc/self/oom_score_adj", "w") as f:
-            f.write(str(OOM_SCORE_ADJ))
-    except OSError as exc:
-        worker.log.warning("worker %s: cannot raise its OOM score: %s", worker.pid, exc)
-    finally:
-        if sealed and libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0)")
