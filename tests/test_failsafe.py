@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import statistics
 import struct
 import time
 from collections.abc import Awaitable, Callable
@@ -79,7 +80,9 @@ def test_requests_go_out_at_the_scheduled_rate_even_while_earlier_ones_hang() ->
     assert time.monotonic() - started < 1.0 + 19 / 40 + 2.5  # bounded by the last timeout (+ slack: loaded CI)
     assert [r.kind for r in records] == [spec.kind for _, spec in plan]
     errors = [abs(record.start - offset) for (offset, _), record in zip(plan, records, strict=True)]
-    assert max(errors) < 0.05 and sum(errors) / len(errors) < 0.01, errors  # absolute offsets: no drift
+    # absolute offsets, no drift: a client that waited for the hanging requests (1 s each) would send the rest
+    # late by a second and more; one late by a scheduling hiccup of a loaded machine (0.15 s seen in CI) is not
+    assert max(errors) < 0.5 and statistics.median(errors) < 0.01, errors
     assert {r.outcome for r in records if r.kind == "ok"} == {"ok"}
     assert {r.outcome for r in records if r.kind == "hang"} == {"timeout"}
     assert all(0.95 < r.latency < 1.3 for r in records if r.kind == "hang")
